@@ -1,0 +1,74 @@
+//! The engine configuration: the `config_json` of `chime_create` / the params of `init_sdk`
+//! (api.md §2).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Log level (the seed's `V2TIMLogLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// No logs.
+    None,
+    /// Debug and above (the seed's default).
+    #[default]
+    Debug,
+    /// Info and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+/// Where callbacks and events run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackMode {
+    /// Called on an engine thread.
+    #[default]
+    Thread,
+    /// Queued until the host polls (`chime_poll`).
+    Pump,
+}
+
+/// A plugin to load at init.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PluginConfig {
+    /// Path of the plugin's shared library.
+    pub path: PathBuf,
+    /// The plugin's own configuration.
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+/// Engine configuration (api.md §2). Unknown fields are refused (6017) so typos surface.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The app's SDKAppID.
+    pub sdk_app_id: u64,
+    /// Server endpoint, e.g. `ws://127.0.0.1:7700/ws`.
+    pub server_url: String,
+    /// Root of the local stores: `<data_dir>/<sdk_app_id>/<user_id>/`.
+    pub data_dir: PathBuf,
+    /// Directory for log files (default: `<data_dir>/logs`).
+    #[serde(default)]
+    pub log_dir: Option<PathBuf>,
+    /// Log level.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Callback delivery mode.
+    #[serde(default)]
+    pub callback_mode: CallbackMode,
+    /// Plugins to load.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// `websocket` (default) or the name of a transport plugin.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// `windows mac linux android ios web unity unreal` (default: from the OS).
+    #[serde(default)]
+    pub platform: Option<String>,
+}
