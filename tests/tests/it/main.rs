@@ -1,1 +1,4 @@
-//! it
+//! End-to-end tests: a real `chime-server` process, real engines, real sled files.
+
+mod messaging;
+mod reconnect;

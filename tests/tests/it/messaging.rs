@@ -1,0 +1,1 @@
+//! Messaging end to end (engine engineer).

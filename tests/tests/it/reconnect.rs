@@ -1,0 +1,1 @@
+//! Reconnect and restart end to end (engine engineer).
