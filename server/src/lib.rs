@@ -1,1 +1,2 @@
-//! placeholder
+//! `chime-server`: the Chime server (gateway, UserSig verification, storage, delivery).
+pub mod usersig;

@@ -1,0 +1,434 @@
+//! UserSig v2 (`TLS.ver` "2.0"): generation and verification, exactly as Tencent's public
+//! TLSSigAPIv2 generators sign it (`shared/spec/usersig.md`), so an app's existing backend code
+//! for UserSigs works unchanged against Chime.
+//!
+//! The key is used as its raw UTF-8 bytes (never hex-decoded). Tokens are zlib-compressed JSON in
+//! base64 with Tencent's substitutions (`+`→`*`, `/`→`-`, `=`→`_`). Verification never compares
+//! compressed bytes (deflate encoders differ); it parses the JSON, rebuilds the signed text and
+//! compares the HMAC in constant time.
+
+use std::io::{Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use chime_proto::codes;
+use flate2::Compression;
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Largest inflated token we accept; a real token is a few hundred bytes.
+const MAX_INFLATED_BYTES: u64 = 64 * 1024;
+
+/// Why a UserSig was refused. Each variant maps to one server code ([`UserSigError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserSigError {
+    /// The token expired (`now > time + expire`).
+    #[error("UserSig expired at {expire_at}")]
+    Expired {
+        /// When it expired (seconds since the epoch).
+        expire_at: i64,
+    },
+    /// The token is empty.
+    #[error("UserSig is empty")]
+    Empty,
+    /// The signature does not match the app key.
+    #[error("UserSig signature mismatch")]
+    BadSignature,
+    /// The token could not be decoded (base64, zlib, JSON, version or fields).
+    #[error("UserSig undecodable: {0}")]
+    Undecodable(String),
+    /// The identifier in the token is not the login user.
+    #[error("UserSig identifier {found:?} does not match the user {expected:?}")]
+    IdentifierMismatch {
+        /// The login user.
+        expected: String,
+        /// The identifier in the token.
+        found: String,
+    },
+    /// The SDKAppID in the token is not the login app.
+    #[error("UserSig SDKAppID {found} does not match the app {expected}")]
+    AppMismatch {
+        /// The login app.
+        expected: u64,
+        /// The SDKAppID in the token.
+        found: u64,
+    },
+}
+
+impl UserSigError {
+    /// The server error code for this failure (`chime_proto::codes`).
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Expired { .. } => codes::ERR_SVR_USER_SIG_EXPIRED,
+            Self::Empty => codes::ERR_SVR_USER_SIG_EMPTY,
+            Self::BadSignature => codes::ERR_SVR_USER_SIG_INVALID,
+            Self::Undecodable(_) => codes::ERR_SVR_USER_SIG_DECODE,
+            Self::IdentifierMismatch { .. } => codes::ERR_SVR_USER_SIG_IDENTIFIER_MISMATCH,
+            Self::AppMismatch { .. } => codes::ERR_SVR_USER_SIG_APP_MISMATCH,
+        }
+    }
+}
+
+/// A UserSig that passed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Issue time (seconds since the epoch).
+    pub time: i64,
+    /// Validity in seconds, relative to `time`.
+    pub expire: i64,
+    /// `time + expire`: the last second at which the token is valid.
+    pub expire_at: i64,
+    /// The decoded userbuf, when the token carries one.
+    pub userbuf: Option<Vec<u8>>,
+}
+
+/// The text that is HMAC-signed; `userbuf_b64` is the base64 string exactly as in the token.
+fn signed_text(
+    identifier: &str,
+    sdk_app_id: u64,
+    time: i64,
+    expire: i64,
+    userbuf_b64: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "TLS.identifier:{identifier}\nTLS.sdkappid:{sdk_app_id}\nTLS.time:{time}\nTLS.expire:{expire}\n"
+    );
+    if let Some(ub) = userbuf_b64 {
+        text.push_str("TLS.userbuf:");
+        text.push_str(ub);
+        text.push('\n');
+    }
+    text
+}
+
+fn hmac_sha256(key: &str, text: &str) -> Vec<u8> {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    };
+    mac.update(text.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Builds the token's JSON document in the reference generator's key order (compact).
+fn token_json(
+    identifier: &str,
+    sdk_app_id: u64,
+    time: i64,
+    expire: i64,
+    userbuf_b64: Option<&str>,
+    sig: &str,
+) -> String {
+    let id = serde_json::Value::String(identifier.to_owned()).to_string();
+    let mut json = format!(
+        "{{\"TLS.ver\":\"2.0\",\"TLS.identifier\":{id},\"TLS.sdkappid\":{sdk_app_id},\"TLS.time\":{time},\"TLS.expire\":{expire}"
+    );
+    if let Some(ub) = userbuf_b64 {
+        json.push_str(",\"TLS.userbuf\":\"");
+        json.push_str(ub);
+        json.push('"');
+    }
+    json.push_str(",\"TLS.sig\":\"");
+    json.push_str(sig);
+    json.push_str("\"}");
+    json
+}
+
+fn escape(b64: &str) -> String {
+    b64.chars()
+        .map(|c| match c {
+            '+' => '*',
+            '/' => '-',
+            '=' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+fn unescape(token: &str) -> String {
+    token
+        .chars()
+        .map(|c| match c {
+            '*' => '+',
+            '-' => '/',
+            '_' => '=',
+            c => c,
+        })
+        .collect()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Generates a UserSig valid for `expire_secs` from now.
+pub fn gen_user_sig(sdk_app_id: u64, key: &str, user_id: &str, expire_secs: u64) -> String {
+    gen_user_sig_at(sdk_app_id, key, user_id, expire_secs, now_secs(), None)
+}
+
+/// Generates a UserSig issued at `time_secs`, optionally carrying a `userbuf`.
+pub fn gen_user_sig_at(
+    sdk_app_id: u64,
+    key: &str,
+    user_id: &str,
+    expire_secs: u64,
+    time_secs: i64,
+    userbuf: Option<&[u8]>,
+) -> String {
+    let expire = i64::try_from(expire_secs).unwrap_or(i64::MAX);
+    let ub = userbuf.map(|b| STANDARD.encode(b));
+    let text = signed_text(user_id, sdk_app_id, time_secs, expire, ub.as_deref());
+    let sig = STANDARD.encode(hmac_sha256(key, &text));
+    let json = token_json(user_id, sdk_app_id, time_secs, expire, ub.as_deref(), &sig);
+    let mut enc = ZlibEncoder::new(Vec::new(), Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let compressed = match enc.write_all(json.as_bytes()).and_then(|()| enc.finish()) {
+        Ok(bytes) => bytes,
+        Err(_) => unreachable!("compressing into memory cannot fail"),
+    };
+    escape(&STANDARD.encode(compressed))
+}
+
+/// Decodes a token into its JSON document (reverse substitutions, base64, zlib).
+pub fn decode_json(token: &str) -> Result<serde_json::Value, UserSigError> {
+    let b64 = unescape(token.trim());
+    let trimmed = b64.trim_end_matches('=');
+    let compressed = STANDARD_NO_PAD
+        .decode(trimmed)
+        .map_err(|e| UserSigError::Undecodable(format!("base64: {e}")))?;
+    let mut json = Vec::new();
+    ZlibDecoder::new(&compressed[..])
+        .take(MAX_INFLATED_BYTES)
+        .read_to_end(&mut json)
+        .map_err(|e| UserSigError::Undecodable(format!("zlib: {e}")))?;
+    serde_json::from_slice(&json).map_err(|e| UserSigError::Undecodable(format!("json: {e}")))
+}
+
+fn field_i64(doc: &serde_json::Value, name: &str) -> Result<i64, UserSigError> {
+    doc.get(name)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| UserSigError::Undecodable(format!("missing or invalid {name}")))
+}
+
+fn field_str<'a>(doc: &'a serde_json::Value, name: &str) -> Result<&'a str, UserSigError> {
+    doc.get(name)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| UserSigError::Undecodable(format!("missing or invalid {name}")))
+}
+
+/// Verifies `token` for `user_id` of app `sdk_app_id` with the app's `key`, at `now_secs`.
+pub fn verify(
+    token: &str,
+    sdk_app_id: u64,
+    key: &str,
+    user_id: &str,
+    now_secs: i64,
+) -> Result<Verified, UserSigError> {
+    if token.trim().is_empty() {
+        return Err(UserSigError::Empty);
+    }
+    let doc = decode_json(token)?;
+    if field_str(&doc, "TLS.ver")? != "2.0" {
+        return Err(UserSigError::Undecodable("TLS.ver is not 2.0".into()));
+    }
+    let found_app = doc
+        .get("TLS.sdkappid")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| UserSigError::Undecodable("missing or invalid TLS.sdkappid".into()))?;
+    if found_app != sdk_app_id {
+        return Err(UserSigError::AppMismatch {
+            expected: sdk_app_id,
+            found: found_app,
+        });
+    }
+    let identifier = field_str(&doc, "TLS.identifier")?;
+    if identifier != user_id {
+        return Err(UserSigError::IdentifierMismatch {
+            expected: user_id.to_owned(),
+            found: identifier.to_owned(),
+        });
+    }
+    let time = field_i64(&doc, "TLS.time")?;
+    let expire = field_i64(&doc, "TLS.expire")?;
+    let userbuf_b64 = match doc.get("TLS.userbuf") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .ok_or_else(|| UserSigError::Undecodable("invalid TLS.userbuf".into()))?,
+        ),
+    };
+    let sig = STANDARD
+        .decode(field_str(&doc, "TLS.sig")?)
+        .map_err(|_| UserSigError::BadSignature)?;
+    let text = signed_text(identifier, found_app, time, expire, userbuf_b64);
+    let expected = hmac_sha256(key, &text);
+    if !bool::from(expected.ct_eq(&sig)) {
+        return Err(UserSigError::BadSignature);
+    }
+    let expire_at = time.saturating_add(expire);
+    if now_secs > expire_at {
+        return Err(UserSigError::Expired { expire_at });
+    }
+    let userbuf = match userbuf_b64 {
+        Some(ub) => Some(
+            STANDARD
+                .decode(ub)
+                .map_err(|e| UserSigError::Undecodable(format!("userbuf: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Verified {
+        time,
+        expire,
+        expire_at,
+        userbuf,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: u64 = 1_400_000_000;
+    const KEY: &str = "test-secret-key";
+    const T: i64 = 1_700_000_000;
+
+    const A_SIG: &str = "jEmM879bo7ANaZxIof/2k4t1qo8AUM8Cqy6jqMi8MhM=";
+    const A_JSON: &str = r#"{"TLS.ver":"2.0","TLS.identifier":"alice","TLS.sdkappid":1400000000,"TLS.time":1700000000,"TLS.expire":86400,"TLS.sig":"jEmM879bo7ANaZxIof/2k4t1qo8AUM8Cqy6jqMi8MhM="}"#;
+    const A_TOKEN: &str = "eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwok5mcmpUInilOzEgoLMFCUrQxMDKIDIlGTmpipZGZqjiqZWFGQWpSpZWZiZwISKM9OVrJSyXHN9Lcwtk-LNHf0Soyo889P0jbJNSgwL8y0cQ30tnAsrzbIKfTMtfDN8bZVqAXoGMDM_";
+    const C_TOKEN: &str = "eJxVjTEOgkAURO-yWw0CEtBNKD4BSVALxKCUyC64orguYEiMdzciFE41814xL9hvIuXJJBDQFRWm-eaUVQ3PeY-TK8-YIGpapkJwCkQz1CE-0-AbA6JZ-5R1gksGZGEaI2prJk9tDgQQcZUcOpHo8T4rDUTEyvPjOLx-qzvDPrY9fvMCCJhuuUQn8CdaTIUhoqKT23krLNRVR4Y79xwcmVg3D*3i2fD*AOrlQME_";
+    const C_USERBUF: &str = "000005616c69636553724e000000271065554280000000ff00000000";
+    const C_JSON: &str = r#"{"TLS.ver":"2.0","TLS.identifier":"alice","TLS.sdkappid":1400000000,"TLS.time":1700000000,"TLS.expire":86400,"TLS.userbuf":"AAAFYWxpY2VTck4AAAAnEGVVQoAAAAD/AAAAAA==","TLS.sig":"6Dk9ABJG+1Vdp4pSgxrM3up7A20BrQRDhJXepKtq1jE="}"#;
+    const D_TOKEN: &str = "eJxVjskKgmAUhd-lbgtxQvOHFgYlSAPmkC4drnFxzCkjevfAdNFZnfN9m-MG52hzAzbAQOR4WE*bEiw7SmnCYU4xzqJNsrCuKQEmyPycn*moQGCC*k9xrKlBYBtFXlDfYhP1KTDQLf0Q3MY6ED0nzmR9iuF5VjW1hz6TuNCGyObH5QPdgYF53vFlUT3N1vXcq3bpSzVRJCRZsXo-9fMMpdMqewV7o93C5ws-ZkSA";
+    const D_USERBUF: &str =
+        "010005616c69636553724e0000000000655542800000002a000000000006726f6f6d2d31";
+    const D_JSON: &str = r#"{"TLS.ver":"2.0","TLS.identifier":"alice","TLS.sdkappid":1400000000,"TLS.time":1700000000,"TLS.expire":86400,"TLS.userbuf":"AQAFYWxpY2VTck4AAAAAAGVVQoAAAAAqAAAAAAAGcm9vbS0x","TLS.sig":"JNB0nmowJsUVUR9Oun7d63ei46QuXfXlke3M+kyYEGs="}"#;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn json(s: &str) -> serde_json::Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn vector_a_signed_text_and_sig() {
+        let text = signed_text("alice", APP, T, 86400, None);
+        assert_eq!(
+            text,
+            "TLS.identifier:alice\nTLS.sdkappid:1400000000\nTLS.time:1700000000\nTLS.expire:86400\n"
+        );
+        assert_eq!(STANDARD.encode(hmac_sha256(KEY, &text)), A_SIG);
+    }
+
+    #[test]
+    fn vector_a_generator_json_equals_the_vector() {
+        let token = gen_user_sig_at(APP, KEY, "alice", 86400, T, None);
+        assert_eq!(decode_json(&token).unwrap(), json(A_JSON));
+        // Byte-exact JSON text too (key order, compactness).
+        let doc = decode_json(A_TOKEN).unwrap();
+        assert_eq!(doc, json(A_JSON));
+        assert_eq!(
+            token_json("alice", APP, T, 86400, None, A_SIG),
+            A_JSON,
+            "generator JSON differs from vector A"
+        );
+    }
+
+    #[test]
+    fn vector_a_verifies_with_a_fixed_clock() {
+        let v = verify(A_TOKEN, APP, KEY, "alice", T + 1).unwrap();
+        assert_eq!(v.expire_at, 1_700_086_400);
+        assert_eq!(v.time, T);
+        assert_eq!(v.expire, 86400);
+        assert_eq!(v.userbuf, None);
+    }
+
+    #[test]
+    fn vectors_c_and_d_verify_and_regenerate() {
+        for (token, ub, js) in [(C_TOKEN, C_USERBUF, C_JSON), (D_TOKEN, D_USERBUF, D_JSON)] {
+            let v = verify(token, APP, KEY, "alice", T + 1).unwrap();
+            assert_eq!(v.expire_at, 1_700_086_400);
+            assert_eq!(v.userbuf, Some(hex(ub)));
+            assert_eq!(decode_json(token).unwrap(), json(js));
+            let mine = gen_user_sig_at(APP, KEY, "alice", 86400, T, Some(&hex(ub)));
+            assert_eq!(decode_json(&mine).unwrap(), json(js));
+            assert_eq!(
+                verify(token, APP, KEY, "alice", T + 86401),
+                Err(UserSigError::Expired {
+                    expire_at: 1_700_086_400
+                })
+            );
+            assert_eq!(
+                verify(token, APP, "wrong-key", "alice", T + 1),
+                Err(UserSigError::BadSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_boundary_is_inclusive() {
+        let token = gen_user_sig_at(APP, KEY, "bob", 100, T, None);
+        assert_eq!(verify(&token, APP, KEY, "bob", T + 100).unwrap().expire_at, T + 100);
+        let err = verify(&token, APP, KEY, "bob", T + 101).unwrap_err();
+        assert_eq!(err, UserSigError::Expired { expire_at: T + 100 });
+        assert_eq!(err.code(), 70001);
+    }
+
+    #[test]
+    fn wrong_key_empty_and_garbage() {
+        let err = verify(A_TOKEN, APP, "other", "alice", T).unwrap_err();
+        assert_eq!(err.code(), 70003);
+        assert_eq!(verify("", APP, KEY, "alice", T).unwrap_err().code(), 70002);
+        assert_eq!(verify("  ", APP, KEY, "alice", T).unwrap_err().code(), 70002);
+        assert_eq!(
+            verify("not-a-token!!", APP, KEY, "alice", T)
+                .unwrap_err()
+                .code(),
+            70005
+        );
+    }
+
+    #[test]
+    fn mismatches() {
+        let err = verify(A_TOKEN, APP, KEY, "bob", T).unwrap_err();
+        assert_eq!(
+            err,
+            UserSigError::IdentifierMismatch {
+                expected: "bob".into(),
+                found: "alice".into()
+            }
+        );
+        assert_eq!(err.code(), 70013);
+        let err = verify(A_TOKEN, 1_400_000_001, KEY, "alice", T).unwrap_err();
+        assert_eq!(
+            err,
+            UserSigError::AppMismatch {
+                expected: 1_400_000_001,
+                found: APP
+            }
+        );
+        assert_eq!(err.code(), 70014);
+    }
+
+    #[test]
+    fn current_time_generator_round_trips() {
+        let token = gen_user_sig(APP, KEY, "carol", 3600);
+        let v = verify(&token, APP, KEY, "carol", now_secs()).unwrap();
+        assert_eq!(v.expire, 3600);
+    }
+}
