@@ -1,4 +1,9 @@
 //! End-to-end tests: a real `chime-server` process, real engines, real sled files.
+//!
+//! One integration binary with one module per area; the harness is `chime_tests`.
 
+mod isolation;
+mod limits;
+mod login;
 mod messaging;
 mod reconnect;
