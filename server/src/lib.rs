@@ -1,2 +1,176 @@
-//! `chime-server`: the Chime server (gateway, UserSig verification, storage, delivery).
+#![doc = include_str!("../README.md")]
+
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod groups;
+pub mod keys;
+pub mod queries;
+pub mod registry;
+pub mod store;
+pub mod txn;
 pub mod usersig;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{MultiDevicePolicy, ServerConfig, Tunables};
+pub use error::{ApiError, ServerError, StoreError};
+
+use crate::commit::{Command, Msg, Op, Reply};
+use crate::registry::Registry;
+use crate::store::{SledStore, Store};
+
+/// How often expired messages are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The store (reads; writes go through the commit task).
+    pub store: Arc<dyn Store>,
+    /// Online sessions.
+    pub registry: Arc<Registry>,
+    /// Tunables.
+    pub tunables: Arc<Tunables>,
+    /// SDKAppID → key.
+    pub apps: HashMap<u64, String>,
+    /// The commit task's queue.
+    pub commit: mpsc::Sender<Msg>,
+}
+
+/// A running server; [`RunningServer::shutdown`] stops it gracefully.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    commit: mpsc::Sender<Msg>,
+    commit_thread: std::thread::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl RunningServer {
+    /// The WebSocket endpoint, e.g. `ws://127.0.0.1:41234/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, gateway::WS_PATH)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of users with a live session.
+    pub fn online_users(&self) -> usize {
+        self.shared.registry.online_users()
+    }
+
+    /// Stops accepting, lets the commit task finish what is queued, flushes the store and returns
+    /// once it is closed. Open connections are dropped.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.accept.await;
+        let _ = self.commit.send(Msg::Shutdown).await;
+        let thread = self.commit_thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        tracing::info!("server stopped");
+    }
+}
+
+/// Starts a server: opens the store in `config.data_dir`, binds `config.listen` and serves until
+/// [`RunningServer::shutdown`]. Must be called inside a tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    if config.apps.is_empty() {
+        return Err(ServerError::Config("at least one --app ID:KEY is required".into()));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let tunables = Arc::new(config.tunables);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(
+        &config.data_dir.join("store"),
+        tunables.store_cache_bytes,
+    )?);
+    let registry = Arc::new(Registry::default());
+    let (commit, commit_thread) = commit::spawn(
+        Arc::clone(&store),
+        Arc::clone(&registry),
+        Arc::clone(&tunables),
+        65_536,
+    )?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        store,
+        registry,
+        tunables,
+        apps: config.apps,
+        commit: commit.clone(),
+    });
+    let (stop, mut stopped) = watch::channel(false);
+    let accept_shared = Arc::clone(&shared);
+    let accept = tokio::spawn(async move {
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = prune.tick() => spawn_prune(Arc::clone(&accept_shared)),
+                r = listener.accept() => match r {
+                    Ok((stream, peer)) => {
+                        tracing::trace!(%peer, "accepted");
+                        tokio::spawn(gateway::serve(Arc::clone(&accept_shared), stream));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        stop,
+        accept,
+        commit,
+        commit_thread,
+        shared,
+    })
+}
+
+/// Finds messages past the retention off the commit thread, then has it delete them.
+fn spawn_prune(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        let scan_shared = Arc::clone(&shared);
+        let found = tokio::task::spawn_blocking(move || {
+            queries::expired_message_keys(
+                scan_shared.store.as_ref(),
+                scan_shared.tunables.retention_ms(),
+                100_000,
+            )
+        })
+        .await;
+        match found {
+            Ok(Ok(keys)) if !keys.is_empty() => {
+                tracing::info!(count = keys.len(), "pruning expired messages");
+                let _ = shared
+                    .commit
+                    .send(Msg::Cmd(Command {
+                        app: 0,
+                        user: String::new(),
+                        op: Op::Prune(keys),
+                        reply: Reply::None,
+                    }))
+                    .await;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("prune scan failed: {e}"),
+            Err(e) => tracing::warn!("prune task failed: {e}"),
+        }
+    });
+}

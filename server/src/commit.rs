@@ -1,0 +1,691 @@
+//! The commit task: the single writer of the store, with group commit.
+//!
+//! Every mutation (send, mark read, registration, group changes, pruning) is a [`Command`] sent to
+//! one dedicated thread. It takes every command waiting (up to [`MAX_BATCH`]), stages their writes
+//! in one [`Txn`] (later commands see earlier ones), applies the batch atomically, **flushes once**
+//! (fsync), and only then answers the requests and sends the pushes, in command order. So:
+//! - a seq is assigned by a single writer (contiguous per conversation, no locks) and acked only
+//!   after it is durable;
+//! - one fsync covers a whole batch, which is where the throughput comes from;
+//! - pushes leave in seq order per conversation, because one thread emits them in order.
+//!
+//! If applying or flushing a batch fails, every command of the batch that wrote is answered
+//! 90000 and its pushes are dropped; the in-memory group cache is reset.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chime_proto::pb::{self, response::Kind as RespKind};
+use chime_proto::{codes, ids};
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Tunables;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::{self, Key, tag};
+use crate::queries;
+use crate::registry::{ConnTx, Registry, push_frame};
+use crate::store::Store;
+use crate::txn::Txn;
+
+/// Most commands in one group commit.
+pub const MAX_BATCH: usize = 4096;
+/// Longest client message id accepted.
+pub const MAX_MSG_ID_BYTES: usize = 128;
+
+/// Where the answer to a command goes.
+#[derive(Debug)]
+pub enum Reply {
+    /// A response frame with request `id` on connection `conn`.
+    Conn {
+        /// The requesting connection.
+        conn: ConnTx,
+        /// The request id.
+        id: u64,
+    },
+    /// A channel (internal callers).
+    Once(oneshot::Sender<ApiResult<RespKind>>),
+    /// Nobody waits.
+    None,
+}
+
+impl Reply {
+    fn skip_conn(&self) -> u64 {
+        match self {
+            Reply::Conn { conn, .. } => conn.conn_id,
+            _ => 0,
+        }
+    }
+
+    fn send(self, result: ApiResult<RespKind>) {
+        match self {
+            Reply::Conn { conn, id } => {
+                conn.send(response_frame(id, result));
+            }
+            Reply::Once(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::None => {}
+        }
+    }
+}
+
+/// Encodes a response frame.
+pub fn response_frame(id: u64, result: ApiResult<RespKind>) -> Bytes {
+    let response = match result {
+        Ok(kind) => pb::Response {
+            code: 0,
+            desc: String::new(),
+            kind: Some(kind),
+        },
+        Err(e) => pb::Response {
+            code: e.code,
+            desc: e.desc,
+            kind: None,
+        },
+    };
+    let frame = pb::Frame {
+        id,
+        body: Some(pb::frame::Body::Response(response)),
+    };
+    Bytes::from(frame.encode_to_vec())
+}
+
+/// What a command asks for.
+#[derive(Debug)]
+pub enum Op {
+    /// Create the account if it does not exist.
+    Register,
+    /// Send a message.
+    Send(Box<pb::Message>),
+    /// Move the read position.
+    MarkRead(pb::MarkReadReq),
+    /// Create a group.
+    CreateGroup(Box<pb::CreateGroupReq>),
+    /// Join a group.
+    JoinGroup(pb::JoinGroupReq),
+    /// Quit a group.
+    QuitGroup(pb::QuitGroupReq),
+    /// Dismiss a group.
+    DismissGroup(pb::DismissGroupReq),
+    /// Delete these message keys (retention pruning).
+    Prune(Vec<Vec<u8>>),
+}
+
+/// One mutation request.
+#[derive(Debug)]
+pub struct Command {
+    /// The app.
+    pub app: u64,
+    /// The acting user (the sender, the reader, the group operator).
+    pub user: String,
+    /// The operation.
+    pub op: Op,
+    /// Where the answer goes.
+    pub reply: Reply,
+}
+
+/// Messages to the commit thread.
+#[derive(Debug)]
+pub enum Msg {
+    /// A command.
+    Cmd(Command),
+    /// Finish what is queued, flush and stop.
+    Shutdown,
+}
+
+/// A push decided while staging, sent after the batch is durable.
+pub(crate) enum Effect {
+    /// `frame` to every session of `(app, user)` except connection `skip`.
+    Push {
+        app: u64,
+        user: String,
+        frame: Bytes,
+        skip: u64,
+    },
+    /// A read-position push, with the unread count computed after the commit.
+    Read {
+        app: u64,
+        user: String,
+        conv: pb::ConvRef,
+        conv_key: Vec<u8>,
+        read_seq: u64,
+        skip: u64,
+    },
+}
+
+/// Cached state of one group (the commit thread's copy; readers use the store).
+#[derive(Debug, Clone)]
+pub(crate) struct GroupState {
+    pub info: pb::GroupInfo,
+    /// user → join seq.
+    pub members: HashMap<String, u64>,
+}
+
+/// Token bucket of one group's message rate.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The commit thread's state.
+pub(crate) struct Core {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub tunables: Arc<Tunables>,
+    pub groups: HashMap<(u64, String), Arc<GroupState>>,
+    buckets: HashMap<(u64, String), Bucket>,
+}
+
+/// Starts the commit thread; it stops on [`Msg::Shutdown`] or when every sender is gone.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    tunables: Arc<Tunables>,
+    queue: usize,
+) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(queue);
+    let mut core = Core {
+        store,
+        registry,
+        tunables,
+        groups: HashMap::new(),
+        buckets: HashMap::new(),
+    };
+    let handle = std::thread::Builder::new()
+        .name("chime-commit".into())
+        .spawn(move || core.run(rx))?;
+    Ok((tx, handle))
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn u64_bytes(v: u64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+impl Core {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut stop = false;
+        while !stop {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut cmds = Vec::new();
+            match first {
+                Msg::Cmd(c) => cmds.push(c),
+                Msg::Shutdown => stop = true,
+            }
+            while !stop && cmds.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Cmd(c)) => cmds.push(c),
+                    Ok(Msg::Shutdown) => stop = true,
+                    Err(_) => break,
+                }
+            }
+            self.commit(cmds);
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!("final flush failed: {e}");
+        }
+        tracing::info!("commit task stopped");
+    }
+
+    /// Stages, applies, flushes and answers one batch.
+    fn commit(&mut self, cmds: Vec<Command>) {
+        if cmds.is_empty() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let mut txn = Txn::new(store.as_ref());
+        let mut results = Vec::with_capacity(cmds.len());
+        let mut effects: Vec<Vec<Effect>> = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let before = txn.len();
+            let mut fx = Vec::new();
+            let r = self.stage(&mut txn, cmd.app, &cmd.user, cmd.op, &cmd.reply, &mut fx);
+            results.push((cmd.reply, r, txn.len() != before));
+            effects.push(fx);
+        }
+        let durable = if txn.is_empty() {
+            Ok(())
+        } else {
+            let ops = txn.into_ops();
+            store.apply(ops).and_then(|()| store.flush())
+        };
+        if let Err(e) = &durable {
+            tracing::error!("group commit failed: {e}");
+            self.groups.clear();
+        }
+        for ((reply, result, wrote), fx) in results.into_iter().zip(effects) {
+            if durable.is_err() && wrote {
+                reply.send(Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store write failed")));
+                continue;
+            }
+            reply.send(result);
+            for e in fx {
+                self.emit(e);
+            }
+        }
+    }
+
+    fn emit(&self, effect: Effect) {
+        match effect {
+            Effect::Push {
+                app,
+                user,
+                frame,
+                skip,
+            } => self.registry.push(app, &user, &frame, skip),
+            Effect::Read {
+                app,
+                user,
+                conv,
+                conv_key,
+                read_seq,
+                skip,
+            } => {
+                let unread = queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
+                    .unwrap_or(0);
+                let frame = push_frame(pb::push::Kind::Read(pb::ReadPush {
+                    conv: Some(conv),
+                    read_seq,
+                    unread_count: unread,
+                }));
+                self.registry.push(app, &user, &frame, skip);
+            }
+        }
+    }
+
+    fn stage(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        user: &str,
+        op: Op,
+        reply: &Reply,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        let skip = reply.skip_conn();
+        match op {
+            Op::Register => {
+                let key = Key::new(tag::USER, app).s(user.as_bytes()).done();
+                if txn.get(&key)?.is_none() {
+                    txn.put(key, now_ms().to_be_bytes().to_vec());
+                }
+                Ok(RespKind::Logout(pb::LogoutResp {}))
+            }
+            Op::Send(msg) => self.send(txn, app, user, *msg, skip, fx),
+            Op::MarkRead(req) => self.mark_read(txn, app, user, req, skip, fx),
+            Op::CreateGroup(req) => self.create_group(txn, app, user, *req, skip, fx),
+            Op::JoinGroup(req) => self.join_group(txn, app, user, req, skip, fx),
+            Op::QuitGroup(req) => self.quit_group(txn, app, user, req, skip, fx),
+            Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
+            Op::Prune(keys) => {
+                for k in keys {
+                    txn.del(k);
+                }
+                Ok(RespKind::Logout(pb::LogoutResp {}))
+            }
+        }
+    }
+
+    /// Records that `conv` changed for `user`: a new change-log entry at the next version,
+    /// replacing the conv's previous entry (the log holds one entry per conversation).
+    pub(crate) fn bump(
+        txn: &mut Txn<'_>,
+        app: u64,
+        user: &str,
+        conv: &[u8],
+    ) -> ApiResult<u64> {
+        let cursor_key = Key::new(tag::CURSOR, app).s(user.as_bytes()).done();
+        let version = txn.get_u64(&cursor_key)? + 1;
+        let ver_key = Key::new(tag::VER, app).s(user.as_bytes()).s(conv).done();
+        let old = txn.get_u64(&ver_key)?;
+        if old != 0 {
+            txn.del(Key::new(tag::LOG, app).s(user.as_bytes()).n(old).done());
+        }
+        txn.put(
+            Key::new(tag::LOG, app).s(user.as_bytes()).n(version).done(),
+            conv.to_vec(),
+        );
+        txn.put(ver_key, u64_bytes(version));
+        txn.put(cursor_key, u64_bytes(version));
+        Ok(version)
+    }
+
+    /// The group's cached state, loaded from the store on first use.
+    pub(crate) fn group(
+        &mut self,
+        txn: &Txn<'_>,
+        app: u64,
+        group_id: &str,
+    ) -> ApiResult<Option<Arc<GroupState>>> {
+        let k = (app, group_id.to_owned());
+        if let Some(g) = self.groups.get(&k) {
+            return Ok(Some(Arc::clone(g)));
+        }
+        let Some(raw) = txn.get(&Key::new(tag::GROUP, app).s(group_id.as_bytes()).done())? else {
+            return Ok(None);
+        };
+        let info = pb::GroupInfo::decode(&raw[..]).map_err(crate::error::StoreError::from)?;
+        let members = queries::load_members(self.store.as_ref(), app, group_id)?
+            .into_iter()
+            .map(|(join_seq, m)| (m.user_id, join_seq))
+            .collect();
+        let g = Arc::new(GroupState { info, members });
+        self.groups.insert(k, Arc::clone(&g));
+        Ok(Some(g))
+    }
+
+    /// Token bucket check: whether a group message of `priority` may pass now.
+    fn admit(&mut self, app: u64, group_id: &str, priority: pb::Priority) -> bool {
+        let rate = f64::from(self.tunables.group_message_rate.max(1));
+        let now = Instant::now();
+        let b = self
+            .buckets
+            .entry((app, group_id.to_owned()))
+            .or_insert(Bucket {
+                tokens: rate,
+                at: now,
+            });
+        let elapsed = now.duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(rate);
+        b.at = now;
+        // Low priority goes first: it needs a half-full bucket. High is always delivered.
+        let need = match priority {
+            pb::Priority::Low => rate / 2.0,
+            pb::Priority::High => 0.0,
+            _ => 1.0,
+        };
+        if b.tokens >= need.max(1.0) || priority == pb::Priority::High {
+            b.tokens = (b.tokens - 1.0).max(0.0);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn send(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        sender: &str,
+        mut msg: pb::Message,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        if msg.msg_id.is_empty() || msg.msg_id.len() > MAX_MSG_ID_BYTES {
+            return Err(ApiError::new(
+                codes::ERR_SVR_INVALID_PARAMS,
+                "msg_id must be 1..=128 bytes",
+            ));
+        }
+        if chime_proto::limits::message_body_bytes(&msg) > chime_proto::limits::MAX_MESSAGE_BODY_BYTES
+        {
+            return Err(ApiError::new(
+                codes::ERR_SVR_MSG_TOO_LARGE,
+                "message body over 12 KB",
+            ));
+        }
+        let idem_key = Key::new(tag::IDEM, app)
+            .s(sender.as_bytes())
+            .s(msg.msg_id.as_bytes())
+            .done();
+        if let Some(v) = txn.get(&idem_key)? {
+            let seq = keys::be_u64(&v, 0).unwrap_or(0);
+            let time = keys::be_u64(&v, 8).unwrap_or(0) as i64;
+            return Ok(RespKind::SendMessage(pb::SendMessageResp {
+                msg_id: msg.msg_id,
+                seq,
+                server_time_ms: time,
+            }));
+        }
+        // Stamp what the server owns.
+        msg.sender = sender.to_owned();
+        msg.server_time_ms = now_ms();
+        msg.seq = 0;
+        msg.version = 0;
+        msg.revoked = false;
+        msg.revoke_reason.clear();
+        msg.revoker.clear();
+        msg.nick_name.clear();
+        msg.face_url.clear();
+        match msg.conv_type() {
+            pb::ConvType::C2c => self.send_c2c(txn, app, msg, idem_key, skip, fx),
+            pb::ConvType::Group => self.send_group(txn, app, msg, idem_key, skip, fx),
+            pb::ConvType::Unspecified => Err(ApiError::new(
+                codes::ERR_SVR_INVALID_PARAMS,
+                "conv_type must be C2C or group",
+            )),
+        }
+    }
+
+    fn ack(msg: &pb::Message) -> RespKind {
+        RespKind::SendMessage(pb::SendMessageResp {
+            msg_id: msg.msg_id.clone(),
+            seq: msg.seq,
+            server_time_ms: msg.server_time_ms,
+        })
+    }
+
+    /// Stores `msg` at the next seq of `conv` with its idempotency entry; returns the seq.
+    fn append(
+        txn: &mut Txn<'_>,
+        app: u64,
+        conv: &[u8],
+        msg: &mut pb::Message,
+        idem_key: Vec<u8>,
+    ) -> ApiResult<u64> {
+        let head_key = Key::new(tag::HEAD, app).s(conv).done();
+        let seq = txn.get_u64(&head_key)? + 1;
+        msg.seq = seq;
+        txn.put(head_key, u64_bytes(seq));
+        txn.put(Key::new(tag::MSG, app).s(conv).n(seq).done(), msg.encode_to_vec());
+        let mut idem = Vec::with_capacity(16 + conv.len());
+        idem.extend_from_slice(&seq.to_be_bytes());
+        idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());
+        idem.extend_from_slice(conv);
+        txn.put(idem_key, idem);
+        Ok(seq)
+    }
+
+    fn message_push(msg: &pb::Message, conv_type: pb::ConvType, target: &str) -> Bytes {
+        push_frame(pb::push::Kind::Message(pb::MessagePush {
+            message: Some(msg.clone()),
+            conv: Some(pb::ConvRef {
+                conv_type: conv_type as i32,
+                target: target.to_owned(),
+            }),
+        }))
+    }
+
+    fn send_c2c(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        mut msg: pb::Message,
+        idem_key: Vec<u8>,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        if !ids::is_valid_user_id(&msg.receiver) {
+            return Err(ApiError::new(codes::ERR_INVALID_USER_ID, "invalid receiver"));
+        }
+        msg.group_id.clear();
+        msg.target_user_list.clear();
+        let sender = msg.sender.clone();
+        let receiver = msg.receiver.clone();
+        if !msg.online_user_only {
+            let conv = keys::c2c_conv(&sender, &receiver);
+            Self::append(txn, app, &conv, &mut msg, idem_key)?;
+            Self::bump(txn, app, &sender, &conv)?;
+            if receiver != sender {
+                Self::bump(txn, app, &receiver, &conv)?;
+            }
+        }
+        let to_receiver = Self::message_push(&msg, pb::ConvType::C2c, &sender);
+        if receiver != sender {
+            fx.push(Effect::Push {
+                app,
+                user: receiver.clone(),
+                frame: to_receiver,
+                skip,
+            });
+            fx.push(Effect::Push {
+                app,
+                user: sender,
+                frame: Self::message_push(&msg, pb::ConvType::C2c, &receiver),
+                skip,
+            });
+        } else {
+            fx.push(Effect::Push {
+                app,
+                user: sender,
+                frame: to_receiver,
+                skip,
+            });
+        }
+        Ok(Self::ack(&msg))
+    }
+
+    fn send_group(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        mut msg: pb::Message,
+        idem_key: Vec<u8>,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        if !ids::is_valid_group_id(&msg.group_id) {
+            return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+        }
+        if msg.target_user_list.len() > chime_proto::limits::MAX_TARGETED_RECEIVERS {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                "a targeted group message has at most 50 receivers",
+            ));
+        }
+        msg.receiver.clear();
+        let group_id = msg.group_id.clone();
+        let Some(group) = self.group(txn, app, &group_id)? else {
+            return Err(ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"));
+        };
+        let sender = msg.sender.clone();
+        if !group.members.contains_key(&sender) && sender != self.tunables.admin_identifier {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_PERMISSION_DENIED,
+                "not a member of the group",
+            ));
+        }
+        if !self.admit(app, &group_id, msg.priority()) {
+            // Dropped by the rate limit: the sender is still told success (seq 0).
+            return Ok(Self::ack(&msg));
+        }
+        if group.info.group_type == "AVChatRoom" {
+            msg.online_user_only = true;
+        }
+        if !msg.online_user_only {
+            let conv = keys::group_conv(&group_id);
+            Self::append(txn, app, &conv, &mut msg, idem_key)?;
+        }
+        let frame = Self::message_push(&msg, pb::ConvType::Group, &group_id);
+        if msg.target_user_list.is_empty() {
+            for member in group.members.keys() {
+                fx.push(Effect::Push {
+                    app,
+                    user: member.clone(),
+                    frame: frame.clone(),
+                    skip,
+                });
+            }
+        } else {
+            let mut to: Vec<&String> = msg.target_user_list.iter().collect();
+            to.push(&sender);
+            to.sort();
+            to.dedup();
+            for user in to.into_iter().filter(|u| group.members.contains_key(*u)) {
+                fx.push(Effect::Push {
+                    app,
+                    user: user.clone(),
+                    frame: frame.clone(),
+                    skip,
+                });
+            }
+        }
+        Ok(Self::ack(&msg))
+    }
+
+    fn mark_read(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        user: &str,
+        req: pb::MarkReadReq,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        let conv_ref = req
+            .conv
+            .ok_or_else(|| ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "conv is required"))?;
+        let conv = match conv_ref.conv_type() {
+            pb::ConvType::C2c => {
+                if !ids::is_valid_user_id(&conv_ref.target) {
+                    return Err(ApiError::new(codes::ERR_INVALID_USER_ID, "invalid user id"));
+                }
+                keys::c2c_conv(user, &conv_ref.target)
+            }
+            pb::ConvType::Group => {
+                if !ids::is_valid_group_id(&conv_ref.target) {
+                    return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+                }
+                match self.group(txn, app, &conv_ref.target)? {
+                    None => {
+                        return Err(ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"));
+                    }
+                    Some(g) if !g.members.contains_key(user) => {
+                        return Err(ApiError::new(
+                            codes::ERR_SVR_GROUP_PERMISSION_DENIED,
+                            "not a member of the group",
+                        ));
+                    }
+                    Some(_) => keys::group_conv(&conv_ref.target),
+                }
+            }
+            pb::ConvType::Unspecified => {
+                return Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "conv_type is required"));
+            }
+        };
+        let head = txn.get_u64(&Key::new(tag::HEAD, app).s(&conv).done())?;
+        let wanted = if req.read_seq == 0 {
+            head
+        } else {
+            req.read_seq.min(head)
+        };
+        let read_key = Key::new(tag::READ, app).s(user.as_bytes()).s(&conv).done();
+        let old = txn.get_u64(&read_key)?;
+        if wanted <= old {
+            return Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: old }));
+        }
+        txn.put(read_key, u64_bytes(wanted));
+        Self::bump(txn, app, user, &conv)?;
+        fx.push(Effect::Read {
+            app,
+            user: user.to_owned(),
+            conv: conv_ref,
+            conv_key: conv,
+            read_seq: wanted,
+            skip,
+        });
+        Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: wanted }))
+    }
+}

@@ -1,0 +1,190 @@
+//! Server configuration: what the command line gives (listen address, data dir, apps) plus the
+//! tunables of the TOML `--config` file, with the defaults of the seed. One struct so that the
+//! binary and an embedding test/example configure the server the same way.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+/// How many sessions one user may hold at once (the seed's multi-device login policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiDevicePolicy {
+    /// One session per platform class: native (Windows, Mac, Linux, Android, iOS, Unity, Unreal)
+    /// and web. A new login kicks the older session of the same class.
+    #[default]
+    PlatformClass,
+    /// One session per platform.
+    AllPlatforms,
+    /// One session in all.
+    Single,
+    /// No limit.
+    Unlimited,
+}
+
+/// Tunables from the TOML `--config` file. Every key is optional.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tunables {
+    /// Multi-device policy (`platform_class`, `all_platforms`, `single`, `unlimited`).
+    pub multi_device_policy: MultiDevicePolicy,
+    /// Heartbeat interval the client is told to use, in milliseconds (default 15,000).
+    pub heartbeat_interval_ms: u64,
+    /// A connection silent for this long is closed (default 3 heartbeat intervals).
+    pub idle_timeout_ms: Option<u64>,
+    /// Messages older than this many days are not served and may be pruned (default 7).
+    pub history_retention_days: u64,
+    /// Revoke window in seconds (default 120; used by a later issue).
+    pub revoke_window_secs: u64,
+    /// Group messages per second per group before dropping by priority (default 40).
+    pub group_message_rate: u32,
+    /// Largest frame in bytes, both directions (default 4 MiB).
+    pub max_frame_bytes: usize,
+    /// The administrator identifier (default "administrator").
+    pub admin_identifier: String,
+    /// Member limits per group type (defaults: Work 200, Public 2,000, Meeting 6,000,
+    /// Community 100,000, AVChatRoom unlimited = 0).
+    pub group_member_limits: HashMap<String, u32>,
+    /// Most groups one user may join (default 1,000).
+    pub max_joined_groups: u32,
+    /// Outbound frames queued per connection before it is considered too slow and closed.
+    pub outbound_queue: usize,
+    /// sled page cache in bytes (default 64 MiB).
+    pub store_cache_bytes: u64,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Self {
+            multi_device_policy: MultiDevicePolicy::default(),
+            heartbeat_interval_ms: 15_000,
+            idle_timeout_ms: None,
+            history_retention_days: 7,
+            revoke_window_secs: 120,
+            group_message_rate: chime_proto::limits::GROUP_MESSAGES_PER_SECOND,
+            max_frame_bytes: chime_proto::frame::DEFAULT_MAX_FRAME_BYTES,
+            admin_identifier: "administrator".into(),
+            group_member_limits: HashMap::new(),
+            max_joined_groups: 1000,
+            outbound_queue: 8192,
+            store_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Tunables {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ServerError> {
+        toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// The idle timeout in force.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.idle_timeout_ms
+                .unwrap_or(self.heartbeat_interval_ms.saturating_mul(3)),
+        )
+    }
+
+    /// The member limit of a group type (0 = unlimited).
+    pub fn member_limit(&self, group_type: &str) -> u32 {
+        if let Some(n) = self.group_member_limits.get(group_type) {
+            return *n;
+        }
+        match group_type {
+            "Work" => 200,
+            "Public" => 2000,
+            "Meeting" => 6000,
+            "Community" => 100_000,
+            _ => 0,
+        }
+    }
+
+    /// The retention as milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        i64::try_from(self.history_retention_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// Everything needed to start a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address of the WebSocket endpoint (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Directory of the sled store.
+    pub data_dir: PathBuf,
+    /// SDKAppID → secret key.
+    pub apps: HashMap<u64, String>,
+    /// The tunables.
+    pub tunables: Tunables,
+}
+
+impl ServerConfig {
+    /// A config on `listen` with `data_dir`, no apps and default tunables.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            apps: HashMap::new(),
+            tunables: Tunables::default(),
+        }
+    }
+
+    /// Adds an app.
+    pub fn with_app(mut self, sdk_app_id: u64, key: impl Into<String>) -> Self {
+        self.apps.insert(sdk_app_id, key.into());
+        self
+    }
+}
+
+/// Parses `ID:KEY` (the `--app` flag).
+pub fn parse_app(s: &str) -> Result<(u64, String), ServerError> {
+    let (id, key) = s
+        .split_once(':')
+        .ok_or_else(|| ServerError::Config(format!("--app {s:?}: expected ID:KEY")))?;
+    let id = id
+        .parse::<u64>()
+        .map_err(|e| ServerError::Config(format!("--app {s:?}: bad SDKAppID: {e}")))?;
+    if key.is_empty() {
+        return Err(ServerError::Config(format!("--app {s:?}: empty key")));
+    }
+    Ok((id, key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_and_defaults() {
+        let t = Tunables::from_toml(
+            "multi_device_policy = \"single\"\nheartbeat_interval_ms = 1000\n\
+             [group_member_limits]\nWork = 3\n",
+        )
+        .unwrap();
+        assert_eq!(t.multi_device_policy, MultiDevicePolicy::Single);
+        assert_eq!(t.idle_timeout(), Duration::from_millis(3000));
+        assert_eq!(t.member_limit("Work"), 3);
+        assert_eq!(t.member_limit("Public"), 2000);
+        assert_eq!(t.group_message_rate, 40);
+        assert_eq!(t.history_retention_days, 7);
+        assert!(Tunables::from_toml("bogus = 1").is_err());
+        assert_eq!(
+            parse_app("1400000000:k:ey").unwrap(),
+            (1_400_000_000, "k:ey".to_owned())
+        );
+        assert!(parse_app("x:k").is_err());
+    }
+}

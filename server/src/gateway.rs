@@ -1,0 +1,384 @@
+//! The WebSocket gateway: one task reads a connection, one writes it.
+//!
+//! Each binary WebSocket message is one `pb::Frame`. The reader decodes frames, enforces the
+//! session state (login first), and dispatches requests: mutations go to the commit task (which
+//! answers by id on this connection's queue), reads run on the blocking pool and answer by id, so
+//! requests are pipelined. The writer drains a bounded queue; a connection that can't keep up is
+//! closed rather than slowing anyone else. Text messages and undecodable frames are answered with
+//! a `Response` of id 0 and code 90001, and the connection stays; a frame over the limit is
+//! answered 90003 and the connection closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chime_proto::pb::{self, request::Kind as ReqKind, response::Kind as RespKind};
+use chime_proto::{codes, ids};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
+use crate::error::{ApiError, ApiResult};
+use crate::keys::{Key, tag};
+use crate::queries;
+use crate::registry::{ConnTx, Outbound, Session, push_frame};
+use crate::usersig;
+use crate::Shared;
+
+/// The path of the WebSocket endpoint.
+pub const WS_PATH: &str = "/ws";
+
+/// The logged-in identity of a connection.
+#[derive(Debug, Clone)]
+struct Identity {
+    app: u64,
+    user: String,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let limit = shared.tunables.max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == WS_PATH {
+            Ok(resp)
+        } else {
+            let mut err = ErrorResponse::new(Some(format!("no endpoint at {}", req.uri().path())));
+            *err.status_mut() = StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config))
+        .await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!("handshake failed: {e}");
+            return;
+        }
+    };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::channel::<Outbound>(shared.tunables.outbound_queue.max(16));
+    let kill = Arc::new(Notify::new());
+    let conn = ConnTx::new(shared.registry.next_conn_id(), tx, Arc::clone(&kill));
+
+    let writer = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            // Feed everything queued, then flush once.
+            while let Some(out) = next.take() {
+                match out {
+                    Outbound::Frame(b) => {
+                        if sink.feed(WsMessage::Binary(b)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Outbound::Close => {
+                        let _ = sink.send(WsMessage::Close(None)).await;
+                        return;
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut identity: Option<Identity> = None;
+    let mut expires_at = tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
+    let idle = shared.tunables.idle_timeout();
+    loop {
+        let next = tokio::select! {
+            r = tokio::time::timeout(idle, source.next()) => r,
+            _ = kill.notified() => break,
+            _ = tokio::time::sleep_until(expires_at), if identity.is_some() => {
+                conn.send(push_frame(pb::push::Kind::UserSigExpired(pb::UserSigExpiredPush {})));
+                conn.close();
+                break;
+            }
+        };
+        let msg = match next {
+            Err(_) => {
+                tracing::debug!(conn = conn.conn_id, "idle timeout");
+                conn.close();
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
+                conn.send(response_frame(
+                    0,
+                    Err(ApiError::new(codes::ERR_SVR_FRAME_TOO_LARGE, e.to_string())),
+                ));
+                conn.close();
+                break;
+            }
+            Ok(Some(Err(e))) => {
+                tracing::debug!(conn = conn.conn_id, "read error: {e}");
+                break;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let data = match msg {
+            WsMessage::Binary(b) => b,
+            WsMessage::Text(_) => {
+                conn.send(malformed(0, "text messages are not frames"));
+                continue;
+            }
+            WsMessage::Close(_) => break,
+            _ => continue,
+        };
+        let frame = match chime_proto::frame::decode(&data, shared.tunables.max_frame_bytes) {
+            Ok(f) => f,
+            Err(chime_proto::frame::FrameError::TooLarge { size, limit }) => {
+                conn.send(response_frame(
+                    0,
+                    Err(ApiError::new(
+                        codes::ERR_SVR_FRAME_TOO_LARGE,
+                        format!("frame of {size} bytes over {limit}"),
+                    )),
+                ));
+                conn.close();
+                break;
+            }
+            Err(e) => {
+                conn.send(malformed(0, &e.to_string()));
+                continue;
+            }
+        };
+        let id = frame.id;
+        let Some(pb::frame::Body::Request(pb::Request { kind: Some(kind) })) = frame.body else {
+            conn.send(malformed(id, "expected a request"));
+            continue;
+        };
+        match &identity {
+            None => match kind {
+                ReqKind::Login(req) => match login(&shared, &conn, req).await {
+                    Ok((who, resp)) => {
+                        let now = usersig::now_secs();
+                        let left = (resp.user_sig_expire_at - now).max(0) as u64;
+                        expires_at = tokio::time::Instant::now() + Duration::from_secs(left + 1);
+                        identity = Some(who);
+                        conn.send(response_frame(id, Ok(RespKind::Login(resp))));
+                    }
+                    Err(e) => {
+                        conn.send(response_frame(id, Err(e)));
+                    }
+                },
+                _ => {
+                    conn.send(response_frame(
+                        id,
+                        Err(ApiError::new(codes::ERR_SVR_NOT_LOGGED_IN, "log in first")),
+                    ));
+                }
+            },
+            Some(who) => {
+                if matches!(kind, ReqKind::Logout(_)) {
+                    shared.registry.logout(who.app, &who.user, conn.conn_id);
+                    conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
+                    conn.close();
+                    identity = None;
+                    break;
+                }
+                dispatch(&shared, &conn, who, id, kind).await;
+            }
+        }
+    }
+    if let Some(who) = &identity {
+        shared.registry.logout(who.app, &who.user, conn.conn_id);
+    }
+    conn.close();
+    drop(conn);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+fn malformed(id: u64, desc: &str) -> Bytes {
+    response_frame(id, Err(ApiError::new(codes::ERR_SVR_MALFORMED, desc)))
+}
+
+async fn login(
+    shared: &Arc<Shared>,
+    conn: &ConnTx,
+    req: pb::LoginReq,
+) -> ApiResult<(Identity, pb::LoginResp)> {
+    if req.protocol_version != chime_proto::PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            codes::ERR_SVR_PROTOCOL_VERSION,
+            format!(
+                "protocol version {} not supported (server speaks {})",
+                req.protocol_version,
+                chime_proto::PROTOCOL_VERSION
+            ),
+        ));
+    }
+    let key = shared.apps.get(&req.sdk_app_id).ok_or_else(|| {
+        ApiError::new(
+            codes::ERR_SVR_INVALID_SDK_APP_ID,
+            format!("unknown SDKAppID {}", req.sdk_app_id),
+        )
+    })?;
+    if !ids::is_valid_user_id(&req.user_id) {
+        return Err(ApiError::new(codes::ERR_INVALID_USER_ID, "invalid UserID"));
+    }
+    let verified = usersig::verify(
+        &req.user_sig,
+        req.sdk_app_id,
+        key,
+        &req.user_id,
+        usersig::now_secs(),
+    )
+    .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+    let app = req.sdk_app_id;
+    // First login registers the account.
+    let user_key = Key::new(tag::USER, app).s(req.user_id.as_bytes()).done();
+    if shared.store.get(&user_key)?.is_none() {
+        let (tx, rx) = oneshot::channel();
+        submit(shared, app, &req.user_id, Op::Register, Reply::Once(tx)).await;
+        rx.await
+            .map_err(|_| ApiError::new(codes::ERR_SVR_INTERNAL, "server stopping"))??;
+    }
+    let session = Session {
+        conn: conn.clone(),
+        device_id: req.device_id.clone(),
+        platform: req.platform(),
+    };
+    let displaced = shared.registry.login(
+        app,
+        &req.user_id,
+        session,
+        shared.tunables.multi_device_policy,
+    );
+    for d in displaced {
+        if d.kicked {
+            d.session.conn.send(push_frame(pb::push::Kind::Kicked(pb::KickedPush {
+                code: codes::ERR_LOGIN_KICKED_OFF_BY_OTHER,
+                desc: "logged in on another device".into(),
+                by_platform: req.platform,
+            })));
+        }
+        d.session.conn.close();
+    }
+    tracing::debug!(app, user = %req.user_id, conn = conn.conn_id, "login");
+    Ok((
+        Identity {
+            app,
+            user: req.user_id,
+        },
+        pb::LoginResp {
+            server_time_ms: now_ms(),
+            user_sig_expire_at: verified.expire_at,
+            heartbeat_interval_ms: u32::try_from(shared.tunables.heartbeat_interval_ms)
+                .unwrap_or(u32::MAX),
+            max_frame_bytes: u32::try_from(shared.tunables.max_frame_bytes).unwrap_or(u32::MAX),
+            max_message_body_bytes: chime_proto::limits::MAX_MESSAGE_BODY_BYTES as u32,
+        },
+    ))
+}
+
+/// Hands a command to the commit task; answers 90000 if it has stopped.
+async fn submit(shared: &Shared, app: u64, user: &str, op: Op, reply: Reply) {
+    let cmd = Command {
+        app,
+        user: user.to_owned(),
+        op,
+        reply,
+    };
+    if let Err(mpsc::error::SendError(Msg::Cmd(cmd))) = shared.commit.send(Msg::Cmd(cmd)).await {
+        let err = ApiError::new(codes::ERR_SVR_INTERNAL, "server stopping");
+        match cmd.reply {
+            Reply::Conn { conn, id } => {
+                conn.send(response_frame(id, Err(err)));
+            }
+            Reply::Once(tx) => {
+                let _ = tx.send(Err(err));
+            }
+            Reply::None => {}
+        }
+    }
+}
+
+async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, kind: ReqKind) {
+    let reply = || Reply::Conn {
+        conn: conn.clone(),
+        id,
+    };
+    let (app, user) = (who.app, who.user.as_str());
+    match kind {
+        ReqKind::Heartbeat(_) => {
+            conn.send(response_frame(
+                id,
+                Ok(RespKind::Heartbeat(pb::HeartbeatResp {
+                    server_time_ms: now_ms(),
+                })),
+            ));
+        }
+        ReqKind::GetServerTime(_) => {
+            conn.send(response_frame(
+                id,
+                Ok(RespKind::GetServerTime(pb::GetServerTimeResp {
+                    server_time_ms: now_ms(),
+                })),
+            ));
+        }
+        ReqKind::Login(_) => {
+            conn.send(response_frame(
+                id,
+                Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "already logged in")),
+            ));
+        }
+        ReqKind::Logout(_) => {}
+        ReqKind::SendMessage(req) => {
+            let Some(msg) = req.message else {
+                conn.send(response_frame(
+                    id,
+                    Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "message is required")),
+                ));
+                return;
+            };
+            submit(shared, app, user, Op::Send(Box::new(msg)), reply()).await;
+        }
+        ReqKind::MarkRead(req) => submit(shared, app, user, Op::MarkRead(req), reply()).await,
+        ReqKind::CreateGroup(req) => {
+            submit(shared, app, user, Op::CreateGroup(Box::new(req)), reply()).await;
+        }
+        ReqKind::JoinGroup(req) => submit(shared, app, user, Op::JoinGroup(req), reply()).await,
+        ReqKind::QuitGroup(req) => submit(shared, app, user, Op::QuitGroup(req), reply()).await,
+        ReqKind::DismissGroup(req) => {
+            submit(shared, app, user, Op::DismissGroup(req), reply()).await;
+        }
+        read => {
+            let shared = Arc::clone(shared);
+            let conn = conn.clone();
+            let user = user.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let store = shared.store.as_ref();
+                let result = match read {
+                    ReqKind::Sync(req) => queries::sync(store, &shared.tunables, app, &user, &req),
+                    ReqKind::PullMessages(req) => {
+                        queries::pull(store, &shared.tunables, app, &user, &req)
+                    }
+                    ReqKind::GetJoinedGroups(_) => queries::joined_groups(store, app, &user)
+                        .map(|groups| RespKind::GetJoinedGroups(pb::GetJoinedGroupsResp { groups })),
+                    ReqKind::GetGroupsInfo(req) => queries::groups_info(store, app, &user, &req),
+                    ReqKind::GetGroupMembers(req) => {
+                        queries::group_members(store, app, &user, &req)
+                    }
+                    _ => Err(ApiError::new(codes::ERR_SVR_MALFORMED, "unsupported request")),
+                };
+                conn.send(response_frame(id, result));
+            });
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The key layout of the store. Every key starts with a one-byte table tag and the SDKAppID
+//! (big-endian), so apps are isolated by construction; strings are length-prefixed (u8) so that
+//! any printable id sorts and prefixes correctly; seqs and versions are big-endian so that range
+//! scans run in numeric order.
+//!
+//! | tag | key | value |
+//! |---|---|---|
+//! | `M` | app, conv, seq | encoded `pb::Message` |
+//! | `H` | app, conv | conversation head: max seq (u64) |
+//! | `I` | app, sender, msg_id | idempotency: seq u64, server_time i64, conv |
+//! | `L` | app, user, version | change log entry: conv |
+//! | `V` | app, user, conv | the conv's current change-log version (u64) |
+//! | `C` | app, user | the user's last change version (u64) |
+//! | `R` | app, user, conv | read position (u64) |
+//! | `U` | app, user | account: registration time (i64 ms) |
+//! | `G` | app, group | encoded `pb::GroupInfo` (shared fields only) |
+//! | `m` | app, group, user | member: join seq (u64) + encoded `pb::GroupMember` |
+//! | `j` | app, user, group | joined-group index (empty) |
+//! | `N` | app | generated group id counter (u64) |
+//!
+//! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
+
+/// Table tags.
+pub mod tag {
+    /// Messages.
+    pub const MSG: u8 = b'M';
+    /// Conversation heads.
+    pub const HEAD: u8 = b'H';
+    /// Idempotency index.
+    pub const IDEM: u8 = b'I';
+    /// Per-user change log.
+    pub const LOG: u8 = b'L';
+    /// Per-user conversation → change version.
+    pub const VER: u8 = b'V';
+    /// Per-user change cursor.
+    pub const CURSOR: u8 = b'C';
+    /// Read positions.
+    pub const READ: u8 = b'R';
+    /// Accounts.
+    pub const USER: u8 = b'U';
+    /// Groups.
+    pub const GROUP: u8 = b'G';
+    /// Group members.
+    pub const MEMBER: u8 = b'm';
+    /// Joined-group index.
+    pub const JOINED: u8 = b'j';
+    /// Group id counter.
+    pub const GROUP_COUNTER: u8 = b'N';
+}
+
+/// Builds keys component by component.
+#[derive(Debug, Clone)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// A key of table `tag` in app `app`.
+    pub fn new(tag: u8, app: u64) -> Self {
+        let mut v = Vec::with_capacity(48);
+        v.push(tag);
+        v.extend_from_slice(&app.to_be_bytes());
+        Self(v)
+    }
+
+    /// Appends a length-prefixed component (ids are at most 255 bytes; longer ones are cut,
+    /// which validation prevents).
+    pub fn s(mut self, part: &[u8]) -> Self {
+        let n = part.len().min(255);
+        self.0.push(n as u8);
+        self.0.extend_from_slice(&part[..n]);
+        self
+    }
+
+    /// Appends a big-endian u64.
+    pub fn n(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// The key bytes.
+    pub fn done(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// `[start, end)` covering every key that extends this one.
+    pub fn prefix_range(self) -> (Vec<u8>, Vec<u8>) {
+        let start = self.0;
+        let end = prefix_end(&start);
+        (start, end)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+/// Conversation key of a C2C pair (order-independent).
+pub fn c2c_conv(a: &str, b: &str) -> Vec<u8> {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    let mut v = Vec::with_capacity(2 + x.len() + y.len() + 1);
+    v.push(b'c');
+    v.push(x.len() as u8);
+    v.extend_from_slice(x.as_bytes());
+    v.extend_from_slice(y.as_bytes());
+    v
+}
+
+/// Conversation key of a group.
+pub fn group_conv(group: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + group.len());
+    v.push(b'g');
+    v.extend_from_slice(group.as_bytes());
+    v
+}
+
+/// A decoded conversation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conv {
+    /// C2C between two users (sorted).
+    C2c(String, String),
+    /// A group.
+    Group(String),
+}
+
+/// Decodes a conversation key.
+pub fn parse_conv(conv: &[u8]) -> Option<Conv> {
+    match conv.split_first()? {
+        (b'c', rest) => {
+            let (&n, rest) = rest.split_first()?;
+            let n = n as usize;
+            if rest.len() < n {
+                return None;
+            }
+            let a = std::str::from_utf8(&rest[..n]).ok()?;
+            let b = std::str::from_utf8(&rest[n..]).ok()?;
+            Some(Conv::C2c(a.to_owned(), b.to_owned()))
+        }
+        (b'g', rest) => Some(Conv::Group(std::str::from_utf8(rest).ok()?.to_owned())),
+        _ => None,
+    }
+}
+
+/// Reads a big-endian u64 at `at`.
+pub fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// The trailing big-endian u64 of a key (seq or version).
+pub fn trailing_u64(key: &[u8]) -> Option<u64> {
+    key.len().checked_sub(8).and_then(|at| be_u64(key, at))
+}
+
+/// The trailing length-prefixed component of a key that ends in one.
+pub fn trailing_str(key: &[u8], prefix_len: usize) -> Option<String> {
+    let rest = key.get(prefix_len..)?;
+    let (&n, rest) = rest.split_first()?;
+    let s = rest.get(..n as usize)?;
+    String::from_utf8(s.to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_keys_round_trip_and_are_symmetric() {
+        assert_eq!(c2c_conv("bob", "alice"), c2c_conv("alice", "bob"));
+        assert_eq!(
+            parse_conv(&c2c_conv("bob", "alice")),
+            Some(Conv::C2c("alice".into(), "bob".into()))
+        );
+        assert_eq!(parse_conv(&group_conv("g1")), Some(Conv::Group("g1".into())));
+        assert_eq!(prefix_end(b"ab"), b"ac".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+    }
+
+    #[test]
+    fn seq_keys_sort_numerically_and_apps_are_disjoint() {
+        let k = |app, seq| Key::new(tag::MSG, app).s(b"conv").n(seq).done();
+        assert!(k(1, 2) < k(1, 10));
+        assert!(k(1, u64::MAX) < k(2, 0));
+        assert_eq!(trailing_u64(&k(1, 77)), Some(77));
+        let (start, end) = Key::new(tag::MSG, 1).s(b"conv").prefix_range();
+        assert!(start <= k(1, 0) && k(1, u64::MAX) < end);
+        assert!(k(1, 0) >= start && Key::new(tag::MSG, 1).s(b"conw").done() >= end);
+    }
+}

@@ -1,0 +1,239 @@
+//! Who is online: the live sessions per (app, user), their outbound queues, and the multi-device
+//! policy applied at login. Pushes go through [`Registry::push`], which never blocks: a session
+//! whose bounded queue is full is closed (a slow client must not stall anyone else).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use chime_proto::pb::{self, Platform};
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::MultiDevicePolicy;
+
+/// What a connection's writer task sends.
+#[derive(Debug)]
+pub enum Outbound {
+    /// An encoded frame.
+    Frame(Bytes),
+    /// Close the connection after everything queued before.
+    Close,
+}
+
+/// The sending side of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnTx {
+    /// Unique per connection.
+    pub conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+    kill: Arc<Notify>,
+}
+
+impl ConnTx {
+    /// A handle over `tx`, with `kill` notified when the connection must stop at once.
+    pub fn new(conn_id: u64, tx: mpsc::Sender<Outbound>, kill: Arc<Notify>) -> Self {
+        Self { conn_id, tx, kill }
+    }
+
+    /// Queues `frame`; when the queue is full the connection is killed. Returns false if the
+    /// frame was not queued.
+    pub fn send(&self, frame: Bytes) -> bool {
+        match self.tx.try_send(Outbound::Frame(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = self.conn_id, "outbound queue full, closing");
+                self.kill.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a close after what is queued (kills at once if the queue is full).
+    pub fn close(&self) {
+        if self.tx.try_send(Outbound::Close).is_err() {
+            self.kill.notify_one();
+        }
+    }
+}
+
+/// One logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The connection.
+    pub conn: ConnTx,
+    /// The client's stable device id.
+    pub device_id: String,
+    /// The client's platform.
+    pub platform: Platform,
+}
+
+type UserKey = (u64, String);
+
+/// The online sessions of every user.
+#[derive(Default)]
+pub struct Registry {
+    users: Mutex<HashMap<UserKey, Vec<Session>>>,
+    next_conn: AtomicU64,
+}
+
+fn is_web(p: Platform) -> bool {
+    p == Platform::Web
+}
+
+fn conflicts(policy: MultiDevicePolicy, a: Platform, b: Platform) -> bool {
+    match policy {
+        MultiDevicePolicy::PlatformClass => is_web(a) == is_web(b),
+        MultiDevicePolicy::AllPlatforms => a == b,
+        MultiDevicePolicy::Single => true,
+        MultiDevicePolicy::Unlimited => false,
+    }
+}
+
+/// A session that must go because of a new login.
+#[derive(Debug)]
+pub struct Displaced {
+    /// The old session.
+    pub session: Session,
+    /// True when it is another device (kick with a push); false for a reconnect of the same
+    /// device (closed silently).
+    pub kicked: bool,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserKey, Vec<Session>>> {
+        // Every critical section leaves the map consistent, so a poisoned lock is usable.
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers `session` for `(app, user)` under `policy`; returns the sessions it displaces
+    /// (already removed).
+    pub fn login(
+        &self,
+        app: u64,
+        user: &str,
+        session: Session,
+        policy: MultiDevicePolicy,
+    ) -> Vec<Displaced> {
+        let mut users = self.lock();
+        let list = users.entry((app, user.to_owned())).or_default();
+        let mut displaced = Vec::new();
+        let mut kept = Vec::with_capacity(list.len() + 1);
+        for old in list.drain(..) {
+            if !session.device_id.is_empty() && old.device_id == session.device_id {
+                displaced.push(Displaced {
+                    session: old,
+                    kicked: false,
+                });
+            } else if conflicts(policy, old.platform, session.platform) {
+                displaced.push(Displaced {
+                    session: old,
+                    kicked: true,
+                });
+            } else {
+                kept.push(old);
+            }
+        }
+        kept.push(session);
+        *list = kept;
+        displaced
+    }
+
+    /// Removes the session of connection `conn_id` (no-op if it was already displaced).
+    pub fn logout(&self, app: u64, user: &str, conn_id: u64) {
+        let mut users = self.lock();
+        let key = (app, user.to_owned());
+        if let Some(list) = users.get_mut(&key) {
+            list.retain(|s| s.conn.conn_id != conn_id);
+            if list.is_empty() {
+                users.remove(&key);
+            }
+        }
+    }
+
+    /// Whether connection `conn_id` is still a registered session.
+    pub fn is_current(&self, app: u64, user: &str, conn_id: u64) -> bool {
+        self.lock()
+            .get(&(app, user.to_owned()))
+            .is_some_and(|l| l.iter().any(|s| s.conn.conn_id == conn_id))
+    }
+
+    /// Queues `frame` on every session of `(app, user)` except connection `skip`.
+    pub fn push(&self, app: u64, user: &str, frame: &Bytes, skip: u64) {
+        let users = self.lock();
+        if let Some(list) = users.get(&(app, user.to_owned())) {
+            for s in list.iter().filter(|s| s.conn.conn_id != skip) {
+                s.conn.send(frame.clone());
+            }
+        }
+    }
+
+    /// Number of users online (for logs and tests).
+    pub fn online_users(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Encodes a push frame (id 0).
+pub fn push_frame(kind: pb::push::Kind) -> Bytes {
+    use prost::Message as _;
+    let frame = pb::Frame {
+        id: 0,
+        body: Some(pb::frame::Body::Push(pb::Push { kind: Some(kind) })),
+    };
+    Bytes::from(frame.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(reg: &Registry, device: &str, platform: Platform) -> Session {
+        let (tx, _rx) = mpsc::channel(4);
+        Session {
+            conn: ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new())),
+            device_id: device.into(),
+            platform,
+        }
+    }
+
+    #[test]
+    fn platform_class_policy_kicks_same_class_only() {
+        let reg = Registry::default();
+        let p = MultiDevicePolicy::PlatformClass;
+        assert!(reg.login(1, "u", session(&reg, "d1", Platform::Windows), p).is_empty());
+        assert!(reg.login(1, "u", session(&reg, "d2", Platform::Web), p).is_empty());
+        let out = reg.login(1, "u", session(&reg, "d3", Platform::Android), p);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].session.device_id, "d1");
+        assert!(out[0].kicked);
+        // Same device again: a silent replacement.
+        let out = reg.login(1, "u", session(&reg, "d3", Platform::Android), p);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].kicked);
+        // Other app, same user id: independent.
+        assert!(reg.login(2, "u", session(&reg, "d9", Platform::Android), p).is_empty());
+    }
+
+    #[test]
+    fn other_policies() {
+        let reg = Registry::default();
+        let s = MultiDevicePolicy::Single;
+        reg.login(1, "a", session(&reg, "d1", Platform::Windows), s);
+        assert_eq!(reg.login(1, "a", session(&reg, "d2", Platform::Web), s).len(), 1);
+        let ap = MultiDevicePolicy::AllPlatforms;
+        reg.login(1, "b", session(&reg, "d1", Platform::Windows), ap);
+        assert!(reg.login(1, "b", session(&reg, "d2", Platform::Mac), ap).is_empty());
+        assert_eq!(reg.login(1, "b", session(&reg, "d3", Platform::Mac), ap).len(), 1);
+        let u = MultiDevicePolicy::Unlimited;
+        reg.login(1, "c", session(&reg, "d1", Platform::Windows), u);
+        assert!(reg.login(1, "c", session(&reg, "d2", Platform::Windows), u).is_empty());
+    }
+}

@@ -1,0 +1,243 @@
+//! Durable storage behind a small ordered key-value trait.
+//!
+//! The server's data model (the key layout of [`crate::keys`]) needs only point reads, ordered
+//! range scans and atomic multi-key write batches, so that is all a backend must provide: sled
+//! today ([`SledStore`]), a PostgreSQL-protocol table `(key bytea primary key, value bytea)` later.
+//! [`MemStore`] is the in-memory backend; both run the same conformance suite.
+//!
+//! Writes come only from the commit task ([`crate::commit`]), which applies one batch per group
+//! commit and then calls [`Store::flush`] once: that is the fsync policy.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::error::StoreError;
+
+/// One write: `Some(value)` puts, `None` deletes.
+pub type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// A key-value pair from a scan.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// An ordered byte-key store with atomic batches.
+pub trait Store: Send + Sync + 'static {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` pairs with `start <= key < end`, ascending, or descending when `reverse`.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Pair>, StoreError>;
+    /// Applies all writes atomically (all or none visible).
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Makes every applied write durable (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The sled backend: one tree (so one batch is atomic) with an explicit small page cache.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            // Durability comes from the commit task's explicit flush, not from a timer.
+            .flush_every_ms(None)
+            .open()?;
+        Ok(Self { db })
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Pair>, StoreError> {
+        let mut out = Vec::new();
+        if start >= end || limit == 0 {
+            return Ok(out);
+        }
+        let iter = self.db.range(start..end);
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, StoreError> {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        };
+        if reverse {
+            for item in iter.rev() {
+                if !push(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in iter {
+                if !push(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The in-memory backend (tests, and a reference for new backends).
+#[derive(Default)]
+pub struct MemStore {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        // A panic while holding the lock cannot leave the map half-written (each op is one call),
+        // so a poisoned lock is still consistent.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Pair>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let map = self.lock();
+        let range = map.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(if reverse {
+            range.rev().take(limit).map(clone).collect()
+        } else {
+            range.take(limit).map(clone).collect()
+        })
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        for (k, v) in ops {
+            match v {
+                Some(v) => map.insert(k, v),
+                None => map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The conformance suite every backend must pass: `store_conformance!(name, || make_store())`.
+#[cfg(test)]
+macro_rules! store_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn get_put_delete_and_scan_order() {
+                let (_guard, store) = $make();
+                assert_eq!(store.get(b"a").unwrap(), None);
+                store
+                    .apply(vec![
+                        (b"a1".to_vec(), Some(b"1".to_vec())),
+                        (b"a3".to_vec(), Some(b"3".to_vec())),
+                        (b"a2".to_vec(), Some(b"2".to_vec())),
+                        (b"b1".to_vec(), Some(b"x".to_vec())),
+                    ])
+                    .unwrap();
+                store.flush().unwrap();
+                assert_eq!(store.get(b"a2").unwrap(), Some(b"2".to_vec()));
+                let keys = |v: Vec<Pair>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+                assert_eq!(
+                    keys(store.scan(b"a", b"b", 10, false).unwrap()),
+                    vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]
+                );
+                assert_eq!(
+                    keys(store.scan(b"a", b"b", 2, true).unwrap()),
+                    vec![b"a3".to_vec(), b"a2".to_vec()]
+                );
+                assert_eq!(store.scan(b"b", b"a", 10, false).unwrap(), vec![]);
+                store
+                    .apply(vec![(b"a2".to_vec(), None), (b"a1".to_vec(), Some(b"9".to_vec()))])
+                    .unwrap();
+                assert_eq!(store.get(b"a2").unwrap(), None);
+                assert_eq!(
+                    store.scan(b"a", b"b", 10, false).unwrap(),
+                    vec![(b"a1".to_vec(), b"9".to_vec()), (b"a3".to_vec(), b"3".to_vec())]
+                );
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sled_store() -> (tempfile::TempDir, Box<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        (dir, Box::new(store))
+    }
+
+    fn mem_store() -> ((), Box<dyn Store>) {
+        ((), Box::new(MemStore::default()))
+    }
+
+    store_conformance!(sled_backend, sled_store);
+    store_conformance!(mem_backend, mem_store);
+
+    #[test]
+    fn sled_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+            s.apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))]).unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
+    }
+}
