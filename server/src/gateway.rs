@@ -47,15 +47,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
-    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() == WS_PATH {
-            Ok(resp)
-        } else {
-            let mut err = ErrorResponse::new(Some(format!("no endpoint at {}", req.uri().path())));
-            *err.status_mut() = StatusCode::NOT_FOUND;
-            Err(err)
-        }
-    };
     let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config))
         .await
     {
@@ -201,6 +192,18 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let abort = writer.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
         abort.abort();
+    }
+}
+
+/// Handshake callback: only the endpoint path is served. (The error type is tungstenite's.)
+#[allow(clippy::result_large_err)]
+fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    if req.uri().path() == WS_PATH {
+        Ok(resp)
+    } else {
+        let mut err = ErrorResponse::new(Some(format!("no endpoint at {}", req.uri().path())));
+        *err.status_mut() = StatusCode::NOT_FOUND;
+        Err(err)
     }
 }
 
