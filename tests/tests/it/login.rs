@@ -220,3 +220,34 @@ async fn get_version_answers_the_engine_version() {
     let v = client.ok("get_version", json!({})).await;
     assert_eq!(v["version"], json!(chime_engine::VERSION));
 }
+
+#[tokio::test]
+async fn the_usersig_subcommand_prints_a_token_that_logs_in() {
+    let server = TestServer::start().await;
+    let bin = chime_tests::workspace_binary("chime-server", "CHIME_SERVER_BIN");
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "usersig",
+            "--sdk-app-id",
+            &APP_ID.to_string(),
+            "--key",
+            APP_KEY,
+        ])
+        .args(["--user-id", "dora", "--expire", "3600"])
+        .output()
+        .await
+        .expect("run chime-server usersig");
+    assert!(out.status.success(), "usersig failed: {out:?}");
+    let sig = String::from_utf8(out.stdout).expect("utf-8 token");
+    let sig = sig.trim();
+    let doc = usersig::decode_json(sig).expect("the printed token decodes");
+    assert_eq!(doc["TLS.identifier"], json!("dora"));
+    assert_eq!(doc["TLS.sdkappid"], json!(APP_ID));
+    assert_eq!(doc["TLS.expire"], json!(3600));
+    let client = TestClient::new(&server).await;
+    client
+        .login_with("dora", sig)
+        .await
+        .unwrap_or_else(|e| panic!("login with the printed token failed: {e}"));
+    assert_eq!(login_user(&client).await, "dora");
+}
