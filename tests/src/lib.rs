@@ -135,7 +135,7 @@ impl TestServer {
             ws_url: String::new(),
             log: Arc::new(Mutex::new(VecDeque::new())),
         };
-        let store = server.data_dir.path().join("store");
+        let store = server.data_dir.path().join("data");
         server
             .spawn(0, &store)
             .await
@@ -229,7 +229,7 @@ impl TestServer {
 
     /// The server's data dir (kept across restarts).
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.path().join("store")
+        self.data_dir.path().join("data")
     }
 
     /// A UserSig for `user` of [`APP_ID`], valid one day.
