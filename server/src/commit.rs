@@ -267,7 +267,10 @@ impl Core {
         }
         for ((reply, result, wrote), fx) in results.into_iter().zip(effects) {
             if durable.is_err() && wrote {
-                reply.send(Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store write failed")));
+                reply.send(Err(ApiError::new(
+                    codes::ERR_SVR_INTERNAL,
+                    "store write failed",
+                )));
                 continue;
             }
             reply.send(result);
@@ -293,8 +296,9 @@ impl Core {
                 read_seq,
                 skip,
             } => {
-                let unread = queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
-                    .unwrap_or(0);
+                let unread =
+                    queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
+                        .unwrap_or(0);
                 let frame = push_frame(pb::push::Kind::Read(pb::ReadPush {
                     conv: Some(conv),
                     read_seq,
@@ -340,12 +344,7 @@ impl Core {
 
     /// Records that `conv` changed for `user`: a new change-log entry at the next version,
     /// replacing the conv's previous entry (the log holds one entry per conversation).
-    pub(crate) fn bump(
-        txn: &mut Txn<'_>,
-        app: u64,
-        user: &str,
-        conv: &[u8],
-    ) -> ApiResult<u64> {
+    pub(crate) fn bump(txn: &mut Txn<'_>, app: u64, user: &str, conv: &[u8]) -> ApiResult<u64> {
         let cursor_key = Key::new(tag::CURSOR, app).s(user.as_bytes()).done();
         let version = txn.get_u64(&cursor_key)? + 1;
         let ver_key = Key::new(tag::VER, app).s(user.as_bytes()).s(conv).done();
@@ -429,7 +428,8 @@ impl Core {
                 "msg_id must be 1..=128 bytes",
             ));
         }
-        if chime_proto::limits::message_body_bytes(&msg) > chime_proto::limits::MAX_MESSAGE_BODY_BYTES
+        if chime_proto::limits::message_body_bytes(&msg)
+            > chime_proto::limits::MAX_MESSAGE_BODY_BYTES
         {
             return Err(ApiError::new(
                 codes::ERR_SVR_MSG_TOO_LARGE,
@@ -489,7 +489,10 @@ impl Core {
         let seq = txn.get_u64(&head_key)? + 1;
         msg.seq = seq;
         txn.put(head_key, u64_bytes(seq));
-        txn.put(Key::new(tag::MSG, app).s(conv).n(seq).done(), msg.encode_to_vec());
+        txn.put(
+            Key::new(tag::MSG, app).s(conv).n(seq).done(),
+            msg.encode_to_vec(),
+        );
         let mut idem = Vec::with_capacity(16 + conv.len());
         idem.extend_from_slice(&seq.to_be_bytes());
         idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());
@@ -518,7 +521,10 @@ impl Core {
         fx: &mut Vec<Effect>,
     ) -> ApiResult<RespKind> {
         if !ids::is_valid_user_id(&msg.receiver) {
-            return Err(ApiError::new(codes::ERR_INVALID_USER_ID, "invalid receiver"));
+            return Err(ApiError::new(
+                codes::ERR_INVALID_USER_ID,
+                "invalid receiver",
+            ));
         }
         msg.group_id.clear();
         msg.target_user_list.clear();
@@ -567,7 +573,10 @@ impl Core {
         fx: &mut Vec<Effect>,
     ) -> ApiResult<RespKind> {
         if !ids::is_valid_group_id(&msg.group_id) {
-            return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+            return Err(ApiError::new(
+                codes::ERR_INVALID_GROUP_ID,
+                "invalid group id",
+            ));
         }
         if msg.target_user_list.len() > chime_proto::limits::MAX_TARGETED_RECEIVERS {
             return Err(ApiError::new(
@@ -578,7 +587,10 @@ impl Core {
         msg.receiver.clear();
         let group_id = msg.group_id.clone();
         let Some(group) = self.group(txn, app, &group_id)? else {
-            return Err(ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"));
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_NOT_FOUND,
+                "no such group",
+            ));
         };
         let sender = msg.sender.clone();
         if !group.members.contains_key(&sender) && sender != self.tunables.admin_identifier {
@@ -646,11 +658,17 @@ impl Core {
             }
             pb::ConvType::Group => {
                 if !ids::is_valid_group_id(&conv_ref.target) {
-                    return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+                    return Err(ApiError::new(
+                        codes::ERR_INVALID_GROUP_ID,
+                        "invalid group id",
+                    ));
                 }
                 match self.group(txn, app, &conv_ref.target)? {
                     None => {
-                        return Err(ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"));
+                        return Err(ApiError::new(
+                            codes::ERR_SVR_GROUP_NOT_FOUND,
+                            "no such group",
+                        ));
                     }
                     Some(g) if !g.members.contains_key(user) => {
                         return Err(ApiError::new(
@@ -662,7 +680,10 @@ impl Core {
                 }
             }
             pb::ConvType::Unspecified => {
-                return Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "conv_type is required"));
+                return Err(ApiError::new(
+                    codes::ERR_SVR_INVALID_PARAMS,
+                    "conv_type is required",
+                ));
             }
         };
         let head = txn.get_u64(&Key::new(tag::HEAD, app).s(&conv).done())?;

@@ -22,13 +22,13 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
+use crate::Shared;
 use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
 use crate::queries;
 use crate::registry::{ConnTx, Outbound, Session, push_frame};
 use crate::usersig;
-use crate::Shared;
 
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -190,7 +190,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     conn.close();
     drop(conn);
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
 }
@@ -265,11 +268,13 @@ async fn login(
     );
     for d in displaced {
         if d.kicked {
-            d.session.conn.send(push_frame(pb::push::Kind::Kicked(pb::KickedPush {
-                code: codes::ERR_LOGIN_KICKED_OFF_BY_OTHER,
-                desc: "logged in on another device".into(),
-                by_platform: req.platform,
-            })));
+            d.session
+                .conn
+                .send(push_frame(pb::push::Kind::Kicked(pb::KickedPush {
+                    code: codes::ERR_LOGIN_KICKED_OFF_BY_OTHER,
+                    desc: "logged in on another device".into(),
+                    by_platform: req.platform,
+                })));
         }
         d.session.conn.close();
     }
@@ -338,7 +343,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         ReqKind::Login(_) => {
             conn.send(response_frame(
                 id,
-                Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "already logged in")),
+                Err(ApiError::new(
+                    codes::ERR_SVR_INVALID_PARAMS,
+                    "already logged in",
+                )),
             ));
         }
         ReqKind::Logout(_) => {}
@@ -346,7 +354,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             let Some(msg) = req.message else {
                 conn.send(response_frame(
                     id,
-                    Err(ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "message is required")),
+                    Err(ApiError::new(
+                        codes::ERR_SVR_INVALID_PARAMS,
+                        "message is required",
+                    )),
                 ));
                 return;
             };
@@ -372,13 +383,19 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     ReqKind::PullMessages(req) => {
                         queries::pull(store, &shared.tunables, app, &user, &req)
                     }
-                    ReqKind::GetJoinedGroups(_) => queries::joined_groups(store, app, &user)
-                        .map(|groups| RespKind::GetJoinedGroups(pb::GetJoinedGroupsResp { groups })),
+                    ReqKind::GetJoinedGroups(_) => {
+                        queries::joined_groups(store, app, &user).map(|groups| {
+                            RespKind::GetJoinedGroups(pb::GetJoinedGroupsResp { groups })
+                        })
+                    }
                     ReqKind::GetGroupsInfo(req) => queries::groups_info(store, app, &user, &req),
                     ReqKind::GetGroupMembers(req) => {
                         queries::group_members(store, app, &user, &req)
                     }
-                    _ => Err(ApiError::new(codes::ERR_SVR_MALFORMED, "unsupported request")),
+                    _ => Err(ApiError::new(
+                        codes::ERR_SVR_MALFORMED,
+                        "unsupported request",
+                    )),
                 };
                 conn.send(response_frame(id, result));
             });

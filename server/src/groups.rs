@@ -50,7 +50,12 @@ fn member_value(join_seq: u64, m: &pb::GroupMember) -> Vec<u8> {
 }
 
 /// Info of `g` as `user` sees it.
-pub fn info_for(info: &pb::GroupInfo, role: &str, join_time_ms: i64, max_seq: u64) -> pb::GroupInfo {
+pub fn info_for(
+    info: &pb::GroupInfo,
+    role: &str,
+    join_time_ms: i64,
+    max_seq: u64,
+) -> pb::GroupInfo {
     let mut i = info.clone();
     i.self_role = role.to_owned();
     i.self_join_time_ms = join_time_ms;
@@ -176,7 +181,10 @@ impl Core {
             Self::generate_group_id(txn, app)?
         } else {
             if !ids::is_valid_group_id(&req.group_id) {
-                return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+                return Err(ApiError::new(
+                    codes::ERR_INVALID_GROUP_ID,
+                    "invalid group id",
+                ));
             }
             if req.group_id.starts_with(ids::GENERATED_GROUP_ID_PREFIX) {
                 return Err(ApiError::new(
@@ -185,7 +193,10 @@ impl Core {
                 ));
             }
             if self.group(txn, app, &req.group_id)?.is_some() {
-                return Err(ApiError::new(codes::ERR_SVR_GROUP_ID_IN_USE, "group id in use"));
+                return Err(ApiError::new(
+                    codes::ERR_SVR_GROUP_ID_IN_USE,
+                    "group id in use",
+                ));
             }
             req.group_id.clone()
         };
@@ -198,7 +209,10 @@ impl Core {
         }];
         for m in req.member_list {
             if !ids::is_valid_user_id(&m.user_id) {
-                return Err(ApiError::new(codes::ERR_INVALID_USER_ID, "invalid member id"));
+                return Err(ApiError::new(
+                    codes::ERR_INVALID_USER_ID,
+                    "invalid member id",
+                ));
             }
             if members.iter().any(|x| x.user_id == m.user_id) {
                 continue;
@@ -268,7 +282,10 @@ impl Core {
 
     fn existing(&mut self, txn: &Txn<'_>, app: u64, group_id: &str) -> ApiResult<Arc<GroupState>> {
         if !ids::is_valid_group_id(group_id) {
-            return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+            return Err(ApiError::new(
+                codes::ERR_INVALID_GROUP_ID,
+                "invalid group id",
+            ));
         }
         self.group(txn, app, group_id)?
             .ok_or_else(|| ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"))
@@ -298,7 +315,10 @@ impl Core {
         }
         let limit = g.info.max_member_count;
         if limit != 0 && g.members.len() >= limit as usize {
-            return Err(ApiError::new(codes::ERR_SVR_GROUP_FULL, "the group is full"));
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_FULL,
+                "the group is full",
+            ));
         }
         let head = Self::head(txn, app, &req.group_id)?;
         let now = now_ms();
@@ -315,7 +335,15 @@ impl Core {
         let info = state.info.clone();
         self.save_group(txn, app, state);
         let view = info_for(&info, role::MEMBER, now, head);
-        Self::change_push(fx, app, user, pb::GroupChangeKind::GroupChangeJoined, view, user, skip);
+        Self::change_push(
+            fx,
+            app,
+            user,
+            pb::GroupChangeKind::GroupChangeJoined,
+            view,
+            user,
+            skip,
+        );
         Ok(RespKind::JoinGroup(pb::JoinGroupResp { pending: false }))
     }
 
@@ -349,7 +377,15 @@ impl Core {
         self.save_group(txn, app, state);
         let head = Self::head(txn, app, &req.group_id)?;
         let view = info_for(&info, "", 0, head);
-        Self::change_push(fx, app, user, pb::GroupChangeKind::GroupChangeQuit, view, user, skip);
+        Self::change_push(
+            fx,
+            app,
+            user,
+            pb::GroupChangeKind::GroupChangeQuit,
+            view,
+            user,
+            skip,
+        );
         Ok(RespKind::QuitGroup(pb::QuitGroupResp {}))
     }
 
@@ -384,11 +420,7 @@ impl Core {
                 skip,
             );
         }
-        txn.del(
-            Key::new(tag::GROUP, app)
-                .s(req.group_id.as_bytes())
-                .done(),
-        );
+        txn.del(Key::new(tag::GROUP, app).s(req.group_id.as_bytes()).done());
         self.groups.remove(&(app, req.group_id.clone()));
         Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
     }

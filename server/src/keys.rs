@@ -177,7 +177,10 @@ mod tests {
             parse_conv(&c2c_conv("bob", "alice")),
             Some(Conv::C2c("alice".into(), "bob".into()))
         );
-        assert_eq!(parse_conv(&group_conv("g1")), Some(Conv::Group("g1".into())));
+        assert_eq!(
+            parse_conv(&group_conv("g1")),
+            Some(Conv::Group("g1".into()))
+        );
         assert_eq!(prefix_end(b"ab"), b"ac".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
     }

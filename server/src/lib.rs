@@ -87,7 +87,9 @@ impl RunningServer {
 /// [`RunningServer::shutdown`]. Must be called inside a tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     if config.apps.is_empty() {
-        return Err(ServerError::Config("at least one --app ID:KEY is required".into()));
+        return Err(ServerError::Config(
+            "at least one --app ID:KEY is required".into(),
+        ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let tunables = Arc::new(config.tunables);

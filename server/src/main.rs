@@ -78,7 +78,10 @@ fn main() -> ExitCode {
         expire,
     }) = &cli.command
     {
-        println!("{}", usersig::gen_user_sig(*sdk_app_id, key, user_id, *expire));
+        println!(
+            "{}",
+            usersig::gen_user_sig(*sdk_app_id, key, user_id, *expire)
+        );
         return ExitCode::SUCCESS;
     }
     init_logs(cli.log_format);

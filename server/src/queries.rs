@@ -72,7 +72,11 @@ fn member(
     }
 }
 
-fn group_info(store: &dyn Store, app: u64, group_id: &str) -> Result<Option<pb::GroupInfo>, StoreError> {
+fn group_info(
+    store: &dyn Store,
+    app: u64,
+    group_id: &str,
+) -> Result<Option<pb::GroupInfo>, StoreError> {
     match store.get(&Key::new(tag::GROUP, app).s(group_id.as_bytes()).done())? {
         None => Ok(None),
         Some(v) => Ok(Some(pb::GroupInfo::decode(&v[..])?)),
@@ -115,7 +119,10 @@ fn access(store: &dyn Store, app: u64, user: &str, conv_ref: &pb::ConvRef) -> Ap
         pb::ConvType::Group => {
             let g = &conv_ref.target;
             if !ids::is_valid_group_id(g) {
-                return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+                return Err(ApiError::new(
+                    codes::ERR_INVALID_GROUP_ID,
+                    "invalid group id",
+                ));
             }
             let info = group_info(store, app, g)?;
             let m = member(store, app, g, user)?;
@@ -202,7 +209,10 @@ fn conv_state(
     let max_seq = head(store, app, &a.conv)?;
     let read_seq = get_u64(
         store,
-        &Key::new(tag::READ, app).s(user.as_bytes()).s(&a.conv).done(),
+        &Key::new(tag::READ, app)
+            .s(user.as_bytes())
+            .s(&a.conv)
+            .done(),
     )?;
     let version = get_u64(
         store,
@@ -221,7 +231,15 @@ fn conv_state(
     let min = min_seq(store, app, a, max_seq)?;
     state.min_seq = min;
     let cutoff = now_ms().saturating_sub(retention_ms);
-    let recent = scan_msgs(store, app, &a.conv, min, max_seq, LAST_MESSAGE_SCAN_CAP, true)?;
+    let recent = scan_msgs(
+        store,
+        app,
+        &a.conv,
+        min,
+        max_seq,
+        LAST_MESSAGE_SCAN_CAP,
+        true,
+    )?;
     state.last_message = recent
         .into_iter()
         .find(|m| visible(m, user) && !m.exclude_from_last_message && m.server_time_ms >= cutoff);
@@ -231,7 +249,9 @@ fn conv_state(
     state.unread_count = scan_msgs(store, app, &a.conv, from, max_seq, usize::MAX, false)?
         .iter()
         .filter(|m| {
-            visible(m, user) && m.server_time_ms >= cutoff && unread::counts_as_unread(m, user, read_seq)
+            visible(m, user)
+                && m.server_time_ms >= cutoff
+                && unread::counts_as_unread(m, user, read_seq)
         })
         .count() as u32;
     Ok(state)
@@ -259,7 +279,8 @@ pub fn joined_groups(store: &dyn Store, app: u64, user: &str) -> ApiResult<Vec<p
         let Some(g) = keys::trailing_str(&k, prefix_len) else {
             continue;
         };
-        if let (Some(info), Some((_, m))) = (group_info(store, app, &g)?, member(store, app, &g, user)?)
+        if let (Some(info), Some((_, m))) =
+            (group_info(store, app, &g)?, member(store, app, &g, user)?)
         {
             let max_seq = head(store, app, &keys::group_conv(&g))?;
             out.push(info_for(&info, &m.role, m.join_time_ms, max_seq));
@@ -277,7 +298,11 @@ pub fn sync(
     user: &str,
     req: &pb::SyncReq,
 ) -> ApiResult<RespKind> {
-    let limit = if req.limit == 0 { SYNC_PAGE } else { req.limit.min(SYNC_PAGE) } as usize;
+    let limit = if req.limit == 0 {
+        SYNC_PAGE
+    } else {
+        req.limit.min(SYNC_PAGE)
+    } as usize;
     let start = Key::new(tag::LOG, app)
         .s(user.as_bytes())
         .n(req.cursor.saturating_add(1))
@@ -346,16 +371,27 @@ pub fn pull(
     if conv_ref.conv_type() == pb::ConvType::Group && !a.member {
         let exists = group_info(store, app, &conv_ref.target)?.is_some();
         return Err(if exists {
-            ApiError::new(codes::ERR_SVR_GROUP_PERMISSION_DENIED, "not a member of the group")
+            ApiError::new(
+                codes::ERR_SVR_GROUP_PERMISSION_DENIED,
+                "not a member of the group",
+            )
         } else {
             ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group")
         });
     }
     let max_seq = head(store, app, &a.conv)?;
     let min = min_seq(store, app, &a, max_seq)?;
-    let limit = if req.limit == 0 { PULL_PAGE } else { req.limit.min(PULL_PAGE) } as usize;
+    let limit = if req.limit == 0 {
+        PULL_PAGE
+    } else {
+        req.limit.min(PULL_PAGE)
+    } as usize;
     let from = req.from_seq.max(min);
-    let to = if req.to_seq == 0 { max_seq } else { req.to_seq.min(max_seq) };
+    let to = if req.to_seq == 0 {
+        max_seq
+    } else {
+        req.to_seq.min(max_seq)
+    };
     let mut resp = pb::PullMessagesResp {
         max_seq,
         min_seq: min,
@@ -367,7 +403,11 @@ pub fn pull(
     let cutoff = now_ms().saturating_sub(tunables.retention_ms());
     let (time_from, time_to) = (
         req.from_time_ms.max(cutoff),
-        if req.to_time_ms == 0 { i64::MAX } else { req.to_time_ms },
+        if req.to_time_ms == 0 {
+            i64::MAX
+        } else {
+            req.to_time_ms
+        },
     );
     // Scan the range in pages until `limit` visible messages are found or the range ends.
     let mut out = Vec::new();
@@ -459,10 +499,16 @@ pub fn group_members(
     req: &pb::GetGroupMembersReq,
 ) -> ApiResult<RespKind> {
     if !ids::is_valid_group_id(&req.group_id) {
-        return Err(ApiError::new(codes::ERR_INVALID_GROUP_ID, "invalid group id"));
+        return Err(ApiError::new(
+            codes::ERR_INVALID_GROUP_ID,
+            "invalid group id",
+        ));
     }
     let Some(info) = group_info(store, app, &req.group_id)? else {
-        return Err(ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group"));
+        return Err(ApiError::new(
+            codes::ERR_SVR_GROUP_NOT_FOUND,
+            "no such group",
+        ));
     };
     if info.group_type != "Public" && member(store, app, &req.group_id, user)?.is_none() {
         return Err(ApiError::new(
@@ -476,12 +522,25 @@ pub fn group_members(
         "common" => m.role == role::MEMBER,
         _ => true,
     };
-    let all: Vec<pb::GroupMember> = load_members(store, app, &req.group_id)?
+    let mut all: Vec<pb::GroupMember> = load_members(store, app, &req.group_id)?
         .into_iter()
         .map(|(_, m)| m)
         .filter(wanted)
         .collect();
-    let count = if req.count == 0 { MEMBER_PAGE } else { req.count.min(MEMBER_PAGE) } as usize;
+    // Owner first, then admins, then members; each by join time, then id.
+    let rank = |m: &pb::GroupMember| match m.role.as_str() {
+        role::OWNER => 0,
+        role::ADMIN => 1,
+        _ => 2,
+    };
+    all.sort_by(|a, b| {
+        (rank(a), a.join_time_ms, &a.user_id).cmp(&(rank(b), b.join_time_ms, &b.user_id))
+    });
+    let count = if req.count == 0 {
+        MEMBER_PAGE
+    } else {
+        req.count.min(MEMBER_PAGE)
+    } as usize;
     let start = (req.next_seq as usize).min(all.len());
     let end = (start + count).min(all.len());
     Ok(RespKind::GetGroupMembers(pb::GetGroupMembersResp {

@@ -208,8 +208,14 @@ mod tests {
     fn platform_class_policy_kicks_same_class_only() {
         let reg = Registry::default();
         let p = MultiDevicePolicy::PlatformClass;
-        assert!(reg.login(1, "u", session(&reg, "d1", Platform::Windows), p).is_empty());
-        assert!(reg.login(1, "u", session(&reg, "d2", Platform::Web), p).is_empty());
+        assert!(
+            reg.login(1, "u", session(&reg, "d1", Platform::Windows), p)
+                .is_empty()
+        );
+        assert!(
+            reg.login(1, "u", session(&reg, "d2", Platform::Web), p)
+                .is_empty()
+        );
         let out = reg.login(1, "u", session(&reg, "d3", Platform::Android), p);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].session.device_id, "d1");
@@ -219,7 +225,10 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert!(!out[0].kicked);
         // Other app, same user id: independent.
-        assert!(reg.login(2, "u", session(&reg, "d9", Platform::Android), p).is_empty());
+        assert!(
+            reg.login(2, "u", session(&reg, "d9", Platform::Android), p)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -227,13 +236,27 @@ mod tests {
         let reg = Registry::default();
         let s = MultiDevicePolicy::Single;
         reg.login(1, "a", session(&reg, "d1", Platform::Windows), s);
-        assert_eq!(reg.login(1, "a", session(&reg, "d2", Platform::Web), s).len(), 1);
+        assert_eq!(
+            reg.login(1, "a", session(&reg, "d2", Platform::Web), s)
+                .len(),
+            1
+        );
         let ap = MultiDevicePolicy::AllPlatforms;
         reg.login(1, "b", session(&reg, "d1", Platform::Windows), ap);
-        assert!(reg.login(1, "b", session(&reg, "d2", Platform::Mac), ap).is_empty());
-        assert_eq!(reg.login(1, "b", session(&reg, "d3", Platform::Mac), ap).len(), 1);
+        assert!(
+            reg.login(1, "b", session(&reg, "d2", Platform::Mac), ap)
+                .is_empty()
+        );
+        assert_eq!(
+            reg.login(1, "b", session(&reg, "d3", Platform::Mac), ap)
+                .len(),
+            1
+        );
         let u = MultiDevicePolicy::Unlimited;
         reg.login(1, "c", session(&reg, "d1", Platform::Windows), u);
-        assert!(reg.login(1, "c", session(&reg, "d2", Platform::Windows), u).is_empty());
+        assert!(
+            reg.login(1, "c", session(&reg, "d2", Platform::Windows), u)
+                .is_empty()
+        );
     }
 }

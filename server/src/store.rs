@@ -200,12 +200,18 @@ macro_rules! store_conformance {
                 );
                 assert_eq!(store.scan(b"b", b"a", 10, false).unwrap(), vec![]);
                 store
-                    .apply(vec![(b"a2".to_vec(), None), (b"a1".to_vec(), Some(b"9".to_vec()))])
+                    .apply(vec![
+                        (b"a2".to_vec(), None),
+                        (b"a1".to_vec(), Some(b"9".to_vec())),
+                    ])
                     .unwrap();
                 assert_eq!(store.get(b"a2").unwrap(), None);
                 assert_eq!(
                     store.scan(b"a", b"b", 10, false).unwrap(),
-                    vec![(b"a1".to_vec(), b"9".to_vec()), (b"a3".to_vec(), b"3".to_vec())]
+                    vec![
+                        (b"a1".to_vec(), b"9".to_vec()),
+                        (b"a3".to_vec(), b"3".to_vec())
+                    ]
                 );
             }
         }

@@ -383,7 +383,10 @@ mod tests {
     #[test]
     fn expiry_boundary_is_inclusive() {
         let token = gen_user_sig_at(APP, KEY, "bob", 100, T, None);
-        assert_eq!(verify(&token, APP, KEY, "bob", T + 100).unwrap().expire_at, T + 100);
+        assert_eq!(
+            verify(&token, APP, KEY, "bob", T + 100).unwrap().expire_at,
+            T + 100
+        );
         let err = verify(&token, APP, KEY, "bob", T + 101).unwrap_err();
         assert_eq!(err, UserSigError::Expired { expire_at: T + 100 });
         assert_eq!(err.code(), 70001);
@@ -394,7 +397,10 @@ mod tests {
         let err = verify(A_TOKEN, APP, "other", "alice", T).unwrap_err();
         assert_eq!(err.code(), 70003);
         assert_eq!(verify("", APP, KEY, "alice", T).unwrap_err().code(), 70002);
-        assert_eq!(verify("  ", APP, KEY, "alice", T).unwrap_err().code(), 70002);
+        assert_eq!(
+            verify("  ", APP, KEY, "alice", T).unwrap_err().code(),
+            70002
+        );
         assert_eq!(
             verify("not-a-token!!", APP, KEY, "alice", T)
                 .unwrap_err()
