@@ -1,6 +1,9 @@
 //! Integration tests of `chime-server`: a real server on 127.0.0.1:0 with its own temp data dir,
 //! driven by a small raw protocol client (tokio-tungstenite + chime-proto).
 
+// Helpers of a test binary: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod binary;
 mod groups;
 mod login;
