@@ -498,6 +498,34 @@ impl TestClient {
     }
 }
 
+/// How long dropping a [`TestClient`] waits for its engine to shut down.
+const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Drop for TestClient {
+    /// Shuts the engine down (`un_init_sdk`) so that its store is closed before the data dir is
+    /// reused or removed, and a test's engines never outlive it reconnecting to a dead server.
+    /// Runs on a helper thread with its own small runtime (the engine works from any executor),
+    /// bounded in time.
+    fn drop(&mut self) {
+        let engine = self.engine.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("chime-test-shutdown".into())
+            .spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(engine.shutdown());
+                }
+                let _ = done_tx.send(());
+            });
+        if spawned.is_ok() {
+            let _ = done_rx.recv_timeout(DROP_SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
 /// Sends a C2C text message from `from` to `to` and answers the sent message.
 pub async fn send_c2c_text(from: &TestClient, to: &str, text: &str) -> Value {
     let msg = from
