@@ -33,6 +33,9 @@ use crate::usersig;
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
 
+/// Longest time a session timer is armed for (ten years).
+const MAX_SESSION_SECS: i64 = 10 * 365 * 86_400;
+
 /// The logged-in identity of a connection.
 #[derive(Debug, Clone)]
 struct Identity {
@@ -156,7 +159,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
                 ReqKind::Login(req) => match login(&shared, &conn, req).await {
                     Ok((who, resp)) => {
                         let now = usersig::now_secs();
-                        let left = (resp.user_sig_expire_at - now).max(0) as u64;
+                        // Clamped so that a far-future expiry cannot overflow the timer.
+                        let left = resp
+                            .user_sig_expire_at
+                            .saturating_sub(now)
+                            .clamp(0, MAX_SESSION_SECS) as u64;
                         expires_at = tokio::time::Instant::now() + Duration::from_secs(left + 1);
                         identity = Some(who);
                         conn.send(response_frame(id, Ok(RespKind::Login(resp))));
