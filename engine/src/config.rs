@@ -71,4 +71,40 @@ pub struct EngineConfig {
     /// `windows mac linux android ios web unity unreal` (default: from the OS).
     #[serde(default)]
     pub platform: Option<String>,
+    /// How long one request waits for the server's answer before failing with 6012 (ms).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// How long `send_message` waits for the ack across disconnects before answering 9520 (ms).
+    /// The message stays in the outbox and still goes out.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
+    /// First reconnect delay (ms); doubles per failed attempt (with jitter).
+    #[serde(default = "default_reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    /// Largest reconnect delay (ms).
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// Connection establishment timeout (ms).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    15_000
+}
+
+fn default_send_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_reconnect_min_ms() -> u64 {
+    100
+}
+
+fn default_reconnect_max_ms() -> u64 {
+    3_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
 }

@@ -1,47 +1,168 @@
-//! The public [`Engine`] handle. SKELETON: the engine helper replaces the bodies; the signatures
-//! are the contract the daemon, the C ABI and the tests code against.
+//! The public [`Engine`] handle: a cheap clone over `Arc<Inner>`. `init` starts the actix
+//! System on the engine's own thread with the five actors; every call goes through the one
+//! dispatch table ([`crate::dispatch`]) by sending to actor addresses, which works from any
+//! executor.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
+use actix::prelude::*;
 use chime_proto::codes;
 use serde_json::Value;
 
+use crate::actors::connection::{self, ConnectionActor, Logout};
+use crate::actors::conversation::{self, ConversationActor};
+use crate::actors::group::{self, GroupActor};
+use crate::actors::message::{self, MessageActor};
+use crate::actors::relationship::RelationshipActor;
+use crate::actors::{Peers, Shared};
+use crate::events::EventBus;
 use crate::{ApiError, EngineConfig, EventHandler, Result};
+
+struct Inner {
+    peers: Peers,
+    events: EventBus,
+    system: actix::System,
+    arbiter: actix::ArbiterHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    shut: AtomicBool,
+}
 
 /// A cheap, cloneable, `Send + Sync` handle to one running engine (one SDK instance). Its actors
 /// run on the engine's own thread; the async methods work from any executor.
 #[derive(Clone)]
 pub struct Engine {
-    #[allow(dead_code)]
-    inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+fn start_actors(shared: Shared) -> Peers {
+    let conn_ctx = Context::<ConnectionActor>::new();
+    let msg_ctx = Context::<MessageActor>::new();
+    let conv_ctx = Context::<ConversationActor>::new();
+    let group_ctx = Context::<GroupActor>::new();
+    let peers = Peers {
+        conn: conn_ctx.address(),
+        msg: msg_ctx.address(),
+        conv: conv_ctx.address(),
+        group: group_ctx.address(),
+        rel: RelationshipActor::new().start(),
+    };
+    conn_ctx.run(ConnectionActor::new(shared.clone()));
+    msg_ctx.run(MessageActor::new(shared.clone()));
+    conv_ctx.run(ConversationActor::new(shared.clone()));
+    group_ctx.run(GroupActor::new(shared));
+    peers.conn.do_send(connection::SetPeers(peers.clone()));
+    peers.msg.do_send(message::SetPeers(peers.clone()));
+    peers.conv.do_send(conversation::SetPeers(peers.clone()));
+    peers.group.do_send(group::SetPeers(peers.clone()));
+    peers
 }
 
 impl Engine {
     /// Starts an engine (`init_sdk`): validates the config, starts the actor system on its own
     /// thread. Several engines may live in one process.
-    pub fn init(_config: EngineConfig) -> Result<Engine> {
-        Err(ApiError::new(codes::ERR_NOT_AVAILABLE, "engine not built yet"))
+    pub fn init(config: EngineConfig) -> Result<Engine> {
+        if config.sdk_app_id == 0 {
+            return Err(ApiError::invalid_param("sdk_app_id is required"));
+        }
+        if !config.server_url.starts_with("ws://") && !config.server_url.starts_with("wss://") {
+            return Err(ApiError::invalid_param(
+                "server_url must be a ws:// or wss:// URL",
+            ));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ApiError::new(
+                codes::ERR_IO,
+                format!("data_dir {}: {e}", config.data_dir.display()),
+            )
+        })?;
+        let events = EventBus::start()
+            .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, format!("event thread: {e}")))?;
+        let shared = Shared {
+            config: Arc::new(config),
+            events: events.clone(),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("chime-engine".into())
+            .spawn(move || {
+                let sys = actix::System::new();
+                let peers = sys.block_on(async move { start_actors(shared) });
+                let _ = tx.send((peers, actix::System::current(), actix::Arbiter::current()));
+                if let Err(e) = sys.run() {
+                    tracing::error!("engine system: {e}");
+                }
+            })
+            .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, format!("engine thread: {e}")))?;
+        let (peers, system, arbiter) = rx
+            .recv()
+            .map_err(|_| ApiError::new(codes::ERR_SDK_INTERNAL, "engine thread died at start"))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                peers,
+                events,
+                system,
+                arbiter,
+                thread: Mutex::new(Some(thread)),
+                shut: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Calls one API method by name with a JSON params object (the one dispatch table).
-    pub async fn call(&self, method: &str, _params: Value) -> Result<Value> {
-        Err(ApiError::new(
-            codes::ERR_INVALID_PARAMETERS,
-            format!("unknown method: {method}"),
-        ))
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        if self.inner.shut.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                codes::ERR_SDK_NOT_INITIALIZED,
+                "engine shut down",
+            ));
+        }
+        crate::dispatch::dispatch(&self.inner.peers, &self.inner.events, method, params).await
     }
 
     /// [`Engine::call`] for hosts without an executor: blocks the calling thread until the answer.
     /// Must not be called from an engine thread (e.g. inside an event handler).
     pub fn call_blocking(&self, method: &str, params: Value) -> Result<Value> {
-        let _ = (method, params);
-        Err(ApiError::new(codes::ERR_NOT_AVAILABLE, "engine not built yet"))
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine = self.clone();
+        let method = method.to_owned();
+        let accepted = self.inner.arbiter.spawn(async move {
+            let _ = tx.send(engine.call(&method, params).await);
+        });
+        if !accepted {
+            return Err(ApiError::new(
+                codes::ERR_SDK_NOT_INITIALIZED,
+                "engine shut down",
+            ));
+        }
+        rx.recv().unwrap_or_else(|_| {
+            Err(ApiError::new(
+                codes::ERR_SDK_NOT_INITIALIZED,
+                "engine shut down",
+            ))
+        })
     }
 
     /// Sets (or clears) the handler receiving every event in order on an engine thread.
-    pub fn set_event_handler(&self, _handler: Option<EventHandler>) {}
+    pub fn set_event_handler(&self, handler: Option<EventHandler>) {
+        self.inner.events.set_handler(handler);
+    }
 
     /// `un_init_sdk`: logs out if logged in, stops the actors, flushes and closes the store, joins
     /// the engine thread. Later calls on any clone answer 6013.
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        if self.inner.shut.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _ = self.inner.peers.conn.send(Logout).await;
+        self.inner.system.stop();
+        let thread = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        self.inner.events.stop();
+    }
 }

@@ -5,12 +5,29 @@
 //! JSON form — a method name and a params object answering a result object or `{code, desc}` —
 //! served by one dispatch table ([`Engine::call`]); the C ABI, the daemon and the tests all go
 //! through it. [`Sdk`] adds the `init_sdk` / `un_init_sdk` lifecycle around it (6013 before init).
+//!
+//! Listeners: the advanced message listener (`on_recv_new_message`) is on from `init_sdk`; the
+//! simple one (`on_recv_c2c_text_message`, ...) is off until `add_simple_msg_listener`. Both can
+//! be switched with `add_/remove_{simple,advanced}_msg_listener`.
+//!
+//! Layers: [`store`] (trait + sled and in-memory backends), the I/O-free cores (`session`,
+//! `sync_plan`), the message mapping (`codec`), the actors, the transport pump and the dispatch
+//! table.
 
+mod actors;
+mod codec;
 mod config;
+mod dispatch;
 mod error;
 mod event;
+mod events;
 mod handle;
+mod model;
 mod sdk;
+mod session;
+pub mod store;
+mod sync_plan;
+mod transport;
 
 pub use config::{CallbackMode, EngineConfig, LogLevel, PluginConfig};
 pub use error::{ApiError, Result};

@@ -41,8 +41,9 @@ impl Sdk {
         let params = if params_json.trim().is_empty() {
             json!({})
         } else {
-            serde_json::from_str(params_json)
-                .map_err(|e| ApiError::new(codes::ERR_INVALID_JSON, format!("malformed JSON: {e}")))?
+            serde_json::from_str(params_json).map_err(|e| {
+                ApiError::new(codes::ERR_INVALID_JSON, format!("malformed JSON: {e}"))
+            })?
         };
         self.call(method, params).await
     }
@@ -61,7 +62,10 @@ impl Sdk {
             }
             _ => match self.engine() {
                 Some(engine) => engine.call(method, params).await,
-                None => Err(ApiError::new(codes::ERR_SDK_NOT_INITIALIZED, "not initialized")),
+                None => Err(ApiError::new(
+                    codes::ERR_SDK_NOT_INITIALIZED,
+                    "not initialized",
+                )),
             },
         }
     }

@@ -1,0 +1,92 @@
+//! The engine's actors (ARCHITECTURE.md §2), each the only owner of its slice of state and the
+//! only writer of its store tables, and the messages they share.
+
+pub mod connection;
+pub mod conversation;
+pub mod group;
+pub mod message;
+pub mod relationship;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::EngineConfig;
+use crate::events::EventBus;
+use crate::store::Store;
+
+/// What every actor gets at start: the config and the event queue.
+#[derive(Clone)]
+pub struct Shared {
+    /// The engine config.
+    pub config: Arc<EngineConfig>,
+    /// The event queue.
+    pub events: EventBus,
+}
+
+/// The logged-in account: its user id and its store.
+#[derive(Clone)]
+pub struct Account {
+    /// The login user.
+    pub user: String,
+    /// The account's store.
+    pub store: Arc<dyn Store>,
+}
+
+/// The addresses of all actors.
+#[derive(Clone)]
+pub struct Peers {
+    /// ConnectionActor.
+    pub conn: Addr<connection::ConnectionActor>,
+    /// MessageActor.
+    pub msg: Addr<message::MessageActor>,
+    /// ConversationActor.
+    pub conv: Addr<conversation::ConversationActor>,
+    /// GroupActor.
+    pub group: Addr<group::GroupActor>,
+    /// RelationshipActor.
+    pub rel: Addr<relationship::RelationshipActor>,
+}
+
+/// An account was opened: load its state.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct OpenAccount(pub Account);
+
+/// The account is being closed (logout, kick, switch, shutdown): flush and drop the store.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAccount;
+
+/// The connection is up and logged in (connection epoch).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Online(pub u64);
+
+/// The connection went down.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Offline;
+
+/// Current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Maps a store failure to the API's 6019.
+pub fn db_err(e: crate::store::StoreError) -> crate::ApiError {
+    crate::ApiError::new(chime_proto::codes::ERR_DATABASE, e.to_string())
+}
+
+/// Decodes a stored prost value.
+pub fn decode<T: prost::Message + Default>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, crate::store::StoreError> {
+    T::decode(bytes).map_err(|e| crate::store::StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,523 @@
+//! The one mapping of messages between their three forms: the wire ([`pb::Message`]), the store
+//! ([`StoredMessage`]) and the JSON message object of api.md. Later elem kinds (image, sound,
+//! ...) are added here and nowhere else.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chime_proto::pb::{self, elem::Content};
+use serde_json::{Map, Value, json};
+
+use crate::ApiError;
+use crate::model::{StoredElem, StoredMessage, StoredPushInfo, elem_kind};
+
+/// `pb::Priority` value from its api.md spelling.
+pub fn priority_from_str(s: &str) -> Option<i32> {
+    Some(match s {
+        "default" => pb::Priority::Default as i32,
+        "high" => pb::Priority::High as i32,
+        "normal" => pb::Priority::Normal as i32,
+        "low" => pb::Priority::Low as i32,
+        _ => return None,
+    })
+}
+
+/// The api.md spelling of a `pb::Priority` value.
+pub fn priority_str(p: i32) -> &'static str {
+    match pb::Priority::try_from(p) {
+        Ok(pb::Priority::High) => "high",
+        Ok(pb::Priority::Normal) => "normal",
+        Ok(pb::Priority::Low) => "low",
+        _ => "default",
+    }
+}
+
+/// Writes bytes under `field` as a string when UTF-8, else under `field_base64` (api.md §1).
+fn put_bytes(obj: &mut Map<String, Value>, field: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            obj.insert(field.to_owned(), Value::String(s.to_owned()));
+        }
+        Err(_) => {
+            obj.insert(format!("{field}_base64"), Value::String(B64.encode(bytes)));
+        }
+    }
+}
+
+/// Reads bytes from `field` (UTF-8 string) or `field_base64`; `None` when both are absent.
+pub fn get_bytes(obj: &Value, field: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    if let Some(v) = obj.get(field).filter(|v| !v.is_null()) {
+        return v
+            .as_str()
+            .map(|s| Some(s.as_bytes().to_vec()))
+            .ok_or_else(|| ApiError::invalid_param(format!("{field} must be a string")));
+    }
+    let b64 = format!("{field}_base64");
+    match obj.get(&b64).filter(|v| !v.is_null()) {
+        Some(v) => {
+            let s = v
+                .as_str()
+                .ok_or_else(|| ApiError::invalid_param(format!("{b64} must be a string")))?;
+            B64.decode(s)
+                .map(Some)
+                .map_err(|e| ApiError::invalid_param(format!("{b64}: {e}")))
+        }
+        None => Ok(None),
+    }
+}
+
+fn str_field(obj: &Value, field: &str) -> Result<String, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ApiError::invalid_param(format!("{field} must be a string"))),
+    }
+}
+
+/// A text elem.
+pub fn text_elem(text: &str) -> StoredElem {
+    StoredElem {
+        kind: elem_kind::TEXT,
+        text: text.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A custom elem.
+pub fn custom_elem(data: Vec<u8>, description: String, extension: String) -> StoredElem {
+    StoredElem {
+        kind: elem_kind::CUSTOM,
+        data,
+        description,
+        extension,
+        ..Default::default()
+    }
+}
+
+/// Parses one elem object of an `elem_list`.
+pub fn elem_from_json(v: &Value) -> Result<StoredElem, ApiError> {
+    let kind = v
+        .get("elem_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_param("elem_list[].elem_type missing"))?;
+    match kind {
+        "text" => Ok(text_elem(&str_field(v, "text")?)),
+        "custom" => Ok(custom_elem(
+            get_bytes(v, "data")?.unwrap_or_default(),
+            str_field(v, "description")?,
+            str_field(v, "extension")?,
+        )),
+        other => Err(ApiError::new(
+            chime_proto::codes::ERR_INVALID_MSG_ELEM,
+            format!("elem_type {other} not supported yet"),
+        )),
+    }
+}
+
+fn elem_to_json(e: &StoredElem) -> Value {
+    let mut o = Map::new();
+    match e.kind {
+        elem_kind::TEXT => {
+            o.insert("elem_type".into(), json!("text"));
+            o.insert("text".into(), json!(e.text));
+        }
+        elem_kind::CUSTOM => {
+            o.insert("elem_type".into(), json!("custom"));
+            put_bytes(&mut o, "data", &e.data);
+            o.insert("description".into(), json!(e.description));
+            o.insert("extension".into(), json!(e.extension));
+        }
+        elem_kind::GROUP_TIPS => {
+            o.insert("elem_type".into(), json!("group_tips"));
+            o.insert("type".into(), json!(e.tips_type));
+            o.insert("op_user".into(), json!(e.op_user));
+            o.insert("member_list".into(), json!(e.member_list));
+        }
+        _ => {
+            o.insert("elem_type".into(), json!("unknown"));
+        }
+    }
+    Value::Object(o)
+}
+
+fn elem_from_wire(e: &pb::Elem) -> StoredElem {
+    match &e.content {
+        Some(Content::Text(t)) => text_elem(&t.text),
+        Some(Content::Custom(c)) => {
+            custom_elem(c.data.clone(), c.description.clone(), c.extension.clone())
+        }
+        Some(Content::GroupTips(t)) => StoredElem {
+            kind: elem_kind::GROUP_TIPS,
+            tips_type: t.tips_type,
+            op_user: t.op_user.clone(),
+            member_list: t.member_list.clone(),
+            ..Default::default()
+        },
+        _ => StoredElem::default(),
+    }
+}
+
+fn elem_to_wire(e: &StoredElem) -> pb::Elem {
+    let content = match e.kind {
+        elem_kind::TEXT => Some(Content::Text(pb::TextElem {
+            text: e.text.clone(),
+        })),
+        elem_kind::CUSTOM => Some(Content::Custom(pb::CustomElem {
+            data: e.data.clone(),
+            description: e.description.clone(),
+            extension: e.extension.clone(),
+        })),
+        elem_kind::GROUP_TIPS => Some(Content::GroupTips(pb::GroupTipsElem {
+            tips_type: e.tips_type,
+            op_user: e.op_user.clone(),
+            member_list: e.member_list.clone(),
+            ..Default::default()
+        })),
+        _ => None,
+    };
+    pb::Elem { content }
+}
+
+fn push_from_wire(p: &pb::OfflinePushInfo) -> StoredPushInfo {
+    StoredPushInfo {
+        title: p.title.clone(),
+        desc: p.desc.clone(),
+        ext: p.ext.clone(),
+        disable_push: p.disable_push,
+        ios_sound: p.ios_sound.clone(),
+        android_sound: p.android_sound.clone(),
+        ignore_ios_badge: p.ignore_ios_badge,
+        android_oppo_channel_id: p.android_oppo_channel_id.clone(),
+        android_fcm_channel_id: p.android_fcm_channel_id.clone(),
+        android_xiaomi_channel_id: p.android_xiaomi_channel_id.clone(),
+        android_vivo_classification: p.android_vivo_classification.clone(),
+        ios_push_type: p.ios_push_type.clone(),
+        android_huawei_category: p.android_huawei_category.clone(),
+    }
+}
+
+fn push_to_wire(p: &StoredPushInfo) -> pb::OfflinePushInfo {
+    pb::OfflinePushInfo {
+        title: p.title.clone(),
+        desc: p.desc.clone(),
+        ext: p.ext.clone(),
+        disable_push: p.disable_push,
+        ios_sound: p.ios_sound.clone(),
+        android_sound: p.android_sound.clone(),
+        ignore_ios_badge: p.ignore_ios_badge,
+        android_oppo_channel_id: p.android_oppo_channel_id.clone(),
+        android_fcm_channel_id: p.android_fcm_channel_id.clone(),
+        android_xiaomi_channel_id: p.android_xiaomi_channel_id.clone(),
+        android_vivo_classification: p.android_vivo_classification.clone(),
+        ios_push_type: p.ios_push_type.clone(),
+        android_huawei_category: p.android_huawei_category.clone(),
+    }
+}
+
+/// Parses an `offline_push_info` object.
+pub fn push_info_from_json(v: &Value) -> Result<StoredPushInfo, ApiError> {
+    if !v.is_object() {
+        return Err(ApiError::invalid_param(
+            "offline_push_info must be an object",
+        ));
+    }
+    let b = |f: &str| v.get(f).and_then(Value::as_bool).unwrap_or(false);
+    Ok(StoredPushInfo {
+        title: str_field(v, "title")?,
+        desc: str_field(v, "desc")?,
+        ext: str_field(v, "ext")?,
+        disable_push: b("disable_push"),
+        ios_sound: str_field(v, "ios_sound")?,
+        android_sound: str_field(v, "android_sound")?,
+        ignore_ios_badge: b("ignore_ios_badge"),
+        android_oppo_channel_id: str_field(v, "android_oppo_channel_id")?,
+        android_fcm_channel_id: str_field(v, "android_fcm_channel_id")?,
+        android_xiaomi_channel_id: str_field(v, "android_xiaomi_channel_id")?,
+        android_vivo_classification: str_field(v, "android_vivo_classification")?,
+        ios_push_type: str_field(v, "ios_push_type")?,
+        android_huawei_category: str_field(v, "android_huawei_category")?,
+    })
+}
+
+fn push_info_to_json(p: &StoredPushInfo) -> Value {
+    json!({
+        "title": p.title, "desc": p.desc, "ext": p.ext, "disable_push": p.disable_push,
+        "ios_sound": p.ios_sound, "android_sound": p.android_sound,
+        "ignore_ios_badge": p.ignore_ios_badge,
+        "android_oppo_channel_id": p.android_oppo_channel_id,
+        "android_fcm_channel_id": p.android_fcm_channel_id,
+        "android_xiaomi_channel_id": p.android_xiaomi_channel_id,
+        "android_vivo_classification": p.android_vivo_classification,
+        "ios_push_type": p.ios_push_type,
+        "android_huawei_category": p.android_huawei_category,
+    })
+}
+
+/// A received (or acked) wire message as the local user `me` stores it.
+pub fn from_wire(m: &pb::Message, me: &str) -> StoredMessage {
+    let is_group = m.conv_type() == pb::ConvType::Group;
+    let peer = if is_group {
+        String::new()
+    } else if m.sender == me {
+        m.receiver.clone()
+    } else {
+        m.sender.clone()
+    };
+    StoredMessage {
+        msg_id: m.msg_id.clone(),
+        sender: m.sender.clone(),
+        is_group,
+        peer,
+        group_id: m.group_id.clone(),
+        seq: m.seq,
+        time_ms: m.server_time_ms,
+        random: m.random,
+        elems: m.elems.iter().map(elem_from_wire).collect(),
+        priority: m.priority,
+        online_user_only: m.online_user_only,
+        offline_push_info: m.offline_push_info.as_ref().map(push_from_wire),
+        need_read_receipt: m.need_read_receipt,
+        exclude_from_unread: m.exclude_from_unread,
+        exclude_from_last_message: m.exclude_from_last_message,
+        cloud_custom_data: m.cloud_custom_data.clone(),
+        group_at_user_list: m.group_at_user_list.clone(),
+        nick_name: m.nick_name.clone(),
+        face_url: m.face_url.clone(),
+        status: crate::model::Status::SendSucc as i32,
+        local_custom_data: Vec::new(),
+        local_custom_int: 0,
+        local_order: 0,
+        is_broadcast_message: m.is_broadcast_message,
+        target_user_list: m.target_user_list.clone(),
+        receiver: m.receiver.clone(),
+        client_time_ms: m.client_time_ms,
+        revoked: m.revoked,
+    }
+}
+
+/// The wire form of a message to send (server-assigned fields left empty).
+pub fn to_wire(m: &StoredMessage) -> pb::Message {
+    pb::Message {
+        msg_id: m.msg_id.clone(),
+        sender: m.sender.clone(),
+        conv_type: if m.is_group {
+            pb::ConvType::Group as i32
+        } else {
+            pb::ConvType::C2c as i32
+        },
+        receiver: m.receiver.clone(),
+        group_id: m.group_id.clone(),
+        seq: m.seq,
+        server_time_ms: 0,
+        random: m.random,
+        elems: m.elems.iter().map(elem_to_wire).collect(),
+        priority: m.priority,
+        online_user_only: m.online_user_only,
+        offline_push_info: m.offline_push_info.as_ref().map(push_to_wire),
+        need_read_receipt: m.need_read_receipt,
+        exclude_from_unread: m.exclude_from_unread,
+        exclude_from_last_message: m.exclude_from_last_message,
+        cloud_custom_data: m.cloud_custom_data.clone(),
+        group_at_user_list: m.group_at_user_list.clone(),
+        target_user_list: m.target_user_list.clone(),
+        client_time_ms: m.client_time_ms,
+        revoked: m.revoked,
+        is_broadcast_message: m.is_broadcast_message,
+        ..Default::default()
+    }
+}
+
+/// The api.md message object, as seen by the local user `me`.
+pub fn to_json(m: &StoredMessage, me: &str) -> Value {
+    let mut o = Map::new();
+    let is_self = m.sender == me;
+    o.insert("msg_id".into(), json!(m.msg_id));
+    o.insert("timestamp".into(), json!(m.time_ms.div_euclid(1000)));
+    o.insert("sender".into(), json!(m.sender));
+    o.insert("nick_name".into(), json!(m.nick_name));
+    o.insert("face_url".into(), json!(m.face_url));
+    o.insert(
+        "user_id".into(),
+        json!(if m.is_group { "" } else { &m.peer }),
+    );
+    o.insert("group_id".into(), json!(m.group_id));
+    o.insert("conversation_id".into(), json!(m.conversation_id()));
+    o.insert("seq".into(), json!(m.seq));
+    o.insert("random".into(), json!(m.random));
+    o.insert(
+        "status".into(),
+        json!(crate::model::Status::as_str(m.status)),
+    );
+    o.insert("is_self".into(), json!(is_self));
+    o.insert("is_read".into(), json!(is_self));
+    o.insert("is_peer_read".into(), json!(false));
+    o.insert("need_read_receipt".into(), json!(m.need_read_receipt));
+    o.insert("priority".into(), json!(priority_str(m.priority)));
+    o.insert("online_user_only".into(), json!(m.online_user_only));
+    o.insert("group_at_user_list".into(), json!(m.group_at_user_list));
+    o.insert(
+        "elem_list".into(),
+        Value::Array(m.elems.iter().map(elem_to_json).collect()),
+    );
+    put_bytes(&mut o, "cloud_custom_data", &m.cloud_custom_data);
+    put_bytes(&mut o, "local_custom_data", &m.local_custom_data);
+    o.insert("local_custom_int".into(), json!(m.local_custom_int));
+    o.insert(
+        "is_excluded_from_unread_count".into(),
+        json!(m.exclude_from_unread),
+    );
+    o.insert(
+        "is_excluded_from_last_message".into(),
+        json!(m.exclude_from_last_message),
+    );
+    o.insert(
+        "offline_push_info".into(),
+        m.offline_push_info
+            .as_ref()
+            .map_or(Value::Null, push_info_to_json),
+    );
+    o.insert("is_broadcast_message".into(), json!(m.is_broadcast_message));
+    Value::Object(o)
+}
+
+/// Builds a message to send from a message object this engine did not create (e.g. one that
+/// came from another process): its `elem_list` and the flags it carries. A `msg_id` in the object
+/// is kept so that a retry of the same object stays idempotent.
+pub fn message_from_json(v: &Value) -> Result<StoredMessage, ApiError> {
+    let elems = v
+        .get("elem_list")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid_param("message.elem_list missing"))?
+        .iter()
+        .map(elem_from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    if elems.is_empty() {
+        return Err(ApiError::invalid_param("message.elem_list is empty"));
+    }
+    let mut m = StoredMessage {
+        msg_id: str_field(v, "msg_id")?,
+        elems,
+        group_at_user_list: string_list(v, "group_at_user_list")?,
+        cloud_custom_data: get_bytes(v, "cloud_custom_data")?.unwrap_or_default(),
+        local_custom_data: get_bytes(v, "local_custom_data")?.unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(p) = v.get("priority").and_then(Value::as_str) {
+        m.priority =
+            priority_from_str(p).ok_or_else(|| ApiError::invalid_param("message.priority"))?;
+    }
+    Ok(m)
+}
+
+/// A list of strings under `field` (absent = empty).
+pub fn string_list(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::invalid_param(format!("{field} must hold strings")))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid_param(format!("{field} must be a list"))),
+    }
+}
+
+/// Whether the message matches an api.md `message_type_list` filter (elem type names).
+pub fn matches_types(m: &StoredMessage, types: &[String]) -> bool {
+    types.is_empty()
+        || m.elems.iter().any(|e| {
+            let name = match e.kind {
+                elem_kind::TEXT => "text",
+                elem_kind::CUSTOM => "custom",
+                elem_kind::GROUP_TIPS => "group_tips",
+                _ => "unknown",
+            };
+            types.iter().any(|t| t == name)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_store_json_round_trip() {
+        let wire = pb::Message {
+            msg_id: "m1".into(),
+            sender: "bob".into(),
+            conv_type: pb::ConvType::C2c as i32,
+            receiver: "alice".into(),
+            seq: 7,
+            server_time_ms: 1_700_000_123_456,
+            random: 42,
+            elems: vec![
+                pb::Elem {
+                    content: Some(Content::Text(pb::TextElem { text: "hi".into() })),
+                },
+                pb::Elem {
+                    content: Some(Content::Custom(pb::CustomElem {
+                        data: vec![0xff, 0x00],
+                        description: "d".into(),
+                        extension: "e".into(),
+                    })),
+                },
+            ],
+            priority: pb::Priority::High as i32,
+            cloud_custom_data: b"ccd".to_vec(),
+            offline_push_info: Some(pb::OfflinePushInfo {
+                title: "t".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let stored = from_wire(&wire, "alice");
+        assert_eq!(stored.peer, "bob");
+        assert_eq!(stored.conversation_id(), "c2c_bob");
+        let j = to_json(&stored, "alice");
+        assert_eq!(j["timestamp"], 1_700_000_123);
+        assert_eq!(j["is_self"], false);
+        assert_eq!(j["priority"], "high");
+        assert_eq!(j["status"], "send_succ");
+        assert_eq!(j["user_id"], "bob");
+        assert_eq!(j["cloud_custom_data"], "ccd");
+        assert_eq!(j["offline_push_info"]["title"], "t");
+        assert_eq!(
+            j["elem_list"][0],
+            json!({"elem_type": "text", "text": "hi"})
+        );
+        assert_eq!(j["elem_list"][1]["data_base64"], "/wA=");
+        let back = message_from_json(&j).unwrap();
+        assert_eq!(back.elems, stored.elems);
+        assert_eq!(back.priority, pb::Priority::High as i32);
+        let mut again = to_wire(&stored);
+        again.server_time_ms = wire.server_time_ms;
+        assert_eq!(again.elems, wire.elems);
+        assert_eq!(again.offline_push_info, wire.offline_push_info);
+        // The sender's own view of the same message.
+        assert_eq!(from_wire(&wire, "bob").peer, "alice");
+    }
+
+    #[test]
+    fn bad_elems_are_refused() {
+        assert_eq!(
+            message_from_json(&json!({"elem_list": []}))
+                .unwrap_err()
+                .code,
+            6017
+        );
+        assert_eq!(
+            elem_from_json(&json!({"elem_type": "hologram"}))
+                .unwrap_err()
+                .code,
+            6016
+        );
+        assert_eq!(
+            elem_from_json(&json!({"elem_type": "custom", "data_base64": "!!"}))
+                .unwrap_err()
+                .code,
+            6017
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! The engine's local store, behind a small trait so that sled can be replaced (SQLite, say)
+//! without touching the actors.
+//!
+//! The trait is split by access pattern: point reads ([`Store::get`]), ordered range scans
+//! ([`Store::scan`]) and batched writes applied atomically ([`Store::apply`]). Every logical table
+//! is a key prefix (see [`keys`]); each actor writes only its own prefixes, so "the only writer of
+//! its trees" holds while one batch stays atomic. Two backends: [`SledStore`] (one database per
+//! `<data_dir>/<sdk_app_id>/<user_id>/`, explicit small cache) and [`MemoryStore`]; both run the
+//! same conformance suite (`store_conformance!`).
+
+pub mod keys;
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend reported an error.
+    #[error("store backend: {0}")]
+    Backend(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt value under {key}: {reason}")]
+    Corrupt {
+        /// The key, printed lossily.
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Insert or overwrite.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove (no-op when absent).
+    Delete(Vec<u8>),
+}
+
+/// A change set applied atomically by [`Store::apply`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(WriteOp::Put(key, value));
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push(WriteOp::Delete(key));
+    }
+
+    /// Whether the batch holds no writes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The writes, in order (a later write to a key wins).
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+}
+
+/// A key/value pair read from the store.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// An ordered key/value store.
+pub trait Store: Send + Sync {
+    /// The value under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries with `start <= key < end`, ascending, or descending when `reverse`.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// Applies every write of `batch`, all or nothing.
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The conformance suite every [`Store`] backend runs: `store_conformance!(mod_name, || store)`.
+#[cfg(test)]
+macro_rules! store_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use $crate::store::{Store, WriteBatch};
+
+            fn batch(puts: &[(&str, &str)]) -> WriteBatch {
+                let mut b = WriteBatch::new();
+                for (k, v) in puts {
+                    b.put(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+                }
+                b
+            }
+
+            fn keys(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+                entries
+                    .into_iter()
+                    .map(|(k, _)| String::from_utf8(k).unwrap())
+                    .collect()
+            }
+
+            #[test]
+            fn get_put_delete() {
+                let (_guard, store) = $make();
+                assert_eq!(store.get(b"a").unwrap(), None);
+                store.apply(batch(&[("a", "1")])).unwrap();
+                assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+                let mut b = WriteBatch::new();
+                b.delete(b"a".to_vec());
+                b.delete(b"missing".to_vec());
+                store.apply(b).unwrap();
+                assert_eq!(store.get(b"a").unwrap(), None);
+            }
+
+            #[test]
+            fn later_write_in_a_batch_wins() {
+                let (_guard, store) = $make();
+                let mut b = batch(&[("k", "1"), ("k", "2")]);
+                b.put(b"j".to_vec(), b"x".to_vec());
+                b.delete(b"j".to_vec());
+                store.apply(b).unwrap();
+                assert_eq!(store.get(b"k").unwrap(), Some(b"2".to_vec()));
+                assert_eq!(store.get(b"j").unwrap(), None);
+            }
+
+            #[test]
+            fn scans_are_ordered_bounded_and_limited() {
+                let (_guard, store) = $make();
+                store
+                    .apply(batch(&[
+                        ("m1", ""),
+                        ("m3", ""),
+                        ("m2", ""),
+                        ("n1", ""),
+                        ("l9", ""),
+                    ]))
+                    .unwrap();
+                assert_eq!(
+                    keys(store.scan(b"m", b"n", false, 10).unwrap()),
+                    ["m1", "m2", "m3"]
+                );
+                assert_eq!(
+                    keys(store.scan(b"m", b"n", true, 10).unwrap()),
+                    ["m3", "m2", "m1"]
+                );
+                assert_eq!(keys(store.scan(b"m", b"n", true, 2).unwrap()), ["m3", "m2"]);
+                assert_eq!(keys(store.scan(b"m2", b"m3", false, 10).unwrap()), ["m2"]);
+                assert!(store.scan(b"x", b"y", false, 10).unwrap().is_empty());
+                assert!(store.scan(b"m", b"n", false, 0).unwrap().is_empty());
+            }
+
+            #[test]
+            fn flush_keeps_data() {
+                let (_guard, store) = $make();
+                store.apply(batch(&[("z", "26")])).unwrap();
+                store.flush().unwrap();
+                assert_eq!(store.get(b"z").unwrap(), Some(b"26".to_vec()));
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod conformance {
+    store_conformance!(memory, || ((), crate::store::MemoryStore::new()));
+    store_conformance!(sled, || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    });
+
+    #[test]
+    fn sled_data_survives_reopen() {
+        use crate::store::{SledStore, Store, WriteBatch};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            let mut b = WriteBatch::new();
+            b.put(b"k".to_vec(), b"v".to_vec());
+            s.apply(b).unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
+    }
+}
