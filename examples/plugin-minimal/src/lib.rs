@@ -1,0 +1,1 @@
+//! A minimal Chime content-filter plugin: blocks messages containing one configured word

@@ -1,0 +1,2 @@
+//! Filter throughput benchmark (placeholder while the crate is scaffolded).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The stable C ABI of Chime plugins.
+#![warn(missing_docs)]

@@ -1,0 +1,1 @@
+//! Chime content-filter plugin: word lists matched in one pass after normalisation

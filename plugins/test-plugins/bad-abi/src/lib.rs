@@ -1,0 +1,1 @@
+//! Test fixture: a plugin that declares an ABI major version the host does not speak

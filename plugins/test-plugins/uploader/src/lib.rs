@@ -1,0 +1,1 @@
+//! Test fixture: an uploader plugin that copies files with progress and cancellation
