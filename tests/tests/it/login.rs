@@ -88,14 +88,23 @@ async fn login_to_an_unknown_app_answers_70020() {
     );
 }
 
+/// An empty UserSig never leaves the engine: 6017 naming the field (the server would answer
+/// 70002; its unit tests pin that).
 #[tokio::test]
-async fn login_with_an_empty_signature_answers_70002() {
+async fn login_with_an_empty_signature_answers_6017_naming_user_sig() {
     let server = TestServer::start().await;
     let client = TestClient::new(&server).await;
-    assert_eq!(
-        login_code(&client, "alice", "").await,
-        codes::ERR_SVR_USER_SIG_EMPTY
+    let err = client
+        .login_with("alice", "")
+        .await
+        .expect_err("an empty UserSig must be refused");
+    assert_eq!(err.code, codes::ERR_INVALID_PARAMETERS, "{err}");
+    assert!(
+        err.desc.contains("user_sig"),
+        "desc {:?} does not name user_sig",
+        err.desc
     );
+    assert_eq!(status(&client).await, "logout");
 }
 
 #[tokio::test]
