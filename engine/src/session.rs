@@ -90,11 +90,14 @@ impl Heartbeat {
         self.last_received = now;
     }
 
-    /// Whether a heartbeat is due at `now` (marks it sent).
+    /// Any frame was sent (the server's idle timeout counts what it receives).
+    pub fn on_send(&mut self, now: Instant) {
+        self.last_sent = now;
+    }
+
+    /// Whether a heartbeat is due at `now`: nothing sent for an interval (marks it sent).
     pub fn poll_send(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.last_sent) >= self.interval
-            && now.duration_since(self.last_received) >= self.interval
-        {
+        if now.duration_since(self.last_sent) >= self.interval {
             self.last_sent = now;
             true
         } else {
@@ -131,8 +134,10 @@ mod tests {
         assert!(!h.poll_send(t0 + Duration::from_secs(5)));
         assert!(h.poll_send(t0 + Duration::from_secs(10)));
         assert!(!h.poll_send(t0 + Duration::from_secs(11)));
+        h.on_send(t0 + Duration::from_secs(15));
+        assert!(!h.poll_send(t0 + Duration::from_secs(24)));
+        assert!(h.poll_send(t0 + Duration::from_secs(25)));
         h.on_receive(t0 + Duration::from_secs(12));
-        assert!(!h.poll_send(t0 + Duration::from_secs(21)));
         assert!(!h.is_dead(t0 + Duration::from_secs(42)));
         assert!(h.is_dead(t0 + Duration::from_secs(43)));
     }

@@ -300,7 +300,7 @@ impl ConnectionActor {
         kind: request::Kind,
         tx: Option<oneshot::Sender<Result<pb::Response>>>,
     ) -> Result<()> {
-        let Some(link) = self.link.as_ref() else {
+        let Some(link) = self.link.as_mut() else {
             return Err(ApiError::new(
                 codes::ERR_NET_DISCONNECT,
                 "network disconnected",
@@ -320,6 +320,7 @@ impl ConnectionActor {
                 "network disconnected",
             ));
         }
+        link.heartbeat.on_send(Instant::now());
         self.pending.insert(
             id,
             PendingReq {
