@@ -95,7 +95,7 @@ impl Peer {
         println!(
             "  {:<5} ← on_recv_new_message: {}",
             self.name,
-            describe(&msg)
+            describe(&msg, self.name)
         );
         Ok(msg)
     }
@@ -108,18 +108,23 @@ fn brief(params: &Value) -> String {
         if obj.contains_key("user_sig") {
             obj.insert("user_sig".into(), json!("…"));
         }
-        if obj.contains_key("message") {
+        if obj.get("message").is_some_and(Value::is_object) {
             obj.insert("message".into(), json!("{…}"));
         }
     }
     p.to_string()
 }
 
-/// `sender → target: content (seq N)` for a message object.
-fn describe(msg: &Value) -> String {
+/// `sender → target: content (seq N)` for a message object seen by `viewer` (a C2C message's
+/// `user_id` is the viewer's peer, so the target is the peer for the viewer's own messages and
+/// the viewer otherwise).
+fn describe(msg: &Value, viewer: &str) -> String {
     let target = match msg["group_id"].as_str() {
         Some(g) if !g.is_empty() => format!("group {g}"),
-        _ => msg["user_id"].as_str().unwrap_or_default().to_owned(),
+        _ if msg["is_self"] == json!(true) => {
+            msg["user_id"].as_str().unwrap_or_default().to_owned()
+        }
+        _ => viewer.to_owned(),
     };
     format!(
         "{} → {}: {} (seq {})",
@@ -261,7 +266,7 @@ async fn run() -> Result<(), Failure> {
         .cloned()
         .unwrap_or_default()
     {
-        println!("          {}", describe(&m));
+        println!("          {}", describe(&m, bob.name));
     }
 
     step(7, "conversations and unread counts (alice's view)");
