@@ -78,24 +78,22 @@ pub fn parse_line(line: &str) -> Option<Incoming> {
 /// The answer line for `id`: `result` on success, `error {code, message}` on failure.
 pub fn answer_line(id: &Value, outcome: &Result<Value, ApiError>) -> String {
     match outcome {
-        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string(),
+        Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
         Err(err) => error_line(id, err),
     }
 }
 
 /// An error answer line.
 pub fn error_line(id: &Value, err: &ApiError) -> String {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": err.code, "message": err.desc },
-    })
-    .to_string()
+    let error = json!({ "code": err.code, "message": err.desc });
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#)
 }
 
 /// The notification line for one engine event.
 pub fn event_line(name: &str, data: &Value) -> String {
-    json!({ "jsonrpc": "2.0", "method": name, "params": data }).to_string()
+    // Written by hand so that `jsonrpc` comes first on every line, as people read them.
+    let method = Value::String(name.to_owned());
+    format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{data}}}"#)
 }
 
 #[cfg(test)]
