@@ -158,10 +158,10 @@ impl Engine {
         let _ = self.inner.peers.conn.send(Logout).await;
         self.inner.system.stop();
         let thread = self.inner.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
+        if let Some(t) = thread
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
         }
         self.inner.events.stop();
     }

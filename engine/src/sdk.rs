@@ -82,10 +82,10 @@ impl Sdk {
             return Ok(());
         }
         let engine = Engine::init(config)?;
-        if let Ok(h) = self.handler.lock() {
-            if h.is_some() {
-                engine.set_event_handler(h.clone());
-            }
+        if let Ok(h) = self.handler.lock()
+            && h.is_some()
+        {
+            engine.set_event_handler(h.clone());
         }
         *slot = Some(engine);
         Ok(())

@@ -29,7 +29,7 @@ pub enum TransportEvent {
     /// Connecting or logging in failed.
     Failed(ApiError),
     /// A frame arrived.
-    Frame(pb::Frame),
+    Frame(Box<pb::Frame>),
     /// The connection ended.
     Closed,
 }
@@ -168,7 +168,7 @@ pub async fn run(dial: Dial, to: Recipient<FromTransport>) {
             },
             inc = stream.next() => match inc {
                 Some(Ok(WsMessage::Binary(b))) => match frame::decode(&b, dial.max_frame) {
-                    Ok(f) => report(TransportEvent::Frame(f)),
+                    Ok(f) => report(TransportEvent::Frame(Box::new(f))),
                     Err(e) => {
                         tracing::warn!("dropping connection: {e}");
                         break;

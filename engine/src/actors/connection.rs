@@ -192,12 +192,11 @@ impl ConnectionActor {
             .data_dir
             .join(self.shared.config.sdk_app_id.to_string())
             .join(user);
-        if let Some((path, weak)) = &self.last_store {
-            if *path == dir {
-                if let Some(s) = weak.upgrade() {
-                    return Ok(s);
-                }
-            }
+        if let Some((path, weak)) = &self.last_store
+            && *path == dir
+            && let Some(s) = weak.upgrade()
+        {
+            return Ok(s);
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::new(codes::ERR_IO, format!("{}: {e}", dir.display())))?;
@@ -224,15 +223,15 @@ impl ConnectionActor {
     }
 
     fn on_response(&mut self, id: u64, resp: pb::Response) {
-        if let Some(p) = self.pending.remove(&id) {
-            if let Some(tx) = p.tx {
-                let r = if resp.code == codes::OK {
-                    Ok(resp)
-                } else {
-                    Err(ApiError::new(resp.code, resp.desc))
-                };
-                let _ = tx.send(r);
-            }
+        if let Some(p) = self.pending.remove(&id)
+            && let Some(tx) = p.tx
+        {
+            let r = if resp.code == codes::OK {
+                Ok(resp)
+            } else {
+                Err(ApiError::new(resp.code, resp.desc))
+            };
+            let _ = tx.send(r);
         }
     }
 
@@ -592,6 +591,7 @@ impl Handler<FromTransport> for ConnectionActor {
                 if let Some(l) = self.link.as_mut() {
                     l.heartbeat.on_receive(Instant::now());
                 }
+                let f = *f;
                 match f.body {
                     Some(Body::Response(r)) => self.on_response(f.id, r),
                     Some(Body::Push(p)) => self.on_push(p, ctx),

@@ -73,14 +73,12 @@ impl ConversationActor {
                 show_name: c.target.clone(),
                 ..Default::default()
             };
-            if is_group {
-                if let Some(g) = self.group_info(&c.target) {
-                    sc.group_type = g.group_type;
-                    if !g.name.is_empty() {
-                        sc.show_name = g.name;
-                    }
-                    sc.face_url = g.face_url;
+            if is_group && let Some(g) = self.group_info(&c.target) {
+                sc.group_type = g.group_type;
+                if !g.name.is_empty() {
+                    sc.show_name = g.name;
                 }
+                sc.face_url = g.face_url;
             }
             self.convs.insert(conv_id.to_owned(), sc);
             created.push(conv_id.to_owned());
@@ -135,10 +133,10 @@ impl ConversationActor {
                 changed_list.push(self.to_json(c));
             }
         }
-        if let Some(a) = &self.acct {
-            if let Err(e) = a.store.apply(b) {
-                tracing::warn!("conversation write: {e}");
-            }
+        if let Some(a) = &self.acct
+            && let Err(e) = a.store.apply(b)
+        {
+            tracing::warn!("conversation write: {e}");
         }
         let ev = &self.shared.events;
         if !new_list.is_empty() {

@@ -86,10 +86,10 @@ impl GroupActor {
     fn put(&mut self, g: StoredGroup) {
         let mut b = WriteBatch::new();
         b.put(keys::group(&g.group_id), prost::Message::encode_to_vec(&g));
-        if let Some(a) = &self.acct {
-            if let Err(e) = a.store.apply(b) {
-                tracing::warn!("group write: {e}");
-            }
+        if let Some(a) = &self.acct
+            && let Err(e) = a.store.apply(b)
+        {
+            tracing::warn!("group write: {e}");
         }
         self.groups.insert(g.group_id.clone(), g);
     }
@@ -97,10 +97,10 @@ impl GroupActor {
     fn remove(&mut self, group_id: &str) {
         let mut b = WriteBatch::new();
         b.delete(keys::group(group_id));
-        if let Some(a) = &self.acct {
-            if let Err(e) = a.store.apply(b) {
-                tracing::warn!("group write: {e}");
-            }
+        if let Some(a) = &self.acct
+            && let Err(e) = a.store.apply(b)
+        {
+            tracing::warn!("group write: {e}");
         }
         self.groups.remove(group_id);
     }

@@ -349,14 +349,14 @@ impl MessageActor {
         if self.transient.remove(id).is_some() {
             return Ok(());
         }
-        if let Some((loc, mut m)) = self.find(id)? {
-            if loc.first() == Some(&keys::table::PENDING) {
-                m.status = Status::SendFail as i32;
-                let mut b = WriteBatch::new();
-                b.put(loc, prost::Message::encode_to_vec(&m));
-                b.delete(keys::outbox(m.local_order));
-                self.acct()?.store.apply(b).map_err(db_err)?;
-            }
+        if let Some((loc, mut m)) = self.find(id)?
+            && loc.first() == Some(&keys::table::PENDING)
+        {
+            m.status = Status::SendFail as i32;
+            let mut b = WriteBatch::new();
+            b.put(loc, prost::Message::encode_to_vec(&m));
+            b.delete(keys::outbox(m.local_order));
+            self.acct()?.store.apply(b).map_err(db_err)?;
         }
         Ok(())
     }
@@ -411,10 +411,11 @@ impl MessageActor {
                 }
             }
         }
-        if let Some((conv, from, to)) = covered {
-            if from > 0 && to >= from {
-                self.range_entry(&mut ranges, &conv)?.insert(from, to);
-            }
+        if let Some((conv, from, to)) = covered
+            && from > 0
+            && to >= from
+        {
+            self.range_entry(&mut ranges, &conv)?.insert(from, to);
         }
         self.write_ranges(&mut batch, ranges);
         if !batch.is_empty() {
@@ -452,10 +453,10 @@ impl MessageActor {
             return false;
         }
         order.push_back(id.to_owned());
-        if order.len() > SEEN_ONLINE_ONLY {
-            if let Some(old) = order.pop_front() {
-                set.remove(&old);
-            }
+        if order.len() > SEEN_ONLINE_ONLY
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
         }
         true
     }
@@ -527,10 +528,10 @@ impl MessageActor {
             .scan(&lo, &hi, false, usize::MAX)
             .map_err(db_err)?;
         for (_, loc) in entries {
-            if let Some(m) = self.load_at(&loc)? {
-                if m.status == Status::Sending as i32 {
-                    self.transmit(&m, ctx);
-                }
+            if let Some(m) = self.load_at(&loc)?
+                && m.status == Status::Sending as i32
+            {
+                self.transmit(&m, ctx);
             }
         }
         let pending: Vec<StoredMessage> = self.transient.values().cloned().collect();
@@ -785,10 +786,10 @@ impl Handler<CloseAccount> for MessageActor {
                 )));
             }
         }
-        if let Some(a) = self.acct.take() {
-            if let Err(e) = a.store.flush() {
-                tracing::warn!("store flush at close: {e}");
-            }
+        if let Some(a) = self.acct.take()
+            && let Err(e) = a.store.flush()
+        {
+            tracing::warn!("store flush at close: {e}");
         }
         self.online = None;
         self.in_flight.clear();

@@ -7,10 +7,12 @@ use std::sync::Mutex;
 
 use super::{Entry, Store, StoreError, WriteBatch, WriteOp};
 
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// A [`Store`] over a `BTreeMap` behind a mutex.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    map: Mutex<Map>,
 }
 
 impl MemoryStore {
@@ -19,7 +21,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Map>, StoreError> {
         self.map
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
