@@ -23,6 +23,7 @@ mod event;
 mod events;
 mod handle;
 mod model;
+mod outbox;
 mod sdk;
 mod session;
 pub mod store;

@@ -29,6 +29,7 @@ use super::{
 };
 use crate::codec;
 use crate::model::{Status, StoredMessage, StoredPushInfo, SyncedRanges, elem_kind};
+use crate::outbox::{self, InFlight, SendOutcome};
 use crate::store::{WriteBatch, keys};
 use crate::sync_plan::{self, Pull};
 use crate::{ApiError, Result};
@@ -49,27 +50,12 @@ pub struct MessageActor {
     created: HashMap<String, StoredMessage>,
     waiters: HashMap<String, Vec<Waiter>>,
     next_waiter: u64,
-    in_flight: HashSet<String>,
+    in_flight: InFlight,
     transient: HashMap<String, StoredMessage>,
     next_order: u64,
     syncing: bool,
     sync_again: bool,
     seen_online_only: (HashSet<String>, VecDeque<String>),
-}
-
-fn is_transient(code: i32) -> bool {
-    matches!(
-        code,
-        codes::ERR_NET_DISCONNECT
-            | codes::ERR_REQUEST_TIMEOUT
-            | codes::ERR_NET_WAIT_ACK_TIMEOUT
-            | codes::ERR_NET_CONNECT_FAILED
-            | codes::ERR_SDK_NOT_LOGGED_IN
-            | codes::ERR_INTERRUPTED
-            | codes::ERR_SVR_RATE_LIMITED
-            | codes::ERR_SVR_NOT_LOGGED_IN
-            | codes::ERR_SVR_INTERNAL
-    )
 }
 
 fn new_msg_id() -> String {
@@ -105,7 +91,7 @@ impl MessageActor {
             created: HashMap::new(),
             waiters: HashMap::new(),
             next_waiter: 0,
-            in_flight: HashSet::new(),
+            in_flight: InFlight::default(),
             transient: HashMap::new(),
             next_order: 1,
             syncing: false,
@@ -196,7 +182,7 @@ impl MessageActor {
         let (Some(epoch), Some(peers)) = (self.online, self.peers.as_ref()) else {
             return;
         };
-        if !self.in_flight.insert(m.msg_id.clone()) {
+        if !self.in_flight.begin(&m.msg_id) {
             return;
         }
         let req = Rpc(request::Kind::SendMessage(pb::SendMessageReq {
@@ -217,24 +203,23 @@ impl MessageActor {
         res: Result<pb::Response>,
         ctx: &mut Context<Self>,
     ) {
-        self.in_flight.remove(&id);
+        self.in_flight.end(&id);
         if self.acct.is_none() {
             return;
         }
-        match res {
-            Ok(resp) => {
-                let (seq, time) = match resp.kind {
-                    Some(response::Kind::SendMessage(a)) => (a.seq, a.server_time_ms),
-                    _ => (0, now_ms()),
-                };
-                if let Err(e) = self.finish_ack(&id, seq, time) {
+        match outbox::classify(res, now_ms()) {
+            SendOutcome::Acked {
+                seq,
+                server_time_ms,
+            } => {
+                if let Err(e) = self.finish_ack(&id, seq, server_time_ms) {
                     self.answer(&id, Err(e));
                 }
             }
-            Err(e) if is_transient(e.code) => {
+            SendOutcome::Retry => {
                 // Stays in the outbox. If we are still on the same connection, try again soon;
                 // otherwise the next `Online` sends it.
-                if self.online == Some(epoch) && e.code != codes::ERR_NET_DISCONNECT {
+                if self.online == Some(epoch) {
                     ctx.run_later(std::time::Duration::from_millis(500), move |act, ctx| {
                         if let Ok(Some((_, m))) = act.find(&id) {
                             if m.status == Status::Sending as i32 {
@@ -246,7 +231,7 @@ impl MessageActor {
                     });
                 }
             }
-            Err(e) => {
+            SendOutcome::Failed(e) => {
                 if let Err(e2) = self.fail(&id, &e) {
                     tracing::warn!("marking {id} failed: {e2}");
                 }
@@ -769,7 +754,7 @@ impl Handler<OpenAccount> for MessageActor {
         self.next_order = order + 1;
         self.acct = Some(msg.0);
         self.online = None;
-        self.in_flight.clear();
+        self.in_flight.reset();
         self.syncing = false;
         self.sync_again = false;
     }
@@ -792,7 +777,7 @@ impl Handler<CloseAccount> for MessageActor {
             tracing::warn!("store flush at close: {e}");
         }
         self.online = None;
-        self.in_flight.clear();
+        self.in_flight.reset();
         self.transient.clear();
         self.created.clear();
     }
@@ -805,7 +790,7 @@ impl Handler<Online> for MessageActor {
             return;
         }
         self.online = Some(msg.0);
-        self.in_flight.clear();
+        self.in_flight.reset();
         if let Err(e) = self.flush_outbox(ctx) {
             tracing::warn!("outbox flush: {e}");
         }
@@ -817,7 +802,7 @@ impl Handler<Offline> for MessageActor {
     type Result = ();
     fn handle(&mut self, _: Offline, _: &mut Context<Self>) {
         self.online = None;
-        self.in_flight.clear();
+        self.in_flight.reset();
     }
 }
 
