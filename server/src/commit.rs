@@ -258,8 +258,19 @@ impl Core {
         let durable = if txn.is_empty() {
             Ok(())
         } else {
-            let ops = txn.into_ops();
-            store.apply(ops).and_then(|()| store.flush())
+            let moved: Result<(), ApiError> =
+                txn.take_touched()
+                    .into_iter()
+                    .try_for_each(|(app, user, conv)| {
+                        Self::bump(&mut txn, app, &user, &conv).map(drop)
+                    });
+            match moved {
+                Err(e) => Err(crate::error::StoreError::Corrupt(e.desc)),
+                Ok(()) => {
+                    let ops = txn.into_ops();
+                    store.apply(ops).and_then(|()| store.flush())
+                }
+            }
         };
         if let Err(e) = &durable {
             tracing::error!("group commit failed: {e}");
@@ -533,9 +544,9 @@ impl Core {
         if !msg.online_user_only {
             let conv = keys::c2c_conv(&sender, &receiver);
             Self::append(txn, app, &conv, &mut msg, idem_key)?;
-            Self::bump(txn, app, &sender, &conv)?;
+            txn.touch(app, &sender, &conv);
             if receiver != sender {
-                Self::bump(txn, app, &receiver, &conv)?;
+                txn.touch(app, &receiver, &conv);
             }
         }
         let to_receiver = Self::message_push(&msg, pb::ConvType::C2c, &sender);
@@ -698,7 +709,7 @@ impl Core {
             return Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: old }));
         }
         txn.put(read_key, u64_bytes(wanted));
-        Self::bump(txn, app, user, &conv)?;
+        txn.touch(app, user, &conv);
         fx.push(Effect::Read {
             app,
             user: user.to_owned(),

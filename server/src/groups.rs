@@ -107,7 +107,7 @@ impl Core {
                 .done(),
             Vec::new(),
         );
-        Self::bump(txn, app, &m.user_id, &keys::group_conv(group_id))?;
+        txn.touch(app, &m.user_id, &keys::group_conv(group_id));
         Ok(())
     }
 
@@ -124,7 +124,7 @@ impl Core {
                 .s(group_id.as_bytes())
                 .done(),
         );
-        Self::bump(txn, app, user, &keys::group_conv(group_id))?;
+        txn.touch(app, user, &keys::group_conv(group_id));
         Ok(())
     }
 

@@ -1,8 +1,12 @@
 //! A write transaction of the commit task: staged writes over the store, read back by later
 //! commands of the same group commit before anything is applied (read-your-writes), then applied
 //! as one atomic batch.
+//!
+//! Change-log moves ("this conversation changed for this user") are collected with
+//! [`Txn::touch`] and applied once per (user, conversation) at the end of the batch, so a burst of
+//! messages in one conversation costs one log move, not one per message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::StoreError;
 use crate::store::{Op, Store};
@@ -11,6 +15,8 @@ use crate::store::{Op, Store};
 pub struct Txn<'a> {
     store: &'a dyn Store,
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    touched: Vec<(u64, String, Vec<u8>)>,
+    touched_set: HashSet<(u64, String, Vec<u8>)>,
 }
 
 impl<'a> Txn<'a> {
@@ -19,6 +25,8 @@ impl<'a> Txn<'a> {
         Self {
             store,
             staged: HashMap::new(),
+            touched: Vec::new(),
+            touched_set: HashSet::new(),
         }
     }
 
@@ -48,9 +56,24 @@ impl<'a> Txn<'a> {
         self.staged.insert(key, None);
     }
 
-    /// Whether anything is staged.
+    /// Records that `conv` changed for `user` of `app` (applied by the commit task at the end of
+    /// the batch, once per triple, in first-touch order).
+    pub fn touch(&mut self, app: u64, user: &str, conv: &[u8]) {
+        let t = (app, user.to_owned(), conv.to_vec());
+        if self.touched_set.insert(t.clone()) {
+            self.touched.push(t);
+        }
+    }
+
+    /// Takes the touched (app, user, conv) triples.
+    pub fn take_touched(&mut self) -> Vec<(u64, String, Vec<u8>)> {
+        self.touched_set.clear();
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Whether anything is staged (writes or touches).
     pub fn is_empty(&self) -> bool {
-        self.staged.is_empty()
+        self.staged.is_empty() && self.touched.is_empty()
     }
 
     /// Number of staged writes (a savepoint for [`Txn::len`]-based checks).
