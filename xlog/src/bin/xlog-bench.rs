@@ -1,0 +1,2 @@
+//! xlog benchmark (being written).
+fn main() {}

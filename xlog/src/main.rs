@@ -1,0 +1,2 @@
+//! chime-xlog decoder binary (being written).
+fn main() {}
