@@ -28,6 +28,11 @@ pub struct ConversationActor {
     acct: Option<Account>,
     convs: HashMap<String, StoredConversation>,
     total: u64,
+    /// Conversations changed by live messages, persisted and announced together at the end of the
+    /// current burst of mailbox messages (one event per burst instead of one per message).
+    dirty: Vec<String>,
+    dirty_created: Vec<String>,
+    flush_scheduled: bool,
 }
 
 impl ConversationActor {
@@ -39,6 +44,9 @@ impl ConversationActor {
             acct: None,
             convs: HashMap::new(),
             total: 0,
+            dirty: Vec::new(),
+            dirty_created: Vec::new(),
+            flush_scheduled: false,
         }
     }
 
@@ -111,7 +119,10 @@ impl ConversationActor {
     }
 
     /// Persists the touched conversations and emits new/changed/total events.
-    fn commit(&mut self, touched: Vec<String>, created: Vec<String>) {
+    fn commit(&mut self, mut touched: Vec<String>, mut created: Vec<String>) {
+        // Deferred changes go first, in order.
+        touched.splice(0..0, std::mem::take(&mut self.dirty));
+        created.extend(std::mem::take(&mut self.dirty_created));
         if touched.is_empty() {
             return;
         }
@@ -159,6 +170,26 @@ impl ConversationActor {
                 json!({ "total_unread_count": total }),
             );
         }
+    }
+
+    /// Like [`Self::commit`], deferred to the end of the current burst.
+    fn commit_later(
+        &mut self,
+        touched: Vec<String>,
+        created: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.dirty.extend(touched);
+        self.dirty_created.extend(created);
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(std::time::Duration::ZERO, |act, _| act.flush_dirty());
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        self.flush_scheduled = false;
+        self.commit(Vec::new(), Vec::new());
     }
 
     fn total_unread(&self) -> u64 {
@@ -222,6 +253,7 @@ impl Handler<OpenAccount> for ConversationActor {
 impl Handler<CloseAccount> for ConversationActor {
     type Result = ();
     fn handle(&mut self, _: CloseAccount, _: &mut Context<Self>) {
+        self.flush_dirty();
         self.acct = None;
         self.convs.clear();
         self.total = 0;
@@ -274,7 +306,7 @@ pub struct MessagesAdded {
 
 impl Handler<MessagesAdded> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, msg: MessagesAdded, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: MessagesAdded, ctx: &mut Context<Self>) {
         if self.acct.is_none() {
             return;
         }
@@ -295,7 +327,7 @@ impl Handler<MessagesAdded> for ConversationActor {
             Self::set_last(c, &m);
             touched.push(id);
         }
-        self.commit(touched, created);
+        self.commit_later(touched, created, ctx);
     }
 }
 
