@@ -182,6 +182,31 @@ async fn group_text_and_custom_both_directions() {
         history(&h).iter().map(|m| m["msg_id"].clone()).collect::<Vec<_>>(),
         [back["msg_id"].clone(), sent["msg_id"].clone()]
     );
+
+    // Group info, quit, dismiss.
+    let info = bob
+        .ok("get_groups_info", json!({"group_ids": ["g1", "nope"]}))
+        .await;
+    let results = info["group_info_result_list"].as_array().cloned().unwrap();
+    assert_eq!(results[0]["result_code"], 0);
+    assert_eq!(results[0]["group_info"]["group_type"], "Public");
+    assert_eq!(results[0]["group_info"]["owner"], "alice");
+    assert_eq!(results[1]["result_code"], codes::ERR_SVR_GROUP_NOT_FOUND);
+    bob.ok("quit_group", json!({"group_id": "g1"})).await;
+    assert_eq!(
+        bob.err_code("send_group_text_message", json!({"text": "x", "group_id": "g1"}))
+            .await,
+        codes::ERR_SVR_GROUP_PERMISSION_DENIED
+    );
+    let joined = bob.ok("get_joined_group_list", json!({})).await;
+    assert_eq!(joined["group_list"], json!([]));
+    alice.ok("dismiss_group", json!({"group_id": "g1"})).await;
+    assert_eq!(
+        alice
+            .err_code("send_group_text_message", json!({"text": "x", "group_id": "g1"}))
+            .await,
+        codes::ERR_SVR_GROUP_NOT_FOUND
+    );
 }
 
 #[tokio::test]

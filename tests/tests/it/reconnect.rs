@@ -207,3 +207,20 @@ async fn second_device_login_kicks_the_first() {
     let got = web.expect_messages(1, WAIT).await;
     assert_eq!(got[0]["msg_id"], live["msg_id"]);
 }
+
+#[tokio::test]
+async fn an_expiring_user_sig_ends_the_session_with_on_user_sig_expired() {
+    let server = TestServer::start().await;
+    let alice = TestClient::with_config(&server, fast()).await;
+    let sig = chime_tests::user_sig_for(chime_tests::APP_ID, "alice", 2);
+    alice.login_with("alice", &sig).await.expect("login with a 2 s UserSig");
+    alice.expect_event("on_user_sig_expired", WAIT).await;
+    assert_eq!(alice.ok("get_login_status", json!({})).await["status"], "logout");
+    assert_eq!(
+        alice.err_code("get_conversation_list", json!({})).await,
+        codes::ERR_SDK_NOT_LOGGED_IN
+    );
+    // No reconnect with the dead UserSig.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(alice.event_count("on_connect_success"), 1);
+}
