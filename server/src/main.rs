@@ -9,6 +9,10 @@ use chime_server::config::parse_app;
 use chime_server::{ServerConfig, Tunables, usersig};
 use clap::{Parser, Subcommand, ValueEnum};
 
+// sled allocates per update; mimalloc roughly halves the cost of that against glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Chime server.
 #[derive(Debug, Parser)]
 #[command(name = "chime-server", version, args_conflicts_with_subcommands = true)]
