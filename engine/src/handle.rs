@@ -166,3 +166,85 @@ impl Engine {
         self.inner.events.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> EngineConfig {
+        serde_json::from_value(json!({
+            "sdk_app_id": 1_400_000_000u64,
+            "server_url": "ws://127.0.0.1:1/ws",
+            "data_dir": dir,
+        }))
+        .unwrap()
+    }
+
+    /// Two engines in one process, driven without an executor; after shutdown every clone
+    /// answers 6013.
+    #[test]
+    fn several_engines_blocking_calls_and_shutdown() {
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let a = Engine::init(config(d1.path())).unwrap();
+        let b = Engine::init(config(d2.path())).unwrap();
+        assert_eq!(
+            a.call_blocking("get_version", json!({})).unwrap(),
+            json!({"version": crate::VERSION})
+        );
+        assert_eq!(
+            b.call_blocking("get_login_status", json!({})).unwrap(),
+            json!({"status": "logout"})
+        );
+        assert_eq!(
+            a.call_blocking(
+                "send_c2c_text_message",
+                json!({"text": "x", "user_id": "bob"})
+            )
+            .unwrap_err()
+            .code,
+            codes::ERR_SDK_NOT_LOGGED_IN
+        );
+        let created = b
+            .call_blocking("create_text_message", json!({"text": "hi"}))
+            .unwrap();
+        assert_eq!(created["status"], "sending");
+        assert_eq!(created["elem_list"][0]["text"], "hi");
+        assert_eq!(
+            a.call_blocking("no_such_method", json!({})).unwrap_err(),
+            ApiError::new(
+                codes::ERR_INVALID_PARAMETERS,
+                "unknown method: no_such_method"
+            )
+        );
+        // A failed connection answers the login with a network code and leaves us logged out.
+        let err = a
+            .call_blocking("login", json!({"user_id": "alice", "user_sig": "sig"}))
+            .unwrap_err();
+        assert_eq!(err.code, codes::ERR_NET_CONNECT_FAILED);
+        assert_eq!(
+            a.call_blocking("get_login_status", json!({})).unwrap(),
+            json!({"status": "logout"})
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(a.shutdown());
+        let clone = a.clone();
+        assert_eq!(
+            clone
+                .call_blocking("get_version", json!({}))
+                .unwrap_err()
+                .code,
+            codes::ERR_SDK_NOT_INITIALIZED
+        );
+        assert_eq!(
+            b.call_blocking("get_version", json!({})).unwrap(),
+            json!({"version": crate::VERSION})
+        );
+        rt.block_on(b.shutdown());
+    }
+}
