@@ -38,8 +38,10 @@ pub struct LogConfig {
     pub retention_days: u32,
     /// The host's log listener, called for every line that passes the level.
     pub listener: Option<LogListener>,
-    /// Capacity of the writer's queue (and of the listener's), in lines.
+    /// Capacity of the writer's queue, in lines.
     pub queue_lines: usize,
+    /// Capacity of the listener's queue, in lines.
+    pub listener_queue_lines: usize,
     /// A block is written once it holds this much text.
     pub block_bytes: usize,
     /// A block is written at the latest this long after its first line.
@@ -47,8 +49,9 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    /// The seed's defaults for `dir`: debug level, 7 days of retention, no listener, a queue
-    /// of 16384 lines, 16 KiB blocks written at least every second.
+    /// The seed's defaults for `dir`: debug level, 7 days of retention, no listener, a writer
+    /// queue of 16384 lines (4096 for the listener), 16 KiB blocks written at least every
+    /// second.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LogConfig {
             dir: dir.into(),
@@ -56,6 +59,7 @@ impl LogConfig {
             retention_days: 7,
             listener: None,
             queue_lines: 16_384,
+            listener_queue_lines: 4096,
             block_bytes: 16 * 1024,
             flush_interval: Duration::from_secs(1),
         }
@@ -70,6 +74,7 @@ impl fmt::Debug for LogConfig {
             .field("retention_days", &self.retention_days)
             .field("listener", &self.listener.is_some())
             .field("queue_lines", &self.queue_lines)
+            .field("listener_queue_lines", &self.listener_queue_lines)
             .field("block_bytes", &self.block_bytes)
             .field("flush_interval", &self.flush_interval)
             .finish()
@@ -151,7 +156,7 @@ impl Logger {
 
         let listener_tx = match config.listener {
             Some(callback) => {
-                let (tx, rx) = mpsc::sync_channel(queue);
+                let (tx, rx) = mpsc::sync_channel(config.listener_queue_lines.max(1));
                 std::thread::Builder::new()
                     .name("chime-xlog-listener".to_owned())
                     .spawn(move || listener::run(callback, rx))

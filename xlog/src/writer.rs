@@ -260,3 +260,83 @@ fn open_day_file(dir: &Path, day: i64) -> std::io::Result<OpenFile> {
     };
     Ok(OpenFile { day, path, file })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_file;
+
+    fn writer(dir: &Path, block_bytes: usize) -> (Writer, Arc<Stats>) {
+        let stats = Arc::new(Stats::default());
+        let config = WriterConfig {
+            dir: dir.to_owned(),
+            block_bytes,
+            flush_interval: Duration::from_secs(60),
+        };
+        (Writer::new(config, Arc::clone(&stats)), stats)
+    }
+
+    fn line(ms: u64, text: &str) -> Record {
+        Record {
+            ms,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Strips the `YYYY-MM-DD HH:MM:SS.mmm ` prefix of a writer notice.
+    fn after_time(line: &str) -> &str {
+        &line[24..]
+    }
+
+    #[test]
+    fn dropped_lines_are_reported_in_the_next_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, stats) = writer(dir.path(), 1 << 20);
+        let today = clock::now_ms();
+        w.push(line(today, "first"));
+        stats.dropped.store(3, Ordering::Relaxed);
+        w.write_block();
+        w.push(line(today, "second"));
+        w.write_block();
+        stats.dropped.store(5, Ordering::Relaxed);
+        w.write_block(); // a block holding only the notice
+        let path = dir
+            .path()
+            .join(file_name(Date::from_days(clock::day_of_ms(today))));
+        let report = decode_file(&path).unwrap();
+        assert_eq!(report.lines.len(), 4);
+        assert_eq!(report.lines[0], "first");
+        assert_eq!(
+            after_time(&report.lines[1]),
+            "WARN chime_xlog: 3 log lines dropped (writer queue full)"
+        );
+        assert_eq!(report.lines[2], "second");
+        assert_eq!(
+            after_time(&report.lines[3]),
+            "WARN chime_xlog: 2 log lines dropped (writer queue full)"
+        );
+        assert_eq!(report.blocks, 3);
+        assert_eq!(stats.blocks.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn lines_go_to_the_file_of_their_utc_day_and_blocks_split_at_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, stats) = writer(dir.path(), 10);
+        let day = 20_000i64; // 2024-10-04
+        let ms = u64::try_from(day).unwrap() * 86_400_000;
+        w.push(line(ms + 86_399_999, "late on day one"));
+        w.push(line(ms + 86_400_000, "early on day two"));
+        w.push(line(ms + 86_400_001, "x"));
+        w.push(line(ms + 86_400_002, "y"));
+        w.write_block();
+        let one = decode_file(dir.path().join("chime_20241004.xlog")).unwrap();
+        let two = decode_file(dir.path().join("chime_20241005.xlog")).unwrap();
+        assert_eq!(one.lines, vec!["late on day one"]);
+        assert_eq!(two.lines, vec!["early on day two", "x", "y"]);
+        // "early on day two\n" fills a 10-byte block by itself; "x\ny\n" is the next one.
+        assert_eq!((one.blocks, two.blocks), (1, 2));
+        assert_eq!(stats.blocks.load(Ordering::Relaxed), 3);
+    }
+}
