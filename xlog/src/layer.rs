@@ -146,12 +146,12 @@ where
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 line.push_str(span.name());
-                if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                    if !fields.is_empty() {
-                        line.push('{');
-                        line.push_str(fields.trim_start());
-                        line.push('}');
-                    }
+                if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
+                    && !fields.is_empty()
+                {
+                    line.push('{');
+                    line.push_str(fields.trim_start());
+                    line.push('}');
                 }
                 line.push_str(": ");
             }

@@ -295,10 +295,10 @@ impl Logger {
 impl Drop for Logger {
     fn drop(&mut self) {
         // The writer drains the queue before it sees Shutdown, so this send returns promptly.
-        if self.writer_tx.send(Command::Shutdown).is_ok() {
-            if let Some(handle) = self.writer.take() {
-                let _ = handle.join();
-            }
+        if self.writer_tx.send(Command::Shutdown).is_ok()
+            && let Some(handle) = self.writer.take()
+        {
+            let _ = handle.join();
         }
         if let Some(tx) = &self.listener_tx {
             listener::stop(tx, Duration::from_secs(1));

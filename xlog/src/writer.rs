@@ -234,10 +234,10 @@ impl Writer {
     }
 
     fn sync(&mut self) {
-        if let Some(f) = &self.file {
-            if let Err(e) = f.file.sync_data() {
-                self.last_error = Some(format!("{}: {e}", f.path.display()));
-            }
+        if let Some(f) = &self.file
+            && let Err(e) = f.file.sync_data()
+        {
+            self.last_error = Some(format!("{}: {e}", f.path.display()));
         }
     }
 }
