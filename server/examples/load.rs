@@ -112,7 +112,10 @@ async fn main() {
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(["--app", &format!("{APP}:{KEY}")])
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn server");
@@ -261,7 +264,10 @@ async fn main() {
         println!("server CPU: {:.1} us per message", us);
     }
     if let Some(mut c) = child {
-        let _ = c.kill();
+        // Graceful stop (SIGTERM) so that the server logs its commit totals.
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         let _ = c.wait();
     }
     if let Some(s) = in_process {

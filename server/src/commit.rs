@@ -171,6 +171,18 @@ struct Bucket {
     at: Instant,
 }
 
+/// Counters of the commit thread (logged every 1000 batches at debug level, and at stop).
+#[derive(Debug, Default)]
+struct Stats {
+    batches: u64,
+    commands: u64,
+    writes: u64,
+    stage_us: u64,
+    apply_us: u64,
+    flush_us: u64,
+    emit_us: u64,
+}
+
 /// The commit thread's state.
 pub(crate) struct Core {
     pub store: Arc<dyn Store>,
@@ -178,6 +190,7 @@ pub(crate) struct Core {
     pub tunables: Arc<Tunables>,
     pub groups: HashMap<(u64, String), Arc<GroupState>>,
     buckets: HashMap<(u64, String), Bucket>,
+    stats: Stats,
 }
 
 /// Starts the commit thread; it stops on [`Msg::Shutdown`] or when every sender is gone.
@@ -194,6 +207,7 @@ pub fn spawn(
         tunables,
         groups: HashMap::new(),
         buckets: HashMap::new(),
+        stats: Stats::default(),
     };
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
@@ -236,6 +250,7 @@ impl Core {
         if let Err(e) = self.store.flush() {
             tracing::error!("final flush failed: {e}");
         }
+        tracing::info!(stats = ?self.stats, "commit totals");
         tracing::info!("commit task stopped");
     }
 
@@ -244,6 +259,9 @@ impl Core {
         if cmds.is_empty() {
             return;
         }
+        let t0 = Instant::now();
+        self.stats.batches += 1;
+        self.stats.commands += cmds.len() as u64;
         let store = Arc::clone(&self.store);
         let mut txn = Txn::new(store.as_ref());
         let mut results = Vec::with_capacity(cmds.len());
@@ -268,10 +286,19 @@ impl Core {
                 Err(e) => Err(crate::error::StoreError::Corrupt(e.desc)),
                 Ok(()) => {
                     let ops = txn.into_ops();
-                    store.apply(ops).and_then(|()| store.flush())
+                    self.stats.writes += ops.len() as u64;
+                    let t1 = Instant::now();
+                    self.stats.stage_us += (t1 - t0).as_micros() as u64;
+                    let applied = store.apply(ops);
+                    let t2 = Instant::now();
+                    self.stats.apply_us += (t2 - t1).as_micros() as u64;
+                    let flushed = applied.and_then(|()| store.flush());
+                    self.stats.flush_us += t2.elapsed().as_micros() as u64;
+                    flushed
                 }
             }
         };
+        let t3 = Instant::now();
         if let Err(e) = &durable {
             tracing::error!("group commit failed: {e}");
             self.groups.clear();
@@ -288,6 +315,10 @@ impl Core {
             for e in fx {
                 self.emit(e);
             }
+        }
+        self.stats.emit_us += t3.elapsed().as_micros() as u64;
+        if self.stats.batches % 1000 == 0 {
+            tracing::debug!(stats = ?self.stats, "commit");
         }
     }
 
