@@ -240,6 +240,7 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
     );
 
     let cpu_before = process_cpu_micros(server.pid());
+    let engines_cpu_before = process_cpu_micros(std::process::id());
     let start = Instant::now();
     let mut send_tasks = tokio::task::JoinSet::new();
     for (p, sender) in senders.iter().enumerate() {
@@ -313,6 +314,7 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
         windows[receipt.pair].add_permits(1);
     }
     let cpu_after = process_cpu_micros(server.pid());
+    let engines_cpu_after = process_cpu_micros(std::process::id());
     let mut send_errors = Vec::new();
     while let Some(done) = send_tasks.join_next().await {
         match done {
@@ -350,6 +352,16 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
             (a - b) as f64 / distinct as f64
         ),
         _ => println!("server CPU: unavailable (/proc/{}/stat)", server.pid()),
+    }
+    if let (Some(b), Some(a)) = (engines_cpu_before, engines_cpu_after)
+        && distinct > 0
+    {
+        println!(
+            "engines CPU (this process, {} engines): {} ms total, {:.1} µs per message",
+            args.pairs * 2,
+            (a - b) / 1000,
+            (a - b) as f64 / distinct as f64
+        );
     }
     let exactly_once = distinct == total && duplicates == 0;
     println!(
