@@ -13,7 +13,7 @@
 //!    flushed; reports end-to-end lines per second and the compression ratio
 //!    (text bytes / file bytes).
 //!
-//! Usage: `cargo run --release -p chime-xlog --bin xlog-bench -- [--lines N]`.
+//! Usage: `cargo run --release -p chime-xlog --bin xlog-bench -- [--lines N] [--keep]`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +33,9 @@ struct Args {
     /// Directory for the temporary log files (default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the sustained pass's log directory (its path is printed) to inspect or decode it.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// A small deterministic generator (xorshift64*), so runs log identical text.
@@ -122,7 +125,7 @@ struct Pass {
     decoded: usize,
 }
 
-fn run(dir: &Path, lines: u32, queue: usize) -> Result<Pass, XlogError> {
+fn run(dir: &Path, lines: u32, queue: usize, keep: bool) -> Result<Pass, XlogError> {
     let _ = std::fs::remove_dir_all(dir);
     let mut config = LogConfig::new(dir);
     config.level = Level::Debug;
@@ -138,7 +141,9 @@ fn run(dir: &Path, lines: u32, queue: usize) -> Result<Pass, XlogError> {
     let stats = logger.stats();
     let decoded = decode_file(logger.today_file())?.lines.len();
     drop(logger);
-    let _ = std::fs::remove_dir_all(dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(Pass {
         logged,
         emit_secs,
@@ -153,7 +158,7 @@ fn main() -> Result<(), XlogError> {
     let base = args.dir.unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("chime-xlog-bench-{}", std::process::id()));
 
-    let burst = run(&dir, args.lines, LogConfig::new(&dir).queue_lines)?;
+    let burst = run(&dir, args.lines, LogConfig::new(&dir).queue_lines, false)?;
     println!(
         "burst, default queue ({} lines):",
         LogConfig::new(&dir).queue_lines
@@ -167,7 +172,7 @@ fn main() -> Result<(), XlogError> {
         burst.stats.dropped_lines
     );
 
-    let full = run(&dir, args.lines, args.lines as usize + 16)?;
+    let full = run(&dir, args.lines, args.lines as usize + 16, args.keep)?;
     let s = full.stats;
     println!("sustained, queue as long as the run:");
     println!(
@@ -191,5 +196,8 @@ fn main() -> Result<(), XlogError> {
         "  decoded back: {} lines (written {})",
         full.decoded, s.lines_written
     );
+    if args.keep {
+        println!("  kept: {}", dir.display());
+    }
     Ok(())
 }
