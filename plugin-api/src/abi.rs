@@ -151,17 +151,19 @@ pub type ChimePluginEntryFn = unsafe extern "C" fn() -> *const ChimePluginDeclar
 /// `create`: build an instance from its JSON config. On success stores the handle in
 /// `out_instance` and returns [`CHIME_STATUS_OK`]; otherwise returns an error status and may set
 /// `out_error`.
-pub type ChimeCreateFn = unsafe extern "C" fn(
-    config_json: ChimeStr,
-    out_instance: *mut *mut c_void,
-    out_error: *mut ChimeBuf,
-) -> i32;
+pub type ChimeCreateFn = Option<
+    unsafe extern "C" fn(
+        config_json: ChimeStr,
+        out_instance: *mut *mut c_void,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
 
 /// `destroy`: end an instance. Called once, after every other call on it has returned.
-pub type ChimeDestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+pub type ChimeDestroyFn = Option<unsafe extern "C" fn(instance: *mut c_void)>;
 
 /// `free_buf`: give back a buffer the plugin allocated.
-pub type ChimeFreeBufFn = unsafe extern "C" fn(buf: ChimeBuf);
+pub type ChimeFreeBufFn = Option<unsafe extern "C" fn(buf: ChimeBuf)>;
 
 /// The outcome of a content-filter call.
 #[repr(C)]
@@ -175,14 +177,16 @@ pub struct ChimeFilterResult {
 
 /// `filter`: judge one text. `direction` is a `CHIME_FILTER_*` direction, `content` a
 /// `CHIME_CONTENT_*` field; a plugin passes content kinds it does not know.
-pub type ChimeFilterFn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    text: ChimeStr,
-    direction: u32,
-    content: u32,
-    out_result: *mut ChimeFilterResult,
-    out_error: *mut ChimeBuf,
-) -> i32;
+pub type ChimeFilterFn = Option<
+    unsafe extern "C" fn(
+        instance: *mut c_void,
+        text: ChimeStr,
+        direction: u32,
+        content: u32,
+        out_result: *mut ChimeFilterResult,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
 
 /// The vtable of a content-filter plugin (`CHIME_PLUGIN_KIND_CONTENT_FILTER`).
 ///
@@ -193,41 +197,44 @@ pub struct ChimeContentFilterVTable {
     /// `sizeof(ChimeContentFilterVTable)` as the plugin was built.
     pub struct_size: u32,
     /// Build an instance.
-    pub create: Option<ChimeCreateFn>,
+    pub create: ChimeCreateFn,
     /// End an instance.
-    pub destroy: Option<ChimeDestroyFn>,
+    pub destroy: ChimeDestroyFn,
     /// Judge one text.
-    pub filter: Option<ChimeFilterFn>,
+    pub filter: ChimeFilterFn,
     /// Free a buffer this plugin returned.
-    pub free_buf: Option<ChimeFreeBufFn>,
+    pub free_buf: ChimeFreeBufFn,
 }
 
 /// Transport event callback, registered by the host at `connect`. The plugin may call it from any
 /// thread, one call at a time per connection, never after `close` has returned. `data` is
 /// borrowed for the duration of the call. `event` is a `CHIME_TRANSPORT_EVENT_*` constant.
 pub type ChimeTransportEventFn =
-    unsafe extern "C" fn(user_data: *mut c_void, event: u32, data: ChimeStr);
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: u32, data: ChimeStr)>;
 
 /// `connect`: open a connection to `url` (with per-connection `options_json`, `{}` when none).
 /// Events arrive through `on_event(user_data, ...)`. On success stores the connection handle in
 /// `out_connection`.
-pub type ChimeConnectFn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    url: ChimeStr,
-    options_json: ChimeStr,
-    on_event: Option<ChimeTransportEventFn>,
-    user_data: *mut c_void,
-    out_connection: *mut *mut c_void,
-    out_error: *mut ChimeBuf,
-) -> i32;
+pub type ChimeConnectFn = Option<
+    unsafe extern "C" fn(
+        instance: *mut c_void,
+        url: ChimeStr,
+        options_json: ChimeStr,
+        on_event: ChimeTransportEventFn,
+        user_data: *mut c_void,
+        out_connection: *mut *mut c_void,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
 
 /// `send`: send one binary frame on a connection (may be called from several threads).
-pub type ChimeSendFn =
-    unsafe extern "C" fn(connection: *mut c_void, frame: ChimeStr, out_error: *mut ChimeBuf) -> i32;
+pub type ChimeSendFn = Option<
+    unsafe extern "C" fn(connection: *mut c_void, frame: ChimeStr, out_error: *mut ChimeBuf) -> i32,
+>;
 
 /// `close`: close and free a connection. After it returns the plugin makes no further call of the
 /// connection's event callback, and the handle is dead.
-pub type ChimeCloseFn = unsafe extern "C" fn(connection: *mut c_void);
+pub type ChimeCloseFn = Option<unsafe extern "C" fn(connection: *mut c_void)>;
 
 /// The vtable of a transport plugin (`CHIME_PLUGIN_KIND_TRANSPORT`).
 #[repr(C)]
@@ -236,43 +243,45 @@ pub struct ChimeTransportVTable {
     /// `sizeof(ChimeTransportVTable)` as the plugin was built.
     pub struct_size: u32,
     /// Build an instance.
-    pub create: Option<ChimeCreateFn>,
+    pub create: ChimeCreateFn,
     /// End an instance (after every connection it opened is closed).
-    pub destroy: Option<ChimeDestroyFn>,
+    pub destroy: ChimeDestroyFn,
     /// Open a connection.
-    pub connect: Option<ChimeConnectFn>,
+    pub connect: ChimeConnectFn,
     /// Send a frame.
-    pub send: Option<ChimeSendFn>,
+    pub send: ChimeSendFn,
     /// Close and free a connection.
-    pub close: Option<ChimeCloseFn>,
+    pub close: ChimeCloseFn,
     /// Free a buffer this plugin returned.
-    pub free_buf: Option<ChimeFreeBufFn>,
+    pub free_buf: ChimeFreeBufFn,
 }
 
 /// Uploader progress callback: `done` of `total` bytes of task `task_id` (`total` is 0 when
 /// unknown). Called from the thread running the transfer; `user_data` is the host's.
 pub type ChimeProgressFn =
-    unsafe extern "C" fn(user_data: *mut c_void, task_id: u64, done: u64, total: u64);
+    Option<unsafe extern "C" fn(user_data: *mut c_void, task_id: u64, done: u64, total: u64)>;
 
 /// `upload` / `download`: move one file, blocking until done, failed or cancelled. `task_id` is
 /// chosen by the host and names the transfer for `cancel`. `local_path` is the file to read
 /// (upload) or write (download); `url` the remote side; `options_json` per-transfer options such
 /// as a token. On success stores a plugin-owned JSON result in `out_result_json`.
-pub type ChimeTransferFn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    task_id: u64,
-    local_path: ChimeStr,
-    url: ChimeStr,
-    options_json: ChimeStr,
-    on_progress: Option<ChimeProgressFn>,
-    user_data: *mut c_void,
-    out_result_json: *mut ChimeBuf,
-    out_error: *mut ChimeBuf,
-) -> i32;
+pub type ChimeTransferFn = Option<
+    unsafe extern "C" fn(
+        instance: *mut c_void,
+        task_id: u64,
+        local_path: ChimeStr,
+        url: ChimeStr,
+        options_json: ChimeStr,
+        on_progress: ChimeProgressFn,
+        user_data: *mut c_void,
+        out_result_json: *mut ChimeBuf,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
 
 /// `cancel`: ask a running transfer to stop; called from another thread while it runs. The
 /// transfer then returns [`CHIME_STATUS_CANCELLED`]. Cancelling an unknown task is not an error.
-pub type ChimeCancelFn = unsafe extern "C" fn(instance: *mut c_void, task_id: u64) -> i32;
+pub type ChimeCancelFn = Option<unsafe extern "C" fn(instance: *mut c_void, task_id: u64) -> i32>;
 
 /// The vtable of an uploader plugin (`CHIME_PLUGIN_KIND_UPLOADER`).
 #[repr(C)]
@@ -281,17 +290,17 @@ pub struct ChimeUploaderVTable {
     /// `sizeof(ChimeUploaderVTable)` as the plugin was built.
     pub struct_size: u32,
     /// Build an instance.
-    pub create: Option<ChimeCreateFn>,
+    pub create: ChimeCreateFn,
     /// End an instance.
-    pub destroy: Option<ChimeDestroyFn>,
+    pub destroy: ChimeDestroyFn,
     /// Upload a local file.
-    pub upload: Option<ChimeTransferFn>,
+    pub upload: ChimeTransferFn,
     /// Download to a local file.
-    pub download: Option<ChimeTransferFn>,
+    pub download: ChimeTransferFn,
     /// Cancel a running transfer.
-    pub cancel: Option<ChimeCancelFn>,
+    pub cancel: ChimeCancelFn,
     /// Free a buffer this plugin returned.
-    pub free_buf: Option<ChimeFreeBufFn>,
+    pub free_buf: ChimeFreeBufFn,
 }
 
 impl ChimeStr {
@@ -364,3 +373,16 @@ impl ChimeBuf {
 
 // SAFETY: a declaration is immutable static data (string literals and a static vtable).
 unsafe impl Sync for ChimePluginDeclaration {}
+
+/// Names the non-null function type inside a nullable `Chime*Fn` alias ([`Raw`]).
+pub trait NullableFn {
+    /// The function pointer type.
+    type Fn: Copy;
+}
+
+impl<F: Copy> NullableFn for Option<F> {
+    type Fn = F;
+}
+
+/// The function type of a `Chime*Fn` alias once checked non-null: `Raw<ChimeCreateFn>`.
+pub type Raw<T> = <T as NullableFn>::Fn;

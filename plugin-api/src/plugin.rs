@@ -20,7 +20,7 @@ use crate::abi::{
     CHIME_STATUS_CANCELLED, CHIME_STATUS_FAILED, CHIME_STATUS_INVALID_ARGUMENT, CHIME_STATUS_OK,
     CHIME_STATUS_PANICKED, CHIME_TRANSPORT_EVENT_CLOSED, CHIME_TRANSPORT_EVENT_ERROR,
     CHIME_TRANSPORT_EVENT_FRAME, ChimeBuf, ChimeFilterResult, ChimeProgressFn, ChimeStr,
-    ChimeTransportEventFn,
+    ChimeTransportEventFn, Raw,
 };
 
 /// An error a plugin returns from a trait method: a `CHIME_STATUS_*` code and a message.
@@ -120,11 +120,11 @@ pub struct TransportEvents {
 struct EventsInner {
     /// `None` once the host closed the connection. Emitting holds the read lock, closing takes
     /// the write lock, so `close` waits for an emission in progress and none starts after it.
-    target: RwLock<Option<(ChimeTransportEventFn, usize)>>,
+    target: RwLock<Option<(Raw<ChimeTransportEventFn>, usize)>>,
 }
 
 impl TransportEvents {
-    fn new(callback: ChimeTransportEventFn, user_data: *mut c_void) -> Self {
+    fn new(callback: Raw<ChimeTransportEventFn>, user_data: *mut c_void) -> Self {
         Self {
             inner: Arc::new(EventsInner {
                 target: RwLock::new(Some((callback, user_data as usize))),
@@ -197,7 +197,7 @@ pub trait Transport: Send + Sync + Sized + 'static {
 
 /// Reports transfer progress to the host; handed to [`Uploader::upload`] / `download`.
 pub struct Progress {
-    callback: Option<ChimeProgressFn>,
+    callback: ChimeProgressFn,
     user_data: *mut c_void,
     task_id: u64,
 }
@@ -490,7 +490,7 @@ pub unsafe extern "C" fn transport_connect<T: Transport>(
     instance: *mut c_void,
     url: ChimeStr,
     options_json: ChimeStr,
-    on_event: Option<ChimeTransportEventFn>,
+    on_event: ChimeTransportEventFn,
     user_data: *mut c_void,
     out_connection: *mut *mut c_void,
     out_error: *mut ChimeBuf,
@@ -584,7 +584,7 @@ unsafe fn transfer<T: Uploader>(
     local_path: ChimeStr,
     url: ChimeStr,
     options_json: ChimeStr,
-    on_progress: Option<ChimeProgressFn>,
+    on_progress: ChimeProgressFn,
     user_data: *mut c_void,
     out_result_json: *mut ChimeBuf,
     out_error: *mut ChimeBuf,
@@ -627,7 +627,7 @@ pub unsafe extern "C" fn uploader_upload<T: Uploader>(
     local_path: ChimeStr,
     url: ChimeStr,
     options_json: ChimeStr,
-    on_progress: Option<ChimeProgressFn>,
+    on_progress: ChimeProgressFn,
     user_data: *mut c_void,
     out_result_json: *mut ChimeBuf,
     out_error: *mut ChimeBuf,
@@ -660,7 +660,7 @@ pub unsafe extern "C" fn uploader_download<T: Uploader>(
     local_path: ChimeStr,
     url: ChimeStr,
     options_json: ChimeStr,
-    on_progress: Option<ChimeProgressFn>,
+    on_progress: ChimeProgressFn,
     user_data: *mut c_void,
     out_result_json: *mut ChimeBuf,
     out_error: *mut ChimeBuf,

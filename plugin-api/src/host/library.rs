@@ -21,7 +21,7 @@ use crate::abi::{
     CHIME_PLUGIN_KIND_TRANSPORT, CHIME_PLUGIN_KIND_UPLOADER, ChimeCancelFn, ChimeCloseFn,
     ChimeConnectFn, ChimeContentFilterVTable, ChimeCreateFn, ChimeDestroyFn, ChimeFilterFn,
     ChimeFreeBufFn, ChimePluginDeclaration, ChimePluginEntryFn, ChimeSendFn, ChimeTransferFn,
-    ChimeTransportVTable, ChimeUploaderVTable,
+    ChimeTransportVTable, ChimeUploaderVTable, Raw,
 };
 use crate::host::PluginError;
 use crate::host::info::PluginKind;
@@ -29,23 +29,23 @@ use crate::host::info::PluginKind;
 /// The content-filter functions, checked non-null.
 #[derive(Clone, Copy)]
 pub(crate) struct FilterFns {
-    pub filter: ChimeFilterFn,
+    pub filter: Raw<ChimeFilterFn>,
 }
 
 /// The transport functions, checked non-null.
 #[derive(Clone, Copy)]
 pub(crate) struct TransportFns {
-    pub connect: ChimeConnectFn,
-    pub send: ChimeSendFn,
-    pub close: ChimeCloseFn,
+    pub connect: Raw<ChimeConnectFn>,
+    pub send: Raw<ChimeSendFn>,
+    pub close: Raw<ChimeCloseFn>,
 }
 
 /// The uploader functions, checked non-null.
 #[derive(Clone, Copy)]
 pub(crate) struct UploaderFns {
-    pub upload: ChimeTransferFn,
-    pub download: ChimeTransferFn,
-    pub cancel: ChimeCancelFn,
+    pub upload: Raw<ChimeTransferFn>,
+    pub download: Raw<ChimeTransferFn>,
+    pub cancel: Raw<ChimeCancelFn>,
 }
 
 /// The kind-specific part of a loaded library.
@@ -62,9 +62,9 @@ pub(crate) struct PluginLibrary {
     pub name: String,
     pub version: String,
     pub kind: PluginKind,
-    pub create: ChimeCreateFn,
-    pub destroy: ChimeDestroyFn,
-    pub free_buf: ChimeFreeBufFn,
+    pub create: Raw<ChimeCreateFn>,
+    pub destroy: Raw<ChimeDestroyFn>,
+    pub free_buf: Raw<ChimeFreeBufFn>,
     pub fns: KindFns,
     /// Kept so the mapping is owned by someone; never dropped (the registry is never emptied).
     _library: libloading::Library,
@@ -144,9 +144,9 @@ struct Checked {
     name: String,
     version: String,
     kind: PluginKind,
-    create: ChimeCreateFn,
-    destroy: ChimeDestroyFn,
-    free_buf: ChimeFreeBufFn,
+    create: Raw<ChimeCreateFn>,
+    destroy: Raw<ChimeDestroyFn>,
+    free_buf: Raw<ChimeFreeBufFn>,
     fns: KindFns,
 }
 

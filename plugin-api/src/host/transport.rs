@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::abi::{
     CHIME_TRANSPORT_EVENT_CLOSED, CHIME_TRANSPORT_EVENT_ERROR, CHIME_TRANSPORT_EVENT_FRAME,
-    ChimeBuf, ChimeStr,
+    ChimeBuf, ChimeStr, Raw,
 };
 use crate::host::library::TransportFns;
 use crate::host::{PluginError, PluginInfo, Shared, call};
@@ -155,8 +155,8 @@ impl TransportPlugin {
 
 struct ConnectionInner {
     shared: Arc<Shared>,
-    send: crate::abi::ChimeSendFn,
-    close: crate::abi::ChimeCloseFn,
+    send: Raw<crate::abi::ChimeSendFn>,
+    close: Raw<crate::abi::ChimeCloseFn>,
     connection: usize,
     user_data: usize,
     /// `true` until closed. Sends hold the read lock, close takes the write lock, so the plugin

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::abi::{ChimeBuf, ChimeStr, ChimeTransferFn};
+use crate::abi::{ChimeBuf, ChimeStr, ChimeTransferFn, Raw};
 use crate::host::library::UploaderFns;
 use crate::host::{PluginError, PluginInfo, Shared, call};
 
@@ -120,7 +120,7 @@ impl UploaderPlugin {
 
     async fn transfer(
         &self,
-        function: ChimeTransferFn,
+        function: Raw<ChimeTransferFn>,
         task_id: u64,
         local_path: &str,
         url: &str,
