@@ -5,7 +5,8 @@
 //! - [`Logger::start`] creates the directory, removes day files past retention, and starts a
 //!   background writer thread. It installs **no global subscriber**: it returns a
 //!   [`tracing::Dispatch`] (via [`Logger::dispatch`]) that an engine sets as the default on the
-//!   threads it owns, so several engines in one process each log to their own directory.
+//!   threads it owns, so several engines in one process each log to their own directory
+//!   ([`set_thread_default`] does it for a thread's whole life, e.g. from a thread-start hook).
 //! - Events become text lines ([`XlogLayer`]) handed to the writer through a bounded queue that
 //!   is never waited on; overflow is dropped and counted ([`Logger::dropped_lines`]), and the
 //!   file says how many lines were lost.
@@ -44,6 +45,7 @@ mod level;
 mod listener;
 mod logger;
 pub mod retention;
+mod thread_default;
 mod writer;
 
 pub use decode::{Damage, DamageKind, DecodeReport, decode_bytes, decode_file};
@@ -52,3 +54,4 @@ pub use layer::XlogLayer;
 pub use level::{Level, ParseLevelError};
 pub use listener::LogListener;
 pub use logger::{LogConfig, LogStats, Logger};
+pub use thread_default::set_thread_default;

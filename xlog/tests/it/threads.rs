@@ -40,3 +40,25 @@ fn two_loggers_on_two_threads_keep_separate_files() {
     assert_eq!(lines(&a), want_a);
     assert_eq!(lines(&b), want_b);
 }
+
+#[test]
+fn set_thread_default_lasts_for_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let logger = start(dir.path(), Level::Debug);
+    let dispatch = logger.dispatch();
+    std::thread::spawn(move || {
+        // As from a runtime's thread-start hook: nothing is kept by the caller.
+        let hook = || chime_xlog::set_thread_default(&dispatch);
+        hook();
+        tracing::info!(target: "engine", "after the hook");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        lines(&logger),
+        [
+            started(Level::Debug, 7, 0),
+            "INFO engine: after the hook".to_owned()
+        ]
+    );
+}
