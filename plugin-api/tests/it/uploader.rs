@@ -17,7 +17,10 @@ fn load(config: &str) -> UploaderPlugin {
     }
 }
 
-fn recorder() -> (ProgressFn, Arc<Mutex<Vec<(u64, u64)>>>) {
+/// Every `(done, total)` progress report, in order.
+type Seen = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn recorder() -> (ProgressFn, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     (

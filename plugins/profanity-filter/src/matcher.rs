@@ -79,7 +79,7 @@ impl Matcher {
 
     /// Finds the non-overlapping matches in `text`, leftmost-longest, in original character
     /// indices. `scratch` holds the original characters afterwards (see [`Scratch::chars`]).
-    pub fn find<'s>(&self, text: &str, scratch: &'s mut Scratch) -> Vec<Span> {
+    pub fn find(&self, text: &str, scratch: &mut Scratch) -> Vec<Span> {
         normalize_into(text, &mut scratch.chars, &mut scratch.normalized);
         let chars = &scratch.chars;
         let origin = &scratch.normalized.origin;
