@@ -95,3 +95,68 @@ fn the_decoder_binary_prints_plain_text() {
     assert_eq!(got, want);
     assert!(text.ends_with("INFO t: hello n=1\n"));
 }
+
+#[test]
+fn a_block_reaches_the_disk_after_the_flush_interval_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::config(dir.path(), Level::Debug);
+    config.flush_interval = std::time::Duration::from_millis(50);
+    let logger = chime_xlog::Logger::start(config).unwrap();
+    with_logger(&logger, || tracing::info!(target: "t", "timely"));
+    let path = logger.today_file();
+    let on_disk = || decode_file(&path).map(|r| r.lines.len()).unwrap_or(0) == 2;
+    assert!(crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        on_disk
+    ));
+    assert_eq!(logger.stats().blocks, 1);
+}
+
+#[test]
+fn the_logger_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<chime_xlog::Logger>();
+    shareable::<chime_xlog::LogConfig>();
+}
+
+#[test]
+fn the_decoder_binary_reports_damage_and_is_strict_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let logger = start(dir.path(), Level::Debug);
+    with_logger(&logger, || tracing::info!(target: "t", "kept"));
+    logger.flush().unwrap();
+    let mut bytes = std::fs::read(logger.today_file()).unwrap();
+    let intact = bytes.len();
+    bytes.extend_from_slice(b"CXLG torn");
+    let torn = dir.path().join("torn.xlog");
+    std::fs::write(&torn, &bytes).unwrap();
+    let run = |strict: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chime-xlog"));
+        cmd.arg("decode").arg(&torn);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let lax = run(false);
+    assert_eq!(lax.status.code(), Some(0));
+    let text = String::from_utf8(lax.stdout).unwrap();
+    assert_eq!(
+        text.lines().map(untimed).collect::<Vec<_>>(),
+        lines(&logger)
+    );
+    assert_eq!(
+        String::from_utf8(lax.stderr).unwrap(),
+        format!(
+            "2 lines from 1 blocks; 1 damaged regions, 9 bytes skipped\n  at byte {intact}: 9 \
+             bytes skipped, truncated\n"
+        )
+    );
+    assert_eq!(run(true).status.code(), Some(2));
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_chime-xlog"))
+        .arg("decode")
+        .arg(dir.path().join("nope.xlog"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
