@@ -26,7 +26,7 @@ use crate::config::Tunables;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, Key, tag};
 use crate::queries;
-use crate::registry::{ConnTx, Registry, push_frame};
+use crate::registry::{ConnTx, Registry, message_push_frame, push_frame};
 use crate::store::Store;
 use crate::txn::Txn;
 
@@ -519,38 +519,34 @@ impl Core {
         })
     }
 
-    /// Stores `msg` at the next seq of `conv` with its idempotency entry; returns the seq.
+    /// Stores `msg` at the next seq of `conv` with its idempotency entry; returns the encoded
+    /// message (encoded once, for the store and every push).
     fn append(
         txn: &mut Txn<'_>,
         app: u64,
         conv: &[u8],
         msg: &mut pb::Message,
         idem_key: Vec<u8>,
-    ) -> ApiResult<u64> {
+    ) -> ApiResult<Vec<u8>> {
         let head_key = Key::new(tag::HEAD, app).s(conv).done();
         let seq = txn.get_u64(&head_key)? + 1;
         msg.seq = seq;
         txn.put(head_key, u64_bytes(seq));
+        let encoded = msg.encode_to_vec();
         txn.put(
             Key::new(tag::MSG, app).s(conv).n(seq).done(),
-            msg.encode_to_vec(),
+            encoded.clone(),
         );
         let mut idem = Vec::with_capacity(16 + conv.len());
         idem.extend_from_slice(&seq.to_be_bytes());
         idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());
         idem.extend_from_slice(conv);
         txn.put(idem_key, idem);
-        Ok(seq)
+        Ok(encoded)
     }
 
-    fn message_push(msg: &pb::Message, conv_type: pb::ConvType, target: &str) -> Bytes {
-        push_frame(pb::push::Kind::Message(pb::MessagePush {
-            message: Some(msg.clone()),
-            conv: Some(pb::ConvRef {
-                conv_type: conv_type as i32,
-                target: target.to_owned(),
-            }),
-        }))
+    fn message_push(encoded: &[u8], conv_type: pb::ConvType, target: &str) -> Bytes {
+        message_push_frame(encoded, conv_type, target)
     }
 
     fn send_c2c(
@@ -572,15 +568,18 @@ impl Core {
         msg.target_user_list.clear();
         let sender = msg.sender.clone();
         let receiver = msg.receiver.clone();
-        if !msg.online_user_only {
+        let encoded = if msg.online_user_only {
+            msg.encode_to_vec()
+        } else {
             let conv = keys::c2c_conv(&sender, &receiver);
-            Self::append(txn, app, &conv, &mut msg, idem_key)?;
+            let encoded = Self::append(txn, app, &conv, &mut msg, idem_key)?;
             txn.touch(app, &sender, &conv);
             if receiver != sender {
                 txn.touch(app, &receiver, &conv);
             }
-        }
-        let to_receiver = Self::message_push(&msg, pb::ConvType::C2c, &sender);
+            encoded
+        };
+        let to_receiver = Self::message_push(&encoded, pb::ConvType::C2c, &sender);
         if receiver != sender {
             fx.push(Effect::Push {
                 app,
@@ -591,7 +590,7 @@ impl Core {
             fx.push(Effect::Push {
                 app,
                 user: sender,
-                frame: Self::message_push(&msg, pb::ConvType::C2c, &receiver),
+                frame: Self::message_push(&encoded, pb::ConvType::C2c, &receiver),
                 skip,
             });
         } else {
@@ -648,11 +647,13 @@ impl Core {
         if group.info.group_type == "AVChatRoom" {
             msg.online_user_only = true;
         }
-        if !msg.online_user_only {
+        let encoded = if msg.online_user_only {
+            msg.encode_to_vec()
+        } else {
             let conv = keys::group_conv(&group_id);
-            Self::append(txn, app, &conv, &mut msg, idem_key)?;
-        }
-        let frame = Self::message_push(&msg, pb::ConvType::Group, &group_id);
+            Self::append(txn, app, &conv, &mut msg, idem_key)?
+        };
+        let frame = Self::message_push(&encoded, pb::ConvType::Group, &group_id);
         if msg.target_user_list.is_empty() {
             for member in group.members.keys() {
                 fx.push(Effect::Push {

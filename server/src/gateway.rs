@@ -88,6 +88,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         }
     });
 
+    let mut stopping = shared.stopping.clone();
     let mut identity: Option<Identity> = None;
     let mut expires_at = tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
     let idle = shared.tunables.idle_timeout();
@@ -95,6 +96,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         let next = tokio::select! {
             r = tokio::time::timeout(idle, source.next()) => r,
             _ = kill.notified() => break,
+            _ = stopping.wait_for(|s| *s) => {
+                conn.close();
+                break;
+            }
             _ = tokio::time::sleep_until(expires_at), if identity.is_some() => {
                 conn.send(push_frame(pb::push::Kind::UserSigExpired(pb::UserSigExpiredPush {})));
                 conn.close();

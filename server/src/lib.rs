@@ -43,6 +43,8 @@ pub struct Shared {
     pub apps: HashMap<u64, String>,
     /// The commit task's queue.
     pub commit: mpsc::Sender<Msg>,
+    /// Becomes true when the server stops: every connection closes.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// A running server; [`RunningServer::shutdown`] stops it gracefully.
@@ -71,14 +73,23 @@ impl RunningServer {
         self.shared.registry.online_users()
     }
 
-    /// Stops accepting, lets the commit task finish what is queued, flushes the store and returns
-    /// once it is closed. Open connections are dropped.
+    /// Stops accepting, closes the connections, lets the commit task finish what is queued,
+    /// flushes the store and returns once the store is closed (so the data dir can be reopened).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
         let _ = self.commit.send(Msg::Shutdown).await;
         let thread = self.commit_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // Wait (bounded) for connection tasks and in-flight reads to let go of the store.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&self.shared) > 1 {
+            tracing::warn!("connections still hold the store after 5 s");
+        }
+        drop(self.shared);
         tracing::info!("server stopped");
     }
 }
@@ -106,14 +117,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     )?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::new(Shared {
+        stopping: stopped.clone(),
         store,
         registry,
         tunables,
         apps: config.apps,
         commit: commit.clone(),
     });
-    let (stop, mut stopped) = watch::channel(false);
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {
         let mut prune = tokio::time::interval(PRUNE_EVERY);

@@ -191,6 +191,33 @@ pub fn push_frame(kind: pb::push::Kind) -> Bytes {
     Bytes::from(frame.encode_to_vec())
 }
 
+/// Encodes the frame of a `MessagePush` from an already-encoded `pb::Message`, so that a message
+/// is encoded once for the store and every push. Byte-identical to encoding the prost structs.
+pub fn message_push_frame(encoded_msg: &[u8], conv_type: pb::ConvType, target: &str) -> Bytes {
+    use prost::Message as _;
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let conv = pb::ConvRef {
+        conv_type: conv_type as i32,
+        target: target.to_owned(),
+    };
+    let conv_len = conv.encoded_len();
+    let field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
+    let push_body = field(encoded_msg.len()) + field(conv_len); // MessagePush
+    let push = field(push_body); // Push { message = 1 }
+    let mut out = Vec::with_capacity(field(push));
+    encode_key(4, WireType::LengthDelimited, &mut out); // Frame.push
+    encode_varint(push as u64, &mut out);
+    encode_key(1, WireType::LengthDelimited, &mut out); // Push.message
+    encode_varint(push_body as u64, &mut out);
+    encode_key(1, WireType::LengthDelimited, &mut out); // MessagePush.message
+    encode_varint(encoded_msg.len() as u64, &mut out);
+    out.extend_from_slice(encoded_msg);
+    encode_key(2, WireType::LengthDelimited, &mut out); // MessagePush.conv
+    encode_varint(conv_len as u64, &mut out);
+    conv.encode_raw(&mut out);
+    Bytes::from(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +256,26 @@ mod tests {
             reg.login(2, "u", session(&reg, "d9", Platform::Android), p)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn hand_encoded_message_push_equals_prost() {
+        use prost::Message as _;
+        let msg = pb::Message {
+            msg_id: "m".repeat(300),
+            sender: "alice".into(),
+            seq: 7,
+            ..Default::default()
+        };
+        let fast = message_push_frame(&msg.encode_to_vec(), pb::ConvType::C2c, "bob");
+        let slow = push_frame(pb::push::Kind::Message(pb::MessagePush {
+            message: Some(msg),
+            conv: Some(pb::ConvRef {
+                conv_type: pb::ConvType::C2c as i32,
+                target: "bob".into(),
+            }),
+        }));
+        assert_eq!(fast, slow);
     }
 
     #[test]
