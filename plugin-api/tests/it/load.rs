@@ -205,3 +205,35 @@ fn load_answers_the_typed_plugin() {
     assert_eq!(plugin.info().name, "loop-transport");
     assert!(!plugin.info().status.disabled);
 }
+
+#[tokio::test]
+async fn the_minimal_example_plugin_loads_and_blocks_its_word() {
+    use chime_plugin_api::{ContentKind, Direction, FilterOutcome};
+
+    let host = PluginHost::new(HostConfig::default());
+    let plugin = host
+        .load(
+            plugin_path("chime_plugin_minimal"),
+            r#"{"blocked_word": "spoiler"}"#,
+        )
+        .unwrap();
+    let LoadedPlugin::ContentFilter(filter) = plugin else {
+        panic!("not a filter")
+    };
+    assert_eq!(
+        filter
+            .filter("Big SPOILER ahead", Direction::Outgoing, ContentKind::Text)
+            .await
+            .unwrap(),
+        FilterOutcome::Blocked {
+            reason: "no spoiler please".to_owned()
+        }
+    );
+    assert_eq!(
+        filter
+            .filter("hello", Direction::Outgoing, ContentKind::Text)
+            .await
+            .unwrap(),
+        FilterOutcome::Pass
+    );
+}

@@ -4,6 +4,7 @@
 // Helpers, not only `#[test]` functions, unwrap: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod c_plugin;
 mod header;
 mod load;
 mod profanity;

@@ -14,8 +14,9 @@ use std::time::Duration;
 use chime_plugin_api::host::{HostConfig, PluginHost};
 
 /// Every plugin package the tests load.
-const PACKAGES: [&str; 5] = [
+const PACKAGES: [&str; 6] = [
     "chime-profanity-filter",
+    "chime-plugin-minimal",
     "chime-test-filter",
     "chime-test-transport",
     "chime-test-uploader",
