@@ -317,7 +317,7 @@ impl Core {
             }
         }
         self.stats.emit_us += t3.elapsed().as_micros() as u64;
-        if self.stats.batches % 1000 == 0 {
+        if self.stats.batches.is_multiple_of(1000) {
             tracing::debug!(stats = ?self.stats, "commit");
         }
     }
