@@ -132,8 +132,12 @@ impl Logger {
             source,
         })?;
         let now = clock::now_ms();
-        let removed =
-            retention::remove_expired(&dir, config.retention_days, clock::day_of_ms(now))?;
+        // Retention failing (an unreadable directory) must not stop logging; it is noted below.
+        let (removed, retention_error) =
+            match retention::remove_expired(&dir, config.retention_days, clock::day_of_ms(now)) {
+                Ok(removed) => (removed, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
 
         let stats = Arc::new(Stats::default());
         let queue = config.queue_lines.max(1);
@@ -197,6 +201,9 @@ impl Logger {
                     logger.removed.len()
                 ),
             );
+            if let Some(e) = retention_error {
+                logger.note(now, format!("WARN chime_xlog: retention skipped: {e}"));
+            }
         }
         Ok(logger)
     }

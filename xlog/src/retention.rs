@@ -28,7 +28,9 @@ pub fn date_of_file_name(name: &str) -> Option<Date> {
 
 /// Removes the day files in `dir` that are `retention_days` days old or older, counting from
 /// `today` (a Unix day number): with 7, today's file and the six before it are kept. A
-/// `retention_days` of 0 keeps everything. Returns the removed paths, sorted.
+/// `retention_days` of 0 keeps everything. Returns the removed paths, sorted. A file that
+/// cannot be removed is left in place (and not returned); only an unreadable directory is an
+/// error.
 pub fn remove_expired(dir: &Path, retention_days: u32, today: i64) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     if retention_days == 0 {
@@ -46,11 +48,10 @@ pub fn remove_expired(dir: &Path, retention_days: u32, today: i64) -> Result<Vec
         };
         if today - date.to_days() >= i64::from(retention_days) && entry.path().is_file() {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|source| XlogError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            removed.push(path);
+            // Someone else's permissions or a race with another process: keep going.
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(path);
+            }
         }
     }
     removed.sort();

@@ -142,6 +142,7 @@ impl Writer {
         }
         if self.lines == 0 {
             self.first_ms = record.ms;
+            self.last_ms = record.ms;
             self.day = day;
             self.deadline = Some(Instant::now() + self.config.flush_interval);
         }
@@ -173,6 +174,7 @@ impl Writer {
         }
         if self.lines == 0 {
             self.first_ms = ms;
+            self.last_ms = ms;
             self.day = clock::day_of_ms(ms);
         }
         self.last_ms = self.last_ms.max(ms);
