@@ -27,6 +27,7 @@ impl SledStore {
             .path(dir)
             .cache_capacity(CACHE_CAPACITY_BYTES)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(backend)?;
         Ok(Self { db })
