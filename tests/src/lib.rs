@@ -8,6 +8,8 @@
 //! - [`TestServer`] spawns the `chime-server` binary (found next to the running executable's
 //!   profile dir, or at `$CHIME_SERVER_BIN`), reads its ready line, keeps draining its output,
 //!   and can be killed (SIGKILL) and restarted on the same port and data dir.
+//! - [`TestProxy`] sits between engines and the server on loopback and breaks the network on
+//!   command: every connection cut at once, or a silent black hole that only heartbeats detect.
 //! - [`TestClient`] runs one [`chime_engine::Engine`] with a recorder of every event and a per-name
 //!   cursor, so [`TestClient::expect_event`] returns each event exactly once.
 //!
@@ -16,13 +18,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chime_engine::{ApiError, Engine, EngineConfig, Event};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -281,6 +285,149 @@ fn port_of(url: &str) -> Option<u16> {
     host_port.rsplit(':').next()?.parse().ok()
 }
 
+/// Shared switches of a [`TestProxy`].
+#[derive(Default)]
+struct ProxyState {
+    /// A black hole is in force: new connections forward nothing.
+    blackhole: AtomicBool,
+    /// How many black holes have begun; a connection accepted before the latest one stays dead.
+    blackhole_starts: AtomicU64,
+    /// Connections accepted so far.
+    accepted: AtomicU64,
+}
+
+impl ProxyState {
+    fn is_dead(&self, starts_at_accept: u64) -> bool {
+        self.blackhole.load(Ordering::SeqCst)
+            || self.blackhole_starts.load(Ordering::SeqCst) > starts_at_accept
+    }
+}
+
+/// A TCP forwarder on 127.0.0.1 in front of a server, to break the network under live engines
+/// without touching the server: [`TestProxy::cut`] closes every open connection at once (what a
+/// Wi-Fi switch looks like), [`TestProxy::set_blackhole`] silently swallows every byte (a dead
+/// NAT mapping: only heartbeats can tell). Stops on drop.
+pub struct TestProxy {
+    port: u16,
+    state: Arc<ProxyState>,
+    cut: watch::Sender<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TestProxy {
+    /// Starts a proxy on a free port forwarding to `server`.
+    pub async fn start(server: &TestServer) -> TestProxy {
+        Self::to_port(server.port()).await
+    }
+
+    /// Starts a proxy on a free port forwarding to `127.0.0.1:upstream`.
+    pub async fn to_port(upstream: u16) -> TestProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("proxy bind: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("proxy addr: {e}"))
+            .port();
+        let state = Arc::new(ProxyState::default());
+        let (cut, _) = watch::channel(0u64);
+        let accept_state = state.clone();
+        let accept_cut = cut.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                accept_state.accepted.fetch_add(1, Ordering::SeqCst);
+                let state = accept_state.clone();
+                let cut_rx = accept_cut.subscribe();
+                tokio::spawn(forward(client, upstream, state, cut_rx));
+            }
+        });
+        TestProxy {
+            port,
+            state,
+            cut,
+            accept,
+        }
+    }
+
+    /// The server's WebSocket endpoint as reached through this proxy.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Closes every connection open now; later connections work.
+    pub fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Turns the black hole on (every open and new connection forwards nothing, without closing)
+    /// or off (new connections forward again; those caught in the black hole stay dead).
+    pub fn set_blackhole(&self, on: bool) {
+        if on {
+            self.state.blackhole_starts.fetch_add(1, Ordering::SeqCst);
+        }
+        self.state.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections the proxy has accepted.
+    pub fn accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Forwards one connection both ways until either side closes or the proxy cuts it.
+async fn forward(
+    client: TcpStream,
+    upstream: u16,
+    state: Arc<ProxyState>,
+    mut cut: watch::Receiver<u64>,
+) {
+    cut.borrow_and_update();
+    let starts_at_accept = state.blackhole_starts.load(Ordering::SeqCst);
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let up = pump(client_read, server_write, state.clone(), starts_at_accept);
+    let down = pump(server_read, client_write, state, starts_at_accept);
+    tokio::select! {
+        _ = cut.changed() => {}
+        _ = async { tokio::join!(up, down) } => {}
+    }
+}
+
+/// Copies bytes one way, swallowing them while the connection is in a black hole.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: Arc<ProxyState>,
+    starts_at_accept: u64,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if state.is_dead(starts_at_accept) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
 /// The events one engine has emitted, in order, with a per-name read cursor.
 #[derive(Default)]
 struct Recorder {
@@ -311,6 +458,16 @@ impl TestClient {
         let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let dir = temp.path().to_path_buf();
         let mut client = Self::with_data_dir(server, &dir, extra_config).await;
+        client._temp = Some(temp);
+        client
+    }
+
+    /// `init_sdk` against `url` (e.g. a [`TestProxy`]) with a fresh temporary data dir and
+    /// `extra_config` merged into the config.
+    pub async fn at_url(url: &str, extra_config: Value) -> TestClient {
+        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = temp.path().to_path_buf();
+        let mut client = Self::with_url(url, &dir, extra_config);
         client._temp = Some(temp);
         client
     }
