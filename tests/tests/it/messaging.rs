@@ -538,3 +538,60 @@ async fn oversize_not_logged_in_and_account_switch() {
         .collect();
     assert!(ids.contains(ok["msg_id"].as_str().unwrap()));
 }
+
+#[tokio::test]
+async fn offline_group_messages_arrive_once_after_login() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "Meeting", "group_id": "m1", "group_name": "Meet"}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bob = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+        bob.login("bob").await;
+        bob.ok("join_group", json!({"group_id": "m1", "message": ""}))
+            .await;
+        alice
+            .ok("send_group_text_message", json!({"text": "while on", "group_id": "m1"}))
+            .await;
+        let got = bob.expect_messages(1, WAIT).await;
+        assert_eq!(text_of(&got[0]), "while on");
+        bob.shutdown().await;
+    }
+    for i in 0..3 {
+        alice
+            .ok(
+                "send_group_text_message",
+                json!({"text": format!("while off {i}"), "group_id": "m1"}),
+            )
+            .await;
+    }
+    let bob = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+    bob.login("bob").await;
+    let got = bob.expect_messages(3, WAIT).await;
+    assert_eq!(
+        got.iter().map(text_of).collect::<Vec<_>>(),
+        ["while off 0", "while off 1", "while off 2"]
+    );
+    bob.expect_event("on_sync_server_finish", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bob.event_count("on_recv_new_message"), 3);
+    let c = bob
+        .ok("get_conversation", json!({"conversation_id": "group_m1"}))
+        .await;
+    assert_eq!(text_of(&c["last_message"]), "while off 2");
+    assert_eq!(c["unread_count"], 4);
+    // A third login of the same store has nothing new.
+    bob.shutdown().await;
+    drop(bob);
+    let bob = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+    bob.login("bob").await;
+    bob.expect_event("on_sync_server_finish", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bob.event_count("on_recv_new_message"), 0);
+}
