@@ -582,3 +582,70 @@ pub fn expired_message_keys(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    fn put_msg(store: &MemStore, conv: &[u8], seq: u64, time: i64, sender: &str) {
+        let m = pb::Message {
+            msg_id: format!("m{seq}"),
+            sender: sender.into(),
+            seq,
+            server_time_ms: time,
+            ..Default::default()
+        };
+        store
+            .apply(vec![
+                (
+                    Key::new(tag::MSG, 1).s(conv).n(seq).done(),
+                    Some(m.encode_to_vec()),
+                ),
+                (
+                    Key::new(tag::HEAD, 1).s(conv).done(),
+                    Some(seq.to_be_bytes().to_vec()),
+                ),
+            ])
+            .unwrap();
+    }
+
+    #[test]
+    fn expired_messages_are_found_for_pruning() {
+        let store = MemStore::default();
+        let conv = keys::c2c_conv("a", "b");
+        let now = now_ms();
+        put_msg(&store, &conv, 1, now - 10 * 86_400_000, "a");
+        put_msg(&store, &conv, 2, now - 8 * 86_400_000, "a");
+        put_msg(&store, &conv, 3, now, "b");
+        let keys = expired_message_keys(&store, 7 * 86_400_000, 100).unwrap();
+        let seqs: Vec<u64> = keys.iter().filter_map(|k| keys::trailing_u64(k)).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(
+            expired_message_keys(&store, 7 * 86_400_000, 1)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn unread_counts_only_others_messages_after_the_read_position() {
+        let store = MemStore::default();
+        let conv = keys::c2c_conv("a", "b");
+        let now = now_ms();
+        for seq in 1..=5 {
+            put_msg(
+                &store,
+                &conv,
+                seq,
+                now,
+                if seq % 2 == 0 { "a" } else { "b" },
+            );
+        }
+        // b sent 1, 3, 5.
+        assert_eq!(unread_count(&store, 1, "a", &conv, 0).unwrap(), 3);
+        assert_eq!(unread_count(&store, 1, "a", &conv, 3).unwrap(), 1);
+        assert_eq!(unread_count(&store, 1, "b", &conv, 0).unwrap(), 2);
+    }
+}

@@ -307,3 +307,48 @@ async fn restart_on_the_same_data_dir_keeps_messages_and_seqs_continue() {
         (1..=6).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_pages_by_limit_and_moves_each_conversation_once() {
+    let s = TestServer::start().await;
+    let mut alice = s.login("alice").await;
+    for (i, peer) in ["bob", "carol", "dave"].iter().enumerate() {
+        alice.send_ok(text_msg(&format!("s{i}"), peer, "hi")).await;
+    }
+    // bob's conversation moves again: it must appear once, as the newest change.
+    alice.send_ok(text_msg("s3", "bob", "again")).await;
+    let page = |cursor| {
+        ReqKind::Sync(pb::SyncReq {
+            cursor,
+            limit: 2,
+            known_groups: vec![],
+        })
+    };
+    let first = match alice.ok(page(0)).await {
+        pb::response::Kind::Sync(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(first.has_more);
+    let targets = |s: &pb::SyncResp| {
+        s.conversations
+            .iter()
+            .map(|c| c.conv.clone().unwrap().target)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(targets(&first), vec!["carol", "dave"]);
+    let second = match alice.ok(page(first.cursor)).await {
+        pb::response::Kind::Sync(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(!second.has_more);
+    assert_eq!(targets(&second), vec!["bob"]);
+    assert_eq!(second.conversations[0].max_seq, 2);
+    assert_eq!(
+        second.conversations[0].unread_count, 0,
+        "own messages are not unread"
+    );
+    assert_eq!(
+        text_of(second.conversations[0].last_message.as_ref().unwrap()),
+        "again"
+    );
+}
