@@ -29,6 +29,17 @@ struct Inner {
     shut: AtomicBool,
 }
 
+impl Drop for Inner {
+    /// The last handle is gone without `shutdown`: stop the actors (which drops and so closes
+    /// the store) and the event thread rather than leak them.
+    fn drop(&mut self) {
+        if !self.shut.swap(true, Ordering::SeqCst) {
+            self.system.stop();
+            self.events.stop();
+        }
+    }
+}
+
 /// A cheap, cloneable, `Send + Sync` handle to one running engine (one SDK instance). Its actors
 /// run on the engine's own thread; the async methods work from any executor.
 #[derive(Clone)]
@@ -70,6 +81,24 @@ impl Engine {
             return Err(ApiError::invalid_param(
                 "server_url must be a ws:// or wss:// URL",
             ));
+        }
+        if let Some(t) = config.transport.as_deref()
+            && t != "websocket"
+        {
+            return Err(ApiError::new(
+                codes::ERR_NOT_AVAILABLE,
+                format!("transport {t}: no such transport plugin loaded"),
+            ));
+        }
+        if let Some(p) = config.platform.as_deref()
+            && !matches!(
+                p,
+                "windows" | "mac" | "linux" | "android" | "ios" | "web" | "unity" | "unreal"
+            )
+        {
+            return Err(ApiError::invalid_param(format!(
+                "platform {p} is not known"
+            )));
         }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ApiError::new(
