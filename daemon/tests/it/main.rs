@@ -138,10 +138,25 @@ impl Daemon {
                     "server_url": server.ws_url(),
                     "data_dir": dir,
                     "log_level": "warn",
+                    "reconnect_min_ms": 50,
+                    "reconnect_max_ms": 400,
                 }),
             )
             .await;
         assert_eq!(r, json!({}));
+    }
+
+    /// Whether an answer for `id` has arrived (reads what is already there, waits `for_at_most`).
+    async fn has_answer(&mut self, id: &Value, for_at_most: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + for_at_most;
+        loop {
+            if self.answers.iter().any(|a| &a["id"] == id) {
+                return true;
+            }
+            if !self.pump(deadline).await {
+                return false;
+            }
+        }
     }
 }
 
@@ -264,4 +279,48 @@ async fn eof_on_stdin_uninits_and_exits_0() {
         .expect("chimed did not exit after EOF")
         .expect("wait");
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_slow_send_does_not_block_other_requests() {
+    let mut server = TestServer::start().await;
+    let bob = TestClient::new(&server).await;
+    let mut d = Daemon::spawn();
+    d.init(&server).await;
+    d.ok(
+        "login",
+        json!({ "user_id": "alice", "user_sig": server.user_sig("alice") }),
+    )
+    .await;
+
+    // With the server down, send_message waits in the outbox until the link is back.
+    server.kill().await;
+    d.notification("on_connect_failed").await;
+    let send = json!({
+        "jsonrpc": "2.0", "id": "slow", "method": "send_c2c_text_message",
+        "params": { "text": "held in the outbox", "user_id": "bob" },
+    });
+    d.send_raw(&send.to_string()).await;
+    assert_eq!(
+        d.ok("get_login_status", json!({})).await["status"],
+        json!("logined")
+    );
+    assert_eq!(
+        d.ok("get_login_user", json!({})).await["user_id"],
+        json!("alice")
+    );
+    assert!(
+        !d.has_answer(&json!("slow"), Duration::from_millis(300))
+            .await,
+        "the send answered while the server was down"
+    );
+
+    server.restart().await;
+    let answer = d.answer(&json!("slow")).await;
+    assert_eq!(answer["result"]["status"], json!("send_succ"), "{answer}");
+    assert_eq!(answer["result"]["seq"], json!(1));
+    bob.login("bob").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], answer["result"]["msg_id"]);
+    assert_eq!(text_of(&got[0]), "held in the outbox");
 }
