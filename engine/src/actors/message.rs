@@ -39,7 +39,11 @@ const SYNC_PAGE: u32 = 100;
 /// Online-only message ids remembered for dedupe.
 const SEEN_ONLINE_ONLY: usize = 4096;
 
-type Waiter = (u64, oneshot::Sender<Result<Value>>);
+/// A `send_message` call waiting for its ack, until a deadline.
+type Waiter = (std::time::Instant, oneshot::Sender<Result<Value>>);
+
+/// How often waiting calls are checked against their deadline.
+const WAITER_SWEEP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Owns messages.
 pub struct MessageActor {
@@ -49,7 +53,6 @@ pub struct MessageActor {
     online: Option<u64>,
     created: HashMap<String, StoredMessage>,
     waiters: HashMap<String, Vec<Waiter>>,
-    next_waiter: u64,
     in_flight: InFlight,
     transient: HashMap<String, StoredMessage>,
     next_order: u64,
@@ -90,7 +93,6 @@ impl MessageActor {
             online: None,
             created: HashMap::new(),
             waiters: HashMap::new(),
-            next_waiter: 0,
             in_flight: InFlight::default(),
             transient: HashMap::new(),
             next_order: 1,
@@ -147,35 +149,35 @@ impl MessageActor {
         }
     }
 
-    fn add_waiter(
-        &mut self,
-        msg_id: &str,
-        ctx: &mut Context<Self>,
-    ) -> oneshot::Receiver<Result<Value>> {
+    fn add_waiter(&mut self, msg_id: &str) -> oneshot::Receiver<Result<Value>> {
         let (tx, rx) = oneshot::channel();
-        let wid = self.next_waiter;
-        self.next_waiter += 1;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(self.shared.config.send_timeout_ms);
         self.waiters
             .entry(msg_id.to_owned())
             .or_default()
-            .push((wid, tx));
-        let id = msg_id.to_owned();
-        let timeout = std::time::Duration::from_millis(self.shared.config.send_timeout_ms);
-        ctx.run_later(timeout, move |act, _| {
-            if let Some(list) = act.waiters.get_mut(&id) {
-                if let Some(pos) = list.iter().position(|(w, _)| *w == wid) {
-                    let (_, tx) = list.remove(pos);
+            .push((deadline, tx));
+        rx
+    }
+
+    /// Answers 9520 to the calls whose deadline passed; their messages stay in the outbox.
+    fn sweep_waiters(&mut self) {
+        let now = std::time::Instant::now();
+        self.waiters.retain(|_, list| {
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].0 <= now {
+                    let (_, tx) = list.swap_remove(i);
                     let _ = tx.send(Err(ApiError::new(
                         codes::ERR_NET_WAIT_ACK_TIMEOUT,
                         "no ack yet; the message stays in the outbox and will still be sent",
                     )));
-                }
-                if list.is_empty() {
-                    act.waiters.remove(&id);
+                } else {
+                    i += 1;
                 }
             }
+            !list.is_empty()
         });
-        rx
     }
 
     fn transmit(&mut self, m: &StoredMessage, ctx: &mut Context<Self>) {
@@ -726,6 +728,10 @@ async fn run_sync(me: Addr<MessageActor>, conn: Addr<ConnectionActor>) -> Result
 
 impl Actor for MessageActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(WAITER_SWEEP, |act, _| act.sweep_waiters());
+    }
 }
 
 /// Tells the actor its peers.
@@ -1119,7 +1125,7 @@ impl MessageActor {
         }
         if let Some((_, existing)) = self.find(&m.msg_id)? {
             if existing.status == Status::Sending as i32 {
-                return Ok(self.add_waiter(&m.msg_id, ctx));
+                return Ok(self.add_waiter(&m.msg_id));
             }
             return Err(ApiError::new(
                 codes::ERR_INVALID_OPERATION,
@@ -1200,7 +1206,7 @@ impl MessageActor {
         } else {
             self.persist_new(&m)?;
         }
-        let rx = self.add_waiter(&m.msg_id, ctx);
+        let rx = self.add_waiter(&m.msg_id);
         self.transmit(&m, ctx);
         Ok(rx)
     }
@@ -1234,7 +1240,7 @@ impl Handler<Resend> for MessageActor {
                 b.put(keys::outbox(m.local_order), loc);
                 self.acct()?.store.apply(b).map_err(db_err)?;
             }
-            let rx = self.add_waiter(&m.msg_id, ctx);
+            let rx = self.add_waiter(&m.msg_id);
             self.transmit(&m, ctx);
             Ok(rx)
         })();
