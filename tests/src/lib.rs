@@ -162,6 +162,8 @@ impl TestServer {
         if let Some(cfg) = &self.config_file {
             cmd.arg("--config").arg(cfg);
         }
+        // Plain log lines (no ANSI colours) in the captured output.
+        cmd.env("NO_COLOR", "1");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -256,6 +258,30 @@ impl TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+    }
+
+    /// Stops the server gracefully (SIGTERM, so it flushes and logs its totals), waiting at most
+    /// `timeout` before falling back to SIGKILL. Answers whether it exited by itself.
+    pub async fn stop(&mut self, timeout: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let Some(pid) = child.id() else {
+            return false;
+        };
+        let signalled = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if signalled && let Ok(Ok(_)) = tokio::time::timeout(timeout, child.wait()).await {
+            // Let the output pumps read the last lines.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return true;
+        }
+        let _ = child.kill().await;
+        false
     }
 
     /// Kills the server if running, then starts it again on the same port and data dir.

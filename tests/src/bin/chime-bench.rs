@@ -384,6 +384,31 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The number after `name: ` in a `Debug`-printed struct line.
+fn stat_field(line: &str, name: &str) -> Option<u64> {
+    let start = line.find(&format!("{name}: "))? + name.len() + 2;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// One line from the server's `commit totals` log: batches, commands per batch, fsync time.
+fn commit_summary(line: &str) -> String {
+    let fields = ["batches", "commands", "writes", "flush_us"].map(|f| stat_field(line, f));
+    match fields {
+        [Some(batches), Some(commands), Some(writes), Some(flush_us)] if batches > 0 => format!(
+            "server commit task (whole run): {batches} batches, {:.1} commands and {:.1} writes \
+             per batch, flush (fsync) {:.0} µs per batch",
+            commands as f64 / batches as f64,
+            writes as f64 / batches as f64,
+            flush_us as f64 / batches as f64
+        ),
+        _ => format!("server: {}", line.trim()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -397,13 +422,23 @@ fn main() -> std::process::ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let server = TestServer::start().await;
+        let mut server = TestServer::start().await;
         println!("chime-server pid {} at {}", server.pid(), server.ws_url());
         if matches!(args.workload, Workload::W1 | Workload::All) {
             run_w1(&server, &args).await?;
         }
         if matches!(args.workload, Workload::W2 | Workload::All) {
             run_w2(&server, &args).await?;
+        }
+        // A graceful stop makes the server log its commit totals (batches, fsync time).
+        if server.stop(Duration::from_secs(10)).await {
+            for line in server
+                .log_tail()
+                .lines()
+                .filter(|l| l.contains("commit totals"))
+            {
+                println!("{}", commit_summary(line));
+            }
         }
         Ok::<(), String>(())
     });
@@ -419,6 +454,18 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_totals_are_summarised() {
+        let line = "INFO chime_server::commit: commit totals stats=Stats { batches: 129, \
+                    commands: 718, writes: 2545, stage_us: 28735, apply_us: 81960, \
+                    flush_us: 112925, emit_us: 23767 }";
+        assert_eq!(
+            commit_summary(line),
+            "server commit task (whole run): 129 batches, 5.6 commands and 19.7 writes per \
+             batch, flush (fsync) 875 µs per batch"
+        );
+    }
 
     #[test]
     fn bodies_are_100_bytes_and_parse_back() {
