@@ -164,6 +164,26 @@ async fn group_text_and_custom_both_directions() {
             .await,
         codes::ERR_SVR_GROUP_PERMISSION_DENIED
     );
+    let failed = carol
+        .ok(
+            "get_history_message_list",
+            json!({"get_type": "local_older", "group_id": "g1", "count": 1}),
+        )
+        .await;
+    let failed = history(&failed)[0].clone();
+    assert_eq!(failed["status"], "send_fail");
+    // After joining, resending the failed message delivers it with the same msg_id.
+    carol
+        .ok("join_group", json!({"group_id": "g1", "message": ""}))
+        .await;
+    let resent = carol
+        .ok("resend_message", json!({"msg_id": failed["msg_id"]}))
+        .await;
+    assert_eq!(resent["msg_id"], failed["msg_id"]);
+    assert_eq!(resent["status"], "send_succ");
+    let got = alice.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], failed["msg_id"]);
+    carol.ok("quit_group", json!({"group_id": "g1"})).await;
     // The group's history from the cloud, newest first.
     let h = carol
         .call(
@@ -180,7 +200,19 @@ async fn group_text_and_custom_both_directions() {
         .await;
     assert_eq!(
         history(&h).iter().map(|m| m["msg_id"].clone()).collect::<Vec<_>>(),
-        [back["msg_id"].clone(), sent["msg_id"].clone()]
+        [resent["msg_id"].clone(), back["msg_id"].clone(), sent["msg_id"].clone()]
+    );
+    // Filter by elem type.
+    let h = bob
+        .ok(
+            "get_history_message_list",
+            json!({"get_type": "local_older", "group_id": "g1", "count": 10,
+                   "message_type_list": ["custom"]}),
+        )
+        .await;
+    assert_eq!(
+        history(&h).iter().map(|m| m["msg_id"].clone()).collect::<Vec<_>>(),
+        [back["msg_id"].clone()]
     );
 
     // Group info, quit, dismiss.
