@@ -384,29 +384,50 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The number after `name: ` in a `Debug`-printed struct line.
-fn stat_field(line: &str, name: &str) -> Option<u64> {
-    let start = line.find(&format!("{name}: "))? + name.len() + 2;
-    let digits: String = line[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+/// The `name: number` fields of the `Debug`-printed struct in a log line, in order.
+fn stat_fields(line: &str) -> Vec<(String, u64)> {
+    let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) else {
+        return Vec::new();
+    };
+    if close <= open {
+        return Vec::new();
+    }
+    line[open + 1..close]
+        .split(',')
+        .filter_map(|field| {
+            let (name, value) = field.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
-/// One line from the server's `commit totals` log: batches, commands per batch, fsync time.
+/// One of the server's `... totals` log lines (commit-task counters) as `N batches; per batch:
+/// field value, ...`; a line of another shape is printed as it is.
 fn commit_summary(line: &str) -> String {
-    let fields = ["batches", "commands", "writes", "flush_us"].map(|f| stat_field(line, f));
-    match fields {
-        [Some(batches), Some(commands), Some(writes), Some(flush_us)] if batches > 0 => format!(
-            "server commit task (whole run): {batches} batches, {:.1} commands and {:.1} writes \
-             per batch, flush (fsync) {:.0} µs per batch",
-            commands as f64 / batches as f64,
-            writes as f64 / batches as f64,
-            flush_us as f64 / batches as f64
-        ),
-        _ => format!("server: {}", line.trim()),
+    let fields = stat_fields(line);
+    let batches = fields
+        .iter()
+        .find(|(name, _)| name == "batches")
+        .map_or(0, |(_, v)| *v);
+    let label = line
+        .find(" totals")
+        .map(|end| {
+            let start = line[..end].rfind(' ').map_or(0, |i| i + 1);
+            &line[start..end]
+        })
+        .unwrap_or("commit");
+    if batches == 0 {
+        return format!("server: {}", line.trim());
     }
+    let per_batch: Vec<String> = fields
+        .iter()
+        .filter(|(name, _)| name != "batches")
+        .map(|(name, v)| format!("{name} {:.1}", *v as f64 / batches as f64))
+        .collect();
+    format!(
+        "server {label} totals (whole run): {batches} batches; per batch: {}",
+        per_batch.join(", ")
+    )
 }
 
 fn main() -> std::process::ExitCode {
@@ -430,13 +451,9 @@ fn main() -> std::process::ExitCode {
         if matches!(args.workload, Workload::W2 | Workload::All) {
             run_w2(&server, &args).await?;
         }
-        // A graceful stop makes the server log its commit totals (batches, fsync time).
+        // A graceful stop makes the server log its commit-task totals (batches, fsync time).
         if server.stop(Duration::from_secs(10)).await {
-            for line in server
-                .log_tail()
-                .lines()
-                .filter(|l| l.contains("commit totals"))
-            {
+            for line in server.log_tail().lines().filter(|l| l.contains(" totals")) {
                 println!("{}", commit_summary(line));
             }
         }
@@ -457,14 +474,14 @@ mod tests {
 
     #[test]
     fn commit_totals_are_summarised() {
-        let line = "INFO chime_server::commit: commit totals stats=Stats { batches: 129, \
-                    commands: 718, writes: 2545, stage_us: 28735, apply_us: 81960, \
-                    flush_us: 112925, emit_us: 23767 }";
+        let line = "INFO chime_server::commit: apply totals stats=Stats { batches: 57, \
+                    writes: 604, flush_us: 158859 }";
         assert_eq!(
             commit_summary(line),
-            "server commit task (whole run): 129 batches, 5.6 commands and 19.7 writes per \
-             batch, flush (fsync) 875 µs per batch"
+            "server apply totals (whole run): 57 batches; per batch: writes 10.6, \
+             flush_us 2787.0"
         );
+        assert_eq!(commit_summary("no stats here"), "server: no stats here");
     }
 
     #[test]
