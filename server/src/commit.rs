@@ -12,8 +12,10 @@
 //! If applying or flushing a batch fails, every command of the batch that wrote is answered
 //! 90000 and its pushes are dropped; the in-memory group cache is reset.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,7 +30,7 @@ use crate::keys::{self, Key, tag};
 use crate::queries;
 use crate::registry::{ConnTx, Registry, message_push_frame, push_frame};
 use crate::store::Store;
-use crate::txn::Txn;
+use crate::txn::{Staged, Txn};
 
 /// Most commands in one group commit.
 pub const MAX_BATCH: usize = 4096;
@@ -171,7 +173,7 @@ struct Bucket {
     at: Instant,
 }
 
-/// Counters of the commit thread (logged every 1000 batches at debug level, and at stop).
+/// Counters of the commit threads (logged every 1000 batches at debug level, and at stop).
 #[derive(Debug, Default)]
 struct Stats {
     batches: u64,
@@ -183,17 +185,32 @@ struct Stats {
     emit_us: u64,
 }
 
-/// The commit thread's state.
+/// The staging thread's state.
 pub(crate) struct Core {
     pub store: Arc<dyn Store>,
-    pub registry: Arc<Registry>,
     pub tunables: Arc<Tunables>,
     pub groups: HashMap<(u64, String), Arc<GroupState>>,
     buckets: HashMap<(u64, String), Bucket>,
     stats: Stats,
+    /// Batches handed to the applier and not yet applied: (batch number, writes), oldest first.
+    inflight: VecDeque<(u64, Arc<Staged>)>,
+    /// Number of the last batch the applier has applied (visible in the store).
+    applied: Arc<AtomicU64>,
+    /// Set by the applier when a batch could not be applied or flushed: from then on every
+    /// mutation is refused (fail-stop), since later batches were staged on top of it.
+    failed: Arc<AtomicBool>,
 }
 
-/// Starts the commit thread; it stops on [`Msg::Shutdown`] or when every sender is gone.
+/// One staged batch on its way to the applier.
+struct Pending {
+    number: u64,
+    staged: Arc<Staged>,
+    /// Per command: where the answer goes, the answer, whether it wrote, its pushes.
+    answers: Vec<(Reply, ApiResult<RespKind>, bool, Vec<Effect>)>,
+}
+
+/// Starts the commit threads (staging and applying); they stop on [`Msg::Shutdown`] or when
+/// every sender is gone. The handle joins both.
 pub fn spawn(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
@@ -201,17 +218,38 @@ pub fn spawn(
     queue: usize,
 ) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(queue);
+    let applied = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    // One batch may wait while another is applied: staging overlaps the apply and the fsync.
+    let (to_applier, from_stager) = std::sync::mpsc::sync_channel::<Pending>(1);
+    let applier = Applier {
+        store: Arc::clone(&store),
+        registry,
+        applied: Arc::clone(&applied),
+        failed: Arc::clone(&failed),
+        stats: Stats::default(),
+    };
+    let applier = std::thread::Builder::new()
+        .name("chime-apply".into())
+        .spawn(move || applier.run(from_stager))?;
     let mut core = Core {
         store,
-        registry,
         tunables,
         groups: HashMap::new(),
         buckets: HashMap::new(),
         stats: Stats::default(),
+        inflight: VecDeque::new(),
+        applied,
+        failed,
     };
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
-        .spawn(move || core.run(rx))?;
+        .spawn(move || {
+            core.run(rx, to_applier);
+            if applier.join().is_err() {
+                tracing::error!("the apply thread panicked");
+            }
+        })?;
     Ok((tx, handle))
 }
 
@@ -227,7 +265,7 @@ fn u64_bytes(v: u64) -> Vec<u8> {
 }
 
 impl Core {
-    fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>, to_applier: SyncSender<Pending>) {
         let mut stop = false;
         while !stop {
             let Some(first) = rx.blocking_recv() else {
@@ -245,109 +283,85 @@ impl Core {
                     Err(_) => break,
                 }
             }
-            self.commit(cmds);
+            if cmds.is_empty() {
+                continue;
+            }
+            let pending = self.stage_batch(cmds);
+            if to_applier.send(pending).is_err() {
+                tracing::error!("the apply thread stopped");
+                break;
+            }
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!("final flush failed: {e}");
-        }
-        tracing::info!(stats = ?self.stats, "commit totals");
-        tracing::info!("commit task stopped");
+        tracing::info!(stats = ?self.stats, "staging totals");
     }
 
-    /// Stages, applies, flushes and answers one batch.
-    fn commit(&mut self, cmds: Vec<Command>) {
-        if cmds.is_empty() {
-            return;
-        }
+    /// Stages one batch over the store and the batches still being applied.
+    fn stage_batch(&mut self, cmds: Vec<Command>) -> Pending {
         let t0 = Instant::now();
         self.stats.batches += 1;
         self.stats.commands += cmds.len() as u64;
+        let number = self.stats.batches;
+        let done = self.applied.load(Ordering::Acquire);
+        while self.inflight.front().is_some_and(|(n, _)| *n <= done) {
+            self.inflight.pop_front();
+        }
+        if self.failed.load(Ordering::Acquire) {
+            self.groups.clear();
+            self.inflight.clear();
+            let answers = cmds
+                .into_iter()
+                .map(|c| {
+                    let e = ApiError::new(codes::ERR_SVR_INTERNAL, "store failed; restart needed");
+                    (c.reply, Err(e), false, Vec::new())
+                })
+                .collect();
+            return Pending {
+                number,
+                staged: Arc::new(Staged::new()),
+                answers,
+            };
+        }
         let store = Arc::clone(&self.store);
-        let mut txn = Txn::new(store.as_ref());
-        let mut results = Vec::with_capacity(cmds.len());
-        let mut effects: Vec<Vec<Effect>> = Vec::with_capacity(cmds.len());
+        let layers: Vec<Arc<Staged>> = self.inflight.iter().map(|(_, s)| Arc::clone(s)).collect();
+        let mut txn = Txn::new(store.as_ref(), &layers);
+        let mut answers = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let before = txn.len();
             let mut fx = Vec::new();
             let r = self.stage(&mut txn, cmd.app, &cmd.user, cmd.op, &cmd.reply, &mut fx);
-            results.push((cmd.reply, r, txn.len() != before));
-            effects.push(fx);
+            let wrote = txn.len() != before;
+            answers.push((cmd.reply, r, wrote, fx));
         }
-        let durable = if txn.is_empty() {
-            Ok(())
-        } else {
-            let moved: Result<(), ApiError> =
-                txn.take_touched()
-                    .into_iter()
-                    .try_for_each(|(app, user, conv)| {
-                        Self::bump(&mut txn, app, &user, &conv).map(drop)
-                    });
-            match moved {
-                Err(e) => Err(crate::error::StoreError::Corrupt(e.desc)),
-                Ok(()) => {
-                    let ops = txn.into_ops();
-                    self.stats.writes += ops.len() as u64;
-                    let t1 = Instant::now();
-                    self.stats.stage_us += (t1 - t0).as_micros() as u64;
-                    let applied = store.apply(ops);
-                    let t2 = Instant::now();
-                    self.stats.apply_us += (t2 - t1).as_micros() as u64;
-                    let flushed = applied.and_then(|()| store.flush());
-                    self.stats.flush_us += t2.elapsed().as_micros() as u64;
-                    flushed
+        let moved: Result<(), ApiError> = txn
+            .take_touched()
+            .into_iter()
+            .try_for_each(|(app, user, conv)| Self::bump(&mut txn, app, &user, &conv).map(drop));
+        if let Err(e) = moved {
+            // A store read failed while moving change logs: refuse the batch's writes.
+            tracing::error!("staging failed: {}", e.desc);
+            self.groups.clear();
+            for a in &mut answers {
+                if a.2 {
+                    a.1 = Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store read failed"));
+                    a.3.clear();
                 }
             }
-        };
-        let t3 = Instant::now();
-        if let Err(e) = &durable {
-            tracing::error!("group commit failed: {e}");
-            self.groups.clear();
+            return Pending {
+                number,
+                staged: Arc::new(Staged::new()),
+                answers,
+            };
         }
-        for ((reply, result, wrote), fx) in results.into_iter().zip(effects) {
-            if durable.is_err() && wrote {
-                reply.send(Err(ApiError::new(
-                    codes::ERR_SVR_INTERNAL,
-                    "store write failed",
-                )));
-                continue;
-            }
-            reply.send(result);
-            for e in fx {
-                self.emit(e);
-            }
+        let staged = Arc::new(txn.into_staged());
+        self.stats.writes += staged.len() as u64;
+        if !staged.is_empty() {
+            self.inflight.push_back((number, Arc::clone(&staged)));
         }
-        self.stats.emit_us += t3.elapsed().as_micros() as u64;
-        if self.stats.batches.is_multiple_of(1000) {
-            tracing::debug!(stats = ?self.stats, "commit");
-        }
-    }
-
-    fn emit(&self, effect: Effect) {
-        match effect {
-            Effect::Push {
-                app,
-                user,
-                frame,
-                skip,
-            } => self.registry.push(app, &user, &frame, skip),
-            Effect::Read {
-                app,
-                user,
-                conv,
-                conv_key,
-                read_seq,
-                skip,
-            } => {
-                let unread =
-                    queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
-                        .unwrap_or(0);
-                let frame = push_frame(pb::push::Kind::Read(pb::ReadPush {
-                    conv: Some(conv),
-                    read_seq,
-                    unread_count: unread,
-                }));
-                self.registry.push(app, &user, &frame, skip);
-            }
+        self.stats.stage_us += t0.elapsed().as_micros() as u64;
+        Pending {
+            number,
+            staged,
+            answers,
         }
     }
 
@@ -751,5 +765,108 @@ impl Core {
             skip,
         });
         Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: wanted }))
+    }
+}
+
+/// The applying thread: applies each staged batch atomically, flushes once (fsync), then
+/// answers and pushes in command order.
+struct Applier {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    applied: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+    stats: Stats,
+}
+
+impl Applier {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Pending>) {
+        for pending in rx {
+            self.apply(pending);
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!("final flush failed: {e}");
+        }
+        tracing::info!(stats = ?self.stats, "apply totals");
+        tracing::info!("commit task stopped");
+    }
+
+    fn apply(&mut self, pending: Pending) {
+        let t0 = Instant::now();
+        self.stats.batches += 1;
+        let durable = if self.failed.load(Ordering::Acquire) {
+            // Staged on top of a batch that failed: never apply it.
+            self.applied.store(pending.number, Ordering::Release);
+            Err(crate::error::StoreError::Corrupt(
+                "an earlier batch failed".into(),
+            ))
+        } else if pending.staged.is_empty() {
+            self.applied.store(pending.number, Ordering::Release);
+            Ok(())
+        } else {
+            let ops: Vec<_> = pending
+                .staged
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            let applied = self.store.apply(&ops);
+            // Visible in the store now: the stager may stop reading this batch's overlay.
+            self.applied.store(pending.number, Ordering::Release);
+            let t1 = Instant::now();
+            self.stats.apply_us += (t1 - t0).as_micros() as u64;
+            let flushed = applied.and_then(|()| self.store.flush());
+            self.stats.flush_us += t1.elapsed().as_micros() as u64;
+            flushed
+        };
+        let t2 = Instant::now();
+        if let Err(e) = &durable {
+            tracing::error!("group commit failed, refusing further writes: {e}");
+            self.failed.store(true, Ordering::Release);
+        }
+        for (reply, result, wrote, fx) in pending.answers {
+            if durable.is_err() && wrote {
+                reply.send(Err(ApiError::new(
+                    codes::ERR_SVR_INTERNAL,
+                    "store write failed",
+                )));
+                continue;
+            }
+            reply.send(result);
+            for e in fx {
+                self.emit(e);
+            }
+        }
+        self.stats.emit_us += t2.elapsed().as_micros() as u64;
+        if self.stats.batches.is_multiple_of(1000) {
+            tracing::debug!(stats = ?self.stats, "apply");
+        }
+    }
+
+    fn emit(&self, effect: Effect) {
+        match effect {
+            Effect::Push {
+                app,
+                user,
+                frame,
+                skip,
+            } => self.registry.push(app, &user, &frame, skip),
+            Effect::Read {
+                app,
+                user,
+                conv,
+                conv_key,
+                read_seq,
+                skip,
+            } => {
+                let unread =
+                    queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
+                        .unwrap_or(0);
+                let frame = push_frame(pb::push::Kind::Read(pb::ReadPush {
+                    conv: Some(conv),
+                    read_seq,
+                    unread_count: unread,
+                }));
+                self.registry.push(app, &user, &frame, skip);
+            }
+        }
     }
 }

@@ -596,18 +596,12 @@ mod tests {
             server_time_ms: time,
             ..Default::default()
         };
-        store
-            .apply(vec![
-                (
-                    Key::new(tag::MSG, 1).s(conv).n(seq).done(),
-                    Some(m.encode_to_vec()),
-                ),
-                (
-                    Key::new(tag::HEAD, 1).s(conv).done(),
-                    Some(seq.to_be_bytes().to_vec()),
-                ),
-            ])
-            .unwrap();
+        let (mk, mv) = (
+            Key::new(tag::MSG, 1).s(conv).n(seq).done(),
+            m.encode_to_vec(),
+        );
+        let (hk, hv) = (Key::new(tag::HEAD, 1).s(conv).done(), seq.to_be_bytes());
+        store.apply(&[(&mk, Some(&mv)), (&hk, Some(&hv))]).unwrap();
     }
 
     #[test]

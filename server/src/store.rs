@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use crate::error::StoreError;
 
 /// One write: `Some(value)` puts, `None` deletes.
-pub type Op = (Vec<u8>, Option<Vec<u8>>);
+pub type Op<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// A key-value pair from a scan.
 pub type Pair = (Vec<u8>, Vec<u8>);
@@ -34,7 +34,7 @@ pub trait Store: Send + Sync + 'static {
         reverse: bool,
     ) -> Result<Vec<Pair>, StoreError>;
     /// Applies all writes atomically (all or none visible).
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    fn apply(&self, ops: &[Op<'_>]) -> Result<(), StoreError>;
     /// Makes every applied write durable (fsync).
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -95,9 +95,9 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    fn apply(&self, ops: &[Op<'_>]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in ops {
+        for &(k, v) in ops {
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -152,12 +152,12 @@ impl Store for MemStore {
         })
     }
 
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    fn apply(&self, ops: &[Op<'_>]) -> Result<(), StoreError> {
         let mut map = self.lock();
-        for (k, v) in ops {
+        for &(k, v) in ops {
             match v {
-                Some(v) => map.insert(k, v),
-                None => map.remove(&k),
+                Some(v) => map.insert(k.to_vec(), v.to_vec()),
+                None => map.remove(k),
             };
         }
         Ok(())
@@ -179,14 +179,13 @@ macro_rules! store_conformance {
             fn get_put_delete_and_scan_order() {
                 let (_guard, store) = $make();
                 assert_eq!(store.get(b"a").unwrap(), None);
-                store
-                    .apply(vec![
-                        (b"a1".to_vec(), Some(b"1".to_vec())),
-                        (b"a3".to_vec(), Some(b"3".to_vec())),
-                        (b"a2".to_vec(), Some(b"2".to_vec())),
-                        (b"b1".to_vec(), Some(b"x".to_vec())),
-                    ])
-                    .unwrap();
+                let ops: [(&[u8], Option<&[u8]>); 4] = [
+                    (b"a1", Some(b"1")),
+                    (b"a3", Some(b"3")),
+                    (b"a2", Some(b"2")),
+                    (b"b1", Some(b"x")),
+                ];
+                store.apply(&ops).unwrap();
                 store.flush().unwrap();
                 assert_eq!(store.get(b"a2").unwrap(), Some(b"2".to_vec()));
                 let keys = |v: Vec<Pair>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
@@ -199,12 +198,9 @@ macro_rules! store_conformance {
                     vec![b"a3".to_vec(), b"a2".to_vec()]
                 );
                 assert_eq!(store.scan(b"b", b"a", 10, false).unwrap(), vec![]);
-                store
-                    .apply(vec![
-                        (b"a2".to_vec(), None),
-                        (b"a1".to_vec(), Some(b"9".to_vec())),
-                    ])
-                    .unwrap();
+                let a1: &[u8] = b"a1";
+                let a2: &[u8] = b"a2";
+                store.apply(&[(a2, None), (a1, Some(b"9"))]).unwrap();
                 assert_eq!(store.get(b"a2").unwrap(), None);
                 assert_eq!(
                     store.scan(b"a", b"b", 10, false).unwrap(),
@@ -240,7 +236,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SledStore::open(dir.path(), 1 << 20).unwrap();
-            s.apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))]).unwrap();
+            let k: &[u8] = b"k";
+            s.apply(&[(k, Some(b"v"))]).unwrap();
             s.flush().unwrap();
         }
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();

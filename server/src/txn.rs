@@ -7,23 +7,31 @@
 //! messages in one conversation costs one log move, not one per message.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::StoreError;
-use crate::store::{Op, Store};
+use crate::store::Store;
 
-/// Staged writes over a store.
+/// The writes of one batch: key → `Some(value)` (put) or `None` (delete).
+pub type Staged = HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Staged writes over a store (and over earlier batches still being applied).
 pub struct Txn<'a> {
     store: &'a dyn Store,
-    staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Batches staged before this one and not yet applied, oldest first.
+    layers: &'a [Arc<Staged>],
+    staged: Staged,
     touched: Vec<(u64, String, Vec<u8>)>,
     touched_set: HashSet<(u64, String, Vec<u8>)>,
 }
 
 impl<'a> Txn<'a> {
-    /// An empty transaction over `store`.
-    pub fn new(store: &'a dyn Store) -> Self {
+    /// An empty transaction over `store` and the not-yet-applied batches `layers` (oldest
+    /// first).
+    pub fn new(store: &'a dyn Store, layers: &'a [Arc<Staged>]) -> Self {
         Self {
             store,
+            layers,
             staged: HashMap::new(),
             touched: Vec::new(),
             touched_set: HashSet::new(),
@@ -32,10 +40,15 @@ impl<'a> Txn<'a> {
 
     /// The value of `key` as this transaction sees it.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.staged.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => self.store.get(key),
+        if let Some(v) = self.staged.get(key) {
+            return Ok(v.clone());
         }
+        for layer in self.layers.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Ok(v.clone());
+            }
+        }
+        self.store.get(key)
     }
 
     /// A u64 value (big-endian), 0 when absent.
@@ -81,8 +94,36 @@ impl<'a> Txn<'a> {
         self.staged.len()
     }
 
-    /// The staged writes, for [`Store::apply`].
-    pub fn into_ops(self) -> Vec<Op> {
-        self.staged.into_iter().collect()
+    /// The staged writes.
+    pub fn into_staged(self) -> Staged {
+        self.staged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    #[test]
+    fn reads_see_staged_then_inflight_layers_then_the_store() {
+        let store = MemStore::default();
+        let k: &[u8] = b"k";
+        store
+            .apply(&[(k, Some(b"store")), (b"only-store", Some(b"s"))])
+            .unwrap();
+        let older: Staged = [(b"k".to_vec(), Some(b"older".to_vec()))].into();
+        let newer: Staged = [(b"k".to_vec(), Some(b"newer".to_vec()))].into();
+        let deleted: Staged = [(b"only-store".to_vec(), None)].into();
+        let layers = vec![Arc::new(older), Arc::new(newer), Arc::new(deleted)];
+        let mut txn = Txn::new(&store, &layers);
+        assert_eq!(txn.get(b"k").unwrap(), Some(b"newer".to_vec()));
+        assert_eq!(txn.get(b"only-store").unwrap(), None);
+        txn.put(b"k".to_vec(), b"mine".to_vec());
+        assert_eq!(txn.get(b"k").unwrap(), Some(b"mine".to_vec()));
+        txn.touch(1, "u", b"c");
+        txn.touch(1, "u", b"c");
+        assert_eq!(txn.take_touched(), vec![(1, "u".to_owned(), b"c".to_vec())]);
+        assert_eq!(txn.into_staged().len(), 1);
     }
 }
