@@ -1,16 +1,18 @@
-//! The commit task: the single writer of the store, with group commit.
+//! The commit pipeline: the single writer of the store, with group commit.
 //!
 //! Every mutation (send, mark read, registration, group changes, pruning) is a [`Command`] sent to
-//! one dedicated thread. It takes every command waiting (up to [`MAX_BATCH`]), stages their writes
-//! in one [`Txn`] (later commands see earlier ones), applies the batch atomically, **flushes once**
-//! (fsync), and only then answers the requests and sends the pushes, in command order. So:
-//! - a seq is assigned by a single writer (contiguous per conversation, no locks) and acked only
+//! the staging thread. It takes every command waiting (up to [`MAX_BATCH`]), stages their writes
+//! in one [`Txn`] that reads through the batches still in flight (later commands see earlier
+//! ones), and hands the batch to the applying thread, which applies it atomically, **flushes
+//! once** (fsync), and only then answers the requests and sends the pushes, in command order. So:
+//! - a seq is assigned by a single thread (contiguous per conversation, no locks) and acked only
 //!   after it is durable;
-//! - one fsync covers a whole batch, which is where the throughput comes from;
+//! - one fsync covers a whole batch, and staging the next batch overlaps it;
 //! - pushes leave in seq order per conversation, because one thread emits them in order.
 //!
 //! If applying or flushing a batch fails, every command of the batch that wrote is answered
-//! 90000 and its pushes are dropped; the in-memory group cache is reset.
+//! 90000 and its pushes are dropped, and every later mutation is refused (fail-stop), because
+//! later batches were staged on top of the failed one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

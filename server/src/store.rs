@@ -5,7 +5,7 @@
 //! today ([`SledStore`]), a PostgreSQL-protocol table `(key bytea primary key, value bytea)` later.
 //! [`MemStore`] is the in-memory backend; both run the same conformance suite.
 //!
-//! Writes come only from the commit task ([`crate::commit`]), which applies one batch per group
+//! Writes come only from the commit module ([`crate::commit`]), which applies one batch per group
 //! commit and then calls [`Store::flush`] once: that is the fsync policy.
 
 use std::collections::BTreeMap;
