@@ -31,29 +31,45 @@ impl Rng {
 
     fn latin_word(&mut self, min: u64, max: u64) -> String {
         let len = min + self.below(max - min + 1);
-        (0..len).map(|_| (b'a' + self.below(26) as u8) as char).collect()
+        (0..len)
+            .map(|_| (b'a' + self.below(26) as u8) as char)
+            .collect()
     }
 
     fn hanzi(&mut self, len: u64) -> String {
-        (0..len).filter_map(|_| char::from_u32(0x4E00 + self.below(0x51A5) as u32)).collect()
+        (0..len)
+            .filter_map(|_| char::from_u32(0x4E00 + self.below(0x51A5) as u32))
+            .collect()
     }
 }
 
 fn build_plugin() -> PathBuf {
     let exe = std::env::current_exe().expect("bench executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf();
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") => "dev".to_owned(),
         Some(other) => other.to_owned(),
         None => "release".to_owned(),
     };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
         .arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
-        .args(["--profile", &profile, "-p", "chime-profanity-filter", "--target-dir"])
+        .args([
+            "--profile",
+            &profile,
+            "-p",
+            "chime-profanity-filter",
+            "--target-dir",
+        ])
         .arg(profile_dir.parent().expect("target dir"))
         .status()
         .expect("run cargo build");
@@ -116,7 +132,10 @@ async fn run(filter: &ContentFilterPlugin, pieces: &[&str]) -> (Duration, usize)
     let started = Instant::now();
     let mut replaced = 0;
     for piece in pieces {
-        match filter.filter(piece, Direction::Outgoing, ContentKind::Text).await {
+        match filter
+            .filter(piece, Direction::Outgoing, ContentKind::Text)
+            .await
+        {
             Ok(FilterOutcome::Replaced(_)) => replaced += 1,
             Ok(_) => {}
             Err(error) => panic!("filter failed: {error}"),
@@ -140,7 +159,10 @@ fn main() {
         panic!("not a content filter");
     };
     let load_time = load_started.elapsed();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     let megabytes = text.len() as f64 / (1024.0 * 1024.0);
     println!(
         "profanity filter: {} terms loaded and compiled in {:.1} ms; text {:.2} MiB",

@@ -503,6 +503,9 @@ pub unsafe extern "C" fn transport_connect<T: Transport>(
             let options = utf8_arg(options_json, "options")?;
             let callback =
                 on_event.ok_or_else(|| PluginCallError::invalid("null event callback"))?;
+            if out_connection.is_null() {
+                return Err(PluginCallError::invalid("null out_connection"));
+            }
             let events = TransportEvents::new(callback, user_data);
             let connection = match transport.connect(url, options, events.clone()) {
                 Ok(connection) => connection,

@@ -41,7 +41,8 @@ pub struct HostConfig {
     pub transfer_timeout: Duration,
     /// Consecutive failures after which a plugin is disabled. Default 3.
     pub failure_threshold: u32,
-    /// Call threads one plugin may have at once (busy or stuck). Default 16.
+    /// Call threads one plugin may have at once (busy or stuck); further calls wait in line
+    /// (their timeout running). Default 16.
     pub max_call_threads: usize,
 }
 

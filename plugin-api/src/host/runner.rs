@@ -14,6 +14,7 @@
 //! later call answers [`PluginError::Disabled`] at once. That degrades one capability (the engine
 //! sends unfiltered text, or falls back to WebSocket) and never the process.
 
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -25,7 +26,11 @@ use crate::host::info::PluginStatus;
 /// How long an idle call thread waits for work before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A call: runs the plugin function and answers how to deliver its result. Delivery is split off
+/// so the worker can make itself available again *before* the caller learns the result: a caller
+/// that calls again at once then finds it idle instead of starting another thread.
+type Job = Box<dyn FnOnce() -> Deliver + Send + 'static>;
+type Deliver = Box<dyn FnOnce() + Send + 'static>;
 
 /// Locks a mutex, recovering from poisoning (the state guarded here stays consistent).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +52,9 @@ struct Health {
 struct Pool {
     /// Idle workers: their id and their job sender.
     idle: Vec<(u64, mpsc::Sender<Job>)>,
+    /// Calls waiting for a worker when `max_threads` are busy; workers drain it before idling.
+    /// Non-empty only while no worker is idle.
+    queue: VecDeque<Job>,
     /// Workers alive (idle, busy or stuck).
     live: usize,
     next_id: u64,
@@ -113,7 +121,7 @@ impl CallRunner {
         }
     }
 
-    /// Hands `job` to an idle worker or a new one.
+    /// Hands `job` to an idle worker, a new one, or (at the thread cap) the queue.
     fn submit(self: &Arc<Self>, mut job: Job) -> Result<(), PluginError> {
         loop {
             let mut pool = lock(&self.pool);
@@ -121,8 +129,8 @@ impl CallRunner {
                 drop(pool);
                 match sender.send(job) {
                     Ok(()) => return Ok(()),
-                    // That worker is gone (it cannot be, as a taken worker keeps waiting, but
-                    // stay correct): take the job back and try again.
+                    // That worker is gone (a taken worker keeps waiting, so this should not
+                    // happen, but stay correct): take the job back and try again.
                     Err(mpsc::SendError(returned)) => {
                         job = returned;
                         continue;
@@ -130,10 +138,9 @@ impl CallRunner {
                 }
             }
             if pool.live >= self.max_threads {
-                return Err(PluginError::Thread {
-                    name: self.name.clone(),
-                    reason: format!("all {} call threads are busy", self.max_threads),
-                });
+                // Every thread is busy (or stuck): wait in line. The caller's timeout still runs.
+                pool.queue.push_back(job);
+                return Ok(());
             }
             let id = pool.next_id;
             pool.next_id += 1;
@@ -160,27 +167,40 @@ impl CallRunner {
     }
 
     fn worker(self: Arc<Self>, id: u64, jobs: mpsc::Receiver<Job>, own: mpsc::Sender<Job>) {
+        let mut next: Option<Job> = None;
         loop {
-            match jobs.recv_timeout(IDLE_EXIT) {
-                Ok(job) => {
-                    // Jobs are host code around a plugin call that catches its own panics;
-                    // guard anyway so one bug cannot take the thread's bookkeeping down.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    lock(&self.pool).idle.push((id, own.clone()));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let mut pool = lock(&self.pool);
-                    if let Some(index) = pool.idle.iter().position(|(idle, _)| *idle == id) {
-                        pool.idle.swap_remove(index);
-                        pool.live -= 1;
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.recv_timeout(IDLE_EXIT) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let mut pool = lock(&self.pool);
+                        if let Some(index) = pool.idle.iter().position(|(idle, _)| *idle == id) {
+                            pool.idle.swap_remove(index);
+                            pool.live -= 1;
+                            return;
+                        }
+                        // Someone took this worker and a job is on its way: keep waiting.
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        lock(&self.pool).live -= 1;
                         return;
                     }
-                    // Someone took this worker and a job is on its way: keep waiting.
+                },
+            };
+            // Jobs are host code around a plugin call that catches its own panics; guard anyway
+            // so one bug cannot take the pool's bookkeeping down.
+            let deliver = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            {
+                let mut pool = lock(&self.pool);
+                match pool.queue.pop_front() {
+                    Some(queued) => next = Some(queued),
+                    None => pool.idle.push((id, own.clone())),
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    lock(&self.pool).live -= 1;
-                    return;
-                }
+            }
+            if let Ok(deliver) = deliver {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver));
             }
         }
     }
@@ -194,7 +214,10 @@ impl CallRunner {
         self.check_enabled()?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let submitted = self.submit(Box::new(move || {
-            let _ = sender.send(call());
+            let result = call();
+            Box::new(move || {
+                let _ = sender.send(result);
+            })
         }));
         let result = match submitted {
             Err(error) => Err(error),
@@ -227,7 +250,10 @@ impl CallRunner {
         self.check_enabled()?;
         let (sender, receiver) = mpsc::sync_channel(1);
         let submitted = self.submit(Box::new(move || {
-            let _ = sender.send(call());
+            let result = call();
+            Box::new(move || {
+                let _ = sender.send(result);
+            })
         }));
         let result = match submitted {
             Err(error) => Err(error),
@@ -249,7 +275,11 @@ impl CallRunner {
 
     /// Runs `job` on a call thread without waiting (cleanup such as closing a connection).
     pub fn detach(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) {
-        if self.submit(Box::new(job)).is_err() {
+        let job: Job = Box::new(move || {
+            job();
+            Box::new(|| {})
+        });
+        if self.submit(job).is_err() {
             // No thread available: the cleanup is skipped and its resources leak, which is safe.
         }
     }

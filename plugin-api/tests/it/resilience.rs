@@ -128,3 +128,22 @@ async fn a_success_resets_the_failure_count() {
     assert_eq!(host.loaded_plugins()[0].status.consecutive_failures, 0);
     assert_eq!(host.loaded_plugins()[0].status.last_error, None);
 }
+
+#[tokio::test]
+async fn a_burst_beyond_the_thread_cap_waits_in_line_and_all_succeed() {
+    let host = quick_host(); // at most 8 call threads
+    let filter = load_filter(&host, "ok");
+    let calls: Vec<_> = (0..40)
+        .map(|index| {
+            let filter = filter.clone();
+            tokio::spawn(async move { call(&filter, &format!("message {index}")).await })
+        })
+        .collect();
+    for (index, call) in calls.into_iter().enumerate() {
+        assert_eq!(
+            call.await.unwrap().unwrap(),
+            FilterOutcome::Replaced(format!("MESSAGE {index}"))
+        );
+    }
+    assert_eq!(host.loaded_plugins()[0].status.total_failures, 0);
+}

@@ -60,38 +60,35 @@ impl ProfanityFilter {
 
     /// Replaces every match in `text`, or answers `None` when nothing matched.
     pub fn censor(&self, text: &str) -> Option<String> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let spans = self.matcher.find(text, &mut scratch);
-            if spans.is_empty() {
-                return None;
-            }
-            Some(self.replace(scratch.chars(), &spans))
-        })
+        let spans = SCRATCH.with(|scratch| self.matcher.find(text, &mut scratch.borrow_mut()));
+        if spans.is_empty() {
+            return None;
+        }
+        Some(self.replace(text, &spans))
     }
 
-    /// Whether `text` contains a term.
+    /// How many (non-overlapping) matches `text` contains.
     pub fn count_matches(&self, text: &str) -> usize {
         SCRATCH.with(|scratch| self.matcher.find(text, &mut scratch.borrow_mut()).len())
     }
 
-    fn replace(&self, chars: &[char], spans: &[Span]) -> String {
+    fn replace(&self, text: &str, spans: &[Span]) -> String {
         let replacement = &self.config.replacement;
         let per_char = replacement.chars().count() == 1;
-        let mut out = String::with_capacity(chars.len() + 8);
+        let mut out = String::with_capacity(text.len() + 8);
         let mut next = 0;
         for span in spans {
-            out.extend(&chars[next..span.first]);
+            out.push_str(&text[next..span.start]);
             if per_char {
-                for _ in span.first..=span.last {
+                for _ in text[span.start..span.end].chars() {
                     out.push_str(replacement);
                 }
             } else {
                 out.push_str(replacement);
             }
-            next = span.last + 1;
+            next = span.end;
         }
-        out.extend(&chars[next..]);
+        out.push_str(&text[next..]);
         out
     }
 }

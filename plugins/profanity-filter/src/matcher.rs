@@ -24,19 +24,18 @@ pub struct Matcher {
     edges: Vec<Edges>,
 }
 
-/// A match, in original character indices, both ends inclusive.
+/// A match, as a byte range of the original text (separators inside the match included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    /// First original character.
-    pub first: usize,
-    /// Last original character.
-    pub last: usize,
+    /// Byte offset of the first original character.
+    pub start: usize,
+    /// Byte offset just past the last original character.
+    pub end: usize,
 }
 
 /// Scratch buffers reused across calls of one thread.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    chars: Vec<char>,
     normalized: Normalized,
     candidates: Vec<Span>,
 }
@@ -72,16 +71,19 @@ impl Matcher {
         Ok(Self { automaton, edges })
     }
 
+    /// Heap bytes used by the automaton.
+    pub fn memory_usage(&self) -> usize {
+        self.automaton.memory_usage()
+    }
+
     /// The number of distinct normalised terms.
     pub fn term_count(&self) -> usize {
         self.edges.len()
     }
 
-    /// Finds the non-overlapping matches in `text`, leftmost-longest, in original character
-    /// indices. `scratch` holds the original characters afterwards (see [`Scratch::chars`]).
+    /// Finds the non-overlapping matches in `text`, leftmost-longest, as original byte ranges.
     pub fn find(&self, text: &str, scratch: &mut Scratch) -> Vec<Span> {
-        normalize_into(text, &mut scratch.chars, &mut scratch.normalized);
-        let chars = &scratch.chars;
+        normalize_into(text, &mut scratch.normalized);
         let origin = &scratch.normalized.origin;
         scratch.candidates.clear();
         for found in self
@@ -89,36 +91,30 @@ impl Matcher {
             .find_overlapping_iter(scratch.normalized.text.as_str())
         {
             let edges = self.edges[found.pattern().as_usize()];
-            let first = origin[found.start()] as usize;
+            let start = origin[found.start()] as usize;
             let last = origin[found.end() - 1] as usize;
-            if edges.start && first > 0 && is_word_char(chars[first - 1]) {
+            let end = last + text[last..].chars().next().map_or(1, char::len_utf8);
+            if edges.start && text[..start].chars().next_back().is_some_and(is_word_char) {
                 continue;
             }
-            if edges.end && chars.get(last + 1).is_some_and(|&c| is_word_char(c)) {
+            if edges.end && text[end..].chars().next().is_some_and(is_word_char) {
                 continue;
             }
-            scratch.candidates.push(Span { first, last });
+            scratch.candidates.push(Span { start, end });
         }
         scratch
             .candidates
-            .sort_unstable_by(|a, b| a.first.cmp(&b.first).then(b.last.cmp(&a.last)));
+            .sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let mut taken: Vec<Span> = Vec::new();
         for span in &scratch.candidates {
             if taken
                 .last()
-                .is_none_or(|previous| span.first > previous.last)
+                .is_none_or(|previous| span.start >= previous.end)
             {
                 taken.push(*span);
             }
         }
         taken
-    }
-}
-
-impl Scratch {
-    /// The original characters of the last searched text.
-    pub fn chars(&self) -> &[char] {
-        &self.chars
     }
 }
 
@@ -131,7 +127,7 @@ mod tests {
         matcher
             .find(text, &mut scratch)
             .iter()
-            .map(|span| (span.first, span.last))
+            .map(|span| (span.start, span.end))
             .collect()
     }
 
@@ -139,21 +135,21 @@ mod tests {
     fn latin_terms_need_word_boundaries() {
         let matcher = Matcher::new(["ass", "shit"]).unwrap();
         assert_eq!(spans(&matcher, "class pass"), vec![]);
-        assert_eq!(spans(&matcher, "an ass!"), vec![(3, 5)]);
+        assert_eq!(spans(&matcher, "an ass!"), vec![(3, 6)]);
         assert_eq!(spans(&matcher, "this hit"), vec![]);
-        assert_eq!(spans(&matcher, "s.h.i.t happens"), vec![(0, 6)]);
+        assert_eq!(spans(&matcher, "s.h.i.t happens"), vec![(0, 7)]);
     }
 
     #[test]
     fn chinese_terms_match_anywhere() {
         let matcher = Matcher::new(["笨蛋"]).unwrap();
-        assert_eq!(spans(&matcher, "你是笨蛋吗"), vec![(2, 3)]);
+        assert_eq!(spans(&matcher, "你是笨蛋吗"), vec![(6, 12)]);
     }
 
     #[test]
     fn overlapping_candidates_take_the_longest_valid_one() {
         let matcher = Matcher::new(["ass", "asshole"]).unwrap();
-        assert_eq!(spans(&matcher, "you asshole"), vec![(4, 10)]);
-        assert_eq!(spans(&matcher, "ass hole"), vec![(0, 7)]);
+        assert_eq!(spans(&matcher, "you asshole"), vec![(4, 11)]);
+        assert_eq!(spans(&matcher, "ass hole"), vec![(0, 8)]);
     }
 }

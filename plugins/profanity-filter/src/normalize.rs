@@ -57,32 +57,66 @@ pub fn is_word_char(c: char) -> bool {
 pub struct Normalized {
     /// What the matcher searches.
     pub text: String,
-    /// For every byte of `text`, the index (in chars) of the original character it came from.
+    /// For every byte of `text`, the byte offset in the original text of the character it came
+    /// from.
     pub origin: Vec<u32>,
 }
 
-/// Normalises `input` (see the module doc). `chars` receives the original characters, indexed as
-/// `origin` refers to them.
-pub fn normalize_into(input: &str, chars: &mut Vec<char>, out: &mut Normalized) {
-    chars.clear();
+/// ASCII bytes that are separators (whitespace and punctuation), as a lookup table.
+const ASCII_SEPARATOR: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        let c = byte as u8;
+        table[byte] = c.is_ascii_whitespace() || c.is_ascii_punctuation() || c == 0x0B;
+        byte += 1;
+    }
+    table
+};
+
+/// Normalises `input` (see the module doc) into `out`, reusing its buffers.
+pub fn normalize_into(input: &str, out: &mut Normalized) {
     out.text.clear();
     out.origin.clear();
-    for (index, original) in input.chars().enumerate() {
-        chars.push(original);
+    out.text.reserve(input.len());
+    out.origin.reserve(input.len());
+    let bytes = input.as_bytes();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let byte = bytes[offset];
+        if byte < 0x80 {
+            // The common case: one ASCII byte, no decoding.
+            if !ASCII_SEPARATOR[byte as usize] {
+                out.text.push(byte.to_ascii_lowercase() as char);
+                out.origin.push(offset as u32);
+            }
+            offset += 1;
+            continue;
+        }
+        let Some(original) = input[offset..].chars().next() else {
+            break;
+        };
+        let origin = offset as u32;
+        offset += original.len_utf8();
+        if is_unspaced_script(original) {
+            // No case, never a separator.
+            out.text.push(original);
+            out.origin
+                .extend(std::iter::repeat_n(origin, original.len_utf8()));
+            continue;
+        }
         let c = fold_width(original);
         if is_separator(c) {
             continue;
         }
-        let index = index as u32;
         if c.is_ascii() {
             out.text.push(c.to_ascii_lowercase());
-            out.origin.push(index);
+            out.origin.push(origin);
         } else {
             for lower in c.to_lowercase() {
                 out.text.push(lower);
-                for _ in 0..lower.len_utf8() {
-                    out.origin.push(index);
-                }
+                out.origin
+                    .extend(std::iter::repeat_n(origin, lower.len_utf8()));
             }
         }
     }
@@ -90,9 +124,8 @@ pub fn normalize_into(input: &str, chars: &mut Vec<char>, out: &mut Normalized) 
 
 /// Normalises one term of a word list (no map back needed).
 pub fn normalize_term(term: &str) -> String {
-    let mut chars = Vec::new();
     let mut out = Normalized::default();
-    normalize_into(term, &mut chars, &mut out);
+    normalize_into(term, &mut out);
     out.text
 }
 
@@ -117,11 +150,10 @@ mod tests {
 
     #[test]
     fn origin_points_at_the_original_characters() {
-        let mut chars = Vec::new();
         let mut out = Normalized::default();
-        normalize_into("a.Ｂ笨", &mut chars, &mut out);
+        normalize_into("a.Ｂ笨", &mut out);
         assert_eq!(out.text, "ab笨");
-        assert_eq!(out.origin, vec![0, 2, 3, 3, 3]);
-        assert_eq!(chars, vec!['a', '.', 'Ｂ', '笨']);
+        // 'a' at 0, '.' at 1 (dropped), 'Ｂ' (3 bytes) at 2, '笨' (3 bytes) at 5.
+        assert_eq!(out.origin, vec![0, 2, 5, 5, 5]);
     }
 }
