@@ -3,6 +3,7 @@
 //! One integration binary with one module per area; the harness is `chime_tests`.
 
 mod devices;
+mod groups;
 mod harness;
 mod isolation;
 mod limits;
