@@ -25,6 +25,7 @@ const APP: u64 = 1_400_000_000;
 const KEY: &str = "load-test-key";
 
 struct Args {
+    idle: usize,
     pairs: usize,
     messages: usize,
     window: usize,
@@ -33,6 +34,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        idle: 0,
         pairs: 50,
         messages: 2000,
         window: 100,
@@ -44,6 +46,7 @@ fn args() -> Args {
         let n = v[i + 1].parse().unwrap_or(0);
         match v[i].as_str() {
             "--pairs" => a.pairs = n,
+            "--idle" => a.idle = n,
             "--messages" => a.messages = n,
             "--window" => a.window = n,
             "--server-bin" => a.server_bin = Some(v[i + 1].clone()),
@@ -52,6 +55,12 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -136,6 +145,44 @@ async fn main() {
         in_process = Some(s);
         u
     };
+    if a.idle > 0 {
+        let pid = child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("--idle needs --server-bin");
+        let before = rss_kb(pid).unwrap_or(0);
+        let cpu0 = cpu_ticks(pid).unwrap_or(0);
+        let t = Instant::now();
+        let mut held = Vec::with_capacity(a.idle);
+        for chunk in 0..a.idle.div_ceil(50) {
+            let logins = (chunk * 50..((chunk + 1) * 50).min(a.idle))
+                .map(|i| {
+                    let url = url.clone();
+                    tokio::spawn(async move { login(&url, &format!("idle{i}")).await })
+                })
+                .collect::<Vec<_>>();
+            for l in logins {
+                held.push(l.await.expect("login task"));
+            }
+        }
+        let took = t.elapsed();
+        let cpu = cpu_ticks(pid).unwrap_or(0) - cpu0;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after = rss_kb(pid).unwrap_or(0);
+        println!(
+            "{} idle logins in {took:?} = {:.0}/s; server CPU {:.0} us per login; RSS {before} KB -> {after} KB = {:.1} KB per connection",
+            a.idle,
+            a.idle as f64 / took.as_secs_f64(),
+            cpu as f64 * 10_000.0 / a.idle as f64,
+            (after.saturating_sub(before)) as f64 / a.idle as f64
+        );
+        drop(held);
+        if let Some(mut c) = child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return;
+    }
     let t0 = Instant::now();
     let mut pairs = Vec::new();
     for p in 0..a.pairs {

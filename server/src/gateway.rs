@@ -33,6 +33,11 @@ use crate::usersig;
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
 
+/// Read buffer reserved per connection (tungstenite grows it for larger frames).
+const READ_BUFFER_BYTES: usize = 4096;
+/// Frames are buffered up to this size before being written out.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Longest time a session timer is armed for (ten years).
 const MAX_SESSION_SECS: i64 = 10 * 365 * 86_400;
 
@@ -47,7 +52,11 @@ struct Identity {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let limit = shared.tunables.max_frame_bytes;
+    // Small buffers: most connections are idle, and memory per connection is what bounds how
+    // many a server holds.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
     let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config))
