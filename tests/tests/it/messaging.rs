@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(15);
 
 fn seqs(list: &[Value]) -> Vec<u64> {
-    list.iter().map(|m| m["seq"].as_u64().unwrap_or(0)).collect()
+    list.iter()
+        .map(|m| m["seq"].as_u64().unwrap_or(0))
+        .collect()
 }
 
 fn history(v: &Value) -> Vec<Value> {
@@ -88,7 +90,10 @@ async fn c2c_text_and_custom_both_directions_via_both_listeners() {
     )
     .await;
     let m = bob
-        .ok("create_custom_message", json!({"data_base64": "AP8=", "description": "bin"}))
+        .ok(
+            "create_custom_message",
+            json!({"data_base64": "AP8=", "description": "bin"}),
+        )
         .await;
     bob.ok("send_message", json!({"message": m, "receiver": "alice"}))
         .await;
@@ -150,7 +155,10 @@ async fn group_text_and_custom_both_directions() {
             json!({"data": "ping", "group_id": "g1"}),
         )
         .await;
-    assert_eq!(back["seq"].as_u64(), Some(sent["seq"].as_u64().unwrap() + 1));
+    assert_eq!(
+        back["seq"].as_u64(),
+        Some(sent["seq"].as_u64().unwrap() + 1)
+    );
     let got = alice.expect_messages(1, WAIT).await;
     assert_eq!(got[0]["sender"], "bob");
     assert_eq!(got[0]["elem_list"][0]["data"], "ping");
@@ -160,7 +168,10 @@ async fn group_text_and_custom_both_directions() {
     carol.login("carol").await;
     assert_eq!(
         carol
-            .err_code("send_group_text_message", json!({"text": "x", "group_id": "g1"}))
+            .err_code(
+                "send_group_text_message",
+                json!({"text": "x", "group_id": "g1"})
+            )
             .await,
         codes::ERR_SVR_GROUP_PERMISSION_DENIED
     );
@@ -199,8 +210,15 @@ async fn group_text_and_custom_both_directions() {
         )
         .await;
     assert_eq!(
-        history(&h).iter().map(|m| m["msg_id"].clone()).collect::<Vec<_>>(),
-        [resent["msg_id"].clone(), back["msg_id"].clone(), sent["msg_id"].clone()]
+        history(&h)
+            .iter()
+            .map(|m| m["msg_id"].clone())
+            .collect::<Vec<_>>(),
+        [
+            resent["msg_id"].clone(),
+            back["msg_id"].clone(),
+            sent["msg_id"].clone()
+        ]
     );
     // Filter by elem type.
     let h = bob
@@ -211,7 +229,10 @@ async fn group_text_and_custom_both_directions() {
         )
         .await;
     assert_eq!(
-        history(&h).iter().map(|m| m["msg_id"].clone()).collect::<Vec<_>>(),
+        history(&h)
+            .iter()
+            .map(|m| m["msg_id"].clone())
+            .collect::<Vec<_>>(),
         [back["msg_id"].clone()]
     );
 
@@ -226,8 +247,11 @@ async fn group_text_and_custom_both_directions() {
     assert_eq!(results[1]["result_code"], codes::ERR_SVR_GROUP_NOT_FOUND);
     bob.ok("quit_group", json!({"group_id": "g1"})).await;
     assert_eq!(
-        bob.err_code("send_group_text_message", json!({"text": "x", "group_id": "g1"}))
-            .await,
+        bob.err_code(
+            "send_group_text_message",
+            json!({"text": "x", "group_id": "g1"})
+        )
+        .await,
         codes::ERR_SVR_GROUP_PERMISSION_DENIED
     );
     let joined = bob.ok("get_joined_group_list", json!({})).await;
@@ -235,7 +259,10 @@ async fn group_text_and_custom_both_directions() {
     alice.ok("dismiss_group", json!({"group_id": "g1"})).await;
     assert_eq!(
         alice
-            .err_code("send_group_text_message", json!({"text": "x", "group_id": "g1"}))
+            .err_code(
+                "send_group_text_message",
+                json!({"text": "x", "group_id": "g1"})
+            )
             .await,
         codes::ERR_SVR_GROUP_NOT_FOUND
     );
@@ -305,13 +332,19 @@ async fn history_pages_local_and_cloud_and_is_never_announced() {
     assert_eq!(seqs(&history(&h)), (111..=120).rev().collect::<Vec<u64>>());
     let last = history(&h)[9]["msg_id"].clone();
     let h = bob
-        .ok("get_history_message_list", local(json!({"last_msg_id": last})))
+        .ok(
+            "get_history_message_list",
+            local(json!({"last_msg_id": last})),
+        )
         .await;
     assert_eq!(seqs(&history(&h)), (101..=110).rev().collect::<Vec<u64>>());
     assert_eq!(text_of(&history(&h)[0]), "m110");
     // Below seq 21 the store has nothing yet.
     let h = bob
-        .ok("get_history_message_list", local(json!({"last_msg_seq": 25})))
+        .ok(
+            "get_history_message_list",
+            local(json!({"last_msg_seq": 25})),
+        )
         .await;
     assert_eq!(seqs(&history(&h)), [24, 23, 22, 21]);
     // The cloud fills the gap and records it as synced.
@@ -323,7 +356,10 @@ async fn history_pages_local_and_cloud_and_is_never_announced() {
         .await;
     assert_eq!(seqs(&history(&h)), (15..=24).rev().collect::<Vec<u64>>());
     let h = bob
-        .ok("get_history_message_list", local(json!({"last_msg_seq": 25})))
+        .ok(
+            "get_history_message_list",
+            local(json!({"last_msg_seq": 25})),
+        )
         .await;
     assert_eq!(seqs(&history(&h)), (15..=24).rev().collect::<Vec<u64>>());
     // Newer, oldest first.
@@ -351,7 +387,10 @@ async fn history_pages_local_and_cloud_and_is_never_announced() {
     assert_eq!(seqs(&history(&h)), [120, 119, 118, 117, 116]);
     // find_messages by id.
     let f = bob
-        .ok("find_messages", json!({"msg_ids": [got[0]["msg_id"], "nope"]}))
+        .ok(
+            "find_messages",
+            json!({"msg_ids": [got[0]["msg_id"], "nope"]}),
+        )
         .await;
     assert_eq!(seqs(&history(&f)), [21]);
     // History is never announced.
@@ -377,7 +416,9 @@ async fn conversations_are_ordered_and_unread_counts_follow_the_rule() {
         send_c2c_text(&alice, "bob", &format!("c{i}")).await;
     }
     // Excluded from unread: counts nothing, but is the last message.
-    let m = alice.ok("create_text_message", json!({"text": "quiet"})).await;
+    let m = alice
+        .ok("create_text_message", json!({"text": "quiet"}))
+        .await;
     alice
         .ok(
             "send_message",
@@ -385,13 +426,22 @@ async fn conversations_are_ordered_and_unread_counts_follow_the_rule() {
         )
         .await;
     alice
-        .ok("send_group_text_message", json!({"text": "g0", "group_id": "w1"}))
+        .ok(
+            "send_group_text_message",
+            json!({"text": "g0", "group_id": "w1"}),
+        )
         .await;
     alice
-        .ok("send_group_text_message", json!({"text": "g1", "group_id": "w1"}))
+        .ok(
+            "send_group_text_message",
+            json!({"text": "g1", "group_id": "w1"}),
+        )
         .await;
     bob.expect_messages(6, WAIT).await;
-    eventually("bob's total unread is 5", || async { total_unread(&bob).await == 5 }).await;
+    eventually("bob's total unread is 5", || async {
+        total_unread(&bob).await == 5
+    })
+    .await;
 
     let list = bob
         .ok("get_conversation_list", json!({"next_seq": 0, "count": 10}))
@@ -399,7 +449,10 @@ async fn conversations_are_ordered_and_unread_counts_follow_the_rule() {
     let convs = list["conversation_list"].as_array().cloned().unwrap();
     assert_eq!(list["is_finished"], true);
     assert_eq!(
-        convs.iter().map(|c| c["conversation_id"].clone()).collect::<Vec<_>>(),
+        convs
+            .iter()
+            .map(|c| c["conversation_id"].clone())
+            .collect::<Vec<_>>(),
         [json!("group_w1"), json!("c2c_alice")]
     );
     assert_eq!(convs[0]["unread_count"], 2);
@@ -412,9 +465,15 @@ async fn conversations_are_ordered_and_unread_counts_follow_the_rule() {
         .await;
     assert_eq!(page["is_finished"], false);
     let page2 = bob
-        .ok("get_conversation_list", json!({"next_seq": page["next_seq"], "count": 1}))
+        .ok(
+            "get_conversation_list",
+            json!({"next_seq": page["next_seq"], "count": 1}),
+        )
         .await;
-    assert_eq!(page2["conversation_list"][0]["conversation_id"], "c2c_alice");
+    assert_eq!(
+        page2["conversation_list"][0]["conversation_id"],
+        "c2c_alice"
+    );
 
     bob.ok("mark_c2c_message_as_read", json!({"user_id": "alice"}))
         .await;
@@ -444,7 +503,9 @@ async fn send_options_are_carried_to_the_receiver() {
     let bob = TestClient::new(&server).await;
     alice.login("alice").await;
     bob.login("bob").await;
-    let m = alice.ok("create_text_message", json!({"text": "opts"})).await;
+    let m = alice
+        .ok("create_text_message", json!({"text": "opts"}))
+        .await;
     assert_eq!(m["status"], "sending");
     let sent = alice
         .ok(
@@ -481,7 +542,9 @@ async fn send_options_are_carried_to_the_receiver() {
         codes::ERR_INVALID_OPERATION
     );
     // Online-only: delivered to the online receiver, never stored.
-    let m = alice.ok("create_text_message", json!({"text": "live"})).await;
+    let m = alice
+        .ok("create_text_message", json!({"text": "live"}))
+        .await;
     let s = alice
         .ok(
             "send_message",
@@ -508,7 +571,10 @@ async fn oversize_not_logged_in_and_account_switch() {
     // 6014 before login (create works: nothing is sent).
     assert_eq!(
         alice
-            .err_code("send_c2c_text_message", json!({"text": "x", "user_id": "bob"}))
+            .err_code(
+                "send_c2c_text_message",
+                json!({"text": "x", "user_id": "bob"})
+            )
             .await,
         codes::ERR_SDK_NOT_LOGGED_IN
     );
@@ -525,13 +591,19 @@ async fn oversize_not_logged_in_and_account_switch() {
     let big = "x".repeat(12 * 1024 + 1);
     assert_eq!(
         alice
-            .err_code("send_c2c_text_message", json!({"text": big, "user_id": "bob"}))
+            .err_code(
+                "send_c2c_text_message",
+                json!({"text": big, "user_id": "bob"})
+            )
             .await,
         codes::ERR_MSG_TOO_LARGE
     );
     let fits = "y".repeat(12 * 1024 - 16);
     let ok = alice
-        .ok("send_c2c_text_message", json!({"text": fits, "user_id": "bob"}))
+        .ok(
+            "send_c2c_text_message",
+            json!({"text": fits, "user_id": "bob"}),
+        )
         .await;
     assert_eq!(ok["seq"], 1);
     assert_eq!(
@@ -589,7 +661,10 @@ async fn offline_group_messages_arrive_once_after_login() {
         bob.ok("join_group", json!({"group_id": "m1", "message": ""}))
             .await;
         alice
-            .ok("send_group_text_message", json!({"text": "while on", "group_id": "m1"}))
+            .ok(
+                "send_group_text_message",
+                json!({"text": "while on", "group_id": "m1"}),
+            )
             .await;
         let got = bob.expect_messages(1, WAIT).await;
         assert_eq!(text_of(&got[0]), "while on");

@@ -58,7 +58,10 @@ async fn server_killed_mid_stream_nothing_lost_or_duplicated() {
     server.kill().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.restart().await;
-    let results = tokio::time::timeout(WAIT, sends).await.expect("sends finish").unwrap();
+    let results = tokio::time::timeout(WAIT, sends)
+        .await
+        .expect("sends finish")
+        .unwrap();
     let mut seqs = Vec::new();
     let mut sent_ids = HashSet::new();
     for r in results {
@@ -68,14 +71,21 @@ async fn server_killed_mid_stream_nothing_lost_or_duplicated() {
         sent_ids.insert(m["msg_id"].as_str().unwrap().to_owned());
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (6..=25).collect::<Vec<u64>>(), "each message stored once");
+    assert_eq!(
+        seqs,
+        (6..=25).collect::<Vec<u64>>(),
+        "each message stored once"
+    );
 
     let got = bob.expect_messages(20, WAIT).await;
     let got_ids: HashSet<String> = ids_of(&got).into_iter().collect();
     assert_eq!(got_ids, sent_ids);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(bob.event_count("on_recv_new_message"), 25, "no duplicates");
-    assert!(alice.event_count("on_connect_success") >= 2, "alice reconnected");
+    assert!(
+        alice.event_count("on_connect_success") >= 2,
+        "alice reconnected"
+    );
     // And the link works afterwards in both directions.
     send_c2c_text(&bob, "alice", "after").await;
     let back = alice.expect_messages(1, WAIT).await;
@@ -91,9 +101,7 @@ async fn message_sent_while_disconnected_goes_out_after_reconnect() {
     alice.login("alice").await;
     bob.login("bob").await;
     server.kill().await;
-    alice
-        .expect_event("on_connect_failed", WAIT)
-        .await;
+    alice.expect_event("on_connect_failed", WAIT).await;
     let engine = alice.engine.clone();
     let pending = tokio::spawn(async move {
         engine
@@ -112,7 +120,10 @@ async fn message_sent_while_disconnected_goes_out_after_reconnect() {
         )
         .await;
     assert_eq!(h["message_list"][0]["status"], "sending");
-    assert_eq!(alice.ok("get_login_status", json!({})).await["status"], "logined");
+    assert_eq!(
+        alice.ok("get_login_status", json!({})).await["status"],
+        "logined"
+    );
     server.restart().await;
     let sent = tokio::time::timeout(WAIT, pending)
         .await
@@ -160,14 +171,18 @@ async fn engine_restart_with_outbox_message_sends_it_once() {
     assert_eq!(got[0]["msg_id"], msg_id);
     assert_eq!(text_of(&got[0]), "survives restart");
     for _ in 0..100 {
-        let f = alice.ok("find_messages", json!({"msg_ids": [msg_id]})).await;
+        let f = alice
+            .ok("find_messages", json!({"msg_ids": [msg_id]}))
+            .await;
         if f["message_list"][0]["status"] == "send_succ" {
             assert_eq!(f["message_list"][0]["seq"], 1);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let f = alice.ok("find_messages", json!({"msg_ids": [msg_id]})).await;
+    let f = alice
+        .ok("find_messages", json!({"msg_ids": [msg_id]}))
+        .await;
     assert_eq!(f["message_list"][0]["status"], "send_succ");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.event_count("on_recv_new_message"), 1);
@@ -183,17 +198,26 @@ async fn second_device_login_kicks_the_first() {
     first.login("alice").await;
     second.login("alice").await;
     first.expect_event("on_kicked_offline", WAIT).await;
-    assert_eq!(first.ok("get_login_status", json!({})).await["status"], "logout");
+    assert_eq!(
+        first.ok("get_login_status", json!({})).await["status"],
+        "logout"
+    );
     assert_eq!(
         first
-            .err_code("send_c2c_text_message", json!({"text": "x", "user_id": "bob"}))
+            .err_code(
+                "send_c2c_text_message",
+                json!({"text": "x", "user_id": "bob"})
+            )
             .await,
         codes::ERR_SDK_NOT_LOGGED_IN
     );
     // No automatic reconnect after a kick.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(first.event_count("on_connect_success"), 1);
-    assert_eq!(second.ok("get_login_status", json!({})).await["status"], "logined");
+    assert_eq!(
+        second.ok("get_login_status", json!({})).await["status"],
+        "logined"
+    );
     // The second device's own messages from another device reach the first after it logs in
     // again (as `on_recv_new_message`, Tencent behaviour) — here: messages sent by the second.
     let sent = send_c2c_text(&second, "bob", "from device two").await;
@@ -213,9 +237,15 @@ async fn an_expiring_user_sig_ends_the_session_with_on_user_sig_expired() {
     let server = TestServer::start().await;
     let alice = TestClient::with_config(&server, fast()).await;
     let sig = chime_tests::user_sig_for(chime_tests::APP_ID, "alice", 2);
-    alice.login_with("alice", &sig).await.expect("login with a 2 s UserSig");
+    alice
+        .login_with("alice", &sig)
+        .await
+        .expect("login with a 2 s UserSig");
     alice.expect_event("on_user_sig_expired", WAIT).await;
-    assert_eq!(alice.ok("get_login_status", json!({})).await["status"], "logout");
+    assert_eq!(
+        alice.ok("get_login_status", json!({})).await["status"],
+        "logout"
+    );
     assert_eq!(
         alice.err_code("get_conversation_list", json!({})).await,
         codes::ERR_SDK_NOT_LOGGED_IN
