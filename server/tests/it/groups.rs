@@ -221,3 +221,56 @@ async fn group_rate_limit_drops_low_priority_but_delivers_high() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_info_codes_and_dismiss() {
+    let s = TestServer::start().await;
+    let mut alice = s.login("alice").await;
+    let mut bob = s.login("bob").await;
+    assert_eq!(
+        create(&mut alice, "Meeting", "meet", &["bob"]).await.code,
+        0
+    );
+    assert_eq!(
+        change_kind(bob.push(WAIT).await.unwrap()),
+        pb::GroupChangeKind::GroupChangeJoined
+    );
+    match bob
+        .ok(ReqKind::GetGroupsInfo(pb::GetGroupsInfoReq {
+            group_ids: vec!["meet".into(), "missing".into(), String::new()],
+        }))
+        .await
+    {
+        RespKind::GetGroupsInfo(g) => {
+            assert_eq!(g.result_codes, vec![0, 10010, 8501]);
+            assert_eq!(g.groups[0].group_type, "Meeting");
+            assert_eq!(g.groups[0].self_role, "member");
+            assert_eq!(g.groups[0].member_count, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Only the owner may dismiss.
+    let r = bob
+        .call(ReqKind::DismissGroup(pb::DismissGroupReq {
+            group_id: "meet".into(),
+        }))
+        .await;
+    assert_eq!(r.code, 10007);
+    alice
+        .ok(ReqKind::DismissGroup(pb::DismissGroupReq {
+            group_id: "meet".into(),
+        }))
+        .await;
+    assert_eq!(
+        change_kind(bob.push(WAIT).await.unwrap()),
+        pb::GroupChangeKind::GroupChangeDismissed
+    );
+    match bob
+        .ok(ReqKind::GetJoinedGroups(pb::GetJoinedGroupsReq {}))
+        .await
+    {
+        RespKind::GetJoinedGroups(g) => assert!(g.groups.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bob.send(group_msg("x", "meet", "x")).await.code, 10010);
+}
