@@ -22,7 +22,8 @@ pub struct Txn<'a> {
     layers: &'a [Arc<Staged>],
     staged: Staged,
     touched: Vec<(u64, String, Vec<u8>)>,
-    touched_set: HashSet<(u64, String, Vec<u8>)>,
+    /// The touched triples, encoded as one key each, for a cheap membership test.
+    touched_set: HashSet<Vec<u8>>,
 }
 
 impl<'a> Txn<'a> {
@@ -72,9 +73,14 @@ impl<'a> Txn<'a> {
     /// Records that `conv` changed for `user` of `app` (applied by the commit task at the end of
     /// the batch, once per triple, in first-touch order).
     pub fn touch(&mut self, app: u64, user: &str, conv: &[u8]) {
-        let t = (app, user.to_owned(), conv.to_vec());
-        if self.touched_set.insert(t.clone()) {
-            self.touched.push(t);
+        let mut k = Vec::with_capacity(10 + user.len() + conv.len());
+        k.extend_from_slice(&app.to_be_bytes());
+        k.push(user.len() as u8);
+        k.extend_from_slice(user.as_bytes());
+        k.extend_from_slice(conv);
+        if !self.touched_set.contains(&k) {
+            self.touched_set.insert(k);
+            self.touched.push((app, user.to_owned(), conv.to_vec()));
         }
     }
 
