@@ -65,6 +65,16 @@ pub(crate) struct Shared {
     pub config: HostConfig,
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: run the plugin's `destroy` on a call thread, never on the
+        // dropper's (an actor, say), in case it blocks. Calls still in flight hold their own
+        // reference, so `destroy` runs after the last of them.
+        let instance = Arc::clone(&self.instance);
+        self.runner.detach(move || drop(instance));
+    }
+}
+
 impl Shared {
     fn info(&self) -> PluginInfo {
         PluginInfo {
