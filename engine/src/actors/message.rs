@@ -59,7 +59,15 @@ pub struct MessageActor {
     syncing: bool,
     sync_again: bool,
     seen_online_only: (HashSet<String>, VecDeque<String>),
+    /// Synced ranges changed since the last flush. Ranges only ever under-report if a crash
+    /// loses them (the messages were written first), which costs a re-pull, never a loss: so
+    /// they are written once per [`RANGES_FLUSH`] instead of with every message.
+    ranges_cache: HashMap<String, SyncedRanges>,
+    ranges_dirty: HashSet<String>,
 }
+
+/// How often changed synced ranges are written.
+const RANGES_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn new_msg_id() -> String {
     format!("{:x}-{:016x}", now_ms(), rand::random::<u64>())
@@ -99,6 +107,8 @@ impl MessageActor {
             syncing: false,
             sync_again: false,
             seen_online_only: (HashSet::new(), VecDeque::new()),
+            ranges_cache: HashMap::new(),
+            ranges_dirty: HashSet::new(),
         }
     }
 
@@ -136,6 +146,9 @@ impl MessageActor {
     }
 
     fn ranges(&self, conv: &str) -> Result<SyncedRanges> {
+        if let Some(r) = self.ranges_cache.get(conv) {
+            return Ok(r.clone());
+        }
         let k = keys::ranges(conv);
         match self.acct()?.store.get(&k).map_err(db_err)? {
             Some(v) => decode(&k, &v).map_err(db_err),
@@ -257,8 +270,8 @@ impl MessageActor {
             let mut batch = WriteBatch::new();
             let mut ranges = HashMap::new();
             let m = self.promote(&loc, seq, time_ms, &mut batch, &mut ranges)?;
-            self.write_ranges(&mut batch, ranges);
             self.acct()?.store.apply(batch).map_err(db_err)?;
+            self.stage_ranges(ranges);
             if let Some(p) = &self.peers {
                 p.conv.do_send(MessagesAdded {
                     msgs: vec![m.clone()],
@@ -326,9 +339,34 @@ impl MessageActor {
             .ok_or_else(|| ApiError::new(codes::ERR_SDK_INTERNAL, "ranges cache"))
     }
 
-    fn write_ranges(&self, batch: &mut WriteBatch, ranges: HashMap<String, SyncedRanges>) {
+    /// Records ranges that the store now backs (call after the messages' batch is applied).
+    fn stage_ranges(&mut self, ranges: HashMap<String, SyncedRanges>) {
         for (conv, r) in ranges {
-            batch.put(keys::ranges(&conv), prost::Message::encode_to_vec(&r));
+            self.ranges_dirty.insert(conv.clone());
+            self.ranges_cache.insert(conv, r);
+        }
+    }
+
+    /// Writes the changed ranges.
+    fn flush_ranges(&mut self) {
+        if self.ranges_dirty.is_empty() {
+            return;
+        }
+        let Some(acct) = &self.acct else {
+            self.ranges_dirty.clear();
+            return;
+        };
+        let mut b = WriteBatch::new();
+        for conv in self.ranges_dirty.drain() {
+            if let Some(r) = self.ranges_cache.get(&conv) {
+                b.put(keys::ranges(&conv), prost::Message::encode_to_vec(r));
+            }
+        }
+        if let Err(e) = acct.store.apply(b) {
+            tracing::warn!("writing synced ranges: {e}");
+        }
+        if self.ranges_cache.len() > 4096 {
+            self.ranges_cache.clear();
         }
     }
 
@@ -404,10 +442,10 @@ impl MessageActor {
         {
             self.range_entry(&mut ranges, &conv)?.insert(from, to);
         }
-        self.write_ranges(&mut batch, ranges);
         if !batch.is_empty() {
             self.acct()?.store.apply(batch).map_err(db_err)?;
         }
+        self.stage_ranges(ranges);
         for m in &acked {
             let j = codec::to_json(m, &me);
             self.answer(&m.msg_id, Ok(j));
@@ -731,6 +769,7 @@ impl Actor for MessageActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(WAITER_SWEEP, |act, _| act.sweep_waiters());
+        ctx.run_interval(RANGES_FLUSH, |act, _| act.flush_ranges());
     }
 }
 
@@ -749,6 +788,8 @@ impl Handler<SetPeers> for MessageActor {
 impl Handler<OpenAccount> for MessageActor {
     type Result = ();
     fn handle(&mut self, msg: OpenAccount, _: &mut Context<Self>) {
+        self.flush_ranges();
+        self.ranges_cache.clear();
         let order = msg
             .0
             .store
@@ -777,6 +818,8 @@ impl Handler<CloseAccount> for MessageActor {
                 )));
             }
         }
+        self.flush_ranges();
+        self.ranges_cache.clear();
         if let Some(a) = self.acct.take()
             && let Err(e) = a.store.flush()
         {
