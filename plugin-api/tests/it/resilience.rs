@@ -5,7 +5,7 @@ use std::time::Duration;
 use chime_plugin_api::host::{ContentFilterPlugin, LoadedPlugin, PluginError, PluginHost};
 use chime_plugin_api::{ContentKind, Direction, FilterOutcome};
 
-use crate::support::{plugin_path, quick_host};
+use crate::support::{GENEROUS, host_with_timeout, plugin_path};
 
 fn load_filter(host: &PluginHost, mode: &str) -> ContentFilterPlugin {
     let config = serde_json::json!({"mode": mode, "hang_ms": 60_000}).to_string();
@@ -26,7 +26,7 @@ async fn call(filter: &ContentFilterPlugin, text: &str) -> Result<FilterOutcome,
 
 #[tokio::test]
 async fn a_working_test_filter_answers_each_outcome() {
-    let host = quick_host();
+    let host = host_with_timeout(GENEROUS);
     let filter = load_filter(&host, "ok");
     assert_eq!(
         call(&filter, "hello").await.unwrap(),
@@ -43,7 +43,7 @@ async fn a_working_test_filter_answers_each_outcome() {
 
 #[tokio::test]
 async fn a_plugin_that_panics_on_every_call_answers_errors_then_is_disabled() {
-    let host = quick_host();
+    let host = host_with_timeout(GENEROUS);
     let filter = load_filter(&host, "panic_on_call");
     for _ in 0..3 {
         let error = call(&filter, "hello").await.unwrap_err();
@@ -79,7 +79,7 @@ async fn a_plugin_that_panics_on_every_call_answers_errors_then_is_disabled() {
 
 #[tokio::test]
 async fn a_plugin_returning_errors_is_disabled_after_the_threshold() {
-    let host = quick_host();
+    let host = host_with_timeout(GENEROUS);
     let filter = load_filter(&host, "fail_on_call");
     for _ in 0..3 {
         assert_eq!(
@@ -99,7 +99,7 @@ async fn a_plugin_returning_errors_is_disabled_after_the_threshold() {
 
 #[tokio::test]
 async fn a_hanging_plugin_times_out_without_blocking_the_caller() {
-    let host = quick_host();
+    let host = host_with_timeout(Duration::from_millis(500));
     let filter = load_filter(&host, "hang");
     let started = std::time::Instant::now();
     let error = call(&filter, "x").await.unwrap_err();
@@ -107,7 +107,7 @@ async fn a_hanging_plugin_times_out_without_blocking_the_caller() {
         error,
         PluginError::TimedOut {
             name: "test-filter".to_owned(),
-            timeout: Duration::from_millis(300)
+            timeout: Duration::from_millis(500)
         }
     );
     // Bounded: the caller got its answer long before the plugin's 60 s hang ends.
@@ -122,7 +122,7 @@ async fn a_hanging_plugin_times_out_without_blocking_the_caller() {
 
 #[tokio::test]
 async fn a_success_resets_the_failure_count() {
-    let host = quick_host();
+    let host = host_with_timeout(GENEROUS);
     let filter = load_filter(&host, "ok");
     assert!(call(&filter, "fine").await.is_ok());
     assert_eq!(host.loaded_plugins()[0].status.consecutive_failures, 0);
@@ -131,7 +131,7 @@ async fn a_success_resets_the_failure_count() {
 
 #[tokio::test]
 async fn a_burst_beyond_the_thread_cap_waits_in_line_and_all_succeed() {
-    let host = quick_host(); // at most 8 call threads
+    let host = host_with_timeout(GENEROUS); // at most 8 call threads
     let filter = load_filter(&host, "ok");
     let calls: Vec<_> = (0..40)
         .map(|index| {

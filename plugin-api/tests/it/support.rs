@@ -87,15 +87,19 @@ pub fn wordlist(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A host with a short call timeout, for the failure tests.
-pub fn quick_host() -> PluginHost {
+/// A host with the given call timeout and a small thread cap (8). Tests that do not test timeouts
+/// use [`GENEROUS`], so a loaded machine cannot turn a slow call into a failure.
+pub fn host_with_timeout(call_timeout: Duration) -> PluginHost {
     PluginHost::new(HostConfig {
-        call_timeout: Duration::from_millis(300),
-        transfer_timeout: Duration::from_secs(20),
+        call_timeout,
+        transfer_timeout: Duration::from_secs(60),
         failure_threshold: 3,
         max_call_threads: 8,
     })
 }
+
+/// The call timeout of tests that are not about timeouts.
+pub const GENEROUS: Duration = Duration::from_secs(30);
 
 /// The system C library: a real shared library that is not a Chime plugin.
 pub fn non_plugin_library() -> Option<PathBuf> {

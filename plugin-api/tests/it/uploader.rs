@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use chime_plugin_api::host::{LoadedPlugin, PluginError, ProgressFn, UploaderPlugin};
 
-use crate::support::{plugin_path, quick_host};
+use crate::support::{GENEROUS, host_with_timeout, plugin_path};
 
 fn load(config: &str) -> UploaderPlugin {
-    let host = quick_host();
+    let host = host_with_timeout(GENEROUS);
     match host
         .load(plugin_path("chime_test_uploader"), config)
         .unwrap()
