@@ -6,7 +6,7 @@
 //! - [`plugin`]: one trait per kind ([`ContentFilter`], [`Transport`], [`Uploader`]) and the export
 //!   macros ([`export_content_filter!`], [`export_transport!`], [`export_uploader!`]) that generate
 //!   the entry symbol and catch every panic at the boundary.
-//! - `host` (feature `host`): [`host::PluginHost`] loads plugins by path with libloading and calls
+//! - `host` (feature `host`): `host::PluginHost` loads plugins by path with libloading and calls
 //!   them on their own threads with timeouts.
 //!
 //! `docs/plugins.md` is the guide.
