@@ -220,14 +220,15 @@ impl PluginHost {
 
     /// Loads every `(path, config_json)`; the ones that fail are skipped and their errors
     /// returned, in order, for the engine to report.
-    pub fn load_all<'a, I, P>(&self, specs: I) -> Vec<PluginError>
+    pub fn load_all<I, P, C>(&self, specs: I) -> Vec<PluginError>
     where
-        I: IntoIterator<Item = (P, &'a str)>,
+        I: IntoIterator<Item = (P, C)>,
         P: AsRef<Path>,
+        C: AsRef<str>,
     {
         specs
             .into_iter()
-            .filter_map(|(path, config)| self.load(path, config).err())
+            .filter_map(|(path, config)| self.load(path, config.as_ref()).err())
             .collect()
     }
 
