@@ -574,10 +574,6 @@ impl MessageActor {
         b.put(keys::msg_id(&m.msg_id), key.clone());
         b.put(keys::conv_msg_id(&conv, &m.msg_id), key.clone());
         b.put(keys::outbox(m.local_order), key);
-        b.put(
-            keys::meta(keys::META_LOCAL_ORDER),
-            self.next_order.to_be_bytes().to_vec(),
-        );
         self.acct()?.store.apply(b).map_err(db_err)
     }
 
@@ -798,7 +794,10 @@ impl Handler<OpenAccount> for MessageActor {
             .flatten()
             .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
             .map_or(0, u64::from_be_bytes);
-        self.next_order = order + 1;
+        // The counter is persisted at close only; after a crash, the clock (µs) keeps new orders
+        // above every order handed out before (one per send, far below a million per second).
+        let clock_us = u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000);
+        self.next_order = (order + 1).max(clock_us);
         self.acct = Some(msg.0);
         self.online = None;
         self.in_flight.reset();
@@ -820,6 +819,16 @@ impl Handler<CloseAccount> for MessageActor {
         }
         self.flush_ranges();
         self.ranges_cache.clear();
+        if let Some(a) = &self.acct {
+            let mut b = WriteBatch::new();
+            b.put(
+                keys::meta(keys::META_LOCAL_ORDER),
+                self.next_order.to_be_bytes().to_vec(),
+            );
+            if let Err(e) = a.store.apply(b) {
+                tracing::warn!("writing the local order: {e}");
+            }
+        }
         if let Some(a) = self.acct.take()
             && let Err(e) = a.store.flush()
         {
