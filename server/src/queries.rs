@@ -550,7 +550,8 @@ pub fn group_members(
     }))
 }
 
-/// Message keys older than the retention, at most `limit` (for pruning).
+/// Keys of messages older than the retention and of their idempotency records, at most about
+/// `limit` (for pruning).
 pub fn expired_message_keys(
     store: &dyn Store,
     retention_ms: i64,
@@ -573,6 +574,15 @@ pub fn expired_message_keys(
             if let Ok(m) = pb::Message::decode(&v[..])
                 && m.server_time_ms < cutoff
             {
+                // The idempotency record goes with the message.
+                if let Some(app) = keys::be_u64(&k, 1) {
+                    out.push(
+                        Key::new(tag::IDEM, app)
+                            .s(m.sender.as_bytes())
+                            .s(m.msg_id.as_bytes())
+                            .done(),
+                    );
+                }
                 out.push(k);
                 if out.len() >= limit {
                     return Ok(out);
@@ -613,13 +623,20 @@ mod tests {
         put_msg(&store, &conv, 2, now - 8 * 86_400_000, "a");
         put_msg(&store, &conv, 3, now, "b");
         let keys = expired_message_keys(&store, 7 * 86_400_000, 100).unwrap();
-        let seqs: Vec<u64> = keys.iter().filter_map(|k| keys::trailing_u64(k)).collect();
+        let seqs: Vec<u64> = keys
+            .iter()
+            .filter(|k| k[0] == tag::MSG)
+            .filter_map(|k| keys::trailing_u64(k))
+            .collect();
         assert_eq!(seqs, vec![1, 2]);
+        let idem = Key::new(tag::IDEM, 1).s(b"a").s(b"m1").done();
+        assert!(keys.contains(&idem), "the idempotency record is pruned too");
+        assert_eq!(keys.len(), 4);
         assert_eq!(
-            expired_message_keys(&store, 7 * 86_400_000, 1)
+            expired_message_keys(&store, 7 * 86_400_000, 2)
                 .unwrap()
                 .len(),
-            1
+            2
         );
     }
 
