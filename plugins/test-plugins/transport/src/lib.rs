@@ -74,9 +74,8 @@ impl TransportConnection for LoopConnection {
         if let Ok(mut outgoing) = self.outgoing.lock() {
             outgoing.take();
         }
-        if let Ok(mut echo) = self.echo.lock()
-            && let Some(echo) = echo.take()
-        {
+        let echo = self.echo.lock().ok().and_then(|mut echo| echo.take());
+        if let Some(echo) = echo {
             let _ = echo.join();
         }
     }
