@@ -198,11 +198,22 @@ fn read_declaration(library: &libloading::Library, path: &Path) -> Result<Checke
     let head = unsafe { std::slice::from_raw_parts(declaration.cast::<u32>(), 4) };
     let (abi_major, abi_minor, struct_size, kind) = (head[0], head[1], head[2], head[3]);
     if abi_major != CHIME_PLUGIN_ABI_MAJOR || abi_minor > CHIME_PLUGIN_ABI_MINOR {
-        // The layout past the head is unknown for another major; name the plugin by file.
-        let name = path.file_name().map_or_else(
+        let file_name = path.file_name().map_or_else(
             || path.display().to_string(),
             |file| file.to_string_lossy().into_owned(),
         );
+        // Past the head, only a declaration of the same major has a layout we know (a newer
+        // minor only appends): name the plugin by its declared name there, by file otherwise.
+        let same_major_layout = abi_major == CHIME_PLUGIN_ABI_MAJOR
+            && (struct_size as usize) >= std::mem::size_of::<ChimePluginDeclaration>();
+        let name = if same_major_layout {
+            // SAFETY: same major and a large enough struct: the 1.x fields are there.
+            let name_ptr = unsafe { (*declaration).name };
+            // SAFETY: the ABI requires a static NUL-terminated string.
+            unsafe { static_str(name_ptr, "name", path) }.unwrap_or(file_name)
+        } else {
+            file_name
+        };
         return Err(PluginError::AbiMismatch {
             name,
             path: path.to_path_buf(),

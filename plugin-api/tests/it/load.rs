@@ -84,6 +84,25 @@ fn a_wrong_abi_major_is_refused_naming_the_plugin() {
 }
 
 #[test]
+fn a_newer_abi_minor_is_refused_naming_the_plugin() {
+    let path = plugin_path("chime_test_future_minor");
+    let error = PluginHost::new(HostConfig::default())
+        .load(&path, "{}")
+        .unwrap_err();
+    assert_eq!(
+        error,
+        PluginError::AbiMismatch {
+            name: "future-minor".to_owned(),
+            path: path.clone(),
+            found_major: CHIME_PLUGIN_ABI_MAJOR,
+            found_minor: 99,
+            host_major: CHIME_PLUGIN_ABI_MAJOR,
+            host_minor: CHIME_PLUGIN_ABI_MINOR,
+        }
+    );
+}
+
+#[test]
 fn a_plugin_that_refuses_its_config_fails_init() {
     let path = plugin_path("chime_test_filter");
     let error = PluginHost::new(HostConfig::default())

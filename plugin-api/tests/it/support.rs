@@ -14,13 +14,14 @@ use std::time::Duration;
 use chime_plugin_api::host::{HostConfig, PluginHost};
 
 /// Every plugin package the tests load.
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "chime-profanity-filter",
     "chime-plugin-minimal",
     "chime-test-filter",
     "chime-test-transport",
     "chime-test-uploader",
     "chime-test-bad-abi",
+    "chime-test-future-minor",
 ];
 
 /// `<target>/<profile>` of this test binary.
