@@ -805,11 +805,13 @@ impl Applier {
             self.applied.store(pending.number, Ordering::Release);
             Ok(())
         } else {
-            let ops: Vec<_> = pending
+            let mut ops: Vec<_> = pending
                 .staged
                 .iter()
                 .map(|(k, v)| (k.as_slice(), v.as_deref()))
                 .collect();
+            // In key order: neighbouring inserts land in the same tree nodes.
+            ops.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let applied = self.store.apply(&ops);
             // Visible in the store now: the stager may stop reading this batch's overlay.
             self.applied.store(pending.number, Ordering::Release);
