@@ -472,3 +472,15 @@ impl Handler<TotalUnread> for ConversationActor {
         Ok(self.total_unread())
     }
 }
+
+/// Writes and announces every deferred change now (a barrier for the sync cursor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        self.flush_dirty();
+    }
+}

@@ -540,7 +540,7 @@ impl MessageActor {
         self.shared.events.emit("on_sync_server_start", json!({}));
         let me = ctx.address();
         actix::spawn(async move {
-            let r = run_sync(me.clone(), peers.conn).await;
+            let r = run_sync(me.clone(), peers.conn, peers.conv).await;
             me.do_send(SyncDone(r));
         });
     }
@@ -710,7 +710,11 @@ enum Anchor {
     Pending(u64),
 }
 
-async fn run_sync(me: Addr<MessageActor>, conn: Addr<ConnectionActor>) -> Result<()> {
+async fn run_sync(
+    me: Addr<MessageActor>,
+    conn: Addr<ConnectionActor>,
+    conversations: Addr<super::conversation::ConversationActor>,
+) -> Result<()> {
     loop {
         let (cursor, known_groups) = me.send(SyncBegin).await.map_err(mailbox)??;
         let resp = conn
@@ -753,6 +757,12 @@ async fn run_sync(me: Addr<MessageActor>, conn: Addr<ConnectionActor>) -> Result
             .await
             .map_err(mailbox)??;
         }
+        // The page's conversation states and messages are written before the cursor moves past
+        // them (the conversation actor has them queued before this barrier).
+        conversations
+            .send(super::conversation::Flush)
+            .await
+            .map_err(mailbox)?;
         me.send(SyncCommit(next)).await.map_err(mailbox)??;
         if !has_more {
             return Ok(());
