@@ -33,9 +33,15 @@ use crate::queries;
 use crate::registry::{ConnTx, Registry, message_push_frame, push_frame};
 use crate::store::Store;
 use crate::txn::{Staged, Txn};
+use crate::wal::Wal;
 
 /// Most commands in one group commit.
 pub const MAX_BATCH: usize = 4096;
+/// Checkpoint (flush the store, empty the log) when the log grows past this.
+const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// ... or at least this often while writing.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Longest client message id accepted.
 pub const MAX_MSG_ID_BYTES: usize = 128;
 
@@ -215,6 +221,7 @@ struct Pending {
 /// every sender is gone. The handle joins both.
 pub fn spawn(
     store: Arc<dyn Store>,
+    wal: Wal,
     registry: Arc<Registry>,
     tunables: Arc<Tunables>,
     queue: usize,
@@ -226,6 +233,8 @@ pub fn spawn(
     let (to_applier, from_stager) = std::sync::mpsc::sync_channel::<Pending>(1);
     let applier = Applier {
         store: Arc::clone(&store),
+        wal,
+        checkpointed: Instant::now(),
         registry,
         applied: Arc::clone(&applied),
         failed: Arc::clone(&failed),
@@ -774,6 +783,8 @@ impl Core {
 /// answers and pushes in command order.
 struct Applier {
     store: Arc<dyn Store>,
+    wal: Wal,
+    checkpointed: Instant,
     registry: Arc<Registry>,
     applied: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
@@ -785,11 +796,25 @@ impl Applier {
         for pending in rx {
             self.apply(pending);
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!("final flush failed: {e}");
+        if !self.failed.load(Ordering::Acquire) {
+            self.checkpoint();
         }
         tracing::info!(stats = ?self.stats, "apply totals");
         tracing::info!("commit task stopped");
+    }
+
+    /// Flushes the store and empties the write-ahead log.
+    fn checkpoint(&mut self) {
+        let result = self.store.flush().and_then(|()| {
+            self.wal
+                .reset()
+                .map_err(|e| crate::error::StoreError::Corrupt(format!("write-ahead log: {e}")))
+        });
+        match result {
+            Ok(()) => self.checkpointed = Instant::now(),
+            // The log still holds everything: a later checkpoint or a restart recovers.
+            Err(e) => tracing::error!("checkpoint failed: {e}"),
+        }
     }
 
     fn apply(&mut self, pending: Pending) {
@@ -812,15 +837,25 @@ impl Applier {
                 .collect();
             // In key order: neighbouring inserts land in the same tree nodes.
             ops.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let applied = self.store.apply(&ops);
+            // Durable first (the log), then visible (the store): the store is always a prefix of
+            // the log, so replaying the log after a crash is exact.
+            let logged = self
+                .wal
+                .append(&ops)
+                .map_err(|e| crate::error::StoreError::Corrupt(format!("write-ahead log: {e}")));
+            let t1 = Instant::now();
+            self.stats.flush_us += (t1 - t0).as_micros() as u64;
+            let applied = logged.and_then(|()| self.store.apply(&ops));
             // Visible in the store now: the stager may stop reading this batch's overlay.
             self.applied.store(pending.number, Ordering::Release);
-            let t1 = Instant::now();
-            self.stats.apply_us += (t1 - t0).as_micros() as u64;
-            let flushed = applied.and_then(|()| self.store.flush());
-            self.stats.flush_us += t1.elapsed().as_micros() as u64;
-            flushed
+            self.stats.apply_us += t1.elapsed().as_micros() as u64;
+            applied
         };
+        if durable.is_ok()
+            && (self.wal.len() > CHECKPOINT_BYTES || self.checkpointed.elapsed() > CHECKPOINT_EVERY)
+        {
+            self.checkpoint();
+        }
         let t2 = Instant::now();
         if let Err(e) = &durable {
             tracing::error!("group commit failed, refusing further writes: {e}");

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod store;
 pub mod txn;
 pub mod usersig;
+pub mod wal;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -108,9 +109,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         &config.data_dir.join("store"),
         tunables.store_cache_bytes,
     )?);
+    let (wal, replay) = wal::Wal::open(&config.data_dir)?;
+    let mut wal = wal;
+    if !replay.is_empty() {
+        tracing::info!(batches = replay.len(), "replaying the write-ahead log");
+        for batch in &replay {
+            let ops: Vec<_> = batch
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            store.apply(&ops)?;
+        }
+    }
+    store.flush()?;
+    wal.reset()?;
     let registry = Arc::new(Registry::default());
     let (commit, commit_thread) = commit::spawn(
         Arc::clone(&store),
+        wal,
         Arc::clone(&registry),
         Arc::clone(&tunables),
         65_536,

@@ -31,6 +31,80 @@ fn usersig_subcommand_prints_a_verifiable_sig() {
     assert_eq!(v.expire, 604_800);
 }
 
+/// Spawns the binary on `dir`; returns the child and its ws url.
+fn spawn_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(["--app", &format!("{APP}:{KEY}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no ready line");
+    let url = line
+        .strip_prefix("chime-server listening ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_messages_survive_sigkill_and_seqs_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_server(dir.path());
+    let sig = usersig::gen_user_sig(APP, KEY, "alice", 3600);
+    let mut c = Client::connect(&url).await;
+    assert_eq!(
+        c.login(APP, "alice", &sig, pb::Platform::Linux, "d")
+            .await
+            .code,
+        0
+    );
+    for i in 1..=20u64 {
+        let ack = c
+            .send_ok(text_msg(&format!("k{i}"), "bob", "before the crash"))
+            .await;
+        assert_eq!(ack.seq, i);
+    }
+    // SIGKILL right after the acks: no graceful flush, no checkpoint.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url) = spawn_server(dir.path());
+    let mut c = Client::connect(&url).await;
+    assert_eq!(
+        c.login(APP, "alice", &sig, pb::Platform::Linux, "d")
+            .await
+            .code,
+        0
+    );
+    assert_eq!(c.send_ok(text_msg("k20", "bob", "resend")).await.seq, 20);
+    assert_eq!(c.send_ok(text_msg("k21", "bob", "after")).await.seq, 21);
+    let p = c
+        .pull(pb::PullMessagesReq {
+            conv: Some(c2c("bob")),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=21).collect::<Vec<u64>>()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_prints_the_ready_line_and_serves() {
     let dir = tempfile::tempdir().unwrap();
