@@ -3,11 +3,12 @@
 //! Every mutation (send, mark read, registration, group changes, pruning) is a [`Command`] sent to
 //! the staging thread. It takes every command waiting (up to [`MAX_BATCH`]), stages their writes
 //! in one [`Txn`] that reads through the batches still in flight (later commands see earlier
-//! ones), and hands the batch to the applying thread, which applies it atomically, **flushes
-//! once** (fsync), and only then answers the requests and sends the pushes, in command order. So:
+//! ones), and hands the batch to the applying thread, which appends it to the write-ahead log
+//! with **one `fdatasync`** ([`crate::wal`]), applies it to the store atomically, and only then
+//! answers the requests and sends the pushes, in command order. So:
 //! - a seq is assigned by a single thread (contiguous per conversation, no locks) and acked only
 //!   after it is durable;
-//! - one fsync covers a whole batch, and staging the next batch overlaps it;
+//! - one `fdatasync` covers a whole batch, and staging the next batch overlaps it;
 //! - pushes leave in seq order per conversation, because one thread emits them in order.
 //!
 //! If applying or flushing a batch fails, every command of the batch that wrote is answered

@@ -5,8 +5,9 @@
 //! today ([`SledStore`]), a PostgreSQL-protocol table `(key bytea primary key, value bytea)` later.
 //! [`MemStore`] is the in-memory backend; both run the same conformance suite.
 //!
-//! Writes come only from the commit module ([`crate::commit`]), which applies one batch per group
-//! commit and then calls [`Store::flush`] once: that is the fsync policy.
+//! Writes come only from the commit module ([`crate::commit`]), which logs each group commit in
+//! the write-ahead log ([`crate::wal`], one `fdatasync`), then applies it here; [`Store::flush`]
+//! runs at checkpoints, after which the log is emptied.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
