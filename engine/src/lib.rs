@@ -31,6 +31,7 @@ mod sync_plan;
 mod transport;
 
 pub use config::{CallbackMode, EngineConfig, LogLevel, PluginConfig};
+pub use dispatch::method_names;
 pub use error::{ApiError, Result};
 pub use event::{Event, EventHandler};
 pub use handle::Engine;
