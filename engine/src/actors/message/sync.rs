@@ -1,0 +1,219 @@
+//! The post-login sync driver: the per-user change cursor, one page of changed conversations
+//! at a time, catch-up pulls planned by `sync_plan`, the cursor persisted after the page.
+
+use actix::prelude::*;
+use chime_proto::pb::{self, request, response};
+use chime_proto::{codes, ids};
+use serde_json::json;
+
+use super::{MessageActor, mailbox};
+use crate::actors::connection::{ConnectionActor, Rpc};
+use crate::actors::conversation::ApplyStates;
+use crate::actors::db_err;
+use crate::actors::group::SetJoined;
+use crate::store::{WriteBatch, keys};
+use crate::sync_plan::{self, Pull};
+use crate::{ApiError, Result};
+
+/// Conversations per sync page.
+pub(crate) const SYNC_PAGE: u32 = 100;
+
+impl MessageActor {
+    pub(crate) fn start_sync(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing {
+            self.sync_again = true;
+            return;
+        }
+        let Some(peers) = self.peers.clone() else {
+            return;
+        };
+        self.syncing = true;
+        self.sync_again = false;
+        self.shared.events.emit("on_sync_server_start", json!({}));
+        let me = ctx.address();
+        actix::spawn(async move {
+            let r = run_sync(me.clone(), peers.conn, peers.conv).await;
+            me.do_send(SyncDone(r));
+        });
+    }
+}
+
+pub(crate) async fn run_sync(
+    me: Addr<MessageActor>,
+    conn: Addr<ConnectionActor>,
+    conversations: Addr<crate::actors::conversation::ConversationActor>,
+) -> Result<()> {
+    loop {
+        let (cursor, known_groups) = me.send(SyncBegin).await.map_err(mailbox)??;
+        let resp = conn
+            .send(Rpc(request::Kind::Sync(pb::SyncReq {
+                cursor,
+                limit: SYNC_PAGE,
+                known_groups,
+            })))
+            .await
+            .map_err(mailbox)??;
+        let Some(response::Kind::Sync(page)) = resp.kind else {
+            return Err(ApiError::new(
+                codes::ERR_PARSE_RESPONSE,
+                "sync answer without SyncResp",
+            ));
+        };
+        let (next, has_more) = (page.cursor, page.has_more);
+        let pulls = me.send(SyncPage(page)).await.map_err(mailbox)??;
+        for (conv, pull) in pulls {
+            let resp = conn
+                .send(Rpc(request::Kind::PullMessages(pb::PullMessagesReq {
+                    conv: Some(conv.clone()),
+                    from_seq: pull.from,
+                    to_seq: pull.to,
+                    limit: u32::try_from(pull.limit).unwrap_or(u32::MAX),
+                    newest_first: true,
+                    from_time_ms: 0,
+                    to_time_ms: 0,
+                })))
+                .await
+                .map_err(mailbox)??;
+            let Some(response::Kind::PullMessages(p)) = resp.kind else {
+                return Err(ApiError::new(codes::ERR_PARSE_RESPONSE, "pull answer"));
+            };
+            me.send(Pulled {
+                conv,
+                resp: p,
+                live: true,
+            })
+            .await
+            .map_err(mailbox)??;
+        }
+        // The page's conversation states and messages are written before the cursor moves past
+        // them (the conversation actor has them queued before this barrier).
+        conversations
+            .send(crate::actors::conversation::Flush)
+            .await
+            .map_err(mailbox)?;
+        me.send(SyncCommit(next)).await.map_err(mailbox)??;
+        if !has_more {
+            return Ok(());
+        }
+    }
+}
+
+/// Start of one sync page: answers `(cursor, known_groups)`.
+#[derive(Message)]
+#[rtype(result = "Result<(u64, Vec<pb::ConvSeq>)>")]
+pub(crate) struct SyncBegin;
+
+impl Handler<SyncBegin> for MessageActor {
+    type Result = Result<(u64, Vec<pb::ConvSeq>)>;
+    fn handle(&mut self, _: SyncBegin, _: &mut Context<Self>) -> Self::Result {
+        let store = self.acct()?.store.clone();
+        let cursor = store
+            .get(&keys::meta(keys::META_SYNC_CURSOR))
+            .map_err(db_err)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let (lo, hi) = keys::table_bounds(keys::table::GROUP);
+        let mut known = Vec::new();
+        for (k, _) in store.scan(&lo, &hi, false, usize::MAX).map_err(db_err)? {
+            let gid = String::from_utf8_lossy(&k[1..]).into_owned();
+            let max_seq = self.ranges(&format!("group_{gid}"))?.max();
+            known.push(pb::ConvSeq {
+                conv: Some(pb::ConvRef {
+                    conv_type: pb::ConvType::Group as i32,
+                    target: gid,
+                }),
+                max_seq,
+            });
+        }
+        Ok((cursor, known))
+    }
+}
+
+/// One sync page: applied to conversations; answers the pulls to make.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(pb::ConvRef, Pull)>>")]
+pub(crate) struct SyncPage(pb::SyncResp);
+
+impl Handler<SyncPage> for MessageActor {
+    type Result = Result<Vec<(pb::ConvRef, Pull)>>;
+    fn handle(&mut self, msg: SyncPage, _: &mut Context<Self>) -> Self::Result {
+        let page = msg.0;
+        let mut pulls = Vec::new();
+        for s in &page.conversations {
+            let Some(c) = &s.conv else { continue };
+            let ranges = self.ranges(&ids::conversation_id(c))?;
+            for p in sync_plan::plan_catch_up(
+                &ranges,
+                s.min_seq,
+                s.max_seq,
+                sync_plan::EAGER_PULL_PER_CONVERSATION,
+            ) {
+                pulls.push((c.clone(), p));
+            }
+        }
+        if let Some(p) = &self.peers {
+            if !page.joined_groups.is_empty() || page.cursor > 0 {
+                p.group.do_send(SetJoined(page.joined_groups.clone()));
+            }
+            p.conv.do_send(ApplyStates(page.conversations));
+        }
+        Ok(pulls)
+    }
+}
+
+/// Messages pulled from the server.
+#[derive(Message)]
+#[rtype(result = "Result<usize>")]
+pub(crate) struct Pulled {
+    pub(crate) conv: pb::ConvRef,
+    pub(crate) resp: pb::PullMessagesResp,
+    pub(crate) live: bool,
+}
+
+impl Handler<Pulled> for MessageActor {
+    type Result = Result<usize>;
+    fn handle(&mut self, msg: Pulled, _: &mut Context<Self>) -> Self::Result {
+        let conv = ids::conversation_id(&msg.conv);
+        let covered = Some((conv, msg.resp.covered_from, msg.resp.covered_to));
+        self.ingest(&msg.resp.messages, msg.live, covered)
+            .map(|v| v.len())
+    }
+}
+
+/// The page is applied: persist the cursor.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub(crate) struct SyncCommit(u64);
+
+impl Handler<SyncCommit> for MessageActor {
+    type Result = Result<()>;
+    fn handle(&mut self, msg: SyncCommit, _: &mut Context<Self>) -> Self::Result {
+        let mut b = WriteBatch::new();
+        b.put(
+            keys::meta(keys::META_SYNC_CURSOR),
+            msg.0.to_be_bytes().to_vec(),
+        );
+        self.acct()?.store.apply(b).map_err(db_err)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SyncDone(Result<()>);
+
+impl Handler<SyncDone> for MessageActor {
+    type Result = ();
+    fn handle(&mut self, msg: SyncDone, ctx: &mut Context<Self>) {
+        self.syncing = false;
+        match msg.0 {
+            Ok(()) => self.shared.events.emit("on_sync_server_finish", json!({})),
+            Err(e) => {
+                tracing::info!("sync failed: {e}");
+                self.shared.events.emit("on_sync_server_failed", json!({}));
+            }
+        }
+        if self.sync_again && self.online.is_some() {
+            self.start_sync(ctx);
+        }
+    }
+}
