@@ -123,6 +123,8 @@ pub enum Op {
     DismissGroup(pb::DismissGroupReq),
     /// Delete these message keys (retention pruning).
     Prune(Vec<Vec<u8>>),
+    /// Change the user's conversation settings ([`crate::conversations`]).
+    UpdateConv(pb::UpdateConvReq),
 }
 
 /// One mutation request.
@@ -401,6 +403,7 @@ impl Core {
             Op::JoinGroup(req) => self.join_group(txn, app, user, req, skip, fx),
             Op::QuitGroup(req) => self.quit_group(txn, app, user, req, skip, fx),
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
+            Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);
@@ -768,6 +771,7 @@ impl Core {
         }
         txn.put(read_key, u64_bytes(wanted));
         txn.touch(app, user, &conv);
+        crate::conversations::peer_read_effects(txn, app, user, &conv_ref, &conv, wanted, fx);
         fx.push(Effect::Read {
             app,
             user: user.to_owned(),

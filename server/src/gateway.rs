@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 use crate::Shared;
 use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
+use crate::conversations;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
 use crate::queries;
@@ -385,6 +386,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             submit(shared, app, user, Op::Send(Box::new(msg)), reply()).await;
         }
         ReqKind::MarkRead(req) => submit(shared, app, user, Op::MarkRead(req), reply()).await,
+        ReqKind::UpdateConv(req) => submit(shared, app, user, Op::UpdateConv(req), reply()).await,
         ReqKind::CreateGroup(req) => {
             submit(shared, app, user, Op::CreateGroup(Box::new(req)), reply()).await;
         }
@@ -400,9 +402,11 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             tokio::task::spawn_blocking(move || {
                 let store = shared.store.as_ref();
                 let result = match read {
-                    ReqKind::Sync(req) => queries::sync(store, &shared.tunables, app, &user, &req),
+                    ReqKind::Sync(req) => {
+                        conversations::sync(store, &shared.tunables, app, &user, &req)
+                    }
                     ReqKind::PullMessages(req) => {
-                        queries::pull(store, &shared.tunables, app, &user, &req)
+                        conversations::pull(store, &shared.tunables, app, &user, &req)
                     }
                     ReqKind::GetJoinedGroups(_) => {
                         queries::joined_groups(store, app, &user).map(|groups| {

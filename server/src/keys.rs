@@ -17,6 +17,8 @@
 //! | `m` | app, group, user | member: join seq (u64) + encoded `pb::GroupMember` |
 //! | `j` | app, user, group | joined-group index (empty) |
 //! | `N` | app | generated group id counter (u64) |
+//! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
+//! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //!
 //! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
 
@@ -46,6 +48,10 @@ pub mod tag {
     pub const JOINED: u8 = b'j';
     /// Group id counter.
     pub const GROUP_COUNTER: u8 = b'N';
+    /// Per-user conversation settings.
+    pub const CONV_SETTINGS: u8 = b's';
+    /// Per-user conversation-list settings (folders, global receive option).
+    pub const USER_CONV_SETTINGS: u8 = b'S';
 }
 
 /// Builds keys component by component.

@@ -2,6 +2,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod conversations;
 pub mod error;
 pub mod gateway;
 pub mod groups;

@@ -352,6 +352,8 @@ pub fn sync(
         cursor,
         has_more,
         joined_groups: joined,
+        // Filled by `conversations::sync`.
+        user_settings: None,
     }))
 }
 
