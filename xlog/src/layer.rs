@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use tracing::field::{Field, Visit};
@@ -32,6 +32,9 @@ pub struct XlogLayer {
     pub(crate) level: SharedLevel,
     pub(crate) writer: SyncSender<Command>,
     pub(crate) listener: Option<SyncSender<ListenerMsg>>,
+    /// Whether lines go to the listener now (switchable at run time, see
+    /// [`crate::Logger::set_listener_enabled`]).
+    pub(crate) listener_on: Arc<AtomicBool>,
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -170,7 +173,9 @@ where
         }
         let line = escape_newlines(line);
 
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &self.listener
+            && self.listener_on.load(Ordering::Relaxed)
+        {
             let msg = ListenerMsg::Line(Level::of_event(meta.level()), line.clone());
             if let Err(TrySendError::Full(_)) = listener.try_send(msg) {
                 self.stats.listener_dropped.fetch_add(1, Ordering::Relaxed);

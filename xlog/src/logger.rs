@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -38,6 +38,9 @@ pub struct LogConfig {
     pub retention_days: u32,
     /// The host's log listener, called for every line that passes the level.
     pub listener: Option<LogListener>,
+    /// Whether the listener gets lines from the start (default `true`); switch it later with
+    /// [`Logger::set_listener_enabled`]. While off, lines are not even queued for it.
+    pub listener_enabled: bool,
     /// Capacity of the writer's queue, in lines.
     pub queue_lines: usize,
     /// Capacity of the listener's queue, in lines.
@@ -58,6 +61,7 @@ impl LogConfig {
             level: Level::Debug,
             retention_days: 7,
             listener: None,
+            listener_enabled: true,
             queue_lines: 16_384,
             listener_queue_lines: 4096,
             block_bytes: 16 * 1024,
@@ -73,6 +77,7 @@ impl fmt::Debug for LogConfig {
             .field("level", &self.level)
             .field("retention_days", &self.retention_days)
             .field("listener", &self.listener.is_some())
+            .field("listener_enabled", &self.listener_enabled)
             .field("queue_lines", &self.queue_lines)
             .field("listener_queue_lines", &self.listener_queue_lines)
             .field("block_bytes", &self.block_bytes)
@@ -109,6 +114,7 @@ pub struct Logger {
     writer_tx: SyncSender<Command>,
     writer: Option<JoinHandle<()>>,
     listener_tx: Option<SyncSender<ListenerMsg>>,
+    listener_on: Arc<AtomicBool>,
     removed: Vec<PathBuf>,
 }
 
@@ -174,10 +180,12 @@ impl Logger {
         };
 
         let level = SharedLevel::new(config.level);
+        let listener_on = Arc::new(AtomicBool::new(config.listener_enabled));
         let layer = XlogLayer {
             level: level.clone(),
             writer: writer_tx.clone(),
             listener: listener_tx.clone(),
+            listener_on: Arc::clone(&listener_on),
             stats: Arc::clone(&stats),
         };
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
@@ -189,6 +197,7 @@ impl Logger {
             writer_tx,
             writer: Some(writer),
             listener_tx,
+            listener_on,
             removed,
         };
         if config.level != Level::None {
@@ -237,6 +246,18 @@ impl Logger {
     /// Changes the level; takes effect for the next event on every thread.
     pub fn set_level(&self, level: Level) {
         self.level.set(level);
+    }
+
+    /// Switches delivery to the listener on or off (no effect without a listener); takes
+    /// effect for the next event on every thread. The seed sets its log listener in the init
+    /// config; this lets an engine honour a listener added or removed later.
+    pub fn set_listener_enabled(&self, on: bool) {
+        self.listener_on.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether lines are handed to the listener (a listener is configured and enabled).
+    pub fn listener_enabled(&self) -> bool {
+        self.listener_tx.is_some() && self.listener_on.load(Ordering::Relaxed)
     }
 
     /// The log directory.

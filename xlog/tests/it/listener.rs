@@ -123,3 +123,42 @@ fn a_panicking_listener_keeps_receiving() {
         [(Level::Info, "INFO t: after".to_owned())]
     );
 }
+
+#[test]
+fn the_listener_can_be_switched_off_and_on_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen: Seen = Arc::default();
+    let mut c = config(dir.path(), Level::Debug);
+    c.listener_enabled = false;
+    let sink = Arc::clone(&seen);
+    c.listener = Some(Arc::new(move |level, line: &str| {
+        sink.lock().unwrap().push((level, untimed(line)));
+    }));
+    let logger = Logger::start(c).unwrap();
+    assert!(!logger.listener_enabled());
+    with_logger(&logger, || tracing::info!(target: "t", "before"));
+    logger.set_listener_enabled(true);
+    assert!(logger.listener_enabled());
+    with_logger(&logger, || tracing::info!(target: "t", "during"));
+    logger.set_listener_enabled(false);
+    with_logger(&logger, || tracing::info!(target: "t", "after"));
+    // Every line is in the file; only the one logged while enabled reached the listener.
+    assert_eq!(
+        lines(&logger),
+        [
+            started(Level::Debug, 7, 0).as_str(),
+            "INFO t: before",
+            "INFO t: during",
+            "INFO t: after"
+        ]
+    );
+    assert!(wait_until(Duration::from_secs(5), || !seen
+        .lock()
+        .unwrap()
+        .is_empty()));
+    // Lines are offered to the listener when logged, so "before" and "after" never were.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Level::Info, "INFO t: during".to_owned())]
+    );
+}
