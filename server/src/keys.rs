@@ -17,6 +17,10 @@
 //! | `m` | app, group, user | member: join seq (u64) + encoded `pb::GroupMember` |
 //! | `j` | app, user, group | joined-group index (empty) |
 //! | `N` | app | generated group id counter (u64) |
+//! | `q` | app, group, user | join application: encoded `pb::GroupApplication` |
+//! | `x` | app, group, user | re-join ban after a kick: until (i64 ms) |
+//! | `y` | app, group | group attributes: encoded `pb::GetGroupAttributesResp` |
+//! | `z` | app, group | group counters: encoded `pb::GetGroupCountersResp` |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //!
@@ -48,6 +52,14 @@ pub mod tag {
     pub const JOINED: u8 = b'j';
     /// Group id counter.
     pub const GROUP_COUNTER: u8 = b'N';
+    /// Group join applications.
+    pub const GROUP_APPLICATION: u8 = b'q';
+    /// Re-join bans after a kick.
+    pub const GROUP_BAN: u8 = b'x';
+    /// Group custom attributes.
+    pub const GROUP_ATTRS: u8 = b'y';
+    /// Group counters.
+    pub const GROUP_COUNTERS: u8 = b'z';
     /// Per-user conversation settings.
     pub const CONV_SETTINGS: u8 = b's';
     /// Per-user conversation-list settings (folders, global receive option).
