@@ -129,6 +129,8 @@ pub struct ServerConfig {
     pub apps: HashMap<u64, String>,
     /// The tunables.
     pub tunables: Tunables,
+    /// The QUIC endpoint (`--quic-listen`); `None` = WebSocket only.
+    pub quic: Option<crate::quic::QuicSettings>,
 }
 
 impl ServerConfig {
@@ -139,6 +141,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             apps: HashMap::new(),
             tunables: Tunables::default(),
+            quic: None,
         }
     }
 

@@ -1,4 +1,9 @@
-//! The WebSocket gateway: one task reads a connection, one writes it.
+//! The gateway: the session loop every client connection runs, and the WebSocket transport.
+//!
+//! [`session`] is transport-agnostic: it reads encoded frames from a [`FrameSource`] and answers
+//! through a [`ConnTx`] whose writer task the transport runs. [`serve`] runs it over WebSocket
+//! (one binary message per frame); `quic.rs` runs it over a QUIC stream (length-prefixed frames).
+//! One task reads a connection, one writes it.
 //!
 //! Each binary WebSocket message is one `pb::Frame`. The reader decodes frames, enforces the
 //! session state (login first), and dispatches requests: mutations go to the commit task (which
@@ -49,6 +54,50 @@ struct Identity {
     user: String,
 }
 
+/// What a transport's reader hands the session loop.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One encoded frame (not yet decoded).
+    Frame(Bytes),
+    /// A WebSocket text message (answered 90001; the connection stays).
+    Text,
+    /// A frame over the limit (answered 90003, then the connection closes).
+    TooLarge(String),
+    /// The peer closed the connection.
+    Closed,
+    /// The connection failed.
+    Failed(String),
+}
+
+/// The reading half of a transport: WebSocket messages or length-prefixed frames of a QUIC
+/// stream. The session loop drops the future only when the session ends, so an implementation
+/// need not be cancel-safe.
+pub trait FrameSource: Send {
+    /// The next inbound event.
+    fn next_frame(&mut self) -> impl std::future::Future<Output = Inbound> + Send;
+}
+
+/// A WebSocket connection's reading half.
+struct WsSource<S>(S);
+
+impl<S> FrameSource for WsSource<S>
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin + Send,
+{
+    async fn next_frame(&mut self) -> Inbound {
+        loop {
+            return match self.0.next().await {
+                None | Some(Ok(WsMessage::Close(_))) => Inbound::Closed,
+                Some(Err(tungstenite::Error::Capacity(e))) => Inbound::TooLarge(e.to_string()),
+                Some(Err(e)) => Inbound::Failed(e.to_string()),
+                Some(Ok(WsMessage::Binary(b))) => Inbound::Frame(b),
+                Some(Ok(WsMessage::Text(_))) => Inbound::Text,
+                Some(Ok(_)) => continue,
+            };
+        }
+    }
+}
+
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
@@ -69,7 +118,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             return;
         }
     };
-    let (mut sink, mut source) = ws.split();
+    let (mut sink, source) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Outbound>(shared.tunables.outbound_queue.max(16));
     let kill = Arc::new(Notify::new());
     let conn = ConnTx::new(shared.registry.next_conn_id(), tx, Arc::clone(&kill));
@@ -97,14 +146,33 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             }
         }
     });
+    session(shared, conn, kill, WsSource(source)).await;
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+}
 
+/// The session of one connection, whatever its transport: reads frames from `source`, enforces
+/// login first, dispatches requests, answers through `conn` (whose writer task the transport
+/// runs), and ends on close, idle timeout, `kill`, UserSig expiry or server stop. The session is
+/// logged out of the registry and `conn` closed before this returns.
+pub async fn session<S: FrameSource>(
+    shared: Arc<Shared>,
+    conn: ConnTx,
+    kill: Arc<Notify>,
+    mut source: S,
+) {
     let mut stopping = shared.stopping.clone();
     let mut identity: Option<Identity> = None;
     let mut expires_at = tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
     let idle = shared.tunables.idle_timeout();
     loop {
         let next = tokio::select! {
-            r = tokio::time::timeout(idle, source.next()) => r,
+            r = tokio::time::timeout(idle, source.next_frame()) => r,
             _ = kill.notified() => break,
             _ = stopping.wait_for(|s| *s) => {
                 conn.close();
@@ -116,35 +184,30 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
                 break;
             }
         };
-        let msg = match next {
+        let data = match next {
             Err(_) => {
                 tracing::debug!(conn = conn.conn_id, "idle timeout");
                 conn.close();
                 break;
             }
-            Ok(None) => break,
-            Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
+            Ok(Inbound::Closed) => break,
+            Ok(Inbound::TooLarge(e)) => {
                 conn.send(response_frame(
                     0,
-                    Err(ApiError::new(codes::ERR_SVR_FRAME_TOO_LARGE, e.to_string())),
+                    Err(ApiError::new(codes::ERR_SVR_FRAME_TOO_LARGE, e)),
                 ));
                 conn.close();
                 break;
             }
-            Ok(Some(Err(e))) => {
+            Ok(Inbound::Failed(e)) => {
                 tracing::debug!(conn = conn.conn_id, "read error: {e}");
                 break;
             }
-            Ok(Some(Ok(m))) => m,
-        };
-        let data = match msg {
-            WsMessage::Binary(b) => b,
-            WsMessage::Text(_) => {
+            Ok(Inbound::Text) => {
                 conn.send(malformed(0, "text messages are not frames"));
                 continue;
             }
-            WsMessage::Close(_) => break,
-            _ => continue,
+            Ok(Inbound::Frame(data)) => data,
         };
         let frame = match chime_proto::frame::decode(&data, shared.tunables.max_frame_bytes) {
             Ok(f) => f,
@@ -210,14 +273,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         shared.registry.logout(who.app, &who.user, conn.conn_id);
     }
     conn.close();
-    drop(conn);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer)
-        .await
-        .is_err()
-    {
-        abort.abort();
-    }
 }
 
 /// Handshake callback: only the endpoint path is served. (The error type is tungstenite's.)

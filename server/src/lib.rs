@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod groups;
 pub mod keys;
 pub mod queries;
+pub mod quic;
 pub mod registry;
 pub mod store;
 pub mod txn;
@@ -57,6 +58,7 @@ pub struct RunningServer {
     commit: mpsc::Sender<Msg>,
     commit_thread: std::thread::JoinHandle<()>,
     shared: Arc<Shared>,
+    quic: Option<quic::QuicEndpoint>,
 }
 
 impl RunningServer {
@@ -70,6 +72,11 @@ impl RunningServer {
         self.addr
     }
 
+    /// The QUIC endpoint, when `--quic-listen` enabled one.
+    pub fn quic(&self) -> Option<&quic::QuicEndpoint> {
+        self.quic.as_ref()
+    }
+
     /// Number of users with a live session.
     pub fn online_users(&self) -> usize {
         self.shared.registry.online_users()
@@ -80,6 +87,9 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
+        if let Some(quic) = self.quic {
+            quic.shutdown().await;
+        }
         let _ = self.commit.send(Msg::Shutdown).await;
         let thread = self.commit_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -143,6 +153,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         apps: config.apps,
         commit: commit.clone(),
     });
+    let quic = match &config.quic {
+        Some(settings) => Some(quic::start(
+            Arc::clone(&shared),
+            settings,
+            &config.data_dir,
+        )?),
+        None => None,
+    };
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {
         let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -171,6 +189,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         commit,
         commit_thread,
         shared,
+        quic,
     })
 }
 

@@ -31,6 +31,16 @@ struct Cli {
     /// TOML file with the tunables (multi-device policy, heartbeat, retention, limits).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// UDP address of the QUIC endpoint (port 0 picks a free one); none = no QUIC endpoint.
+    #[arg(long)]
+    quic_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the QUIC endpoint (default: a self-signed certificate kept in
+    /// DATA_DIR/quic, its SHA-256 printed and written to DATA_DIR/quic/cert.sha256).
+    #[arg(long, requires = "quic_key")]
+    quic_cert: Option<PathBuf>,
+    /// PEM private key of `--quic-cert`.
+    #[arg(long, requires = "quic_cert")]
+    quic_key: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -111,6 +121,22 @@ fn run(cli: Cli) -> Result<(), chime_server::ServerError> {
     if let Some(path) = &cli.config {
         config.tunables = Tunables::from_file(path)?;
     }
+    if let Some(listen) = cli.quic_listen {
+        config.quic = Some(chime_server::quic::QuicSettings {
+            listen,
+            cert: cli
+                .quic_cert
+                .zip(cli.quic_key)
+                .map(|(cert_chain, private_key)| chime_server::quic::CertFiles {
+                    cert_chain,
+                    private_key,
+                }),
+        });
+    } else if cli.quic_cert.is_some() {
+        return Err(chime_server::ServerError::Config(
+            "--quic-cert needs --quic-listen".into(),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -118,6 +144,15 @@ fn run(cli: Cli) -> Result<(), chime_server::ServerError> {
         let server = chime_server::start(config).await?;
         {
             let mut out = std::io::stdout().lock();
+            // The QUIC line first: a reader that stops at the WebSocket line has seen both.
+            if let Some(quic) = server.quic() {
+                writeln!(
+                    out,
+                    "chime-server listening {} sha256:{}",
+                    quic.url(),
+                    quic.cert_sha256()
+                )?;
+            }
             writeln!(out, "chime-server listening {}", server.ws_url())?;
             out.flush()?;
         }
