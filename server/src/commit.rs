@@ -123,6 +123,9 @@ pub enum Op {
     DismissGroup(pb::DismissGroupReq),
     /// Delete these message keys (retention pruning).
     Prune(Vec<Vec<u8>>),
+    /// A group management write ([`crate::group_admin`], [`crate::group_apply`],
+    /// [`crate::group_kv`]).
+    Group(Box<crate::group_admin::GroupOp>),
     /// Change the user's conversation settings ([`crate::conversations`]).
     UpdateConv(pb::UpdateConvReq),
 }
@@ -169,13 +172,7 @@ pub(crate) enum Effect {
     },
 }
 
-/// Cached state of one group (the commit thread's copy; readers use the store).
-#[derive(Debug, Clone)]
-pub(crate) struct GroupState {
-    pub info: pb::GroupInfo,
-    /// user → join seq.
-    pub members: HashMap<String, u64>,
-}
+pub(crate) use crate::groups::GroupState;
 
 /// Token bucket of one group's message rate.
 #[derive(Debug)]
@@ -403,6 +400,7 @@ impl Core {
             Op::JoinGroup(req) => self.join_group(txn, app, user, req, skip, fx),
             Op::QuitGroup(req) => self.quit_group(txn, app, user, req, skip, fx),
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
+            Op::Group(op) => self.stage_group_op(txn, app, user, *op, skip, fx),
             Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {
@@ -447,11 +445,8 @@ impl Core {
             return Ok(None);
         };
         let info = pb::GroupInfo::decode(&raw[..]).map_err(crate::error::StoreError::from)?;
-        let members = queries::load_members(self.store.as_ref(), app, group_id)?
-            .into_iter()
-            .map(|(join_seq, m)| (m.user_id, join_seq))
-            .collect();
-        let g = Arc::new(GroupState { info, members });
+        let members = queries::load_members(self.store.as_ref(), app, group_id)?;
+        let g = Arc::new(GroupState::from_members(info, members));
         self.groups.insert(k, Arc::clone(&g));
         Ok(Some(g))
     }
@@ -550,7 +545,7 @@ impl Core {
 
     /// Stores `msg` at the next seq of `conv` with its idempotency entry; returns the encoded
     /// message (encoded once, for the store and every push).
-    fn append(
+    pub(crate) fn append(
         txn: &mut Txn<'_>,
         app: u64,
         conv: &[u8],
@@ -669,6 +664,7 @@ impl Core {
                 "not a member of the group",
             ));
         }
+        crate::groups::check_speak(&group, &sender, msg.server_time_ms)?;
         if !self.admit(app, &group_id, msg.priority()) {
             // Dropped by the rate limit: the sender is still told success (seq 0).
             return Ok(Self::ack(&msg));

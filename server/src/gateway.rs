@@ -450,6 +450,20 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         ReqKind::DismissGroup(req) => {
             submit(shared, app, user, Op::DismissGroup(req), reply()).await;
         }
+        k @ (ReqKind::SetGroupInfo(_)
+        | ReqKind::InviteToGroup(_)
+        | ReqKind::KickGroupMembers(_)
+        | ReqKind::SetGroupMemberRole(_)
+        | ReqKind::TransferGroupOwner(_)
+        | ReqKind::MuteGroupMember(_)
+        | ReqKind::SetGroupMemberInfo(_)
+        | ReqKind::HandleGroupApplication(_)
+        | ReqKind::GroupAttributes(_)
+        | ReqKind::GroupCounters(_)) => {
+            if let Ok(op) = crate::group_admin::GroupOp::from_request(k) {
+                submit(shared, app, user, Op::Group(Box::new(op)), reply()).await;
+            }
+        }
         read => {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
@@ -471,6 +485,18 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     ReqKind::GetGroupsInfo(req) => queries::groups_info(store, app, &user, &req),
                     ReqKind::GetGroupMembers(req) => {
                         queries::group_members(store, app, &user, &req)
+                    }
+                    ReqKind::GetGroupMembersInfo(req) => {
+                        crate::group_reads::members_info(store, app, &user, &req)
+                    }
+                    ReqKind::GetGroupApplications(_) => {
+                        crate::group_reads::applications(store, app, &user)
+                    }
+                    ReqKind::GetGroupAttributes(req) => {
+                        crate::group_kv::get_attributes(store, app, &user, &req)
+                    }
+                    ReqKind::GetGroupCounters(req) => {
+                        crate::group_kv::get_counters(store, app, &user, &req)
                     }
                     _ => Err(ApiError::new(
                         codes::ERR_SVR_MALFORMED,

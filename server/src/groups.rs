@@ -1,4 +1,11 @@
-//! Group mutations (create, join, quit, dismiss), staged by the commit task.
+//! Group mutations (create, join, quit, dismiss), staged by the commit task, and the group
+//! state the commit task caches ([`GroupState`]: who is a member, who is staff, who is muted),
+//! which every send checks ([`check_speak`]).
+//!
+//! The other management operations live beside this module: [`crate::group_admin`] (profile,
+//! roles, invite, kick, mute, member profile), [`crate::group_apply`] (join applications),
+//! [`crate::group_kv`] (attributes and counters), [`crate::group_tips`] (the `group_tips`
+//! messages every change leaves in the group's history).
 //!
 //! Storage: the group's shared info (`G`), one record per member (`m`, with the member's join
 //! seq, which is the history-visibility point) and a joined-group index per user (`j`). Every
@@ -6,13 +13,14 @@
 //! sync) and pushes a `GroupChangePush` to that user's online devices. Group messages themselves
 //! use read diffusion: nothing is written per member per message.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chime_proto::pb::{self, response::Kind as RespKind};
 use chime_proto::{codes, ids};
 use prost::Message as _;
 
-use crate::commit::{Core, Effect, GroupState, now_ms};
+use crate::commit::{Core, Effect, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, Key, tag};
 use crate::registry::push_frame;
@@ -42,8 +50,115 @@ pub mod role {
 
 /// Operation not allowed for the group owner (e.g. quitting their own group).
 pub const ERR_SVR_GROUP_OWNER_NOT_ALLOWED: i32 = 10009;
+/// The application or invitation was already handled.
+pub const ERR_SVR_GROUP_ALREADY_PROCESSED: i32 = 10024;
 
-fn member_value(join_seq: u64, m: &pb::GroupMember) -> Vec<u8> {
+/// Longest group name (bytes).
+pub const MAX_NAME_BYTES: usize = 30;
+/// Longest introduction (bytes).
+pub const MAX_INTRODUCTION_BYTES: usize = 240;
+/// Longest notification (bytes).
+pub const MAX_NOTIFICATION_BYTES: usize = 300;
+/// Longest face URL (bytes).
+pub const MAX_FACE_URL_BYTES: usize = 100;
+/// Longest member name card (bytes).
+pub const MAX_NAME_CARD_BYTES: usize = 50;
+
+/// Cached state of one group (the commit thread's copy; readers use the store).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupState {
+    pub info: pb::GroupInfo,
+    /// user → join seq.
+    pub members: HashMap<String, u64>,
+    /// Administrators (the owner is `info.owner`).
+    pub admins: HashSet<String>,
+    /// user → muted until (ms); only members with a mute ever set.
+    pub muted: HashMap<String, i64>,
+}
+
+impl GroupState {
+    /// The state of a group from its info and its member records.
+    pub fn from_members(info: pb::GroupInfo, members: Vec<(u64, pb::GroupMember)>) -> Self {
+        let mut g = GroupState {
+            info,
+            ..Default::default()
+        };
+        for (join_seq, m) in members {
+            if m.role == role::ADMIN {
+                g.admins.insert(m.user_id.clone());
+            }
+            if m.mute_until_ms > 0 {
+                g.muted.insert(m.user_id.clone(), m.mute_until_ms);
+            }
+            g.members.insert(m.user_id, join_seq);
+        }
+        g
+    }
+
+    /// Whether `user` is the owner or an administrator.
+    pub fn is_staff(&self, user: &str) -> bool {
+        self.info.owner == user || self.admins.contains(user)
+    }
+}
+
+/// Whether `sender` may send to `g` now: muted members (10017) and, while the whole group is
+/// muted, everyone but the owner and administrators are refused.
+pub(crate) fn check_speak(g: &GroupState, sender: &str, now_ms: i64) -> ApiResult<()> {
+    if g.is_staff(sender) || !g.members.contains_key(sender) {
+        return Ok(());
+    }
+    if g.info.is_all_muted {
+        return Err(ApiError::new(
+            codes::ERR_SVR_GROUP_SHUTUP_DENY,
+            "the whole group is muted",
+        ));
+    }
+    if g.muted.get(sender).is_some_and(|&until| until > now_ms) {
+        return Err(ApiError::new(
+            codes::ERR_SVR_GROUP_SHUTUP_DENY,
+            "you are muted in this group",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the profile text fields against the seed's limits (10004 naming the field).
+pub(crate) fn check_profile(
+    name: Option<&str>,
+    introduction: Option<&str>,
+    notification: Option<&str>,
+    face_url: Option<&str>,
+) -> ApiResult<()> {
+    for (field, value, max) in [
+        ("group_name", name, MAX_NAME_BYTES),
+        ("introduction", introduction, MAX_INTRODUCTION_BYTES),
+        ("notification", notification, MAX_NOTIFICATION_BYTES),
+        ("face_url", face_url, MAX_FACE_URL_BYTES),
+    ] {
+        if value.is_some_and(|v| v.len() > max) {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                format!("{field} longer than {max} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Normalizes an add option ("" → the default "any").
+pub(crate) fn normalize_add_opt(opt: &str) -> ApiResult<&'static str> {
+    match opt {
+        "" | "any" => Ok("any"),
+        "auth" => Ok("auth"),
+        "forbid" => Ok("forbid"),
+        other => Err(ApiError::new(
+            codes::ERR_SVR_GROUP_INVALID_PARAMS,
+            format!("add_opt {other:?}: expected any|auth|forbid"),
+        )),
+    }
+}
+
+pub(crate) fn member_value(join_seq: u64, m: &pb::GroupMember) -> Vec<u8> {
     let mut v = join_seq.to_be_bytes().to_vec();
     m.encode(&mut v).unwrap_or_default();
     v
@@ -64,7 +179,7 @@ pub fn info_for(
 }
 
 impl Core {
-    fn change_push(
+    pub(crate) fn change_push(
         fx: &mut Vec<Effect>,
         app: u64,
         user: &str,
@@ -86,7 +201,7 @@ impl Core {
         });
     }
 
-    fn put_member(
+    pub(crate) fn put_member(
         txn: &mut Txn<'_>,
         app: u64,
         group_id: &str,
@@ -111,7 +226,12 @@ impl Core {
         Ok(())
     }
 
-    fn del_member(txn: &mut Txn<'_>, app: u64, group_id: &str, user: &str) -> ApiResult<()> {
+    pub(crate) fn del_member(
+        txn: &mut Txn<'_>,
+        app: u64,
+        group_id: &str,
+        user: &str,
+    ) -> ApiResult<()> {
         txn.del(
             Key::new(tag::MEMBER, app)
                 .s(group_id.as_bytes())
@@ -128,7 +248,7 @@ impl Core {
         Ok(())
     }
 
-    fn save_group(&mut self, txn: &mut Txn<'_>, app: u64, state: GroupState) {
+    pub(crate) fn save_group(&mut self, txn: &mut Txn<'_>, app: u64, state: GroupState) {
         txn.put(
             Key::new(tag::GROUP, app)
                 .s(state.info.group_id.as_bytes())
@@ -139,7 +259,7 @@ impl Core {
             .insert((app, state.info.group_id.clone()), Arc::new(state));
     }
 
-    fn head(txn: &Txn<'_>, app: u64, group_id: &str) -> ApiResult<u64> {
+    pub(crate) fn head(txn: &Txn<'_>, app: u64, group_id: &str) -> ApiResult<u64> {
         Ok(txn.get_u64(
             &Key::new(tag::HEAD, app)
                 .s(&keys::group_conv(group_id))
@@ -200,6 +320,20 @@ impl Core {
             }
             req.group_id.clone()
         };
+        check_profile(
+            Some(&req.name),
+            Some(&req.introduction),
+            Some(&req.notification),
+            Some(&req.face_url),
+        )?;
+        let add_opt = normalize_add_opt(&req.add_opt)?;
+        let approve_opt = normalize_add_opt(&req.approve_opt)?;
+        if req.is_support_topic && group_type != "Community" {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                "only a Community supports topics",
+            ));
+        }
         let now = now_ms();
         let mut members: Vec<pb::GroupMember> = vec![pb::GroupMember {
             user_id: owner.to_owned(),
@@ -216,6 +350,12 @@ impl Core {
             }
             if members.iter().any(|x| x.user_id == m.user_id) {
                 continue;
+            }
+            if m.name_card.len() > MAX_NAME_CARD_BYTES {
+                return Err(ApiError::new(
+                    codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                    "name_card longer than 50 bytes",
+                ));
             }
             let role = if m.role == role::ADMIN {
                 role::ADMIN
@@ -247,25 +387,20 @@ impl Core {
             member_count: members.len() as u32,
             max_member_count: limit,
             create_time_ms: now,
-            add_opt: if req.add_opt.is_empty() {
-                "any".into()
-            } else {
-                req.add_opt
-            },
-            approve_opt: req.approve_opt,
+            add_opt: add_opt.into(),
+            approve_opt: approve_opt.into(),
             is_support_topic: req.is_support_topic && group_type == "Community",
             custom_info: req.custom_info,
             info_version: 1,
             ..Default::default()
         };
-        let mut state = GroupState {
-            info: info.clone(),
-            members: Default::default(),
-        };
         for m in &members {
             Self::put_member(txn, app, &group_id, head, m)?;
-            state.members.insert(m.user_id.clone(), head);
         }
+        let state = GroupState::from_members(
+            info.clone(),
+            members.iter().map(|m| (head, m.clone())).collect(),
+        );
         self.save_group(txn, app, state);
         for m in &members {
             let kind = if m.user_id == owner {
@@ -280,7 +415,12 @@ impl Core {
         Ok(RespKind::CreateGroup(pb::CreateGroupResp { group_id }))
     }
 
-    fn existing(&mut self, txn: &Txn<'_>, app: u64, group_id: &str) -> ApiResult<Arc<GroupState>> {
+    pub(crate) fn existing(
+        &mut self,
+        txn: &Txn<'_>,
+        app: u64,
+        group_id: &str,
+    ) -> ApiResult<Arc<GroupState>> {
         if !ids::is_valid_group_id(group_id) {
             return Err(ApiError::new(
                 codes::ERR_INVALID_GROUP_ID,
@@ -307,44 +447,96 @@ impl Core {
                 "already a member",
             ));
         }
-        if g.info.group_type == "Work" || g.info.add_opt == "forbid" {
+        Self::check_not_banned(txn, app, &req.group_id, user)?;
+        let free = matches!(g.info.group_type.as_str(), "Meeting" | "AVChatRoom");
+        if g.info.group_type == "Work" || (!free && g.info.add_opt == "forbid") {
             return Err(ApiError::new(
                 codes::ERR_SVR_GROUP_PERMISSION_DENIED,
                 "this group is joined by invitation only",
             ));
         }
+        Self::check_room(&g, 1)?;
+        if !free && g.info.add_opt == "auth" {
+            self.apply_to_join(txn, app, user, &g, &req.message, fx)?;
+            return Ok(RespKind::JoinGroup(pb::JoinGroupResp { pending: true }));
+        }
+        self.admit_members(txn, app, &g, user, &[user.to_owned()], None, skip, fx)?;
+        Ok(RespKind::JoinGroup(pb::JoinGroupResp { pending: false }))
+    }
+
+    /// 10014 unless `g` has room for `n` more members.
+    pub(crate) fn check_room(g: &GroupState, n: usize) -> ApiResult<()> {
         let limit = g.info.max_member_count;
-        if limit != 0 && g.members.len() >= limit as usize {
+        if limit != 0 && g.members.len() + n > limit as usize {
             return Err(ApiError::new(
                 codes::ERR_SVR_GROUP_FULL,
                 "the group is full",
             ));
         }
-        let head = Self::head(txn, app, &req.group_id)?;
+        Ok(())
+    }
+
+    /// Adds `users` (not yet members) to `g` as ordinary members: member records, joined index,
+    /// change logs, a `GroupChangePush` to each newcomer and one `group_tips` (JOIN for a
+    /// self-join or an accepted application, INVITE when `inviter` is given) to everyone.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit_members(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        g: &GroupState,
+        op_user: &str,
+        users: &[String],
+        inviter: Option<&str>,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<Arc<GroupState>> {
+        let group_id = g.info.group_id.clone();
+        let head = Self::head(txn, app, &group_id)?;
         let now = now_ms();
-        let member = pb::GroupMember {
-            user_id: user.to_owned(),
-            role: role::MEMBER.into(),
-            join_time_ms: now,
-            ..Default::default()
-        };
-        Self::put_member(txn, app, &req.group_id, head, &member)?;
-        let mut state = (*g).clone();
-        state.members.insert(user.to_owned(), head);
+        let mut state = g.clone();
+        for u in users {
+            let member = pb::GroupMember {
+                user_id: u.clone(),
+                role: role::MEMBER.into(),
+                join_time_ms: now,
+                ..Default::default()
+            };
+            Self::put_member(txn, app, &group_id, head, &member)?;
+            state.members.insert(u.clone(), head);
+            state.muted.remove(u);
+        }
         state.info.member_count = state.members.len() as u32;
         let info = state.info.clone();
         self.save_group(txn, app, state);
-        let view = info_for(&info, role::MEMBER, now, head);
-        Self::change_push(
-            fx,
-            app,
-            user,
-            pb::GroupChangeKind::GroupChangeJoined,
-            view,
-            user,
-            skip,
-        );
-        Ok(RespKind::JoinGroup(pb::JoinGroupResp { pending: false }))
+        for u in users {
+            let view = info_for(&info, role::MEMBER, now, head);
+            let skip = if u == op_user { skip } else { 0 };
+            Self::change_push(
+                fx,
+                app,
+                u,
+                pb::GroupChangeKind::GroupChangeJoined,
+                view,
+                op_user,
+                skip,
+            );
+        }
+        let state = self.existing(txn, app, &group_id)?;
+        let tips_type = if inviter.is_some() {
+            pb::GroupTipsType::GroupTipsInvite
+        } else {
+            pb::GroupTipsType::GroupTipsJoin
+        };
+        let tips = pb::GroupTipsElem {
+            tips_type: tips_type as i32,
+            op_user: op_user.to_owned(),
+            member_list: users.to_vec(),
+            member_count: state.info.member_count,
+            ..Default::default()
+        };
+        self.group_tips(txn, app, &state, tips, &[], fx)?;
+        Ok(state)
     }
 
     pub(crate) fn quit_group(
@@ -372,9 +564,20 @@ impl Core {
         Self::del_member(txn, app, &req.group_id, user)?;
         let mut state = (*g).clone();
         state.members.remove(user);
+        state.admins.remove(user);
+        state.muted.remove(user);
         state.info.member_count = state.members.len() as u32;
         let info = state.info.clone();
         self.save_group(txn, app, state);
+        let state = self.existing(txn, app, &req.group_id)?;
+        let tips = pb::GroupTipsElem {
+            tips_type: pb::GroupTipsType::GroupTipsQuit as i32,
+            op_user: user.to_owned(),
+            member_list: vec![user.to_owned()],
+            member_count: info.member_count,
+            ..Default::default()
+        };
+        self.group_tips(txn, app, &state, tips, &[], fx)?;
         let head = Self::head(txn, app, &req.group_id)?;
         let view = info_for(&info, "", 0, head);
         Self::change_push(
@@ -421,6 +624,7 @@ impl Core {
             );
         }
         txn.del(Key::new(tag::GROUP, app).s(req.group_id.as_bytes()).done());
+        self.drop_group_data(txn, app, &req.group_id)?;
         self.groups.remove(&(app, req.group_id.clone()));
         Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
     }

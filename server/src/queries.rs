@@ -52,7 +52,7 @@ pub fn load_members(
     Ok(out)
 }
 
-fn member(
+pub(crate) fn member(
     store: &dyn Store,
     app: u64,
     group_id: &str,
@@ -72,7 +72,7 @@ fn member(
     }
 }
 
-fn group_info(
+pub(crate) fn group_info(
     store: &dyn Store,
     app: u64,
     group_id: &str,
