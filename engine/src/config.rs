@@ -62,6 +62,10 @@ pub struct EngineConfig {
     /// Callback delivery mode.
     #[serde(default)]
     pub callback_mode: CallbackMode,
+    /// Pump mode: how many events may wait for `chime_poll` before new ones are dropped (and one
+    /// `on_events_dropped {count}` marks the gap). Call completions never count and never drop.
+    #[serde(default = "default_pump_queue_capacity")]
+    pub pump_queue_capacity: usize,
     /// Plugins to load.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -87,6 +91,10 @@ pub struct EngineConfig {
     /// Connection establishment timeout (ms).
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+}
+
+fn default_pump_queue_capacity() -> usize {
+    100_000
 }
 
 fn default_request_timeout_ms() -> u64 {

@@ -18,7 +18,7 @@ use crate::actors::message::{self, MessageActor};
 use crate::actors::relationship::RelationshipActor;
 use crate::actors::{Peers, Shared};
 use crate::events::EventBus;
-use crate::{ApiError, EngineConfig, EventHandler, Result};
+use crate::{ApiError, CallbackMode, EngineConfig, EventHandler, Result};
 
 struct Inner {
     peers: Peers,
@@ -70,6 +70,30 @@ fn start_actors(shared: Shared) -> Peers {
     peers
 }
 
+/// The pending completion of [`Engine::call_with`]: answers 6013 if dropped unanswered (the
+/// engine stopped with the call in flight), so the host's callback runs exactly once.
+struct Completer {
+    events: EventBus,
+    done: Option<Box<dyn FnOnce(Result<Value>) + Send>>,
+}
+
+impl Completer {
+    fn finish(&mut self, outcome: Result<Value>) {
+        if let Some(done) = self.done.take() {
+            self.events.complete(Box::new(move || done(outcome)));
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        self.finish(Err(ApiError::new(
+            codes::ERR_SDK_NOT_INITIALIZED,
+            "engine shut down before the call finished",
+        )));
+    }
+}
+
 impl Engine {
     /// Starts an engine (`init_sdk`): validates the config, starts the actor system on its own
     /// thread. Several engines may live in one process.
@@ -106,7 +130,7 @@ impl Engine {
                 format!("data_dir {}: {e}", config.data_dir.display()),
             )
         })?;
-        let events = EventBus::start()
+        let events = EventBus::start_with(config.callback_mode, config.pump_queue_capacity)
             .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, format!("event thread: {e}")))?;
         let shared = Shared {
             config: Arc::new(config),
@@ -173,9 +197,54 @@ impl Engine {
         })
     }
 
-    /// Sets (or clears) the handler receiving every event in order on an engine thread.
+    /// Sets (or clears) the handler receiving every event in order: on the engine's event thread
+    /// (`callback_mode: "thread"`) or inside [`Engine::poll`] (`"pump"`).
     pub fn set_event_handler(&self, handler: Option<EventHandler>) {
         self.inner.events.set_handler(handler);
+    }
+
+    /// The engine's callback mode.
+    pub fn callback_mode(&self) -> CallbackMode {
+        self.inner.events.mode()
+    }
+
+    /// Calls a method and hands the outcome to `done`, delivered like an event: in order with
+    /// the events, on the event thread (thread mode) or inside [`Engine::poll`] (pump mode).
+    /// `done` runs exactly once: with the answer, or with 6013 if the engine shuts down first.
+    /// Fails (without calling `done`) only if the engine is already shut down.
+    pub fn call_with<F>(&self, method: &str, params: Value, done: F) -> Result<()>
+    where
+        F: FnOnce(Result<Value>) + Send + 'static,
+    {
+        let shut = || ApiError::new(codes::ERR_SDK_NOT_INITIALIZED, "engine shut down");
+        if self.inner.shut.load(Ordering::SeqCst) {
+            return Err(shut());
+        }
+        let guard = Completer {
+            events: self.inner.events.clone(),
+            done: Some(Box::new(done)),
+        };
+        let engine = self.clone();
+        let method = method.to_owned();
+        let accepted = self.inner.arbiter.spawn(async move {
+            let mut guard = guard;
+            let outcome = engine.call(&method, params).await;
+            guard.finish(outcome);
+        });
+        // A refused spawn dropped the guard, which answered 6013 through the queue.
+        let _ = accepted;
+        Ok(())
+    }
+
+    /// Pump mode: runs up to `max` queued events and call completions on the calling thread, in
+    /// order; returns how many ran (thread mode: 0).
+    pub fn poll(&self, max: usize) -> usize {
+        self.inner.events.poll(max)
+    }
+
+    /// Pump mode: how many events and completions wait for [`Engine::poll`].
+    pub fn pending(&self) -> usize {
+        self.inner.events.pending()
     }
 
     /// `un_init_sdk`: logs out if logged in, stops the actors, flushes and closes the store, joins
