@@ -242,6 +242,12 @@ impl ConnectionActor {
         match push.kind {
             Some(push::Kind::Message(m)) => peers.msg.do_send(super::message::Pushed(m)),
             Some(push::Kind::Read(r)) => peers.conv.do_send(super::conversation::ReadPushed(r)),
+            Some(push::Kind::ConvSettings(s)) => {
+                peers.conv.do_send(super::conversation::SettingsPushed(s));
+            }
+            Some(push::Kind::PeerRead(r)) => {
+                peers.conv.do_send(super::conversation::PeerReadPushed(r));
+            }
             Some(push::Kind::GroupChange(g)) => peers.group.do_send(super::group::GroupChanged(g)),
             Some(push::Kind::Kicked(k)) => {
                 tracing::info!("kicked offline: {} {}", k.code, k.desc);

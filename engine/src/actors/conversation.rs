@@ -1,13 +1,30 @@
 //! ConversationActor: the conversation list, unread counts by the one rule
-//! (`chime_proto::unread`), read marks, total unread, and the conversation events.
+//! (`chime_proto::unread`), read marks, total and filtered unread, the user's conversation
+//! settings (pin, marks, custom data, receive options, folders, deletion), drafts, `@` info, the
+//! C2C read receipt, and the conversation events.
 //!
-//! Counts come from two sources that must agree: the server's `ConvState` at sync (absolute:
+//! **Counts** come from two sources that must agree: the server's `ConvState` at sync (absolute:
 //! `unread_count`, `read_seq`, `max_seq`) and live messages after it. A live message changes the
 //! count only when its seq is above the conversation's known `max_seq` (otherwise the server's
 //! state already counted it), so a push and a sync page covering the same message never count it
-//! twice.
+//! twice. The total leaves out conversations muted by their receive option ([`view`]).
+//!
+//! **Settings** are the server's: every change is a `UpdateConv` request, and its answer, the
+//! push other devices get, and the settings carried by each sync page are applied by one function
+//! ([`ConversationActor::apply_settings`]), so all devices converge. Drafts and `@` info are
+//! local to the device.
+//!
+//! **Events** are decided by difference: a conversation's state is snapshotted when first touched
+//! in a burst; at the end of the burst, a conversation that came into existence is announced as
+//! new, one that was deleted as deleted, and one whose api.md object differs as changed (nothing
+//! is announced when nothing visible changed). Totals and subscribed filtered totals are
+//! announced when they moved.
 
-use std::collections::HashMap;
+mod local_messages;
+mod record;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap};
 
 use actix::prelude::*;
 use chime_proto::pb::{self, request, response};
@@ -17,22 +34,50 @@ use serde_json::{Value, json};
 use super::connection::Rpc;
 use super::{Account, CloseAccount, OpenAccount, Peers, Shared, decode};
 use crate::codec;
-use crate::model::{StoredConversation, StoredGroup, StoredMessage};
+use crate::model::{StoredGroup, StoredMessage};
 use crate::store::{WriteBatch, keys};
 use crate::{ApiError, Result};
+pub use local_messages::ClearConversationMessages;
+use record::ConvRecord;
+use view::Filter;
+
+/// Most scanned local messages when counting unread after a partial read mark.
+const LOCAL_UNREAD_SCAN: usize = 10_000;
 
 /// Owns conversations.
 pub struct ConversationActor {
     shared: Shared,
     peers: Option<Peers>,
     acct: Option<Account>,
-    convs: HashMap<String, StoredConversation>,
+    convs: HashMap<String, ConvRecord>,
+    user_settings: pb::UserConvSettings,
     total: u64,
-    /// Conversations changed by live messages, persisted and announced together at the end of the
-    /// current burst of mailbox messages (one event per burst instead of one per message).
-    dirty: Vec<String>,
-    dirty_created: Vec<String>,
+    /// Subscribed unread filters with their last announced count.
+    subscriptions: Vec<(Filter, u64)>,
+    /// State of each conversation touched in the current burst, before the burst (`None`: it
+    /// did not exist).
+    before: BTreeMap<String, Option<ConvRecord>>,
+    /// Folders before the burst, when they changed in it.
+    folders_before: Option<Vec<pb::ConvFolder>>,
     flush_scheduled: bool,
+}
+
+fn ready<T: 'static>(r: Result<T>) -> ResponseActFuture<ConversationActor, Result<T>> {
+    Box::pin(actix::fut::ready(r))
+}
+
+fn mailbox(e: MailboxError) -> ApiError {
+    ApiError::new(codes::ERR_SDK_INTERNAL, format!("engine actor: {e}"))
+}
+
+/// Parses a conversation id (6004 when malformed).
+pub fn parse_conv_id(id: &str) -> Result<pb::ConvRef> {
+    ids::parse_conversation_id(id).ok_or_else(|| {
+        ApiError::new(
+            codes::ERR_INVALID_CONVERSATION,
+            format!("invalid conversation_id: {id}"),
+        )
+    })
 }
 
 impl ConversationActor {
@@ -43,9 +88,11 @@ impl ConversationActor {
             peers: None,
             acct: None,
             convs: HashMap::new(),
+            user_settings: pb::UserConvSettings::default(),
             total: 0,
-            dirty: Vec::new(),
-            dirty_created: Vec::new(),
+            subscriptions: Vec::new(),
+            before: BTreeMap::new(),
+            folders_before: None,
             flush_scheduled: false,
         }
     }
@@ -66,90 +113,84 @@ impl ConversationActor {
         decode(&k, &v).ok()
     }
 
-    fn entry(
-        &mut self,
-        conv_id: &str,
-        created: &mut Vec<String>,
-    ) -> Option<&mut StoredConversation> {
-        if !self.convs.contains_key(conv_id) {
-            let c = ids::parse_conversation_id(conv_id)?;
+    /// Snapshots `id` (first touch in this burst) and answers its record, created if needed.
+    fn touch(&mut self, id: &str) -> Option<&mut ConvRecord> {
+        if !self.before.contains_key(id) {
+            self.before
+                .insert(id.to_owned(), self.convs.get(id).cloned());
+        }
+        if !self.convs.contains_key(id) {
+            let c = ids::parse_conversation_id(id)?;
             let is_group = c.conv_type() == pb::ConvType::Group;
-            let mut sc = StoredConversation {
-                conversation_id: conv_id.to_owned(),
+            let mut r = ConvRecord {
+                conversation_id: id.to_owned(),
                 is_group,
                 target: c.target.clone(),
                 show_name: c.target.clone(),
                 ..Default::default()
             };
             if is_group && let Some(g) = self.group_info(&c.target) {
-                sc.group_type = g.group_type;
+                r.group_type = g.group_type;
                 if !g.name.is_empty() {
-                    sc.show_name = g.name;
+                    r.show_name = g.name;
                 }
-                sc.face_url = g.face_url;
+                r.face_url = g.face_url;
             }
-            self.convs.insert(conv_id.to_owned(), sc);
-            created.push(conv_id.to_owned());
+            self.convs.insert(id.to_owned(), r);
         }
-        self.convs.get_mut(conv_id)
+        self.convs.get_mut(id)
     }
 
-    fn to_json(&self, c: &StoredConversation) -> Value {
-        let me = self.me();
-        json!({
-            "conversation_id": c.conversation_id,
-            "type": if c.is_group { "group" } else { "c2c" },
-            "user_id": if c.is_group { "" } else { c.target.as_str() },
-            "group_id": if c.is_group { c.target.as_str() } else { "" },
-            "group_type": c.group_type,
-            "show_name": c.show_name,
-            "face_url": c.face_url,
-            "recv_opt": "receive",
-            "last_message": c.last_message.as_ref().map_or(Value::Null, |m| codec::to_json(m, me)),
-            "unread_count": c.unread_count,
-            "is_pinned": c.is_pinned,
-            "orderkey": c.orderkey,
-            "draft_text": "",
-            "draft_timestamp": 0,
-            "group_at_info_list": [],
-            "mark_list": [],
-            "custom_data": "",
-            "conversation_group_list": [],
-        })
+    fn json(&self, r: &ConvRecord) -> Value {
+        view::to_json(r, self.me(), &self.user_settings.folders)
     }
 
-    /// Persists the touched conversations and emits new/changed/total events.
-    fn commit(&mut self, mut touched: Vec<String>, mut created: Vec<String>) {
-        // Deferred changes go first, in order.
-        touched.splice(0..0, std::mem::take(&mut self.dirty));
-        created.extend(std::mem::take(&mut self.dirty_created));
-        if touched.is_empty() {
-            return;
-        }
+    /// Persists what the burst touched and announces what visibly changed.
+    fn commit(&mut self) {
+        let before = std::mem::take(&mut self.before);
+        let folders_before = self.folders_before.take();
+        let old_folders = folders_before
+            .clone()
+            .unwrap_or_else(|| self.user_settings.folders.clone());
+        let me = self.me().to_owned();
         let mut b = WriteBatch::new();
-        let mut new_list = Vec::new();
-        let mut changed_list = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for id in touched {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let Some(c) = self.convs.get(&id) else {
+        let (mut new_list, mut changed_list, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, old) in before {
+            let Some(r) = self.convs.get(&id) else {
                 continue;
             };
-            b.put(keys::conversation(&id), prost::Message::encode_to_vec(c));
-            if created.contains(&id) {
-                new_list.push(self.to_json(c));
-            } else {
-                changed_list.push(self.to_json(c));
+            b.put(keys::conversation(&id), prost::Message::encode_to_vec(r));
+            let was = old.as_ref().is_some_and(view::exists);
+            let now = view::exists(r);
+            match (was, now) {
+                (false, true) => new_list.push(self.json(r)),
+                (true, false) => deleted.push(id.clone()),
+                (true, true) => {
+                    let after = self.json(r);
+                    let prev = old.as_ref().map(|o| view::to_json(o, &me, &old_folders));
+                    if prev.as_ref() != Some(&after) {
+                        changed_list.push(after);
+                    }
+                }
+                (false, false) => {}
             }
         }
+        if folders_before.is_some() {
+            b.put(
+                keys::conversation(USER_SETTINGS_KEY),
+                prost::Message::encode_to_vec(&self.user_settings),
+            );
+        }
         if let Some(a) = &self.acct
+            && !b.is_empty()
             && let Err(e) = a.store.apply(b)
         {
             tracing::warn!("conversation write: {e}");
         }
-        let ev = &self.shared.events;
+        let ev = self.shared.events.clone();
+        if let Some(old) = folders_before {
+            self.announce_folders(&old);
+        }
         if !new_list.is_empty() {
             ev.emit(
                 "on_new_conversation",
@@ -162,7 +203,13 @@ impl ConversationActor {
                 json!({ "conversation_list": changed_list }),
             );
         }
-        let total = self.total_unread();
+        if !deleted.is_empty() {
+            ev.emit(
+                "on_conversation_deleted",
+                json!({ "conversation_ids": deleted }),
+            );
+        }
+        let total = view::total_unread(self.convs.values());
         if total != self.total {
             self.total = total;
             ev.emit(
@@ -170,17 +217,93 @@ impl ConversationActor {
                 json!({ "total_unread_count": total }),
             );
         }
+        let folders = &self.user_settings.folders;
+        for (f, last) in &mut self.subscriptions {
+            let n = view::filtered_unread(f, self.convs.values(), folders);
+            if n != *last {
+                *last = n;
+                ev.emit(
+                    "on_unread_message_count_changed_by_filter",
+                    json!({ "filter": f.to_json(), "total_unread_count": n }),
+                );
+            }
+        }
     }
 
-    /// Like [`Self::commit`], deferred to the end of the current burst.
-    fn commit_later(
-        &mut self,
-        touched: Vec<String>,
-        created: Vec<String>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.dirty.extend(touched);
-        self.dirty_created.extend(created);
+    /// Folder events: what differs between `old` and the current folders.
+    fn announce_folders(&self, old: &[pb::ConvFolder]) {
+        let ev = &self.shared.events;
+        let new = &self.user_settings.folders;
+        let find = |list: &[pb::ConvFolder], n: &str| list.iter().position(|f| f.name == n);
+        let gone: Vec<&pb::ConvFolder> = old
+            .iter()
+            .filter(|f| find(new, &f.name).is_none())
+            .collect();
+        let came: Vec<&pb::ConvFolder> = new
+            .iter()
+            .filter(|f| find(old, &f.name).is_none())
+            .collect();
+        let convs_json = |ids: &[String]| -> Vec<Value> {
+            ids.iter()
+                .filter_map(|id| self.convs.get(id))
+                .map(|r| self.json(r))
+                .collect()
+        };
+        if let ([g], [c]) = (gone.as_slice(), came.as_slice())
+            && g.conversation_ids == c.conversation_ids
+        {
+            ev.emit(
+                "on_conversation_group_name_changed",
+                json!({ "old_name": g.name, "new_name": c.name }),
+            );
+            return;
+        }
+        for g in gone {
+            ev.emit(
+                "on_conversation_group_deleted",
+                json!({ "group_name": g.name }),
+            );
+        }
+        for c in came {
+            ev.emit(
+                "on_conversation_group_created",
+                json!({ "group_name": c.name, "conversation_list": convs_json(&c.conversation_ids) }),
+            );
+        }
+        for f in new {
+            let Some(o) = old.iter().find(|o| o.name == f.name) else {
+                continue;
+            };
+            let added: Vec<String> = f
+                .conversation_ids
+                .iter()
+                .filter(|id| !o.conversation_ids.contains(id))
+                .cloned()
+                .collect();
+            let removed: Vec<String> = o
+                .conversation_ids
+                .iter()
+                .filter(|id| !f.conversation_ids.contains(id))
+                .cloned()
+                .collect();
+            if !added.is_empty() {
+                ev.emit(
+                    "on_conversations_added_to_group",
+                    json!({ "group_name": f.name, "conversation_list": convs_json(&added) }),
+                );
+            }
+            if !removed.is_empty() {
+                ev.emit(
+                    "on_conversations_deleted_from_group",
+                    json!({ "group_name": f.name, "conversation_ids": removed }),
+                );
+            }
+        }
+    }
+
+    /// Like [`Self::commit`], deferred to the end of the current burst of mailbox messages (one
+    /// event per burst instead of one per message).
+    fn commit_later(&mut self, ctx: &mut Context<Self>) {
         if !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.run_later(std::time::Duration::ZERO, |act, _| act.flush_dirty());
@@ -189,14 +312,10 @@ impl ConversationActor {
 
     fn flush_dirty(&mut self) {
         self.flush_scheduled = false;
-        self.commit(Vec::new(), Vec::new());
+        self.commit();
     }
 
-    fn total_unread(&self) -> u64 {
-        self.convs.values().map(|c| u64::from(c.unread_count)).sum()
-    }
-
-    fn set_last(c: &mut StoredConversation, m: &StoredMessage) {
+    fn set_last(c: &mut ConvRecord, m: &StoredMessage) {
         if m.exclude_from_last_message {
             return;
         }
@@ -209,7 +328,117 @@ impl ConversationActor {
             c.last_message = Some(m.clone());
         }
     }
+
+    /// Applies settings from the server (an answer, a push or a sync page): the one place where
+    /// synced settings enter the device.
+    fn apply_settings(
+        &mut self,
+        entries: Vec<pb::ConvSettingsEntry>,
+        user: Option<pb::UserConvSettings>,
+    ) {
+        for e in entries {
+            let Some(c) = e.conv else { continue };
+            let id = ids::conversation_id(&c);
+            let Some(r) = self.touch(&id) else { continue };
+            r.max_seq = r.max_seq.max(e.max_seq);
+            if let Some(s) = e.settings {
+                if s.deleted && r.max_seq <= s.deleted_seq {
+                    // Deleted: read up to the deletion point on every device.
+                    view::set_read(r, s.deleted_seq);
+                    r.unread_count = 0;
+                }
+                r.settings = Some(s);
+            }
+        }
+        if let Some(u) = user {
+            self.set_user_settings(u);
+        }
+    }
+
+    fn set_user_settings(&mut self, u: pb::UserConvSettings) {
+        if u == self.user_settings {
+            return;
+        }
+        if self.folders_before.is_none() && u.folders != self.user_settings.folders {
+            self.folders_before = Some(self.user_settings.folders.clone());
+            // Conversations whose folder list changes are re-announced.
+            let ids: Vec<String> = u
+                .folders
+                .iter()
+                .chain(self.user_settings.folders.iter())
+                .flat_map(|f| f.conversation_ids.iter().cloned())
+                .collect();
+            for id in ids {
+                if self.convs.contains_key(&id) {
+                    self.touch(&id);
+                }
+            }
+        }
+        self.user_settings = u;
+    }
+
+    /// Unread messages of `conv` above `read_seq` among the locally stored ones (used after a
+    /// partial read mark, which the server answers with the position only).
+    fn local_unread(&self, conv: &str, read_seq: u64) -> u32 {
+        let Some(a) = &self.acct else { return 0 };
+        let lo = keys::message(conv, read_seq.saturating_add(1));
+        let (_, hi) = keys::conv_bounds(keys::table::MESSAGE, conv);
+        let Ok(page) = a.store.scan(&lo, &hi, false, LOCAL_UNREAD_SCAN) else {
+            return 0;
+        };
+        let me = a.user.as_str();
+        let n = page
+            .iter()
+            .filter_map(|(k, v)| decode::<StoredMessage>(k, v).ok())
+            .filter(|m| unread::counts_as_unread(&codec::to_wire(m), me, read_seq))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The newest locally stored seq of `conv` with a time at or before `time_ms` (0 if none).
+    fn seq_at_time(&self, conv: &str, time_ms: i64) -> u64 {
+        let Some(a) = &self.acct else { return 0 };
+        let (lo, hi) = keys::conv_bounds(keys::table::MESSAGE, conv);
+        let Ok(page) = a.store.scan(&lo, &hi, true, LOCAL_UNREAD_SCAN) else {
+            return 0;
+        };
+        page.iter()
+            .filter_map(|(k, v)| decode::<StoredMessage>(k, v).ok())
+            .find(|m| m.time_ms <= time_ms)
+            .map_or(0, |m| m.seq)
+    }
+
+    fn known(&self, id: &str) -> Result<&ConvRecord> {
+        parse_conv_id(id)?;
+        self.convs
+            .get(id)
+            .filter(|r| view::exists(r))
+            .ok_or_else(|| {
+                ApiError::new(
+                    codes::ERR_INVALID_CONVERSATION,
+                    format!("unknown conversation: {id}"),
+                )
+            })
+    }
+
+    fn page(&self, mut all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
+        all.sort_by(|a, b| view::order(a, b));
+        let start = usize::try_from(next_seq)
+            .unwrap_or(usize::MAX)
+            .min(all.len());
+        let end = start.saturating_add(count).min(all.len());
+        let list: Vec<Value> = all[start..end].iter().map(|c| self.json(c)).collect();
+        json!({
+            "conversation_list": list,
+            "next_seq": end as u64,
+            "is_finished": end >= all.len(),
+        })
+    }
 }
+
+/// The store key (in the `c` table) of the user-level settings: conversation ids are printable
+/// ASCII, so a name starting with NUL never collides with one.
+const USER_SETTINGS_KEY: &str = "\0user_settings";
 
 impl Actor for ConversationActor {
     type Context = Context<Self>;
@@ -231,12 +460,30 @@ impl Handler<OpenAccount> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: OpenAccount, _: &mut Context<Self>) {
         self.convs.clear();
+        self.before.clear();
+        self.folders_before = None;
+        self.subscriptions.clear();
+        self.user_settings = pb::UserConvSettings::default();
         let (lo, hi) = keys::table_bounds(keys::table::CONVERSATION);
+        let us_key = keys::conversation(USER_SETTINGS_KEY);
         match msg.0.store.scan(&lo, &hi, false, usize::MAX) {
             Ok(entries) => {
                 for (k, v) in entries {
-                    match decode::<StoredConversation>(&k, &v) {
-                        Ok(c) => {
+                    if k == us_key {
+                        match decode::<pb::UserConvSettings>(&k, &v) {
+                            Ok(u) => self.user_settings = u,
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                        continue;
+                    }
+                    match decode::<ConvRecord>(&k, &v) {
+                        Ok(mut c) => {
+                            if c.legacy_pinned && c.settings.is_none() {
+                                c.settings = Some(pb::ConvSettings {
+                                    pinned: true,
+                                    ..Default::default()
+                                });
+                            }
                             self.convs.insert(c.conversation_id.clone(), c);
                         }
                         Err(e) => tracing::warn!("{e}"),
@@ -246,7 +493,7 @@ impl Handler<OpenAccount> for ConversationActor {
             Err(e) => tracing::warn!("loading conversations: {e}"),
         }
         self.acct = Some(msg.0);
-        self.total = self.total_unread();
+        self.total = view::total_unread(self.convs.values());
     }
 }
 
@@ -256,14 +503,16 @@ impl Handler<CloseAccount> for ConversationActor {
         self.flush_dirty();
         self.acct = None;
         self.convs.clear();
+        self.subscriptions.clear();
+        self.user_settings = pb::UserConvSettings::default();
         self.total = 0;
     }
 }
 
-/// Conversation states from a sync page.
+/// Conversation states from a sync page, with the user-level settings.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ApplyStates(pub Vec<pb::ConvState>);
+pub struct ApplyStates(pub Vec<pb::ConvState>, pub Option<pb::UserConvSettings>);
 
 impl Handler<ApplyStates> for ConversationActor {
     type Result = ();
@@ -272,25 +521,47 @@ impl Handler<ApplyStates> for ConversationActor {
             return;
         }
         let me = self.me().to_owned();
-        let mut created = Vec::new();
-        let mut touched = Vec::new();
+        let mut receipts = Vec::new();
+        let mut settings = Vec::new();
         for s in msg.0 {
             let Some(cref) = &s.conv else { continue };
             let id = ids::conversation_id(cref);
             let last = s.last_message.as_ref().map(|m| codec::from_wire(m, &me));
-            let Some(c) = self.entry(&id, &mut created) else {
+            let Some(c) = self.touch(&id) else {
                 continue;
             };
             c.max_seq = c.max_seq.max(s.max_seq);
-            c.read_seq = s.read_seq;
+            view::set_read(c, s.read_seq);
             c.unread_count = s.unread_count;
             c.min_seq = s.min_seq;
             if let Some(m) = last {
                 Self::set_last(c, &m);
             }
-            touched.push(id);
+            if s.peer_read_seq > c.peer_read_seq {
+                c.peer_read_seq = s.peer_read_seq;
+                receipts.push(json!({
+                    "user_id": c.target,
+                    "peer_read_seq": s.peer_read_seq,
+                    "timestamp": super::now_ms() / 1000,
+                    "is_peer_read": true,
+                }));
+            }
+            if let Some(st) = s.settings {
+                settings.push(pb::ConvSettingsEntry {
+                    conv: s.conv.clone(),
+                    settings: Some(st),
+                    max_seq: s.max_seq,
+                });
+            }
         }
-        self.commit(touched, created);
+        self.apply_settings(settings, msg.1);
+        if !receipts.is_empty() {
+            self.shared.events.emit(
+                "on_recv_c2c_read_receipt",
+                json!({ "receipt_list": receipts }),
+            );
+        }
+        self.commit();
     }
 }
 
@@ -311,11 +582,9 @@ impl Handler<MessagesAdded> for ConversationActor {
             return;
         }
         let me = self.me().to_owned();
-        let mut created = Vec::new();
-        let mut touched = Vec::new();
         for m in msg.msgs {
             let id = m.conversation_id();
-            let Some(c) = self.entry(&id, &mut created) else {
+            let Some(c) = self.touch(&id) else {
                 continue;
             };
             if m.seq > c.max_seq {
@@ -324,10 +593,12 @@ impl Handler<MessagesAdded> for ConversationActor {
                     c.unread_count += 1;
                 }
             }
+            if msg.live {
+                view::add_at(c, &m, &me);
+            }
             Self::set_last(c, &m);
-            touched.push(id);
         }
-        self.commit_later(touched, created, ctx);
+        self.commit_later(ctx);
     }
 }
 
@@ -341,135 +612,379 @@ impl Handler<ReadPushed> for ConversationActor {
     fn handle(&mut self, msg: ReadPushed, _: &mut Context<Self>) {
         let Some(cref) = &msg.0.conv else { return };
         let id = ids::conversation_id(cref);
-        let mut created = Vec::new();
-        if let Some(c) = self.entry(&id, &mut created) {
-            c.read_seq = c.read_seq.max(msg.0.read_seq);
+        if let Some(c) = self.touch(&id) {
+            view::set_read(c, msg.0.read_seq);
             c.unread_count = msg.0.unread_count;
-            self.commit(vec![id], created);
+            self.commit();
         }
     }
 }
 
-/// `mark_c2c_message_as_read` / `mark_group_message_as_read`.
+/// The peer of a C2C conversation read my messages (C2C read receipt).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerReadPushed(pub pb::PeerReadPush);
+
+impl Handler<PeerReadPushed> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: PeerReadPushed, _: &mut Context<Self>) {
+        let Some(cref) = &msg.0.conv else { return };
+        let id = ids::conversation_id(cref);
+        let Some(c) = self.touch(&id) else { return };
+        if msg.0.peer_read_seq <= c.peer_read_seq {
+            self.commit();
+            return;
+        }
+        c.peer_read_seq = msg.0.peer_read_seq;
+        let receipt = json!({
+            "user_id": c.target,
+            "peer_read_seq": c.peer_read_seq,
+            "timestamp": super::now_ms() / 1000,
+            "is_peer_read": true,
+        });
+        self.shared.events.emit(
+            "on_recv_c2c_read_receipt",
+            json!({ "receipt_list": [receipt] }),
+        );
+        self.commit();
+    }
+}
+
+/// The user's settings changed on another device.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SettingsPushed(pub pb::ConvSettingsPush);
+
+impl Handler<SettingsPushed> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: SettingsPushed, _: &mut Context<Self>) {
+        if self.acct.is_none() {
+            return;
+        }
+        self.apply_settings(msg.0.convs, msg.0.user);
+        self.commit();
+    }
+}
+
+/// Marks one conversation read up to `read_seq` (0 = everything).
 #[derive(Message)]
 #[rtype(result = "Result<Value>")]
-pub struct MarkRead(pub pb::ConvRef);
+pub struct MarkRead(pub pb::ConvRef, pub u64);
 
 impl Handler<MarkRead> for ConversationActor {
     type Result = ResponseActFuture<Self, Result<Value>>;
     fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
-        let ready = |r: Result<Value>| -> Self::Result { Box::pin(actix::fut::ready(r)) };
         if let Err(e) = self.acct() {
             return ready(Err(e));
         }
         let Some(peers) = self.peers.clone() else {
             return ready(Err(ApiError::new(codes::ERR_SDK_INTERNAL, "not wired")));
         };
-        let cref = msg.0;
+        let MarkRead(cref, read_seq) = msg;
         let fut = peers
             .conn
             .send(Rpc(request::Kind::MarkRead(pb::MarkReadReq {
                 conv: Some(cref.clone()),
-                read_seq: 0,
+                read_seq,
             })));
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
-            let resp = res
-                .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, e.to_string()))
-                .and_then(|r| r)?;
+            let resp = res.map_err(mailbox).and_then(|r| r)?;
             let read_seq = match resp.kind {
                 Some(response::Kind::MarkRead(r)) => r.read_seq,
                 _ => 0,
             };
             let id = ids::conversation_id(&cref);
-            let mut created = Vec::new();
-            if let Some(c) = act.entry(&id, &mut created) {
-                c.read_seq = c.read_seq.max(read_seq);
-                if c.read_seq >= c.max_seq {
-                    c.unread_count = 0;
-                }
-                act.commit(vec![id], created);
+            let unread = act
+                .convs
+                .get(&id)
+                .filter(|c| read_seq < c.max_seq)
+                .map(|_| act.local_unread(&id, read_seq));
+            if let Some(c) = act.touch(&id) {
+                view::set_read(c, read_seq);
+                c.unread_count = unread.unwrap_or(0);
+                act.commit();
             }
             Ok(json!({}))
         }))
     }
 }
 
-/// `get_conversation_list {next_seq, count}`.
-#[derive(Message)]
-#[rtype(result = "Result<Value>")]
-pub struct List {
-    /// Offset cursor.
-    pub next_seq: u64,
-    /// Page size.
-    pub count: usize,
+/// Which conversations `clean_conversation_unread_message_count` cleans.
+#[derive(Debug, Clone)]
+pub enum CleanTarget {
+    /// Every conversation.
+    All,
+    /// Every conversation of a type (true = groups).
+    Type(bool),
+    /// One conversation up to a seq (0 = all) or a time (ms, 0 = none).
+    One {
+        /// The conversation.
+        id: String,
+        /// Up to this seq.
+        seq: u64,
+        /// Up to this time (ms).
+        time_ms: i64,
+    },
 }
 
-impl Handler<List> for ConversationActor {
-    type Result = Result<Value>;
-    fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
+/// What cleaning needs: the read marks to send (conversation, up-to seq) and the conversations
+/// whose unread mark must be cleared.
+#[derive(Message)]
+#[rtype(result = "Result<(Vec<(pb::ConvRef, u64)>, Vec<String>)>")]
+pub struct CleanPlan(pub CleanTarget);
+
+impl Handler<CleanPlan> for ConversationActor {
+    type Result = Result<(Vec<(pb::ConvRef, u64)>, Vec<String>)>;
+    fn handle(&mut self, msg: CleanPlan, _: &mut Context<Self>) -> Self::Result {
         self.acct()?;
-        let mut all: Vec<&StoredConversation> = self.convs.values().collect();
-        all.sort_by(|a, b| {
-            b.is_pinned
-                .cmp(&a.is_pinned)
-                .then(b.orderkey.cmp(&a.orderkey))
-                .then(a.conversation_id.cmp(&b.conversation_id))
-        });
-        let start = usize::try_from(msg.next_seq)
-            .unwrap_or(usize::MAX)
-            .min(all.len());
-        let end = start.saturating_add(msg.count).min(all.len());
-        let list: Vec<Value> = all[start..end].iter().map(|c| self.to_json(c)).collect();
-        Ok(json!({
-            "conversation_list": list,
-            "next_seq": end as u64,
-            "is_finished": end >= all.len(),
+        let needs =
+            |r: &ConvRecord| r.unread_count > 0 || r.read_seq < r.max_seq || !r.at_infos.is_empty();
+        let marked = |r: &ConvRecord| view::effective_marks(r) & view::mark::UNREAD != 0;
+        let mut reads = Vec::new();
+        let mut marks = Vec::new();
+        match msg.0 {
+            CleanTarget::One { id, seq, time_ms } => {
+                let cref = parse_conv_id(&id)?;
+                let upto = if time_ms > 0 {
+                    self.seq_at_time(&id, time_ms)
+                } else {
+                    seq
+                };
+                if time_ms == 0 || upto > 0 {
+                    reads.push((cref, upto));
+                }
+                if self.convs.get(&id).is_some_and(marked) {
+                    marks.push(id);
+                }
+            }
+            target => {
+                let mut ids: Vec<&ConvRecord> = self
+                    .convs
+                    .values()
+                    .filter(|r| view::exists(r))
+                    .filter(|r| match &target {
+                        CleanTarget::Type(g) => r.is_group == *g,
+                        _ => true,
+                    })
+                    .collect();
+                ids.sort_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
+                for r in ids {
+                    if needs(r)
+                        && let Some(c) = ids::parse_conversation_id(&r.conversation_id)
+                    {
+                        reads.push((c, 0));
+                    }
+                    if marked(r) {
+                        marks.push(r.conversation_id.clone());
+                    }
+                }
+            }
+        }
+        Ok((reads, marks))
+    }
+}
+
+/// A settings change, sent to the server and applied from its answer.
+#[derive(Message)]
+#[rtype(result = "Result<pb::UpdateConvResp>")]
+pub struct Update {
+    /// The conversations (ids already validated by the caller).
+    pub convs: Vec<pb::ConvRef>,
+    /// The change.
+    pub change: pb::update_conv_req::Change,
+    /// Every conversation must exist on this device (6004 otherwise).
+    pub must_exist: bool,
+}
+
+impl Handler<Update> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<pb::UpdateConvResp>>;
+    fn handle(&mut self, msg: Update, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.acct() {
+            return ready(Err(e));
+        }
+        if msg.must_exist {
+            for c in &msg.convs {
+                if let Err(e) = self.known(&ids::conversation_id(c)) {
+                    return ready(Err(e));
+                }
+            }
+        }
+        let Some(peers) = self.peers.clone() else {
+            return ready(Err(ApiError::new(codes::ERR_SDK_INTERNAL, "not wired")));
+        };
+        let fut = peers
+            .conn
+            .send(Rpc(request::Kind::UpdateConv(pb::UpdateConvReq {
+                convs: msg.convs,
+                change: Some(msg.change),
+            })));
+        Box::pin(fut.into_actor(self).map(move |res, act, _| {
+            let resp = res.map_err(mailbox).and_then(|r| r)?;
+            let Some(response::Kind::UpdateConv(u)) = resp.kind else {
+                return Err(ApiError::new(
+                    codes::ERR_PARSE_RESPONSE,
+                    "update answer without UpdateConvResp",
+                ));
+            };
+            act.apply_settings(u.convs.clone(), u.user.clone());
+            act.commit();
+            Ok(u)
         }))
     }
 }
 
-/// `get_conversation {conversation_id}`.
+/// `set_conversation_draft` (local only; survives restarts, never sent).
 #[derive(Message)]
-#[rtype(result = "Result<Value>")]
-pub struct Get(pub String);
+#[rtype(result = "Result<()>")]
+pub struct SetDraft {
+    /// The conversation.
+    pub id: String,
+    /// The draft ("" cancels it).
+    pub text: String,
+}
 
-impl Handler<Get> for ConversationActor {
-    type Result = Result<Value>;
-    fn handle(&mut self, msg: Get, _: &mut Context<Self>) -> Self::Result {
-        self.acct()?;
-        let Some(cref) = ids::parse_conversation_id(&msg.0) else {
+impl Handler<SetDraft> for ConversationActor {
+    type Result = Result<()>;
+    fn handle(&mut self, msg: SetDraft, _: &mut Context<Self>) -> Self::Result {
+        self.known(&msg.id)?;
+        let Some(c) = self.touch(&msg.id) else {
             return Err(ApiError::new(
                 codes::ERR_INVALID_CONVERSATION,
                 "invalid conversation_id",
             ));
         };
-        match self.convs.get(&msg.0) {
-            Some(c) => Ok(self.to_json(c)),
-            None => {
-                let is_group = cref.conv_type() == pb::ConvType::Group;
-                let c = StoredConversation {
-                    conversation_id: msg.0.clone(),
-                    is_group,
-                    show_name: cref.target.clone(),
-                    target: cref.target,
-                    ..Default::default()
-                };
-                Ok(self.to_json(&c))
-            }
-        }
+        c.draft_timestamp = if msg.text.is_empty() {
+            0
+        } else {
+            super::now_ms() / 1000
+        };
+        c.draft_text = msg.text;
+        self.commit();
+        Ok(())
     }
 }
 
-/// `get_total_unread_message_count`.
-#[derive(Message)]
-#[rtype(result = "Result<u64>")]
-pub struct TotalUnread;
+/// What a conversation query returns.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// `get_conversation_list`: a page of the listed conversations.
+    List {
+        /// Offset cursor.
+        next_seq: u64,
+        /// Page size.
+        count: usize,
+    },
+    /// `get_conversation_list_by_filter`.
+    ByFilter {
+        /// The filter.
+        filter: Filter,
+        /// Offset cursor.
+        next_seq: u64,
+        /// Page size.
+        count: usize,
+    },
+    /// `get_conversation`.
+    One(String),
+    /// `get_conversation_list_by_ids` (unknown ids are left out).
+    ByIds(Vec<String>),
+    /// `get_total_unread_message_count`.
+    TotalUnread,
+    /// `get_unread_message_count_by_filter`.
+    FilteredUnread(Filter),
+    /// `subscribe_unread_message_count_by_filter`.
+    Subscribe(Filter),
+    /// `unsubscribe_unread_message_count_by_filter`.
+    Unsubscribe(Filter),
+    /// `get_conversation_group_list`.
+    Folders,
+    /// `get_c2c_receive_message_opt`.
+    C2cRecvOpts(Vec<String>),
+    /// `get_all_receive_message_opt`.
+    AllRecvOpt,
+}
 
-impl Handler<TotalUnread> for ConversationActor {
-    type Result = Result<u64>;
-    fn handle(&mut self, _: TotalUnread, _: &mut Context<Self>) -> Self::Result {
+impl Message for Query {
+    type Result = Result<Value>;
+}
+
+impl Handler<Query> for ConversationActor {
+    type Result = Result<Value>;
+    fn handle(&mut self, q: Query, _: &mut Context<Self>) -> Self::Result {
         self.acct()?;
-        Ok(self.total_unread())
+        let folders = &self.user_settings.folders;
+        match q {
+            Query::List { next_seq, count } => {
+                let all = self.convs.values().filter(|r| view::listed(r)).collect();
+                Ok(self.page(all, next_seq, count))
+            }
+            Query::ByFilter {
+                filter,
+                next_seq,
+                count,
+            } => {
+                let all = self
+                    .convs
+                    .values()
+                    .filter(|r| filter.matches(r, folders))
+                    .collect();
+                Ok(self.page(all, next_seq, count))
+            }
+            Query::One(id) => Ok(self.json(self.known(&id)?)),
+            Query::ByIds(list) => {
+                let mut out = Vec::new();
+                for id in &list {
+                    parse_conv_id(id)?;
+                    if let Some(r) = self.convs.get(id).filter(|r| view::exists(r)) {
+                        out.push(self.json(r));
+                    }
+                }
+                Ok(json!({ "conversation_list": out }))
+            }
+            Query::TotalUnread => Ok(json!({
+                "total_unread_count": view::total_unread(self.convs.values())
+            })),
+            Query::FilteredUnread(f) => Ok(json!({
+                "total_unread_count": view::filtered_unread(&f, self.convs.values(), folders)
+            })),
+            Query::Subscribe(f) => {
+                let n = view::filtered_unread(&f, self.convs.values(), folders);
+                if !self.subscriptions.iter().any(|(s, _)| *s == f) {
+                    self.subscriptions.push((f, n));
+                }
+                Ok(json!({ "total_unread_count": n }))
+            }
+            Query::Unsubscribe(f) => {
+                self.subscriptions.retain(|(s, _)| *s != f);
+                Ok(json!({}))
+            }
+            Query::Folders => Ok(json!({
+                "group_name_list": folders.iter().map(|f| f.name.clone()).collect::<Vec<_>>()
+            })),
+            Query::C2cRecvOpts(users) => {
+                let list: Vec<Value> = users
+                    .iter()
+                    .map(|u| {
+                        let opt = self
+                            .convs
+                            .get(&format!("c2c_{u}"))
+                            .map_or(0, view::recv_opt);
+                        json!({ "user_id": u, "c2c_receive_message_opt": view::recv_opt_str(opt) })
+                    })
+                    .collect();
+                Ok(json!({ "receive_opt_list": list }))
+            }
+            Query::AllRecvOpt => {
+                let o = self.user_settings.all_recv_opt.unwrap_or_default();
+                Ok(json!({
+                    "opt": view::recv_opt_str(o.opt),
+                    "start_hour": o.start_hour,
+                    "start_minute": o.start_minute,
+                    "start_second": o.start_second,
+                    "start_time_stamp": o.start_time_stamp,
+                    "duration": o.duration,
+                }))
+            }
+        }
     }
 }
 
