@@ -13,7 +13,12 @@
 //! - [`TestClient`] runs one [`chime_engine::Engine`] with a recorder of every event and a per-name
 //!   cursor, so [`TestClient::expect_event`] returns each event exactly once.
 //!
+//! - [`lossy::LossyRelay`] drops and delays UDP datagrams between engines and the server's QUIC
+//!   endpoint ([`TestServer::start_with_quic`]).
+//!
 //! Set `CHIME_TEST_LOG=1` to copy the server's stderr to the test's stderr.
+
+pub mod lossy;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -111,20 +116,28 @@ pub struct TestServer {
     port: u16,
     ws_url: String,
     log: LogTail,
+    /// The QUIC endpoint, when started with one: its port and its ready line's
+    /// `quic://ADDR sha256:HEX`.
+    quic: Option<(u16, String)>,
 }
 
 impl TestServer {
     /// Starts a server on a free port with the default configuration.
     pub async fn start() -> TestServer {
-        Self::start_inner(None).await
+        Self::start_inner(None, false).await
+    }
+
+    /// Starts a server on free ports with a QUIC endpoint too (`--quic-listen`, self-signed).
+    pub async fn start_with_quic() -> TestServer {
+        Self::start_inner(None, true).await
     }
 
     /// Starts a server with `toml` as its `--config` file.
     pub async fn start_with_config(toml: &str) -> TestServer {
-        Self::start_inner(Some(toml)).await
+        Self::start_inner(Some(toml), false).await
     }
 
-    async fn start_inner(toml: Option<&str>) -> TestServer {
+    async fn start_inner(toml: Option<&str>, quic: bool) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let config_file = toml.map(|text| {
             let path = data_dir.path().join("chime-server.toml");
@@ -138,6 +151,7 @@ impl TestServer {
             port: 0,
             ws_url: String::new(),
             log: Arc::new(Mutex::new(VecDeque::new())),
+            quic: quic.then(|| (0, String::new())),
         };
         let store = server.data_dir.path().join("data");
         server
@@ -161,6 +175,10 @@ impl TestServer {
             .arg(format!("{APP2_ID}:{APP2_KEY}"));
         if let Some(cfg) = &self.config_file {
             cmd.arg("--config").arg(cfg);
+        }
+        if let Some((quic_port, _)) = &self.quic {
+            cmd.arg("--quic-listen")
+                .arg(format!("127.0.0.1:{quic_port}"));
         }
         // Plain log lines (no ANSI colours) in the captured output.
         cmd.env("NO_COLOR", "1");
@@ -186,10 +204,17 @@ impl TestServer {
         });
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<String>(1);
         let out_log = self.log.clone();
+        let quic_line: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let quic_seen = quic_line.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let mut ready = Some(ready_tx);
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(quic) = line.strip_prefix("chime-server listening quic://")
+                    && let Ok(mut seen) = quic_seen.lock()
+                {
+                    *seen = Some(quic.trim().to_owned());
+                }
                 if let Some(url) = line.strip_prefix("chime-server listening ")
                     && url.starts_with("ws://")
                     && let Some(tx) = ready.take()
@@ -218,6 +243,21 @@ impl TestServer {
             }
         };
         self.port = port_of(&url).ok_or_else(|| format!("no port in ready line url {url}"))?;
+        if self.quic.is_some() {
+            // The server prints its QUIC line before the WebSocket one.
+            let line = quic_line
+                .lock()
+                .ok()
+                .and_then(|seen| seen.clone())
+                .ok_or("no `chime-server listening quic://` line before the WebSocket one")?;
+            let quic_port = line
+                .split_whitespace()
+                .next()
+                .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+                .map(|addr| addr.port())
+                .ok_or_else(|| format!("bad QUIC ready line {line}"))?;
+            self.quic = Some((quic_port, line));
+        }
         self.ws_url = url;
         self.child = Some(child);
         Ok(())
@@ -226,6 +266,26 @@ impl TestServer {
     /// The WebSocket endpoint, e.g. `ws://127.0.0.1:41234/ws`.
     pub fn ws_url(&self) -> String {
         self.ws_url.clone()
+    }
+
+    /// The QUIC endpoint's UDP address (panics when started without QUIC).
+    pub fn quic_addr(&self) -> std::net::SocketAddr {
+        let (port, _) = self.quic.as_ref().expect("server started without QUIC");
+        std::net::SocketAddr::from(([127, 0, 0, 1], *port))
+    }
+
+    /// `quic://127.0.0.1:PORT` of the QUIC endpoint (panics when started without QUIC).
+    pub fn quic_url(&self) -> String {
+        format!("quic://{}", self.quic_addr())
+    }
+
+    /// The SHA-256 fingerprint (hex) of the QUIC certificate, from the ready line.
+    pub fn quic_cert_sha256(&self) -> String {
+        let (_, line) = self.quic.as_ref().expect("server started without QUIC");
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix("sha256:"))
+            .expect("ready line without sha256:")
+            .to_owned()
     }
 
     /// The port the server listens on.

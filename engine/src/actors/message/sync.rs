@@ -155,8 +155,7 @@ impl Handler<SyncPage> for MessageActor {
             if !page.joined_groups.is_empty() || page.cursor > 0 {
                 p.group.do_send(SetJoined(page.joined_groups.clone()));
             }
-            p.conv
-                .do_send(ApplyStates(page.conversations, page.user_settings));
+            p.conv.do_send(ApplyStates(page.conversations));
         }
         Ok(pulls)
     }
