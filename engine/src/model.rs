@@ -226,50 +226,6 @@ pub struct SyncedRanges {
     pub ranges: Vec<SeqRange>,
 }
 
-/// A conversation in the local store.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct StoredConversation {
-    /// `c2c_x` / `group_x`.
-    #[prost(string, tag = "1")]
-    pub conversation_id: String,
-    /// True for groups.
-    #[prost(bool, tag = "2")]
-    pub is_group: bool,
-    /// Peer user or group id.
-    #[prost(string, tag = "3")]
-    pub target: String,
-    /// Highest seq known.
-    #[prost(uint64, tag = "4")]
-    pub max_seq: u64,
-    /// Read position.
-    #[prost(uint64, tag = "5")]
-    pub read_seq: u64,
-    /// Unread count (server-computed at sync, maintained live by the unread rule).
-    #[prost(uint32, tag = "6")]
-    pub unread_count: u32,
-    /// Last message.
-    #[prost(message, optional, tag = "7")]
-    pub last_message: Option<StoredMessage>,
-    /// Sort key: the last message's time (ms) then seq.
-    #[prost(uint64, tag = "8")]
-    pub orderkey: u64,
-    /// Pinned.
-    #[prost(bool, tag = "9")]
-    pub is_pinned: bool,
-    /// Lowest fetchable seq.
-    #[prost(uint64, tag = "10")]
-    pub min_seq: u64,
-    /// Group type (groups).
-    #[prost(string, tag = "11")]
-    pub group_type: String,
-    /// Display name (group name; empty for C2C until profiles exist).
-    #[prost(string, tag = "12")]
-    pub show_name: String,
-    /// Face URL.
-    #[prost(string, tag = "13")]
-    pub face_url: String,
-}
-
 /// A group the user belongs to, as last seen.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredGroup {

@@ -8,7 +8,7 @@
 //! | `x` | msg_id | location key: find by id alone | MessageActor |
 //! | `r` | conv_id | [`SyncedRanges`](crate::model::SyncedRanges) | MessageActor |
 //! | `o` | local order (u64 BE) | outbox entry: location key of a message still `sending` | MessageActor |
-//! | `c` | conv_id | [`StoredConversation`](crate::model::StoredConversation) | ConversationActor |
+//! | `c` | conv_id (NUL + name: user-level settings) | the conversation record of `actors::conversation` | ConversationActor |
 //! | `g` | group_id | [`StoredGroup`](crate::model::StoredGroup) | GroupActor |
 //! | `M` | name | meta values (sync cursor, local order counter) | MessageActor |
 //!

@@ -155,7 +155,8 @@ impl Handler<SyncPage> for MessageActor {
             if !page.joined_groups.is_empty() || page.cursor > 0 {
                 p.group.do_send(SetJoined(page.joined_groups.clone()));
             }
-            p.conv.do_send(ApplyStates(page.conversations));
+            p.conv
+                .do_send(ApplyStates(page.conversations, page.user_settings));
         }
         Ok(pulls)
     }
