@@ -92,7 +92,9 @@ pub mod rules {
         if is_app_admin || g.info.group_type == "Work" || g.is_staff(op) {
             Ok(())
         } else {
-            Err(deny("only the owner or an administrator may change the group profile"))
+            Err(deny(
+                "only the owner or an administrator may change the group profile",
+            ))
         }
     }
 
@@ -102,7 +104,9 @@ pub mod rules {
         if is_app_admin || g.is_staff(op) {
             Ok(())
         } else {
-            Err(deny("only the owner or an administrator may change group options"))
+            Err(deny(
+                "only the owner or an administrator may change group options",
+            ))
         }
     }
 
@@ -113,7 +117,9 @@ pub mod rules {
             _ if is_app_admin => Ok(()),
             "Work" | "Community" => Ok(()),
             "AVChatRoom" => Err(deny("nobody can be invited to an AVChatRoom; they join")),
-            _ => Err(deny("only the app administrator may add members to this group type")),
+            _ => Err(deny(
+                "only the app administrator may add members to this group type",
+            )),
         }
     }
 
@@ -135,13 +141,20 @@ pub mod rules {
             return Err(deny("only the owner or an administrator may do this"));
         }
         if g.is_staff(target) {
-            return Err(deny("an administrator cannot act on the owner or another administrator"));
+            return Err(deny(
+                "an administrator cannot act on the owner or another administrator",
+            ));
         }
         Ok(())
     }
 
     /// `op` may mute members (not in a Work group).
-    pub(crate) fn mute(g: &GroupState, op: &str, target: &str, is_app_admin: bool) -> ApiResult<()> {
+    pub(crate) fn mute(
+        g: &GroupState,
+        op: &str,
+        target: &str,
+        is_app_admin: bool,
+    ) -> ApiResult<()> {
         if g.info.group_type == "Work" {
             return Err(deny("members of a Work group cannot be muted"));
         }
@@ -243,7 +256,13 @@ impl Core {
         Ok(Some((join_seq, m)))
     }
 
-    fn store_member(txn: &mut Txn<'_>, app: u64, group_id: &str, join_seq: u64, m: &pb::GroupMember) {
+    fn store_member(
+        txn: &mut Txn<'_>,
+        app: u64,
+        group_id: &str,
+        join_seq: u64,
+        m: &pb::GroupMember,
+    ) {
         txn.put(
             member_key(app, group_id, &m.user_id),
             crate::groups::member_value(join_seq, m),
@@ -277,8 +296,16 @@ impl Core {
         app: u64,
         group_id: &str,
     ) -> ApiResult<()> {
-        txn.del(Key::new(tag::GROUP_ATTRS, app).s(group_id.as_bytes()).done());
-        txn.del(Key::new(tag::GROUP_COUNTERS, app).s(group_id.as_bytes()).done());
+        txn.del(
+            Key::new(tag::GROUP_ATTRS, app)
+                .s(group_id.as_bytes())
+                .done(),
+        );
+        txn.del(
+            Key::new(tag::GROUP_COUNTERS, app)
+                .s(group_id.as_bytes())
+                .done(),
+        );
         for t in [tag::GROUP_BAN, tag::GROUP_APPLICATION] {
             let (lo, hi) = Key::new(t, app).s(group_id.as_bytes()).prefix_range();
             for (k, _) in self.store.scan(&lo, &hi, usize::MAX, false)? {
@@ -292,10 +319,7 @@ impl Core {
     fn save_state(&mut self, txn: &mut Txn<'_>, app: u64, state: GroupState) -> Arc<GroupState> {
         let id = state.info.group_id.clone();
         self.save_group(txn, app, state);
-        self.groups
-            .get(&(app, id))
-            .cloned()
-            .unwrap_or_default()
+        self.groups.get(&(app, id)).cloned().unwrap_or_default()
     }
 
     pub(crate) fn set_group_info(
@@ -348,8 +372,16 @@ impl Core {
             }
         };
         text("name", req.name, &mut state.info.name);
-        text("introduction", req.introduction, &mut state.info.introduction);
-        text("notification", req.notification, &mut state.info.notification);
+        text(
+            "introduction",
+            req.introduction,
+            &mut state.info.introduction,
+        );
+        text(
+            "notification",
+            req.notification,
+            &mut state.info.notification,
+        );
         text("face_url", req.face_url, &mut state.info.face_url);
         if let Some(o) = req.add_opt {
             let o = crate::groups::normalize_add_opt(&o)?.to_owned();
@@ -527,7 +559,9 @@ impl Core {
             ..Default::default()
         };
         self.group_tips(txn, app, &state, tips, &[], fx)?;
-        Ok(RespKind::KickGroupMembers(pb::KickGroupMembersResp { results }))
+        Ok(RespKind::KickGroupMembers(pb::KickGroupMembersResp {
+            results,
+        }))
     }
 
     pub(crate) fn set_group_member_role(
@@ -802,7 +836,10 @@ mod tests {
         assert_eq!(code(rules::invite(&group("Public"), "own", false)), 10007);
         assert_eq!(code(rules::invite(&group("Public"), "x", true)), 0);
         assert_eq!(code(rules::invite(&group("Community"), "mem", false)), 0);
-        assert_eq!(code(rules::invite(&group("AVChatRoom"), "own", false)), 10007);
+        assert_eq!(
+            code(rules::invite(&group("AVChatRoom"), "own", false)),
+            10007
+        );
         assert_eq!(code(rules::set_role(&group("Public"), "adm", false)), 10007);
         assert_eq!(code(rules::set_role(&group("Meeting"), "own", false)), 0);
     }
@@ -811,9 +848,12 @@ mod tests {
     fn custom_fields_merge_and_empty_values_delete() {
         let mut m = BTreeMap::new();
         m.insert("a".to_owned(), b"1".to_vec());
-        let upd = [("a".to_owned(), Vec::new()), ("b".to_owned(), b"2".to_vec())]
-            .into_iter()
-            .collect();
+        let upd = [
+            ("a".to_owned(), Vec::new()),
+            ("b".to_owned(), b"2".to_vec()),
+        ]
+        .into_iter()
+        .collect();
         merge_custom(&mut m, upd).unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m["b"], b"2".to_vec());

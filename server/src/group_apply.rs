@@ -4,8 +4,8 @@
 //! outcome (APPLICATION_PROCESSED); an accepted applicant joins like a self-join (tips, change
 //! log). Handled applications stay listed with their outcome until the group is dismissed.
 
-use chime_proto::pb::{self, response::Kind as RespKind};
 use chime_proto::codes;
+use chime_proto::pb::{self, response::Kind as RespKind};
 use prost::Message as _;
 
 use crate::commit::{Core, Effect, now_ms};
@@ -86,7 +86,14 @@ impl Core {
         );
         let staff = std::iter::once(&g.info.owner).chain(g.admins.iter());
         for to in staff.filter(|u| g.members.contains_key(*u)) {
-            notify(fx, app, to, pb::GroupNotifyKind::GroupNotifyJoinApplication, user, &a);
+            notify(
+                fx,
+                app,
+                to,
+                pb::GroupNotifyKind::GroupNotifyJoinApplication,
+                user,
+                &a,
+            );
         }
         Ok(())
     }

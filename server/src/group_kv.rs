@@ -113,7 +113,9 @@ pub fn apply_counters(
 }
 
 fn attrs_key(app: u64, group_id: &str) -> Vec<u8> {
-    Key::new(tag::GROUP_ATTRS, app).s(group_id.as_bytes()).done()
+    Key::new(tag::GROUP_ATTRS, app)
+        .s(group_id.as_bytes())
+        .done()
 }
 
 fn counters_key(app: u64, group_id: &str) -> Vec<u8> {
@@ -165,7 +167,13 @@ fn notify_members(fx: &mut Vec<Effect>, app: u64, g: &GroupState, push: pb::Grou
 }
 
 impl Core {
-    fn kv_group(&mut self, txn: &Txn<'_>, app: u64, op: &str, group_id: &str) -> ApiResult<std::sync::Arc<GroupState>> {
+    fn kv_group(
+        &mut self,
+        txn: &Txn<'_>,
+        app: u64,
+        op: &str,
+        group_id: &str,
+    ) -> ApiResult<std::sync::Arc<GroupState>> {
         let g = self.existing(txn, app, group_id)?;
         crate::group_admin::rules::member(&g, op, op == self.tunables.admin_identifier)?;
         Ok(g)
@@ -235,7 +243,9 @@ impl Core {
                 ..Default::default()
             },
         );
-        Ok(RespKind::GroupCounters(pb::GroupCountersResp { counters: changed }))
+        Ok(RespKind::GroupCounters(pb::GroupCountersResp {
+            counters: changed,
+        }))
     }
 }
 
@@ -272,20 +282,38 @@ mod tests {
     use super::*;
 
     fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn attributes_init_set_delete() {
         let cur = map(&[("a", "1".to_owned()), ("b", "2".to_owned())]);
-        let init = apply_attributes(&cur, pb::GroupAttrOp::Init, map(&[("c", "3".to_owned())]), &[])
-            .unwrap();
+        let init = apply_attributes(
+            &cur,
+            pb::GroupAttrOp::Init,
+            map(&[("c", "3".to_owned())]),
+            &[],
+        )
+        .unwrap();
         assert_eq!(init, map(&[("c", "3".to_owned())]));
-        let set = apply_attributes(&cur, pb::GroupAttrOp::Set, map(&[("a", "9".to_owned())]), &[])
-            .unwrap();
+        let set = apply_attributes(
+            &cur,
+            pb::GroupAttrOp::Set,
+            map(&[("a", "9".to_owned())]),
+            &[],
+        )
+        .unwrap();
         assert_eq!(set, map(&[("a", "9".to_owned()), ("b", "2".to_owned())]));
-        let del =
-            apply_attributes(&cur, pb::GroupAttrOp::Delete, BTreeMap::new(), &["a".into()]).unwrap();
+        let del = apply_attributes(
+            &cur,
+            pb::GroupAttrOp::Delete,
+            BTreeMap::new(),
+            &["a".into()],
+        )
+        .unwrap();
         assert_eq!(del, map(&[("b", "2".to_owned())]));
         let all = apply_attributes(&cur, pb::GroupAttrOp::Delete, BTreeMap::new(), &[]).unwrap();
         assert!(all.is_empty());
@@ -305,9 +333,12 @@ mod tests {
     #[test]
     fn counters_set_increase_decrease() {
         let cur = map(&[("x", 5i64)]);
-        let (next, changed) =
-            apply_counters(&cur, pb::GroupCounterOp::Increase, &map(&[("x", 2), ("y", 3)]))
-                .unwrap();
+        let (next, changed) = apply_counters(
+            &cur,
+            pb::GroupCounterOp::Increase,
+            &map(&[("x", 2), ("y", 3)]),
+        )
+        .unwrap();
         assert_eq!(next, map(&[("x", 7), ("y", 3)]));
         assert_eq!(changed, next);
         let (next, changed) =
@@ -316,8 +347,12 @@ mod tests {
         assert_eq!(changed, map(&[("y", -7)]));
         let (next, _) = apply_counters(&next, pb::GroupCounterOp::Set, &map(&[("x", 0)])).unwrap();
         assert_eq!(next["x"], 0);
-        let e = apply_counters(&map(&[("x", i64::MAX)]), pb::GroupCounterOp::Increase, &map(&[("x", 1)]))
-            .unwrap_err();
+        let e = apply_counters(
+            &map(&[("x", i64::MAX)]),
+            pb::GroupCounterOp::Increase,
+            &map(&[("x", 1)]),
+        )
+        .unwrap_err();
         assert_eq!(e.code, 10004);
     }
 }

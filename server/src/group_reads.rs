@@ -70,9 +70,7 @@ pub fn members_info(
 /// `GetGroupApplications`: the applications to every group `user` owns or administers, newest
 /// first.
 pub fn applications(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKind> {
-    let (lo, hi) = Key::new(tag::JOINED, app)
-        .s(user.as_bytes())
-        .prefix_range();
+    let (lo, hi) = Key::new(tag::JOINED, app).s(user.as_bytes()).prefix_range();
     let prefix = lo.len();
     let mut out = Vec::new();
     for (k, _) in store.scan(&lo, &hi, usize::MAX, false)? {
@@ -89,13 +87,11 @@ pub fn applications(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKi
             .s(group_id.as_bytes())
             .prefix_range();
         for (_, v) in store.scan(&alo, &ahi, usize::MAX, false)? {
-            out.push(
-                pb::GroupApplication::decode(&v[..]).map_err(crate::error::StoreError::from)?,
-            );
+            out.push(pb::GroupApplication::decode(&v[..]).map_err(crate::error::StoreError::from)?);
         }
     }
     out.sort_by(|a, b| b.add_time_ms.cmp(&a.add_time_ms));
-    Ok(RespKind::GetGroupApplications(pb::GetGroupApplicationsResp {
-        applications: out,
-    }))
+    Ok(RespKind::GetGroupApplications(
+        pb::GetGroupApplicationsResp { applications: out },
+    ))
 }

@@ -240,7 +240,20 @@ impl ConnectionActor {
             return;
         };
         match push.kind {
-            Some(push::Kind::Message(m)) => peers.msg.do_send(super::message::Pushed(m)),
+            Some(push::Kind::Message(m)) => {
+                let tips = m.message.as_ref().filter(|msg| {
+                    msg.elems
+                        .iter()
+                        .any(|e| matches!(e.content, Some(pb::elem::Content::GroupTips(_))))
+                });
+                if let Some(msg) = tips {
+                    peers.group.do_send(super::group::GroupTips(msg.clone()));
+                }
+                peers.msg.do_send(super::message::Pushed(m));
+            }
+            Some(push::Kind::GroupNotify(g)) => {
+                peers.group.do_send(super::group::GroupNotified(g));
+            }
             Some(push::Kind::Read(r)) => peers.conv.do_send(super::conversation::ReadPushed(r)),
             Some(push::Kind::ConvSettings(s)) => {
                 peers.conv.do_send(super::conversation::SettingsPushed(s));

@@ -1,5 +1,9 @@
 //! GroupActor: create / join / quit / dismiss, the joined-group list and a cache of group info
-//! (the `g` table, which also tells the sync which groups the user is known to be in).
+//! (the `g` table, which also tells the sync which groups the user is known to be in), plus the
+//! group listener events: it turns `group_tips` messages and `GroupNotifyPush`es into events
+//! (mapping in [`super::group_events`]) and keeps the cached info in step with them. Management
+//! calls that change nothing cached here go through [`GroupCall`]; the server's tips and pushes
+//! then update the cache, the same way for the operator's devices and everyone else's.
 
 use std::collections::BTreeMap;
 
@@ -42,8 +46,18 @@ fn from_wire(g: &pb::GroupInfo) -> StoredGroup {
     }
 }
 
-/// The api.md group info object.
-pub fn group_json(g: &StoredGroup) -> Value {
+fn custom_json(m: &BTreeMap<String, Vec<u8>>) -> Value {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    let mut o = serde_json::Map::new();
+    for k in keys {
+        o.insert(k.clone(), json!(String::from_utf8_lossy(&m[k])));
+    }
+    Value::Object(o)
+}
+
+/// The api.md group info object, from the server's full record.
+pub fn wire_group_json(g: &pb::GroupInfo) -> Value {
     json!({
         "group_id": g.group_id,
         "group_type": g.group_type,
@@ -56,9 +70,25 @@ pub fn group_json(g: &StoredGroup) -> Value {
         "max_member_count": g.max_member_count,
         "create_time": g.create_time_ms.div_euclid(1000),
         "add_opt": g.add_opt,
+        "approve_opt": g.approve_opt,
         "is_all_muted": g.is_all_muted,
+        "is_support_topic": g.is_support_topic,
+        "custom_info": custom_json(&g.custom_info),
         "role": g.self_role,
         "join_time": g.self_join_time_ms.div_euclid(1000),
+    })
+}
+
+/// The api.md group member object.
+pub fn member_json(m: &pb::GroupMember, now_ms: i64) -> Value {
+    json!({
+        "user_id": m.user_id,
+        "role": m.role,
+        "name_card": m.name_card,
+        "join_time": m.join_time_ms.div_euclid(1000),
+        "mute_until": m.mute_until_ms.div_euclid(1000),
+        "is_muted": m.mute_until_ms > now_ms,
+        "custom_info": custom_json(&m.custom_info),
     })
 }
 
@@ -372,7 +402,7 @@ impl Handler<JoinedList> for GroupActor {
                 for g in gone {
                     act.remove(&g);
                 }
-                let out: Vec<Value> = list.iter().map(group_json).collect();
+                let out: Vec<Value> = j.groups.iter().map(wire_group_json).collect();
                 for g in list {
                     act.put(g);
                 }
@@ -417,7 +447,7 @@ impl Handler<GroupsInfo> for GroupActor {
                                 act.put(sg.clone());
                             }
                             out.push(json!({"result_code": 0, "result_message": "",
-                                "group_info": group_json(&sg)}));
+                                "group_info": wire_group_json(g)}));
                         }
                         (c, _) => out.push(json!({
                             "result_code": if c == 0 { codes::ERR_SVR_GROUP_NOT_FOUND } else { c },
@@ -429,5 +459,116 @@ impl Handler<GroupsInfo> for GroupActor {
                 Ok(json!({ "group_info_result_list": out }))
             },
         )
+    }
+}
+
+/// A group notification that is not a message (attributes, counters, applications).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GroupNotified(pub pb::GroupNotifyPush);
+
+impl Handler<GroupNotified> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, msg: GroupNotified, _: &mut Context<Self>) {
+        if self.acct.is_none() {
+            return;
+        }
+        for (name, params) in super::group_events::from_notify(&msg.0) {
+            self.shared.events.emit(name, params);
+        }
+    }
+}
+
+/// A pushed group message carrying `group_tips` (the MessageActor stores it as a message; this
+/// actor updates its cache and emits the group listener events).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GroupTips(pub pb::Message);
+
+impl GroupActor {
+    fn apply_tips(&mut self, group_id: &str, t: &pb::GroupTipsElem) {
+        let Some(mut g) = self.groups.get(group_id).cloned() else {
+            return;
+        };
+        let me = self
+            .acct
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_default();
+        if t.member_count > 0 {
+            g.member_count = t.member_count;
+        }
+        for (k, v) in &t.group_change_info {
+            match k.as_str() {
+                "name" => g.name = v.clone(),
+                "introduction" => g.introduction = v.clone(),
+                "notification" => g.notification = v.clone(),
+                "face_url" => g.face_url = v.clone(),
+                "add_opt" => g.add_opt = v.clone(),
+                "is_all_muted" => g.is_all_muted = v == "true",
+                "owner" => {
+                    if g.owner == me {
+                        g.self_role = "member".into();
+                    }
+                    if *v == me {
+                        g.self_role = "owner".into();
+                    }
+                    g.owner = v.clone();
+                }
+                _ => {}
+            }
+        }
+        if t.member_list.contains(&me) {
+            match t.tips_type() {
+                pb::GroupTipsType::GroupTipsSetAdmin => g.self_role = "admin".into(),
+                pb::GroupTipsType::GroupTipsCancelAdmin => g.self_role = "member".into(),
+                _ => {}
+            }
+        }
+        self.put(g);
+    }
+}
+
+impl Handler<GroupTips> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, msg: GroupTips, _: &mut Context<Self>) {
+        if self.acct.is_none() {
+            return;
+        }
+        let m = msg.0;
+        for e in &m.elems {
+            if let Some(pb::elem::Content::GroupTips(t)) = &e.content {
+                self.apply_tips(&m.group_id, t);
+                for (name, params) in super::group_events::from_tips(&m.group_id, t) {
+                    self.shared.events.emit(name, params);
+                }
+            }
+        }
+    }
+}
+
+/// A management request answered by the server; the caller maps the answer.
+#[derive(Message)]
+#[rtype(result = "Result<response::Kind>")]
+pub struct GroupCall(pub request::Kind);
+
+impl Handler<GroupCall> for GroupActor {
+    type Result = ResponseActFuture<Self, Result<response::Kind>>;
+    fn handle(&mut self, msg: GroupCall, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.acct() {
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
+        let Some(peers) = self.peers.clone() else {
+            return Box::pin(actix::fut::ready(Err(ApiError::new(
+                codes::ERR_SDK_INTERNAL,
+                "not wired",
+            ))));
+        };
+        let fut = peers.conn.send(Rpc(msg.0));
+        Box::pin(fut.into_actor(self).map(|res, _, _| {
+            let resp = res.map_err(mailbox).and_then(|r| r)?;
+            resp.kind
+                .ok_or_else(|| ApiError::new(codes::ERR_PARSE_RESPONSE, "empty group answer"))
+        }))
     }
 }

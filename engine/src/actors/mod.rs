@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod conversation;
 pub mod group;
+pub mod group_events;
 pub mod message;
 pub mod relationship;
 

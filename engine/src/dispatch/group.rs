@@ -1,4 +1,7 @@
-//! Group methods (api.md §4.4).
+//! Group methods (api.md §4.4): lifecycle (create, join, quit, dismiss, joined list, info)
+//! here, management in [`manage`].
+
+mod manage;
 
 use serde_json::Value;
 
@@ -10,7 +13,6 @@ use crate::events::EventBus;
 use crate::{ApiError, Result};
 use chime_proto::pb;
 use chime_proto::{codes, ids};
-use std::collections::BTreeMap;
 
 /// The methods this area answers.
 pub(super) const METHODS: &[&str] = &[
@@ -20,6 +22,30 @@ pub(super) const METHODS: &[&str] = &[
     "dismiss_group",
     "get_joined_group_list",
     "get_groups_info",
+    // Management (`manage`).
+    "set_group_info",
+    "transfer_group_owner",
+    "get_group_member_list",
+    "get_group_members_info",
+    "set_group_member_info",
+    "mute_group_member",
+    "set_group_member_role",
+    "invite_user_to_group",
+    "kick_group_member",
+    "get_group_application_list",
+    "accept_group_application",
+    "refuse_group_application",
+    "init_group_attributes",
+    "set_group_attributes",
+    "delete_group_attributes",
+    "get_group_attributes",
+    "set_group_counters",
+    "get_group_counters",
+    "increase_group_counter",
+    "decrease_group_counter",
+    "search_groups",
+    "search_group_members",
+    "get_joined_community_list",
 ];
 
 /// The methods of this area that work before login.
@@ -55,7 +81,7 @@ pub(super) async fn call(
             let ids = codec::string_list(&p, "group_ids")?;
             peers.group.send(GroupsInfo(ids)).await.map_err(mailbox)?
         }
-        _ => Err(ApiError::invalid_param(format!("unknown method: {method}"))),
+        _ => manage::dispatch(peers, method, p).await,
     }
 }
 
@@ -76,16 +102,8 @@ fn create_group_req(p: &Value) -> Result<pb::CreateGroupReq> {
             "invalid group_id",
         ));
     }
-    let mut custom_info = BTreeMap::new();
-    if let Some(obj) = p.get("custom_info").and_then(Value::as_object) {
-        for (k, v) in obj {
-            let bytes = v
-                .as_str()
-                .map(|s| s.as_bytes().to_vec())
-                .ok_or_else(|| ApiError::invalid_param("custom_info values must be strings"))?;
-            custom_info.insert(k.clone(), bytes);
-        }
-    }
+    manage::check_profile(p)?;
+    let custom_info = manage::custom_map(p, "custom_info")?;
     let mut member_list = Vec::new();
     if let Some(list) = p.get("member_list").and_then(Value::as_array) {
         for m in list {
