@@ -5,22 +5,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// Log level (the seed's `V2TIMLogLevel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    /// No logs.
-    None,
-    /// Debug and above (the seed's default).
-    #[default]
-    Debug,
-    /// Info and above.
-    Info,
-    /// Warnings and errors.
-    Warn,
-    /// Errors only.
-    Error,
-}
+/// Log level (the seed's `V2TIMLogLevel`: `none debug info warn error`, default `debug`). The
+/// same type as the logger's, so the config and `set_log_level` speak one set of names.
+pub use chime_xlog::Level as LogLevel;
 
 /// Where callbacks and events run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -59,6 +46,15 @@ pub struct EngineConfig {
     /// Log level.
     #[serde(default)]
     pub log_level: LogLevel,
+    /// The seed's `logListener`: when true, every log line that passes the level is also
+    /// delivered as an `on_log {level, content}` event (switchable later with
+    /// `add_log_listener` / `remove_log_listener`).
+    #[serde(default)]
+    pub log_listener: bool,
+    /// Day files in `log_dir` this many days old or older are removed at init (the seed keeps 7
+    /// days); 0 keeps everything.
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u32,
     /// Callback delivery mode.
     #[serde(default)]
     pub callback_mode: CallbackMode,
@@ -69,6 +65,9 @@ pub struct EngineConfig {
     /// Plugins to load.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// How long one plugin call may take before it counts as a failure (ms).
+    #[serde(default = "default_plugin_call_timeout_ms")]
+    pub plugin_call_timeout_ms: u64,
     /// `websocket` (default) or the name of a transport plugin.
     #[serde(default)]
     pub transport: Option<String>,
@@ -95,6 +94,14 @@ pub struct EngineConfig {
 
 fn default_pump_queue_capacity() -> usize {
     100_000
+}
+
+fn default_log_retention_days() -> u32 {
+    7
+}
+
+fn default_plugin_call_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_request_timeout_ms() -> u64 {

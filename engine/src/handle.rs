@@ -18,6 +18,8 @@ use crate::actors::message::{self, MessageActor};
 use crate::actors::relationship::RelationshipActor;
 use crate::actors::{Peers, Shared};
 use crate::events::EventBus;
+use crate::logging::EngineLog;
+use crate::plugins::Plugins;
 use crate::{ApiError, CallbackMode, EngineConfig, EventHandler, Result};
 
 struct Inner {
@@ -47,7 +49,7 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-fn start_actors(shared: Shared) -> Peers {
+fn start_actors(shared: Shared, log: Arc<EngineLog>, plugins: Arc<Plugins>) -> Peers {
     let conn_ctx = Context::<ConnectionActor>::new();
     let msg_ctx = Context::<MessageActor>::new();
     let conv_ctx = Context::<ConversationActor>::new();
@@ -58,6 +60,8 @@ fn start_actors(shared: Shared) -> Peers {
         conv: conv_ctx.address(),
         group: group_ctx.address(),
         rel: RelationshipActor::new().start(),
+        log,
+        plugins,
     };
     conn_ctx.run(ConnectionActor::new(shared.clone()));
     msg_ctx.run(MessageActor::new(shared.clone()));
@@ -132,6 +136,17 @@ impl Engine {
         })?;
         let events = EventBus::start_with(config.callback_mode, config.pump_queue_capacity)
             .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, format!("event thread: {e}")))?;
+        // Logging first (retention runs here), so that everything after is in the log.
+        let log = match EngineLog::start(&config, &events) {
+            Ok(log) => Arc::new(log),
+            Err(e) => {
+                events.stop();
+                return Err(e);
+            }
+        };
+        // Plugins that fail to load are logged and listed, never fatal (see `plugins`).
+        let plugins = Arc::new(log.in_scope(|| Plugins::load(&config)));
+        let (dispatch, span) = (log.dispatch(), log.span());
         let shared = Shared {
             config: Arc::new(config),
             events: events.clone(),
@@ -140,8 +155,11 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("chime-engine".into())
             .spawn(move || {
+                // This thread runs every actor: it logs to this engine's files, for its life.
+                chime_xlog::set_thread_default(&dispatch);
+                let _span = span.entered();
                 let sys = actix::System::new();
-                let peers = sys.block_on(async move { start_actors(shared) });
+                let peers = sys.block_on(async move { start_actors(shared, log, plugins) });
                 let _ = tx.send((peers, actix::System::current(), actix::Arbiter::current()));
                 if let Err(e) = sys.run() {
                     tracing::error!("engine system: {e}");
@@ -171,7 +189,16 @@ impl Engine {
                 "engine shut down",
             ));
         }
-        crate::dispatch::dispatch(&self.inner.peers, &self.inner.events, method, params).await
+        let peers = &self.inner.peers;
+        let call = async {
+            tracing::debug!(method, "call");
+            let result = crate::dispatch::dispatch(peers, &self.inner.events, method, params).await;
+            if let Err(e) = &result {
+                tracing::debug!(method, code = e.code, "call failed: {}", e.desc);
+            }
+            result
+        };
+        peers.log.instrument(call).await
     }
 
     /// [`Engine::call`] for hosts without an executor: blocks the calling thread until the answer.
@@ -248,7 +275,7 @@ impl Engine {
     }
 
     /// `un_init_sdk`: logs out if logged in, stops the actors, flushes and closes the store, joins
-    /// the engine thread. Later calls on any clone answer 6013.
+    /// the engine thread, writes and closes the log. Later calls on any clone answer 6013.
     pub async fn shutdown(&self) {
         if self.inner.shut.swap(true, Ordering::SeqCst) {
             return;
@@ -261,6 +288,10 @@ impl Engine {
         {
             let _ = t.join();
         }
+        // This engine's plugin instances go; the last log lines reach the file (and the
+        // listener) before the event queue stops.
+        self.inner.peers.plugins.close();
+        self.inner.peers.log.close();
         self.inner.events.stop();
     }
 }

@@ -34,7 +34,7 @@ pub struct Account {
     pub store: Arc<dyn Store>,
 }
 
-/// The addresses of all actors.
+/// The addresses of all actors, and the engine services every part may use.
 #[derive(Clone)]
 pub struct Peers {
     /// ConnectionActor.
@@ -47,6 +47,12 @@ pub struct Peers {
     pub group: Addr<group::GroupActor>,
     /// RelationshipActor.
     pub rel: Addr<relationship::RelationshipActor>,
+    /// The engine's logging (`set_log_level`, the log listener): not an actor, but reached by
+    /// the dispatch table like one.
+    pub log: Arc<crate::logging::EngineLog>,
+    /// The engine's plugins (content filters before the outbox, transport, uploader,
+    /// `get_loaded_plugins`).
+    pub plugins: Arc<crate::plugins::Plugins>,
 }
 
 /// An account was opened: load its state.

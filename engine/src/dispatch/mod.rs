@@ -9,6 +9,7 @@ mod group;
 mod message;
 mod params;
 mod relationship;
+mod system;
 
 use chime_proto::codes;
 use serde_json::{Value, json};
@@ -27,6 +28,7 @@ enum Area {
     Conversation,
     Group,
     Relationship,
+    System,
 }
 
 /// Every area with its method names and the ones that work before login.
@@ -44,6 +46,7 @@ const AREAS: &[(Area, &[&str], &[&str])] = &[
         relationship::METHODS,
         relationship::PRE_LOGIN,
     ),
+    (Area::System, system::METHODS, system::PRE_LOGIN),
 ];
 
 /// The area answering `method` and whether it needs a logged-in account.
@@ -80,6 +83,7 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
         Area::Conversation => conversation::call(peers, events, method, p).await,
         Area::Group => group::call(peers, events, method, p).await,
         Area::Relationship => relationship::call(peers, events, method, p).await,
+        Area::System => system::call(peers, events, method, p).await,
     }
 }
 

@@ -333,15 +333,10 @@ pub struct SendParams {
 pub struct Send(pub SendParams);
 
 impl Handler<Send> for MessageActor {
-    type Result = ResponseFuture<Result<Value>>;
+    type Result = ResponseActFuture<Self, Result<Value>>;
     fn handle(&mut self, msg: Send, ctx: &mut Context<Self>) -> Self::Result {
-        match self.prepare_send(msg.0, ctx) {
-            Ok(rx) => Box::pin(async move {
-                rx.await
-                    .unwrap_or_else(|_| Err(ApiError::new(codes::ERR_INTERRUPTED, "interrupted")))
-            }),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        // Content-filter plugins judge the text first, off the actor (`crate::filter`).
+        crate::filter::screen_send(self, msg.0, ctx, Self::prepare_send)
     }
 }
 

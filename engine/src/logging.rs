@@ -1,0 +1,163 @@
+//! The engine's logging (the seed's init chapter, issue 9): `tracing` events of the engine go to
+//! compressed day files in `log_dir` through a [`chime_xlog::Logger`], at the level of the
+//! config's `log_level`, changeable at run time (`set_log_level`); day files past
+//! `log_retention_days` are removed at init; with a log listener the lines also become
+//! `on_log {level, content}` events.
+//!
+//! **One engine, one log.** No global subscriber is installed: several engines may share a
+//! process, each with its own `log_dir`. The engine makes its logger's dispatch the default on
+//! the threads it owns (the actor thread, for its whole life) and around each API call it serves
+//! on the host's thread ([`EngineLog::instrument`]), inside one `engine{app=…}` span.
+//!
+//! **The listener never blocks the engine.** Lines reach the listener on the logger's own thread
+//! behind a bounded queue (`chime_xlog`); that thread only queues the `on_log` event. The event
+//! thread (or the host's `poll`) has no dispatch of ours, so a host that logs from its handler
+//! cannot feed its own lines back into `on_log`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chime_proto::codes;
+use chime_xlog::{LogConfig, Logger};
+use serde_json::json;
+use tracing::Instrument as _;
+use tracing::instrument::WithSubscriber as _;
+
+use crate::events::EventBus;
+use crate::{ApiError, EngineConfig, LogLevel, Result};
+
+/// The name of the log-line event (api.md §5).
+pub const ON_LOG: &str = "on_log";
+
+/// One engine's logger, its dispatch and its root span.
+pub struct EngineLog {
+    /// `None` once closed (shutdown): later lines are not kept.
+    logger: Mutex<Option<Logger>>,
+    dispatch: tracing::Dispatch,
+    span: tracing::Span,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for EngineLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineLog")
+            .field("dir", &self.dir)
+            .field("level", &self.level())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log directory of a config: `log_dir`, or `<data_dir>/logs`.
+pub fn log_dir(config: &EngineConfig) -> PathBuf {
+    config
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("logs"))
+}
+
+impl EngineLog {
+    /// Starts the logger of an engine: creates the directory, applies retention, and (always)
+    /// installs a listener that turns lines into `on_log` events while it is enabled (the
+    /// config's `log_listener`, later `add_log_listener`). A directory that cannot be created
+    /// fails `init_sdk` with 6022 naming it.
+    pub fn start(config: &EngineConfig, events: &EventBus) -> Result<EngineLog> {
+        let dir = log_dir(config);
+        let mut log_config = LogConfig::new(&dir);
+        log_config.level = config.log_level;
+        log_config.retention_days = config.log_retention_days;
+        log_config.listener_enabled = config.log_listener;
+        let events = events.clone();
+        log_config.listener = Some(Arc::new(move |level: LogLevel, line: &str| {
+            events.emit(ON_LOG, json!({ "level": level.as_str(), "content": line }));
+        }));
+        let logger = Logger::start(log_config)
+            .map_err(|e| ApiError::new(codes::ERR_IO, format!("log_dir {}: {e}", dir.display())))?;
+        let dispatch = logger.dispatch();
+        let span = tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info_span!("engine", app = config.sdk_app_id)
+        });
+        let log = EngineLog {
+            logger: Mutex::new(Some(logger)),
+            dispatch,
+            span,
+            dir,
+        };
+        log.in_scope(|| {
+            tracing::info!(
+                version = crate::VERSION,
+                data_dir = %config.data_dir.display(),
+                log_level = %config.log_level,
+                callback_mode = ?config.callback_mode,
+                "init_sdk"
+            );
+        });
+        Ok(log)
+    }
+
+    /// The dispatch to make the default on the engine's threads.
+    pub fn dispatch(&self) -> tracing::Dispatch {
+        self.dispatch.clone()
+    }
+
+    /// The engine's root span (`engine{app=…}`), to enter on the engine's threads.
+    pub fn span(&self) -> tracing::Span {
+        self.span.clone()
+    }
+
+    /// Runs `f` with this engine's dispatch and span (for code on a host thread).
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, || self.span.in_scope(f))
+    }
+
+    /// Wraps a future (an API call polled on the host's executor) so that what it logs goes to
+    /// this engine's files, inside its span.
+    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        future
+            .instrument(self.span.clone())
+            .with_subscriber(self.dispatch.clone())
+    }
+
+    /// The current level (`none` once closed).
+    pub fn level(&self) -> LogLevel {
+        self.with_logger(|l| l.level()).unwrap_or(LogLevel::None)
+    }
+
+    /// `set_log_level`: takes effect for the next line on every thread.
+    pub fn set_level(&self, level: LogLevel) {
+        self.with_logger(|l| l.set_level(level));
+    }
+
+    /// `add_log_listener` / `remove_log_listener`: whether lines become `on_log` events.
+    pub fn set_listener(&self, on: bool) {
+        self.with_logger(|l| l.set_listener_enabled(on));
+    }
+
+    /// Shutdown: writes what is pending, stops the writer and the listener. Idempotent.
+    pub fn close(&self) {
+        let logger = match self.logger.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(logger) = logger {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                self.span.in_scope(|| tracing::info!("un_init_sdk"));
+            });
+            drop(logger);
+        }
+    }
+
+    fn with_logger<R>(&self, f: impl FnOnce(&Logger) -> R) -> Option<R> {
+        let guard = match self.logger.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.as_ref().map(f)
+    }
+}
+
+impl Drop for EngineLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

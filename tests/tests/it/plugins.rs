@@ -1,0 +1,484 @@
+//! Plugins end to end (issue 5): real `cdylib` plugins, built by cargo and loaded by path at
+//! `init_sdk`, in real engines talking to a real server. The profanity filter replaces or blocks
+//! text before the outbox (the sender and the receiver see the same text); plugins that cannot
+//! load are listed with a clear error and the engine goes on; a failing plugin degrades only the
+//! filtering; two engines in one process share one loaded library.
+//!
+//! The plugins are workspace members, not dependencies (a `cdylib` cannot be one), so the first
+//! test that needs them runs `cargo build -p <plugins>` once per test process with the same cargo,
+//! profile and target directory as this test binary (a no-op when they are fresh).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chime_proto::codes;
+use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The plugin packages these tests load.
+const PACKAGES: [&str; 3] = [
+    "chime-profanity-filter",
+    "chime-test-filter",
+    "chime-test-bad-abi",
+];
+
+/// `<target>/<profile>` of this test binary (which lives in `<target>/<profile>/deps`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf()
+}
+
+fn build_plugins() -> PathBuf {
+    let profile_dir = profile_dir();
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir);
+    for package in PACKAGES {
+        command.arg("-p").arg(package);
+    }
+    let output = command.output().expect("run cargo build for the plugins");
+    assert!(
+        output.status.success(),
+        "building the plugins failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    profile_dir
+}
+
+/// The path of plugin library `lib_name` (e.g. `chime_test_filter`), built on first use.
+fn plugin(lib_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_plugins);
+    let path = dir.join(format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(path.is_file(), "plugin {} was not built", path.display());
+    path
+}
+
+/// A word list shipped with the profanity filter.
+fn wordlist(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/profanity-filter/wordlists")
+        .join(name)
+}
+
+/// The profanity filter with the shipped English and Chinese lists and `extra` config.
+fn profanity(extra: Value) -> Value {
+    let mut config = json!({ "word_lists": [wordlist("en.txt"), wordlist("zh.txt")] });
+    if let (Some(base), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    json!({ "path": plugin("chime_profanity_filter"), "config": config })
+}
+
+async fn with_plugins(server: &TestServer, plugins: Value, extra: Value) -> TestClient {
+    let mut config = json!({ "plugins": plugins });
+    if let (Some(base), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    TestClient::with_config(server, config).await
+}
+
+/// The next `n` received messages that carry user content (group tips are skipped).
+async fn expect_user_messages(c: &TestClient, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        if out.len() == n {
+            break;
+        }
+        let m = c.expect_messages(1, WAIT).await.remove(0);
+        if m["elem_list"][0]["elem_type"] != "group_tips" {
+            out.push(m);
+        }
+    }
+    assert_eq!(out.len(), n, "{out:?}");
+    out
+}
+
+fn history(v: &Value) -> Vec<Value> {
+    v["message_list"].as_array().cloned().unwrap_or_default()
+}
+
+async fn c2c_history(c: &TestClient, user: &str) -> Vec<Value> {
+    history(
+        &c.ok(
+            "get_history_message_list",
+            json!({"get_type": "local_older", "user_id": user, "count": 20}),
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn the_profanity_filter_replaces_text_before_send_and_both_sides_see_it() {
+    let server = TestServer::start().await;
+    let alice = with_plugins(&server, json!([profanity(json!({}))]), json!({})).await;
+    let bob = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+
+    // Created, then sent: the answer is what was sent.
+    let sent = send_c2c_text(&alice, "bob", "oh f.u.c.k, you 笨蛋").await;
+    assert_eq!(sent["status"], "send_succ");
+    assert_eq!(text_of(&sent), "oh *******, you **");
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "oh *******, you **");
+    assert_eq!(got[0]["msg_id"], sent["msg_id"]);
+
+    // The shorthand, evasions in full-width forms, and a clean text passing untouched.
+    let sent = alice
+        .ok(
+            "send_c2c_text_message",
+            json!({"text": "ＳＨＩＴ happens", "user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(text_of(&sent), "**** happens");
+    let sent = send_c2c_text(&alice, "bob", "a classic assessment").await;
+    assert_eq!(text_of(&sent), "a classic assessment");
+    let got = bob.expect_messages(2, WAIT).await;
+    assert_eq!(text_of(&got[0]), "**** happens");
+    assert_eq!(text_of(&got[1]), "a classic assessment");
+
+    // The sender's store holds the replaced text too.
+    let texts: Vec<String> = c2c_history(&alice, "bob")
+        .await
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(
+        texts,
+        ["a classic assessment", "**** happens", "oh *******, you **"]
+    );
+    let loaded = alice.ok("get_loaded_plugins", json!({})).await;
+    assert_eq!(loaded["plugin_list"][0]["name"], "profanity-filter");
+    assert_eq!(loaded["plugin_list"][0]["kind"], "content_filter");
+    assert_eq!(loaded["plugin_list"][0]["is_disabled"], false);
+    assert_eq!(loaded["plugin_list"][0]["failure_count"], 0);
+    assert_eq!(loaded["failed_plugin_list"], json!([]));
+}
+
+#[tokio::test]
+async fn a_blocked_text_fails_with_80001_and_nothing_is_stored_or_delivered() {
+    let server = TestServer::start().await;
+    let alice = with_plugins(
+        &server,
+        json!([profanity(json!({"action": "block"}))]),
+        json!({}),
+    )
+    .await;
+    let bob = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+
+    let msg = alice
+        .ok(
+            "create_text_message",
+            json!({"text": "what a d a m n mess"}),
+        )
+        .await;
+    let err = alice
+        .call("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::ERR_CONTENT_BLOCKED);
+    assert_eq!(
+        err.desc,
+        "blocked by profanity-filter: content blocked by the profanity filter (1 match(es))"
+    );
+    assert_eq!(
+        alice
+            .err_code(
+                "send_c2c_text_message",
+                json!({"text": "你这个混蛋", "user_id": "bob"})
+            )
+            .await,
+        codes::ERR_CONTENT_BLOCKED
+    );
+    assert!(c2c_history(&alice, "bob").await.is_empty());
+
+    // A clean message goes through; it is the only one bob ever gets.
+    let sent = send_c2c_text(&alice, "bob", "all good").await;
+    assert_eq!(text_of(&sent), "all good");
+    assert_eq!(sent["seq"], 1);
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "all good");
+    assert!(
+        bob.next_event("on_recv_new_message", Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert_eq!(c2c_history(&alice, "bob").await.len(), 1);
+}
+
+#[tokio::test]
+async fn at_text_is_filtered_and_custom_descriptions_only_when_configured() {
+    let server = TestServer::start().await;
+    let owner = with_plugins(
+        &server,
+        json!([profanity(json!({"filter_custom_description": true}))]),
+        json!({}),
+    )
+    .await;
+    let plain = with_plugins(&server, json!([profanity(json!({}))]), json!({})).await;
+    let bob = TestClient::new(&server).await;
+    owner.login("alice").await;
+    plain.login("carol").await;
+    bob.login("bob").await;
+    let group = owner
+        .ok(
+            "create_group",
+            json!({"group_type": "Work", "group_name": "g", "member_list": [{"user_id": "bob"}]}),
+        )
+        .await["group_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let at = owner
+        .ok(
+            "create_text_at_message",
+            json!({"text": "@bob you idiot", "at_user_list": ["bob"]}),
+        )
+        .await;
+    let sent = owner
+        .ok("send_message", json!({"message": at, "group_id": group}))
+        .await;
+    assert_eq!(text_of(&sent), "@bob you *****");
+    assert_eq!(sent["group_at_user_list"], json!(["bob"]));
+    let got = expect_user_messages(&bob, 1).await;
+    assert_eq!(text_of(&got[0]), "@bob you *****");
+
+    let custom = json!({"data": "{\"card\":1}", "description": "crap card", "extension": "x"});
+    let msg = owner.ok("create_custom_message", custom.clone()).await;
+    let sent = owner
+        .ok("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    assert_eq!(sent["elem_list"][0]["description"], "**** card");
+    assert_eq!(sent["elem_list"][0]["data"], "{\"card\":1}");
+    let msg = plain.ok("create_custom_message", custom).await;
+    let sent = plain
+        .ok("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    assert_eq!(sent["elem_list"][0]["description"], "crap card");
+    let got = expect_user_messages(&bob, 2).await;
+    let descriptions: Vec<&Value> = got
+        .iter()
+        .map(|m| &m["elem_list"][0]["description"])
+        .collect();
+    assert!(descriptions.contains(&&json!("**** card")), "{got:?}");
+    assert!(descriptions.contains(&&json!("crap card")), "{got:?}");
+}
+
+#[tokio::test]
+async fn plugins_that_cannot_load_are_listed_by_name_and_the_engine_goes_on() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("libchime_nothing.so");
+    let not_a_library = dir.path().join("libfake.so");
+    std::fs::write(&not_a_library, b"\x7fELF but not really").unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let c = with_plugins(
+        &server,
+        json!([
+            {"path": missing},
+            {"path": plugin("chime_test_bad_abi")},
+            {"path": plugin("chime_test_filter"), "config": {"mode": "fail_create"}},
+            {"path": not_a_library},
+            {"path": plugin("chime_test_filter"), "config": {"mode": "ok"}},
+        ]),
+        json!({"log_dir": logs.path(), "log_level": "info"}),
+    )
+    .await;
+    let loaded = c.ok("get_loaded_plugins", json!({})).await;
+    let list = loaded["plugin_list"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{loaded}");
+    assert_eq!(list[0]["name"], "test-filter");
+    assert_eq!(list[0]["kind"], "content_filter");
+    assert_eq!(list[0]["version"], "0.1.0");
+    assert_eq!(
+        list[0]["path"],
+        plugin("chime_test_filter")
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    let failed = loaded["failed_plugin_list"].as_array().unwrap();
+    assert_eq!(failed.len(), 4, "{loaded}");
+    assert_eq!(failed[0]["path"], missing.display().to_string());
+    assert_eq!(failed[0]["code"], codes::ERR_FILE_NOT_FOUND);
+    assert_eq!(
+        failed[0]["desc"],
+        format!("plugin {}: file not found", missing.display())
+    );
+    let bad_abi = plugin("chime_test_bad_abi");
+    assert_eq!(failed[1]["code"], codes::ERR_INVALID_PARAMETERS);
+    let desc = failed[1]["desc"].as_str().unwrap();
+    assert!(
+        desc.contains(&format!("({})", bad_abi.display()))
+            && desc.contains("ABI 99.0 is not compatible with the host's ABI 1."),
+        "{desc}"
+    );
+    assert_eq!(
+        failed[2]["desc"],
+        format!(
+            "plugin test-filter ({}): init failed: test plugin refuses its config",
+            plugin("chime_test_filter").display()
+        )
+    );
+    assert!(
+        failed[3]["desc"].as_str().unwrap().starts_with(&format!(
+            "plugin {}: cannot load library",
+            not_a_library.display()
+        )),
+        "{}",
+        failed[3]
+    );
+
+    // The engine works, with the one plugin that loaded (the test filter upper-cases).
+    let bob = TestClient::new(&server).await;
+    c.login("alice").await;
+    bob.login("bob").await;
+    let sent = send_c2c_text(&c, "bob", "quiet please").await;
+    assert_eq!(text_of(&sent), "QUIET PLEASE");
+    assert_eq!(
+        text_of(&bob.expect_messages(1, WAIT).await[0]),
+        "QUIET PLEASE"
+    );
+
+    // Each failure is in the log as an error naming the plugin.
+    c.shutdown().await;
+    let report = chime_xlog::decode_file(logs.path().join(chime_xlog::retention::file_name(
+        chime_xlog::clock::Date::from_days(chime_xlog::clock::day_of_ms(
+            chime_xlog::clock::now_ms(),
+        )),
+    )))
+    .unwrap();
+    let errors: Vec<&String> = report
+        .lines
+        .iter()
+        .filter(|l| l.contains("ERROR chime_engine::plugins") && l.contains("plugin not loaded"))
+        .collect();
+    assert_eq!(errors.len(), 4, "{:#?}", report.lines);
+    assert!(errors[0].contains("file not found"), "{}", errors[0]);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.contains("plugin loaded name=test-filter kind=content_filter")),
+        "{:#?}",
+        report.lines
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_or_hanging_filter_degrades_only_filtering() {
+    let server = TestServer::start().await;
+    let panicking = with_plugins(
+        &server,
+        json!([{"path": plugin("chime_test_filter"), "config": {"mode": "panic_on_call"}}]),
+        json!({}),
+    )
+    .await;
+    let hanging = with_plugins(
+        &server,
+        json!([{"path": plugin("chime_test_filter"),
+                "config": {"mode": "hang", "hang_ms": 60_000}}]),
+        json!({"plugin_call_timeout_ms": 200}),
+    )
+    .await;
+    let bob = TestClient::new(&server).await;
+    panicking.login("alice").await;
+    hanging.login("carol").await;
+    bob.login("bob").await;
+
+    // Every send still succeeds, unfiltered; after 3 failures in a row the plugin is disabled.
+    for i in 0..4 {
+        let text = format!("message {i}");
+        assert_eq!(
+            text_of(&send_c2c_text(&panicking, "bob", &text).await),
+            text
+        );
+        assert_eq!(text_of(&send_c2c_text(&hanging, "bob", &text).await), text);
+    }
+    let got = bob.expect_messages(8, WAIT).await;
+    assert_eq!(got.len(), 8);
+    for c in [&panicking, &hanging] {
+        let loaded = c.ok("get_loaded_plugins", json!({})).await;
+        let info = &loaded["plugin_list"][0];
+        assert_eq!(info["name"], "test-filter");
+        assert_eq!(info["is_disabled"], true, "{loaded}");
+        assert_eq!(info["failure_count"], 3, "{loaded}");
+    }
+    let panicked = panicking.ok("get_loaded_plugins", json!({})).await;
+    let last = panicked["plugin_list"][0]["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with("plugin test-filter: panicked: ")
+            && last.ends_with("test plugin panics on every call"),
+        "{last}"
+    );
+    let hung = hanging.ok("get_loaded_plugins", json!({})).await;
+    assert_eq!(
+        hung["plugin_list"][0]["last_error"],
+        "plugin test-filter: call timed out after 200ms"
+    );
+}
+
+#[tokio::test]
+async fn two_engines_in_one_process_share_one_loaded_plugin() {
+    let server = TestServer::start().await;
+    let config = json!([{"path": plugin("chime_test_filter"),
+                         "config": {"mode": "ok", "tag": "e2e-shared"}}]);
+    let a = with_plugins(&server, config.clone(), json!({})).await;
+    let b = with_plugins(&server, config, json!({})).await;
+    a.login("alice").await;
+    b.login("bob").await;
+    // The text `instances` becomes the number of live instances with this tag in the library:
+    // both engines' instances live in the one library loaded in this process.
+    let sent = send_c2c_text(&a, "bob", "instances").await;
+    assert_eq!(text_of(&sent), "2");
+    assert_eq!(text_of(&b.expect_messages(1, WAIT).await[0]), "2");
+    let (la, lb) = (
+        a.ok("get_loaded_plugins", json!({})).await,
+        b.ok("get_loaded_plugins", json!({})).await,
+    );
+    assert_eq!(la["plugin_list"][0]["path"], lb["plugin_list"][0]["path"]);
+    // One engine going away destroys its instance only; the other keeps filtering.
+    a.shutdown().await;
+    let mut count = String::new();
+    for _ in 0..100 {
+        let sent = send_c2c_text(&b, "alice", "instances").await;
+        count = text_of(&sent);
+        if count == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count, "1");
+    assert_eq!(text_of(&send_c2c_text(&b, "alice", "hello").await), "HELLO");
+}
