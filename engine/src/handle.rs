@@ -59,7 +59,7 @@ fn start_actors(shared: Shared, log: Arc<EngineLog>, plugins: Arc<Plugins>) -> P
         msg: msg_ctx.address(),
         conv: conv_ctx.address(),
         group: group_ctx.address(),
-        rel: RelationshipActor::new().start(),
+        rel: RelationshipActor::new(shared.clone()).start(),
         log,
         plugins,
     };
@@ -71,6 +71,9 @@ fn start_actors(shared: Shared, log: Arc<EngineLog>, plugins: Arc<Plugins>) -> P
     peers.msg.do_send(message::SetPeers(peers.clone()));
     peers.conv.do_send(conversation::SetPeers(peers.clone()));
     peers.group.do_send(group::SetPeers(peers.clone()));
+    peers
+        .rel
+        .do_send(crate::actors::relationship::SetPeers(peers.clone()));
     peers
 }
 

@@ -262,6 +262,12 @@ impl ConnectionActor {
                 peers.conv.do_send(super::conversation::PeerReadPushed(r));
             }
             Some(push::Kind::GroupChange(g)) => peers.group.do_send(super::group::GroupChanged(g)),
+            Some(
+                k @ (push::Kind::RelationChanged(_)
+                | push::Kind::UserInfoChanged(_)
+                | push::Kind::UserStatus(_)
+                | push::Kind::FollowChanged(_)),
+            ) => peers.rel.do_send(super::relationship::Pushed(k)),
             Some(push::Kind::Kicked(k)) => {
                 tracing::info!("kicked offline: {} {}", k.code, k.desc);
                 self.end_session(ctx);
@@ -583,6 +589,7 @@ impl Handler<FromTransport> for ConnectionActor {
                 self.shared.events.emit("on_connect_success", json!({}));
                 if let Some(p) = self.peers() {
                     p.msg.do_send(Online(self.epoch));
+                    p.rel.do_send(Online(self.epoch));
                 }
             }
             TransportEvent::Failed(e) => {
