@@ -334,7 +334,7 @@ mod tests {
         let mut a = friend("anna", "").friend.unwrap_or_default();
         a.remark = "boss".into();
         let b = friend("bob", "").friend.unwrap_or_default();
-        let c = friend("jacob", "").friend.unwrap_or_default();
+        let c = friend("kabob", "").friend.unwrap_or_default();
         let kw = vec!["bo".to_owned()];
         let fields = ["user_id", "remark"];
         assert_eq!(search_rank(&a, &kw, &fields), Some(1));
