@@ -27,6 +27,18 @@ pub enum MultiDevicePolicy {
     Unlimited,
 }
 
+/// The format of the server's log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event (default).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`, `spans`), for
+    /// log collectors.
+    Json,
+}
+
 /// Tunables from the TOML `--config` file. Every key is optional.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,6 +68,12 @@ pub struct Tunables {
     pub outbound_queue: usize,
     /// sled page cache in bytes (default 64 MiB).
     pub store_cache_bytes: u64,
+    /// Log format on stderr (`text` or `json`; `--log-format` wins).
+    pub log_format: LogFormat,
+    /// Log filter on stderr: a level (`error warn info debug trace`) or `tracing` directives
+    /// (`info,chime_server::gateway=debug`). `--log-level` and then `RUST_LOG` win; default
+    /// `info`.
+    pub log_level: Option<String>,
 }
 
 impl Default for Tunables {
@@ -73,6 +91,8 @@ impl Default for Tunables {
             max_joined_groups: 1000,
             outbound_queue: 8192,
             store_cache_bytes: 64 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            log_level: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chime_server::config::parse_app;
+use chime_server::config::{LogFormat, parse_app};
 use chime_server::{ServerConfig, Tunables, usersig};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -41,13 +41,17 @@ struct Cli {
     /// PEM private key of `--quic-cert`.
     #[arg(long, requires = "quic_cert")]
     quic_key: Option<PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format on stderr (default: the config file's `log_format`, else `text`).
+    #[arg(long, value_enum)]
+    log_format: Option<CliLogFormat>,
+    /// Log filter on stderr: a level (`none error warn info debug trace`) or `tracing`
+    /// directives (default: `RUST_LOG`, else the config file's `log_level`, else `info`).
+    #[arg(long)]
+    log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
+enum CliLogFormat {
     Text,
     Json,
 }
@@ -71,9 +75,32 @@ enum Cmd {
     },
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Installs the stderr log: the format from `--log-format`, else the config file, else text;
+/// the filter from `--log-level`, else `RUST_LOG`, else the config file, else `info` (`none` is
+/// `off`). A filter that does not parse is a configuration error.
+fn init_logs(cli: &Cli, tunables: &Tunables) -> Result<(), chime_server::ServerError> {
+    let format = match cli.log_format {
+        Some(CliLogFormat::Text) => LogFormat::Text,
+        Some(CliLogFormat::Json) => LogFormat::Json,
+        None => tunables.log_format,
+    };
+    let directives = cli
+        .log_level
+        .clone()
+        .or_else(|| {
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .or_else(|| tunables.log_level.clone())
+        .unwrap_or_else(|| "info".to_owned());
+    let directives = if directives.trim().eq_ignore_ascii_case("none") {
+        "off".to_owned()
+    } else {
+        directives
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .map_err(|e| chime_server::ServerError::Config(format!("log level {directives:?}: {e}")))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -81,6 +108,7 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -98,8 +126,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logs(cli.log_format);
-    match run(cli) {
+    // The config file is read first: it may set the log format and level.
+    let tunables = match cli.config.as_deref().map(Tunables::from_file).transpose() {
+        Ok(tunables) => tunables.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("chime-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = init_logs(&cli, &tunables) {
+        eprintln!("chime-server: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli, tunables) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -109,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), chime_server::ServerError> {
+fn run(cli: Cli, tunables: Tunables) -> Result<(), chime_server::ServerError> {
     let data_dir = cli
         .data_dir
         .ok_or_else(|| chime_server::ServerError::Config("--data-dir is required".into()))?;
@@ -118,9 +157,7 @@ fn run(cli: Cli) -> Result<(), chime_server::ServerError> {
         let (id, key) = parse_app(app)?;
         config = config.with_app(id, key);
     }
-    if let Some(path) = &cli.config {
-        config.tunables = Tunables::from_file(path)?;
-    }
+    config.tunables = tunables;
     if let Some(listen) = cli.quic_listen {
         config.quic = Some(chime_server::quic::QuicSettings {
             listen,

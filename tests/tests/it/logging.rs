@@ -306,3 +306,35 @@ async fn an_unusable_log_dir_fails_init_with_6022() {
         codes::ERR_SDK_NOT_INITIALIZED
     );
 }
+
+#[tokio::test]
+async fn the_server_logs_json_lines_on_stderr_at_the_configured_level() {
+    let server =
+        TestServer::start_with_config("log_format = \"json\"\nlog_level = \"debug\"\n").await;
+    let c = TestClient::new(&server).await;
+    c.login("alice").await;
+    let mut login = None;
+    for _ in 0..100 {
+        login = server
+            .log_tail()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "login" && v["fields"]["user"] == "alice");
+        if login.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login = login.unwrap_or_else(|| panic!("no JSON login line:\n{}", server.log_tail()));
+    assert_eq!(login["level"], "DEBUG");
+    assert_eq!(login["target"], "chime_server::gateway");
+    assert_eq!(login["fields"]["app"], chime_tests::APP_ID);
+
+    // At `warn` (text) the debug login line is not written.
+    let quiet = TestServer::start_with_config("log_level = \"warn\"\n").await;
+    let c = TestClient::new(&quiet).await;
+    c.login("bob").await;
+    c.shutdown().await;
+    assert!(!quiet.log_tail().contains("login"), "{}", quiet.log_tail());
+}
