@@ -71,6 +71,15 @@ pub struct EngineConfig {
     /// `websocket` (default) or the name of a transport plugin.
     #[serde(default)]
     pub transport: Option<String>,
+    /// Where the transport plugin connects, e.g. `quic://chat.example.com:7443` (required when
+    /// `transport` names a plugin; `server_url` stays the WebSocket endpoint).
+    #[serde(default)]
+    pub transport_url: Option<String>,
+    /// When the transport plugin cannot connect (or is not loaded), connect over WebSocket to
+    /// `server_url` for the rest of the login session and emit `on_transport_fallback`
+    /// (default true).
+    #[serde(default = "default_transport_fallback")]
+    pub transport_fallback: bool,
     /// `windows mac linux android ios web unity unreal` (default: from the OS).
     #[serde(default)]
     pub platform: Option<String>,
@@ -102,6 +111,10 @@ fn default_log_retention_days() -> u32 {
 
 fn default_plugin_call_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_transport_fallback() -> bool {
+    true
 }
 
 fn default_request_timeout_ms() -> u64 {

@@ -113,14 +113,9 @@ impl Engine {
                 "server_url must be a ws:// or wss:// URL",
             ));
         }
-        if let Some(t) = config.transport.as_deref()
-            && t != "websocket"
-        {
-            return Err(ApiError::new(
-                codes::ERR_NOT_AVAILABLE,
-                format!("transport {t}: no such transport plugin loaded"),
-            ));
-        }
+        // A transport plugin needs its URL; whether it loaded is decided at connect time (with
+        // the fallback to WebSocket when allowed).
+        crate::transport::select(&config, false)?;
         if let Some(p) = config.platform.as_deref()
             && !matches!(
                 p,

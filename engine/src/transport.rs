@@ -1,18 +1,26 @@
-//! The built-in WebSocket transport: a plain tokio task per connection that connects, performs
-//! the login handshake, then pumps frames both ways. It owns no state worth keeping; everything
-//! it learns goes to the ConnectionActor as [`FromTransport`] messages tagged with the
-//! connection's epoch, so that news from a dead connection is recognisably stale.
+//! The transports: a plain tokio task per connection that connects, performs the login
+//! handshake, then pumps frames both ways — over the built-in WebSocket, or over a transport
+//! plugin (the QUIC one, `plugins/quic-transport`) reached through the plugin host. It owns no
+//! state worth keeping; everything it learns goes to the ConnectionActor as [`FromTransport`]
+//! messages tagged with the connection's epoch, so that news from a dead connection is
+//! recognisably stale. Above this module nothing knows which carrier is in use.
+//!
+//! Which carrier a connection uses is decided by [`select`] (I/O-free): the config's `transport`
+//! names a plugin, and `transport_url` says where it connects. When the plugin cannot connect
+//! ([`falls_back`]) and `transport_fallback` is on, the ConnectionActor moves the login session
+//! to WebSocket and emits `on_transport_fallback` (docs/guide.md).
 
 use std::time::Duration;
 
 use actix::prelude::*;
+use chime_plugin_api::host::{self as plugin_host, TransportPlugin};
 use chime_proto::pb::{self, frame::Body};
 use chime_proto::{codes, frame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::ApiError;
+use crate::{ApiError, EngineConfig};
 
 /// Request id of the login request on every connection.
 pub const LOGIN_REQUEST_ID: u64 = 1;
@@ -44,10 +52,73 @@ pub struct FromTransport {
     pub event: TransportEvent,
 }
 
+/// The name of the built-in transport in the config's `transport`.
+pub const WEBSOCKET: &str = "websocket";
+
+/// What carries a connection.
+#[derive(Clone)]
+pub enum Carrier {
+    /// The built-in WebSocket, to this `ws://` / `wss://` URL.
+    WebSocket(String),
+    /// A transport plugin connecting to `url`.
+    Plugin {
+        /// The loaded plugin.
+        plugin: TransportPlugin,
+        /// Where it connects (the config's `transport_url`).
+        url: String,
+    },
+}
+
+/// What the config asks a connection to use (before looking the plugin up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// WebSocket to `server_url`.
+    WebSocket,
+    /// The transport plugin `name`, connecting to `url`.
+    Plugin {
+        /// The plugin's declared name (the config's `transport`).
+        name: String,
+        /// The config's `transport_url`.
+        url: String,
+    },
+}
+
+/// The carrier the config selects; `fallen_back` = this login session already moved to
+/// WebSocket. An error means the plugin path cannot even be tried (no `transport_url`).
+pub fn select(config: &EngineConfig, fallen_back: bool) -> Result<Selection, ApiError> {
+    match config.transport.as_deref() {
+        None | Some(WEBSOCKET) => Ok(Selection::WebSocket),
+        Some(_) if fallen_back => Ok(Selection::WebSocket),
+        Some(name) => match config.transport_url.as_deref() {
+            Some(url) if !url.is_empty() => Ok(Selection::Plugin {
+                name: name.to_owned(),
+                url: url.to_owned(),
+            }),
+            _ => Err(ApiError::invalid_param(format!(
+                "transport_url is required with transport {name}"
+            ))),
+        },
+    }
+}
+
+/// Whether a failure of the plugin path moves the login session to WebSocket: only when the
+/// config allows it and the plugin could not carry the connection (not loaded, misconfigured,
+/// could not connect). A server that answered the login (a refused UserSig, say) is not a
+/// transport failure.
+pub fn falls_back(config: &EngineConfig, error: &ApiError) -> bool {
+    config.transport_fallback
+        && matches!(
+            error.code,
+            codes::ERR_NET_CONNECT_FAILED
+                | codes::ERR_NOT_AVAILABLE
+                | codes::ERR_INVALID_PARAMETERS
+        )
+}
+
 /// How to connect.
 pub struct Dial {
-    /// `ws://...` endpoint.
-    pub url: String,
+    /// What carries the connection.
+    pub carrier: Carrier,
     /// The login request.
     pub login: pb::LoginReq,
     /// Largest frame either way.
@@ -58,8 +129,41 @@ pub struct Dial {
     pub epoch: u64,
 }
 
+/// The login request frame of `dial`.
+fn login_frame(dial: &Dial) -> Result<Vec<u8>, ApiError> {
+    let login = pb::Frame {
+        id: LOGIN_REQUEST_ID,
+        body: Some(Body::Request(pb::Request {
+            kind: Some(pb::request::Kind::Login(dial.login.clone())),
+        })),
+    };
+    frame::encode(&login, dial.max_frame)
+        .map_err(|e| ApiError::new(codes::ERR_NET_PKG_SIZE_LIMIT, e.to_string()))
+}
+
+/// The server's answer to the login, if `f` is it.
+fn login_answer(f: pb::Frame) -> Option<Result<pb::LoginResp, ApiError>> {
+    if f.id != LOGIN_REQUEST_ID {
+        return None;
+    }
+    let Some(Body::Response(resp)) = f.body else {
+        return None;
+    };
+    if resp.code != codes::OK {
+        return Some(Err(ApiError::new(resp.code, resp.desc)));
+    }
+    Some(match resp.kind {
+        Some(pb::response::Kind::Login(l)) => Ok(l),
+        _ => Err(ApiError::new(
+            codes::ERR_PARSE_RESPONSE,
+            "login answer without LoginResp",
+        )),
+    })
+}
+
 async fn handshake(
     dial: &Dial,
+    url: &str,
 ) -> Result<
     (
         tokio_tungstenite::WebSocketStream<
@@ -70,17 +174,10 @@ async fn handshake(
     ApiError,
 > {
     let fail = |code: i32| move |e: String| ApiError::new(code, e);
-    let (mut ws, _) = tokio_tungstenite::connect_async(dial.url.as_str())
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
-        .map_err(|e| fail(codes::ERR_NET_CONNECT_FAILED)(format!("connect {}: {e}", dial.url)))?;
-    let login = pb::Frame {
-        id: LOGIN_REQUEST_ID,
-        body: Some(Body::Request(pb::Request {
-            kind: Some(pb::request::Kind::Login(dial.login.clone())),
-        })),
-    };
-    let bytes = frame::encode(&login, dial.max_frame)
-        .map_err(|e| fail(codes::ERR_NET_PKG_SIZE_LIMIT)(e.to_string()))?;
+        .map_err(|e| fail(codes::ERR_NET_CONNECT_FAILED)(format!("connect {url}: {e}")))?;
+    let bytes = login_frame(dial)?;
     ws.send(WsMessage::Binary(bytes.into()))
         .await
         .map_err(|e| fail(codes::ERR_NET_CONNECT_FAILED)(e.to_string()))?;
@@ -106,30 +203,24 @@ async fn handshake(
         };
         let f = frame::decode(&b, dial.max_frame)
             .map_err(|e| fail(codes::ERR_PARSE_RESPONSE)(e.to_string()))?;
-        if f.id != LOGIN_REQUEST_ID {
-            continue;
+        if let Some(answer) = login_answer(f) {
+            return answer.map(|l| (ws, l));
         }
-        let Some(Body::Response(resp)) = f.body else {
-            continue;
-        };
-        if resp.code != codes::OK {
-            return Err(ApiError::new(resp.code, resp.desc));
-        }
-        return match resp.kind {
-            Some(pb::response::Kind::Login(l)) => Ok((ws, l)),
-            _ => Err(ApiError::new(
-                codes::ERR_PARSE_RESPONSE,
-                "login answer without LoginResp",
-            )),
-        };
     }
 }
 
 /// Connects, logs in and pumps frames until the connection ends or `tx` is dropped.
 pub async fn run(dial: Dial, to: Recipient<FromTransport>) {
+    match dial.carrier.clone() {
+        Carrier::WebSocket(url) => run_websocket(dial, &url, to).await,
+        Carrier::Plugin { plugin, url } => run_plugin(dial, plugin, &url, to).await,
+    }
+}
+
+async fn run_websocket(dial: Dial, url: &str, to: Recipient<FromTransport>) {
     let epoch = dial.epoch;
     let report = |event| to.do_send(FromTransport { epoch, event });
-    let (ws, resp) = match tokio::time::timeout(dial.timeout, handshake(&dial)).await {
+    let (ws, resp) = match tokio::time::timeout(dial.timeout, handshake(&dial, url)).await {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return report(TransportEvent::Failed(e)),
         Err(_) => {
@@ -180,4 +271,172 @@ pub async fn run(dial: Dial, to: Recipient<FromTransport>) {
         }
     }
     report(TransportEvent::Closed);
+}
+
+/// The plugin's connection, its events, and the server's login answer.
+type PluginLink = (
+    plugin_host::TransportConnection,
+    mpsc::UnboundedReceiver<plugin_host::TransportEvent>,
+    pb::LoginResp,
+);
+
+/// Connects through the plugin and logs in. Failing to reach the server is 9510 (which may fall
+/// back); the server's refusal keeps its own code.
+async fn plugin_handshake(
+    dial: &Dial,
+    plugin: &TransportPlugin,
+    url: &str,
+) -> Result<PluginLink, ApiError> {
+    let unreachable = |e: String| ApiError::new(codes::ERR_NET_CONNECT_FAILED, e);
+    let (connection, mut events) = plugin
+        .connect(url, "{}")
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    connection
+        .send(login_frame(dial)?)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    loop {
+        match events.recv().await {
+            Some(plugin_host::TransportEvent::Frame(bytes)) => {
+                let f = frame::decode(&bytes, dial.max_frame)
+                    .map_err(|e| ApiError::new(codes::ERR_PARSE_RESPONSE, e.to_string()))?;
+                if let Some(answer) = login_answer(f) {
+                    return answer.map(|resp| (connection, events, resp));
+                }
+            }
+            Some(plugin_host::TransportEvent::Error(e)) => {
+                tracing::warn!("transport plugin: {e}");
+            }
+            Some(plugin_host::TransportEvent::Closed(reason)) => {
+                return Err(unreachable(format!(
+                    "connection closed during login: {reason}"
+                )));
+            }
+            None => return Err(unreachable("connection closed during login".to_owned())),
+        }
+    }
+}
+
+/// [`run`] over a transport plugin: the same handshake and pump, with the plugin's events in
+/// place of WebSocket messages. Sends go through the host (a call thread each, with the call
+/// timeout), in order.
+async fn run_plugin(dial: Dial, plugin: TransportPlugin, url: &str, to: Recipient<FromTransport>) {
+    let epoch = dial.epoch;
+    let report = |event| to.do_send(FromTransport { epoch, event });
+    let handshake = tokio::time::timeout(dial.timeout, plugin_handshake(&dial, &plugin, url));
+    // A connection dropped here (failed or timed-out login) is closed by the host.
+    let (connection, mut events, resp) = match handshake.await {
+        Ok(Ok(link)) => link,
+        Ok(Err(e)) => return report(TransportEvent::Failed(e)),
+        Err(_) => {
+            return report(TransportEvent::Failed(ApiError::new(
+                codes::ERR_NET_CONNECT_FAILED,
+                format!("connect/login through {url} timed out"),
+            )));
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    report(TransportEvent::Established { tx, resp });
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = connection.send(bytes).await {
+                        tracing::warn!("transport plugin send: {e}");
+                        break;
+                    }
+                }
+                None => break,
+            },
+            event = events.recv() => match event {
+                Some(plugin_host::TransportEvent::Frame(bytes)) => {
+                    match frame::decode(&bytes, dial.max_frame) {
+                        Ok(f) => report(TransportEvent::Frame(Box::new(f))),
+                        Err(e) => {
+                            tracing::warn!("dropping connection: {e}");
+                            break;
+                        }
+                    }
+                }
+                Some(plugin_host::TransportEvent::Error(e)) => {
+                    tracing::warn!("transport plugin: {e}");
+                }
+                Some(plugin_host::TransportEvent::Closed(reason)) => {
+                    tracing::info!("transport plugin connection closed: {reason}");
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    if let Err(e) = connection.close().await {
+        tracing::debug!("transport plugin close: {e}");
+    }
+    report(TransportEvent::Closed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> EngineConfig {
+        let mut base = serde_json::json!({
+            "sdk_app_id": 1,
+            "server_url": "ws://127.0.0.1:1/ws",
+            "data_dir": "/tmp/unused",
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn the_config_selects_the_carrier() {
+        assert_eq!(
+            select(&config(serde_json::json!({})), false),
+            Ok(Selection::WebSocket)
+        );
+        assert_eq!(
+            select(
+                &config(serde_json::json!({"transport": "websocket"})),
+                false
+            ),
+            Ok(Selection::WebSocket)
+        );
+        let quic = config(serde_json::json!({
+            "transport": "quic",
+            "transport_url": "quic://127.0.0.1:7443",
+        }));
+        assert_eq!(
+            select(&quic, false),
+            Ok(Selection::Plugin {
+                name: "quic".into(),
+                url: "quic://127.0.0.1:7443".into()
+            })
+        );
+        assert_eq!(select(&quic, true), Ok(Selection::WebSocket));
+        let no_url = select(&config(serde_json::json!({"transport": "quic"})), false).unwrap_err();
+        assert_eq!(no_url.code, codes::ERR_INVALID_PARAMETERS);
+        assert_eq!(no_url.desc, "transport_url is required with transport quic");
+    }
+
+    #[test]
+    fn only_transport_failures_fall_back_and_only_when_allowed() {
+        let on = config(serde_json::json!({"transport": "quic", "transport_url": "quic://h:1"}));
+        let off = config(serde_json::json!({
+            "transport": "quic",
+            "transport_url": "quic://h:1",
+            "transport_fallback": false,
+        }));
+        let unreachable = ApiError::new(codes::ERR_NET_CONNECT_FAILED, "timed out");
+        let not_loaded = ApiError::new(codes::ERR_NOT_AVAILABLE, "no plugin");
+        let refused = ApiError::new(codes::ERR_SVR_USER_SIG_EXPIRED, "expired");
+        assert!(on.transport_fallback);
+        assert!(falls_back(&on, &unreachable));
+        assert!(falls_back(&on, &not_loaded));
+        assert!(!falls_back(&on, &refused));
+        assert!(!falls_back(&off, &unreachable));
+    }
 }

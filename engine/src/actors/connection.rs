@@ -1,7 +1,9 @@
 //! ConnectionActor: the transport, the login handshake, heartbeat, reconnect with backoff,
 //! automatic re-login, request/response correlation by id with timeouts, and routing of server
 //! pushes to the actors that own what they change. Timing decisions come from
-//! [`crate::session`]; the socket pump is [`crate::transport`].
+//! [`crate::session`]; the socket pump is [`crate::transport`], over WebSocket or a transport
+//! plugin chosen by [`transport::select`], with the fallback to WebSocket decided by
+//! [`transport::falls_back`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Account, CloseAccount, Offline, Online, OpenAccount, Peers, Shared, now_ms};
 use crate::session::{Backoff, Heartbeat, LoginStatus};
 use crate::store::SledStore;
-use crate::transport::{self, Dial, FromTransport, TransportEvent};
+use crate::transport::{self, Carrier, Dial, FromTransport, Selection, TransportEvent};
 use crate::{ApiError, Result};
 
 /// Default heartbeat interval when the server does not say.
@@ -53,6 +55,10 @@ pub struct ConnectionActor {
     server_offset_ms: i64,
     device_id: String,
     last_store: Option<(PathBuf, Weak<SledStore>)>,
+    /// This login session moved from the transport plugin to WebSocket.
+    fallen_back: bool,
+    /// The current connection attempt goes through the transport plugin.
+    on_plugin: bool,
 }
 
 impl ConnectionActor {
@@ -79,6 +85,8 @@ impl ConnectionActor {
             server_offset_ms: 0,
             device_id,
             last_store: None,
+            fallen_back: false,
+            on_plugin: false,
         }
     }
 
@@ -109,8 +117,23 @@ impl ConnectionActor {
     fn start_connect(&mut self, ctx: &mut Context<Self>) {
         self.epoch += 1;
         self.shared.events.emit("on_connecting", json!({}));
+        let carrier = match self.carrier() {
+            Ok(carrier) => carrier,
+            Err(e) if transport::falls_back(&self.shared.config, &e) => {
+                self.fall_back(&e);
+                Carrier::WebSocket(self.shared.config.server_url.clone())
+            }
+            Err(e) => {
+                ctx.address().do_send(FromTransport {
+                    epoch: self.epoch,
+                    event: TransportEvent::Failed(e),
+                });
+                return;
+            }
+        };
+        self.on_plugin = matches!(carrier, Carrier::Plugin { .. });
         let dial = Dial {
-            url: self.shared.config.server_url.clone(),
+            carrier,
             login: pb::LoginReq {
                 protocol_version: chime_proto::PROTOCOL_VERSION,
                 sdk_app_id: self.shared.config.sdk_app_id,
@@ -126,6 +149,42 @@ impl ConnectionActor {
         };
         let to = ctx.address().recipient();
         actix::spawn(transport::run(dial, to));
+    }
+
+    /// The carrier of the next connection attempt: the configured transport plugin, unless this
+    /// login session fell back to WebSocket. An error means the plugin cannot be used.
+    fn carrier(&self) -> Result<Carrier> {
+        match transport::select(&self.shared.config, self.fallen_back)? {
+            Selection::WebSocket => Ok(Carrier::WebSocket(self.shared.config.server_url.clone())),
+            Selection::Plugin { name, url } => {
+                let plugin = self
+                    .peers()
+                    .and_then(|p| p.plugins.transport(&name))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            codes::ERR_NOT_AVAILABLE,
+                            format!("transport {name}: no such transport plugin loaded"),
+                        )
+                    })?;
+                Ok(Carrier::Plugin { plugin, url })
+            }
+        }
+    }
+
+    /// Moves this login session to WebSocket and says so (`on_transport_fallback`).
+    fn fall_back(&mut self, reason: &ApiError) {
+        self.fallen_back = true;
+        let transport = self.shared.config.transport.clone().unwrap_or_default();
+        tracing::warn!("transport {transport} unusable, falling back to websocket: {reason}");
+        self.shared.events.emit(
+            "on_transport_fallback",
+            json!({
+                "transport": transport,
+                "fallback_transport": transport::WEBSOCKET,
+                "code": reason.code,
+                "desc": reason.desc,
+            }),
+        );
     }
 
     fn schedule_reconnect(&mut self, ctx: &mut Context<Self>) {
@@ -447,6 +506,7 @@ impl Handler<Login> for ConnectionActor {
         self.user = msg.user;
         self.sig = msg.sig;
         self.backoff.reset();
+        self.fallen_back = false;
         let (tx, rx) = oneshot::channel();
         self.login_waiter = Some(tx);
         self.start_connect(ctx);
@@ -591,6 +651,14 @@ impl Handler<FromTransport> for ConnectionActor {
                     p.msg.do_send(Online(self.epoch));
                     p.rel.do_send(Online(self.epoch));
                 }
+            }
+            TransportEvent::Failed(e)
+                if self.on_plugin
+                    && self.status != LoginStatus::Logout
+                    && transport::falls_back(&self.shared.config, &e) =>
+            {
+                self.fall_back(&e);
+                self.start_connect(ctx);
             }
             TransportEvent::Failed(e) => {
                 self.shared
