@@ -24,12 +24,12 @@ use chime_engine::Event;
 use chime_tests::{TestClient, TestServer, percentile, text_of};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
+use tokio::sync::{Semaphore, mpsc};
 
 // The engines allocate per message (sled nodes, JSON); the bench measures them with the allocator
 // the server uses (a game host brings its own).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tokio::sync::{Semaphore, mpsc};
 
 /// Body size of every benchmark message, in bytes.
 const BODY_BYTES: usize = 100;
