@@ -282,7 +282,11 @@ pub fn from_wire(m: &pb::Message, me: &str) -> StoredMessage {
         group_at_user_list: m.group_at_user_list.clone(),
         nick_name: m.nick_name.clone(),
         face_url: m.face_url.clone(),
-        status: crate::model::Status::SendSucc as i32,
+        status: if m.revoked {
+            crate::model::Status::LocalRevoked as i32
+        } else {
+            crate::model::Status::SendSucc as i32
+        },
         local_custom_data: Vec::new(),
         local_custom_int: 0,
         local_order: 0,
@@ -291,6 +295,9 @@ pub fn from_wire(m: &pb::Message, me: &str) -> StoredMessage {
         receiver: m.receiver.clone(),
         client_time_ms: m.client_time_ms,
         revoked: m.revoked,
+        version: m.version,
+        revoker: m.revoker.clone(),
+        revoke_reason: m.revoke_reason.clone(),
     }
 }
 
@@ -322,6 +329,9 @@ pub fn to_wire(m: &StoredMessage) -> pb::Message {
         client_time_ms: m.client_time_ms,
         revoked: m.revoked,
         is_broadcast_message: m.is_broadcast_message,
+        version: m.version,
+        revoker: m.revoker.clone(),
+        revoke_reason: m.revoke_reason.clone(),
         ..Default::default()
     }
 }
@@ -376,6 +386,11 @@ pub fn to_json(m: &StoredMessage, me: &str) -> Value {
             .map_or(Value::Null, push_info_to_json),
     );
     o.insert("is_broadcast_message".into(), json!(m.is_broadcast_message));
+    o.insert("version".into(), json!(m.version));
+    if m.revoked {
+        o.insert("revoker".into(), json!(m.revoker));
+        o.insert("revoke_reason".into(), json!(m.revoke_reason));
+    }
     Value::Object(o)
 }
 

@@ -11,6 +11,10 @@ pub enum Status {
     SendSucc = 2,
     /// The server refused it.
     SendFail = 3,
+    /// Inserted into the local store by the app; never sent.
+    LocalImported = 5,
+    /// Revoked by its sender or a group manager.
+    LocalRevoked = 6,
 }
 
 impl Status {
@@ -19,6 +23,9 @@ impl Status {
         match code {
             1 => "sending",
             3 => "send_fail",
+            4 => "has_deleted",
+            5 => "local_imported",
+            6 => "local_revoked",
             _ => "send_succ",
         }
     }
@@ -194,6 +201,15 @@ pub struct StoredMessage {
     /// Revoked.
     #[prost(bool, tag = "28")]
     pub revoked: bool,
+    /// Server version: incremented by every modification and revoke.
+    #[prost(uint32, tag = "29")]
+    pub version: u32,
+    /// Who revoked it.
+    #[prost(string, tag = "30")]
+    pub revoker: String,
+    /// The reason given with the revoke.
+    #[prost(string, tag = "31")]
+    pub revoke_reason: String,
 }
 
 impl StoredMessage {

@@ -123,6 +123,8 @@ pub enum Op {
     DismissGroup(pb::DismissGroupReq),
     /// Delete these message keys (retention pruning).
     Prune(Vec<Vec<u8>>),
+    /// A message lifecycle write (revoke, modify, delete, clear): [`crate::lifecycle`].
+    Lifecycle(crate::lifecycle::LifecycleOp),
     /// A group management write ([`crate::group_admin`], [`crate::group_apply`],
     /// [`crate::group_kv`]).
     Group(Box<crate::group_admin::GroupOp>),
@@ -402,6 +404,7 @@ impl Core {
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
             Op::Group(op) => self.stage_group_op(txn, app, user, *op, skip, fx),
             Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
+            Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);

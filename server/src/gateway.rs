@@ -32,6 +32,7 @@ use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
 use crate::conversations;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
+use crate::lifecycle::LifecycleOp;
 use crate::queries;
 use crate::registry::{ConnTx, Outbound, Session, push_frame};
 use crate::usersig;
@@ -464,6 +465,22 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                 submit(shared, app, user, Op::Group(Box::new(op)), reply()).await;
             }
         }
+        ReqKind::RevokeMessage(req) => {
+            let op = Op::Lifecycle(LifecycleOp::Revoke(req));
+            submit(shared, app, user, op, reply()).await;
+        }
+        ReqKind::ModifyMessage(req) => {
+            let op = Op::Lifecycle(LifecycleOp::Modify(Box::new(req)));
+            submit(shared, app, user, op, reply()).await;
+        }
+        ReqKind::DeleteMessages(req) => {
+            let op = Op::Lifecycle(LifecycleOp::Delete(req));
+            submit(shared, app, user, op, reply()).await;
+        }
+        ReqKind::ClearHistory(req) => {
+            let op = Op::Lifecycle(LifecycleOp::Clear(req));
+            submit(shared, app, user, op, reply()).await;
+        }
         read => {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
@@ -497,6 +514,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::GetGroupCounters(req) => {
                         crate::group_kv::get_counters(store, app, &user, &req)
+                    }
+                    ReqKind::PullMessageChanges(req) => {
+                        crate::lifecycle::pull_changes(store, app, &user, &req)
                     }
                     _ => Err(ApiError::new(
                         codes::ERR_SVR_MALFORMED,

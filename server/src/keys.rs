@@ -21,6 +21,10 @@
 //! | `x` | app, group, user | re-join ban after a kick: until (i64 ms) |
 //! | `y` | app, group | group attributes: encoded `pb::GetGroupAttributesResp` |
 //! | `z` | app, group | group counters: encoded `pb::GetGroupCountersResp` |
+//! | `X` | app, user, version | message change log entry: encoded `pb::MessageChange` |
+//! | `Y` | app, user | the user's last message change version (u64) |
+//! | `D` | app, user, conv, seq | message deleted for the user (empty) |
+//! | `K` | app, user, conv | history cleared for the user up to this seq (u64) |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //!
@@ -56,6 +60,14 @@ pub mod tag {
     pub const GROUP_APPLICATION: u8 = b'q';
     /// Re-join bans after a kick.
     pub const GROUP_BAN: u8 = b'x';
+    /// Per-user message change log (message lifecycle).
+    pub const MSG_CHANGE: u8 = b'X';
+    /// Per-user message change log head (u64).
+    pub const MSG_CHANGE_HEAD: u8 = b'Y';
+    /// Per-user deleted messages (delete for me).
+    pub const HIDDEN: u8 = b'D';
+    /// Per-user cleared history floor (u64).
+    pub const CLEARED: u8 = b'K';
     /// Group custom attributes.
     pub const GROUP_ATTRS: u8 = b'y';
     /// Group counters.

@@ -12,6 +12,7 @@ pub mod group_reads;
 pub mod group_tips;
 pub mod groups;
 pub mod keys;
+pub mod lifecycle;
 pub mod queries;
 pub mod quic;
 pub mod registry;

@@ -240,9 +240,13 @@ fn conv_state(
         LAST_MESSAGE_SCAN_CAP,
         true,
     )?;
-    state.last_message = recent
-        .into_iter()
-        .find(|m| visible(m, user) && !m.exclude_from_last_message && m.server_time_ms >= cutoff);
+    let hidden = crate::lifecycle::Hidden::load(store, app, user, &a.conv)?;
+    state.last_message = recent.into_iter().find(|m| {
+        visible(m, user)
+            && !m.exclude_from_last_message
+            && m.server_time_ms >= cutoff
+            && !hidden.hides(m.seq).unwrap_or(false)
+    });
     let from = (read_seq + 1)
         .max(min)
         .max(max_seq.saturating_sub(UNREAD_SCAN_CAP - 1));
@@ -252,6 +256,7 @@ fn conv_state(
             visible(m, user)
                 && m.server_time_ms >= cutoff
                 && unread::counts_as_unread(m, user, read_seq)
+                && !hidden.hides(m.seq).unwrap_or(false)
         })
         .count() as u32;
     Ok(state)
@@ -415,6 +420,9 @@ pub fn pull(
     let mut out = Vec::new();
     let (mut lo, mut hi) = (from, to);
     let (mut covered_from, mut covered_to) = (from, to);
+    // Deleted / cleared for this user (message lifecycle): never served again.
+    let hidden = crate::lifecycle::Hidden::load(store, app, user, &a.conv)?;
+    lo = lo.max(hidden.cleared_seq.saturating_add(1));
     'scan: while lo <= hi {
         let page = scan_msgs(store, app, &a.conv, lo, hi, limit.max(16), req.newest_first)?;
         if page.is_empty() {
@@ -426,7 +434,10 @@ pub fn pull(
             } else {
                 lo = m.seq + 1;
             }
-            if visible(&m, user) && (time_from..=time_to).contains(&m.server_time_ms) {
+            if visible(&m, user)
+                && (time_from..=time_to).contains(&m.server_time_ms)
+                && !hidden.hides(m.seq)?
+            {
                 let seq = m.seq;
                 out.push(m);
                 if out.len() == limit {

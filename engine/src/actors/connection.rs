@@ -314,6 +314,9 @@ impl ConnectionActor {
                 peers.group.do_send(super::group::GroupNotified(g));
             }
             Some(push::Kind::Read(r)) => peers.conv.do_send(super::conversation::ReadPushed(r)),
+            Some(push::Kind::MessageChange(c)) => {
+                peers.msg.do_send(super::message::ChangePushed(c));
+            }
             Some(push::Kind::ConvSettings(s)) => {
                 peers.conv.do_send(super::conversation::SettingsPushed(s));
             }

@@ -1,10 +1,15 @@
-//! Message methods: create, send, resend, history and find (api.md §4.2).
+//! Message methods (api.md §4.2): create, send, resend, history and find, and the lifecycle
+//! (revoke, modify, delete, clear, insert, local custom data, forward, merge, search).
 
 use serde_json::{Value, json};
 
 use super::params::*;
 use crate::actors::Peers;
-use crate::actors::message::{Create, CreateKind, Find, HistoryQuery, Resend, Send, SendParams};
+use crate::actors::message::search::Criteria;
+use crate::actors::message::{
+    ClearHistory, Create, CreateKind, DeleteLocal, DeleteMessages, Find, HistoryQuery, InsertLocal,
+    Modify, Resend, Revoke, SearchLocal, Send, SendParams, SetLocalCustom,
+};
 use crate::codec;
 use crate::events::EventBus;
 use crate::{ApiError, Result};
@@ -26,6 +31,17 @@ pub(super) const METHODS: &[&str] = &[
     "get_c2c_history_message_list",
     "get_group_history_message_list",
     "find_messages",
+    "revoke_message",
+    "modify_message",
+    "delete_messages",
+    "delete_message_from_local_storage",
+    "clear_c2c_history_message",
+    "clear_group_history_message",
+    "insert_c2c_message_to_local_storage",
+    "insert_group_message_to_local_storage",
+    "set_local_custom_data",
+    "set_local_custom_int",
+    "search_local_messages",
 ];
 
 /// The methods of this area that work before login.
@@ -136,8 +152,157 @@ pub(super) async fn call(
             let ids = codec::string_list(&p, "msg_ids")?;
             peers.msg.send(Find(ids)).await.map_err(mailbox)?
         }
+        _ => lifecycle(peers, method, p).await,
+    }
+}
+
+/// The lifecycle methods.
+async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
+    let msg = &peers.msg;
+    match method {
+        "revoke_message" => {
+            let r = Revoke {
+                msg_id: req_str(&p, "msg_id")?,
+                reason: opt_str(&p, "reason")?.unwrap_or_default(),
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "modify_message" => msg.send(Modify(message_obj(&p)?)).await.map_err(mailbox)?,
+        "delete_messages" => {
+            let ids = codec::string_list(&p, "msg_ids")?;
+            msg.send(DeleteMessages(ids)).await.map_err(mailbox)?
+        }
+        "delete_message_from_local_storage" => {
+            let id = req_str(&p, "msg_id")?;
+            msg.send(DeleteLocal(id)).await.map_err(mailbox)?
+        }
+        "clear_c2c_history_message" => {
+            let conv = c2c(user_id(&p, "user_id")?);
+            msg.send(ClearHistory(conv)).await.map_err(mailbox)?
+        }
+        "clear_group_history_message" => {
+            let conv = group(group_id(&p, "group_id")?);
+            msg.send(ClearHistory(conv)).await.map_err(mailbox)?
+        }
+        "insert_c2c_message_to_local_storage" | "insert_group_message_to_local_storage" => {
+            let conv = if method.starts_with("insert_c2c") {
+                c2c(user_id(&p, "user_id")?)
+            } else {
+                group(group_id(&p, "group_id")?)
+            };
+            let sender = user_id(&p, "sender")?;
+            let r = InsertLocal {
+                message: message_obj(&p)?,
+                conv,
+                sender,
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "set_local_custom_data" => {
+            let r = SetLocalCustom {
+                msg_id: req_str(&p, "msg_id")?,
+                data: Some(codec::get_bytes(&p, "local_custom_data")?.unwrap_or_default()),
+                int: None,
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "set_local_custom_int" => {
+            let v = p
+                .get("local_custom_int")
+                .and_then(Value::as_i64)
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| ApiError::invalid_param("local_custom_int (int32) is required"))?;
+            let r = SetLocalCustom {
+                msg_id: req_str(&p, "msg_id")?,
+                data: None,
+                int: Some(v),
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "search_local_messages" => msg.send(search_params(&p)?).await.map_err(mailbox)?,
         _ => Err(ApiError::invalid_param(format!("unknown method: {method}"))),
     }
+}
+
+fn message_obj(p: &Value) -> Result<Value> {
+    p.get("message")
+        .filter(|m| m.is_object())
+        .cloned()
+        .ok_or_else(|| ApiError::invalid_param("message (object) is required"))
+}
+
+/// `search_local_messages` parameters.
+fn search_params(p: &Value) -> Result<SearchLocal> {
+    let keywords: Vec<String> = codec::string_list(p, "keyword_list")?
+        .into_iter()
+        .map(|k| k.to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keywords.len() > 5 {
+        return Err(ApiError::invalid_param(
+            "keyword_list holds at most 5 keywords",
+        ));
+    }
+    let match_all = match opt_str(p, "keyword_list_match_type")?.as_deref() {
+        None | Some("or") => false,
+        Some("and") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "keyword_list_match_type must be \"or\" or \"and\"",
+            ));
+        }
+    };
+    let from_s = opt_u64(p, "search_time_position")?;
+    let period_s = opt_u64(p, "search_time_period")?;
+    let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let (from_ms, to_ms) = match (from_s, period_s) {
+        (0, 0) => (0, 0),
+        (0, d) => (crate::actors::now_ms().saturating_sub(ms(d)), 0),
+        (f, 0) => (ms(f), 0),
+        (f, d) => (ms(f), ms(f.saturating_add(d))),
+    };
+    let conversation_id = opt_str(p, "conversation_id")?.filter(|c| !c.is_empty());
+    if let Some(c) = &conversation_id {
+        let ok = c
+            .strip_prefix("c2c_")
+            .map(ids::is_valid_user_id)
+            .or_else(|| c.strip_prefix("group_").map(ids::is_valid_group_id))
+            .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::new(
+                codes::ERR_INVALID_CONVERSATION,
+                "conversation_id must be c2c_<user> or group_<group>",
+            ));
+        }
+    }
+    let offset = match p.get("cursor") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) if s.is_empty() => 0,
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| ApiError::invalid_param("cursor is not one this engine returned"))?,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| ApiError::invalid_param("cursor"))?,
+    };
+    let count = match opt_u64(p, "count")? {
+        0 => 10,
+        n => usize::try_from(n.min(1000)).unwrap_or(1000),
+    };
+    Ok(SearchLocal {
+        criteria: Criteria {
+            keywords,
+            match_all,
+            senders: codec::string_list(p, "sender_user_id_list")?,
+            types: codec::string_list(p, "message_type_list")?,
+            from_ms,
+            to_ms,
+        },
+        conversation_id,
+        offset,
+        count,
+    })
 }
 
 fn custom_data(p: &Value) -> Result<Vec<u8>> {

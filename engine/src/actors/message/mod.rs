@@ -18,7 +18,9 @@
 //! areas may add `impl Handler<…> for MessageActor` blocks in their own files.
 
 mod history;
+mod lifecycle;
 mod receive;
+pub mod search;
 mod send;
 mod sync;
 #[cfg(test)]
@@ -40,7 +42,12 @@ use crate::{ApiError, Result};
 use send::{WAITER_SWEEP, Waiter};
 
 pub use history::{Find, HistoryQuery};
+pub use lifecycle::{
+    ChangePushed, ClearHistory, DeleteLocal, DeleteMessages, InsertLocal, Modify, Revoke,
+    SetLocalCustom,
+};
 pub use receive::Pushed;
+pub use search::SearchLocal;
 pub use send::{Create, CreateKind, Resend, Send, SendParams};
 
 /// Owns messages.
@@ -293,6 +300,7 @@ impl Handler<Online> for MessageActor {
             tracing::warn!("outbox flush: {e}");
         }
         self.start_sync(ctx);
+        self.start_change_pull(ctx);
     }
 }
 

@@ -469,6 +469,12 @@ impl Handler<Resend> for MessageActor {
                     "only a failed or sending message can be resent",
                 ));
             }
+            if m.status != Status::SendFail as i32 && m.status != Status::Sending as i32 {
+                return Err(ApiError::new(
+                    codes::ERR_INVALID_OPERATION,
+                    "this message cannot be resent (never sent: imported into local storage)",
+                ));
+            }
             if m.status == Status::SendFail as i32 {
                 m.status = Status::Sending as i32;
                 let mut b = WriteBatch::new();
