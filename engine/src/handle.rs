@@ -196,7 +196,7 @@ impl Engine {
             }
             result
         };
-        peers.log.instrument(call).await
+        peers.log.scope_future(call).await
     }
 
     /// [`Engine::call`] for hosts without an executor: blocks the calling thread until the answer.

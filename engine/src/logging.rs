@@ -7,7 +7,7 @@
 //! **One engine, one log.** No global subscriber is installed: several engines may share a
 //! process, each with its own `log_dir`. The engine makes its logger's dispatch the default on
 //! the threads it owns (the actor thread, for its whole life) and around each API call it serves
-//! on the host's thread ([`EngineLog::instrument`]), inside one `engine{app=…}` span.
+//! on the host's thread ([`EngineLog::scope_future`]), inside one `engine{app=…}` span.
 //!
 //! **The listener never blocks the engine.** Lines reach the listener on the logger's own thread
 //! behind a bounded queue (`chime_xlog`); that thread only queues the `on_log` event. The event
@@ -112,7 +112,7 @@ impl EngineLog {
 
     /// Wraps a future (an API call polled on the host's executor) so that what it logs goes to
     /// this engine's files, inside its span.
-    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+    pub fn scope_future<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
         future
             .instrument(self.span.clone())
             .with_subscriber(self.dispatch.clone())
@@ -159,5 +159,96 @@ impl EngineLog {
 impl Drop for EngineLog {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::CallbackMode;
+
+    fn config(app: u64, dir: &std::path::Path, extra: serde_json::Value) -> EngineConfig {
+        let mut c = json!({
+            "sdk_app_id": app,
+            "server_url": "ws://127.0.0.1:1/ws",
+            "data_dir": dir.join("data"),
+        });
+        if let (Some(base), serde_json::Value::Object(extra)) = (c.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        serde_json::from_value(c).unwrap()
+    }
+
+    fn lines(dir: &std::path::Path) -> Vec<String> {
+        let name = chime_xlog::retention::file_name(chime_xlog::clock::Date::from_days(
+            chime_xlog::clock::day_of_ms(chime_xlog::clock::now_ms()),
+        ));
+        let report = chime_xlog::decode_file(dir.join(name)).unwrap();
+        assert!(report.is_intact());
+        report.lines.iter().map(|l| l[24..].to_owned()).collect()
+    }
+
+    #[test]
+    fn the_default_log_dir_is_under_the_data_dir() {
+        let c = config(1, std::path::Path::new("/d"), json!({}));
+        assert_eq!(log_dir(&c), PathBuf::from("/d/data/logs"));
+        let c = config(1, std::path::Path::new("/d"), json!({"log_dir": "/l"}));
+        assert_eq!(log_dir(&c), PathBuf::from("/l"));
+    }
+
+    /// Two engines' calls polled on one host thread each log to their own files, inside their
+    /// own span; the level changes at run time; nothing is captured outside a call.
+    #[test]
+    fn calls_on_one_host_thread_log_to_their_own_engine() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let events = crate::events::EventBus::start_with(CallbackMode::Thread, 16).unwrap();
+        let a = EngineLog::start(&config(11, da.path(), json!({})), &events).unwrap();
+        let b = EngineLog::start(
+            &config(22, db.path(), json!({"log_level": "info"})),
+            &events,
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            a.scope_future(async { tracing::debug!(n = 1, "from a") })
+                .await;
+            b.scope_future(async { tracing::debug!("debug from b") })
+                .await;
+            b.scope_future(async { tracing::info!("from b") }).await;
+        });
+        tracing::error!("from no engine");
+        a.set_level(LogLevel::Warn);
+        assert_eq!(a.level(), LogLevel::Warn);
+        rt.block_on(a.scope_future(async { tracing::info!("filtered in a") }));
+        a.close();
+        b.close();
+        assert_eq!(a.level(), LogLevel::None);
+        let (la, lb) = (lines(&a.dir), lines(&b.dir));
+        assert_eq!(
+            la[1..],
+            [
+                "INFO chime_engine::logging: engine{app=11}: init_sdk version=0.1.0 data_dir="
+                    .to_owned()
+                    + &da.path().join("data").display().to_string()
+                    + " log_level=debug callback_mode=Thread",
+                "DEBUG chime_engine::logging::tests: engine{app=11}: from a n=1".to_owned(),
+            ]
+        );
+        assert_eq!(
+            lb[1..],
+            [
+                "INFO chime_engine::logging: engine{app=22}: init_sdk version=0.1.0 data_dir="
+                    .to_owned()
+                    + &db.path().join("data").display().to_string()
+                    + " log_level=info callback_mode=Thread",
+                "INFO chime_engine::logging::tests: engine{app=22}: from b".to_owned(),
+                "INFO chime_engine::logging: engine{app=22}: un_init_sdk".to_owned(),
+            ]
+        );
+        events.stop();
     }
 }
