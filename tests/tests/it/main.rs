@@ -6,6 +6,7 @@ mod devices;
 mod groups;
 mod harness;
 mod isolation;
+mod lifecycle;
 mod limits;
 mod logging;
 mod login;

@@ -282,8 +282,17 @@ impl Handler<Modify> for MessageActor {
                     "only the sender may modify a message",
                 ));
             }
+            // The version the edit is based on: the message object's (the app may hold a stale
+            // one), else the stored one.
+            let base = match msg.0.get("version") {
+                None | Some(Value::Null) => m.version,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| ApiError::invalid_param("message.version"))?,
+            };
             let mut w = codec::to_wire(&m);
-            w.version = m.version;
+            w.version = base;
             w.elems = codec::to_wire(&edited).elems;
             w.cloud_custom_data = edited.cloud_custom_data;
             self.rpc(request::Kind::ModifyMessage(pb::ModifyMessageReq {
