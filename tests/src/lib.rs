@@ -89,6 +89,97 @@ pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
     )
 }
 
+/// The path of a workspace plugin `cdylib` (`package` e.g. `chime-quic-transport`, `lib_name` e.g.
+/// `chime_quic_transport`) in the running executable's profile dir. Under cargo (`$CARGO` set, as
+/// in `cargo test` / `cargo nextest` / `cargo run`) the package is built first, once per process
+/// and package, with the same profile and target dir (a no-op when fresh): a `cdylib` cannot be
+/// a dependency, so nothing else builds it.
+pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut profile_dir = exe
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("no dir of {}", exe.display()));
+    if profile_dir.file_name().is_some_and(|name| name == "deps") {
+        profile_dir.pop();
+    }
+    let path = profile_dir.join(format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+        if !built.iter().any(|p| p == package) {
+            let target_dir = profile_dir
+                .parent()
+                .unwrap_or_else(|| panic!("no target dir above {}", profile_dir.display()));
+            let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+                Some("debug") | None => "dev".to_owned(),
+                Some(other) => other.to_owned(),
+            };
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or_else(|| panic!("no workspace above the tests crate"));
+            let output = std::process::Command::new(cargo)
+                .arg("build")
+                .arg("--manifest-path")
+                .arg(workspace.join("Cargo.toml"))
+                .arg("--profile")
+                .arg(&profile)
+                .arg("--target-dir")
+                .arg(target_dir)
+                .arg("-p")
+                .arg(package)
+                .output()
+                .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+            assert!(
+                output.status.success(),
+                "cargo build -p {package} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            built.push(package.to_owned());
+        }
+    }
+    assert!(
+        path.is_file(),
+        "plugin library {} not found; build it with `cargo build -p {package}`",
+        path.display()
+    );
+    path
+}
+
+/// Engine config (to merge into a [`TestClient`]'s) for `transport: "quic"` through the real
+/// `chime-quic-transport` plugin, pinned to `cert_sha256`, connecting to `url` (the server's
+/// [`TestServer::quic_url`] or a [`lossy::LossyRelay`]'s), with `transport_fallback` as given.
+/// Timeouts scale from `connect_timeout_ms` (the plugin's handshake timeout), so that a lossy
+/// path gets the time its retransmissions need; reconnects are quick.
+pub fn quic_engine_config(
+    url: &str,
+    cert_sha256: &str,
+    fallback: bool,
+    connect_timeout_ms: u64,
+) -> Value {
+    let plugin = plugin_library("chime-quic-transport", "chime_quic_transport");
+    json!({
+        "plugins": [{
+            "path": plugin,
+            "config": {
+                "server_cert_sha256": cert_sha256,
+                "connect_timeout_ms": connect_timeout_ms,
+            },
+        }],
+        "plugin_call_timeout_ms": connect_timeout_ms + 5_000,
+        "connect_timeout_ms": connect_timeout_ms + 10_000,
+        "transport": "quic",
+        "transport_url": url,
+        "transport_fallback": fallback,
+        "reconnect_min_ms": 50,
+        "reconnect_max_ms": 500,
+    })
+}
+
 /// The last lines a server process wrote, for failure messages.
 type LogTail = Arc<Mutex<VecDeque<String>>>;
 

@@ -13,4 +13,5 @@ mod login;
 mod messaging;
 mod network;
 mod plugins;
+mod quic;
 mod reconnect;
