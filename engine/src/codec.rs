@@ -126,6 +126,15 @@ fn elem_to_json(e: &StoredElem) -> Value {
             o.insert("description".into(), json!(e.description));
             o.insert("extension".into(), json!(e.extension));
         }
+        elem_kind::MERGER => {
+            let m = <pb::MergerElem as prost::Message>::decode(e.merger.as_slice())
+                .unwrap_or_default();
+            o.insert("elem_type".into(), json!("merger"));
+            o.insert("title".into(), json!(m.title));
+            o.insert("abstract_list".into(), json!(m.abstract_list));
+            o.insert("compatible_text".into(), json!(m.compatible_text));
+            o.insert("layers".into(), json!(m.layers));
+        }
         elem_kind::GROUP_TIPS => {
             o.insert("elem_type".into(), json!("group_tips"));
             o.insert("type".into(), json!(e.tips_type));
@@ -145,6 +154,11 @@ fn elem_from_wire(e: &pb::Elem) -> StoredElem {
         Some(Content::Custom(c)) => {
             custom_elem(c.data.clone(), c.description.clone(), c.extension.clone())
         }
+        Some(Content::Merger(m)) => StoredElem {
+            kind: elem_kind::MERGER,
+            merger: prost::Message::encode_to_vec(m),
+            ..Default::default()
+        },
         Some(Content::GroupTips(t)) => StoredElem {
             kind: elem_kind::GROUP_TIPS,
             tips_type: t.tips_type,
@@ -166,6 +180,11 @@ fn elem_to_wire(e: &StoredElem) -> pb::Elem {
             description: e.description.clone(),
             extension: e.extension.clone(),
         })),
+        elem_kind::MERGER => {
+            <pb::MergerElem as prost::Message>::decode(e.merger.as_slice())
+                .ok()
+                .map(Content::Merger)
+        }
         elem_kind::GROUP_TIPS => Some(Content::GroupTips(pb::GroupTipsElem {
             tips_type: e.tips_type,
             op_user: e.op_user.clone(),
@@ -447,6 +466,7 @@ pub fn matches_types(m: &StoredMessage, types: &[String]) -> bool {
                 elem_kind::TEXT => "text",
                 elem_kind::CUSTOM => "custom",
                 elem_kind::GROUP_TIPS => "group_tips",
+                elem_kind::MERGER => "merger",
                 _ => "unknown",
             };
             types.iter().any(|t| t == name)

@@ -39,6 +39,8 @@ pub mod elem_kind {
     pub const CUSTOM: i32 = 2;
     /// Group tips (system).
     pub const GROUP_TIPS: i32 = 9;
+    /// Merged messages (chat history forwarded as one message).
+    pub const MERGER: i32 = 10;
 }
 
 /// One elem of a stored message.
@@ -68,6 +70,9 @@ pub struct StoredElem {
     /// Group tips members.
     #[prost(string, repeated, tag = "8")]
     pub member_list: Vec<String>,
+    /// Merger elem: the encoded `pb::MergerElem` (title, abstracts, the merged messages).
+    #[prost(bytes = "vec", tag = "9")]
+    pub merger: Vec<u8>,
 }
 
 /// Offline push info, carried as the sender set it.

@@ -7,8 +7,9 @@ use super::params::*;
 use crate::actors::Peers;
 use crate::actors::message::search::Criteria;
 use crate::actors::message::{
-    ClearHistory, Create, CreateKind, DeleteLocal, DeleteMessages, Find, HistoryQuery, InsertLocal,
-    Modify, Resend, Revoke, SearchLocal, Send, SendParams, SetLocalCustom,
+    ClearHistory, Create, CreateForward, CreateKind, CreateMerger, DeleteLocal, DeleteMessages,
+    DownloadMerger, Find, HistoryQuery, InsertLocal, Modify, Resend, Revoke, SearchLocal, Send,
+    SendParams, SetLocalCustom,
 };
 use crate::codec;
 use crate::events::EventBus;
@@ -42,6 +43,9 @@ pub(super) const METHODS: &[&str] = &[
     "set_local_custom_data",
     "set_local_custom_int",
     "search_local_messages",
+    "create_forward_message",
+    "create_merger_message",
+    "download_merger_message",
 ];
 
 /// The methods of this area that work before login.
@@ -220,6 +224,23 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
             msg.send(r).await.map_err(mailbox)?
         }
         "search_local_messages" => msg.send(search_params(&p)?).await.map_err(mailbox)?,
+        "create_forward_message" => {
+            let id = req_str(&p, "msg_id")?;
+            msg.send(CreateForward(id)).await.map_err(mailbox)?
+        }
+        "create_merger_message" => {
+            let r = CreateMerger {
+                msg_ids: codec::string_list(&p, "message_list")?,
+                title: opt_str(&p, "title")?.unwrap_or_default(),
+                abstract_list: codec::string_list(&p, "abstract_list")?,
+                compatible_text: opt_str(&p, "compatible_text")?.unwrap_or_default(),
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "download_merger_message" => {
+            let id = req_str(&p, "msg_id")?;
+            msg.send(DownloadMerger(id)).await.map_err(mailbox)?
+        }
         _ => Err(ApiError::invalid_param(format!("unknown method: {method}"))),
     }
 }

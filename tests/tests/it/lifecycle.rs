@@ -535,3 +535,112 @@ async fn inserted_local_messages_and_local_custom_data_stay_on_this_device() {
         codes::ERR_INVALID_USER_ID
     );
 }
+
+#[tokio::test]
+async fn forward_and_merger_messages_reach_the_receiver_with_their_content() {
+    let server = TestServer::start().await;
+    let alice = device(&server, "alice", "windows").await;
+    let bob = device(&server, "bob", "windows").await;
+    let carol = device(&server, "carol", "windows").await;
+    send_c2c_text(&alice, "bob", "fwd me").await;
+    send_c2c_text(&alice, "bob", "and me").await;
+    let got = bob.expect_messages(2, WAIT).await;
+
+    let fwd = bob
+        .ok(
+            "create_forward_message",
+            json!({ "msg_id": got[0]["msg_id"] }),
+        )
+        .await;
+    assert_ne!(fwd["msg_id"], got[0]["msg_id"]);
+    assert_eq!(fwd["status"], "sending");
+    assert_eq!(fwd["sender"], "bob");
+    let sent = bob
+        .ok(
+            "send_message",
+            json!({ "message": fwd, "receiver": "carol" }),
+        )
+        .await;
+    assert_eq!(sent["status"], "send_succ");
+    let recv = carol.expect_messages(1, WAIT).await;
+    assert_eq!(recv[0]["msg_id"], fwd["msg_id"]);
+    assert_eq!(recv[0]["sender"], "bob");
+    assert_eq!(text_of(&recv[0]), "fwd me");
+
+    let ids = json!([got[1]["msg_id"], got[0]["msg_id"]]);
+    let merger = bob
+        .ok(
+            "create_merger_message",
+            json!({
+                "message_list": ids,
+                "title": "alice and bob",
+                "abstract_list": ["alice: fwd me", "alice: and me"],
+                "compatible_text": "upgrade to read chat history",
+            }),
+        )
+        .await;
+    assert_eq!(merger["elem_list"][0]["elem_type"], "merger");
+    assert_eq!(merger["elem_list"][0]["layers"], 1);
+    bob.ok(
+        "send_message",
+        json!({ "message": merger, "receiver": "carol" }),
+    )
+    .await;
+    let recv = carol.expect_messages(1, WAIT).await;
+    let e = &recv[0]["elem_list"][0];
+    assert_eq!(e["elem_type"], "merger");
+    assert_eq!(e["title"], "alice and bob");
+    assert_eq!(
+        e["abstract_list"],
+        json!(["alice: fwd me", "alice: and me"])
+    );
+    assert_eq!(e["compatible_text"], "upgrade to read chat history");
+    let inner = carol
+        .ok(
+            "download_merger_message",
+            json!({ "msg_id": recv[0]["msg_id"] }),
+        )
+        .await;
+    let list = inner["message_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(texts(&list), ["fwd me", "and me"], "oldest first");
+    assert_eq!(list[0]["sender"], "alice");
+    assert_eq!(list[0]["msg_id"], got[0]["msg_id"]);
+    // A merger of a merger nests one level deeper.
+    let nested = carol
+        .ok(
+            "create_merger_message",
+            json!({ "message_list": [recv[0]["msg_id"]], "title": "t",
+                    "compatible_text": "c" }),
+        )
+        .await;
+    assert_eq!(nested["elem_list"][0]["layers"], 2);
+
+    for bad in [
+        json!({ "message_list": [], "compatible_text": "c" }),
+        json!({ "message_list": [got[0]["msg_id"]] }),
+        json!({ "message_list": ["no-such"], "compatible_text": "c" }),
+        json!({ "message_list": vec!["x"; 301], "compatible_text": "c" }),
+    ] {
+        assert_eq!(
+            bob.err_code("create_merger_message", bad).await,
+            codes::ERR_INVALID_PARAMETERS
+        );
+    }
+    assert_eq!(
+        carol
+            .err_code(
+                "download_merger_message",
+                json!({ "msg_id": fwd["msg_id"] })
+            )
+            .await,
+        codes::ERR_INVALID_MSG_ELEM
+    );
+    assert_eq!(
+        bob.err_code("create_forward_message", json!({ "msg_id": "no-such" }))
+            .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+}
