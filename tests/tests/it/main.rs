@@ -15,3 +15,4 @@ mod network;
 mod plugins;
 mod quic;
 mod reconnect;
+mod search;

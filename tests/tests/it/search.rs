@@ -1,0 +1,375 @@
+//! `search_local_messages` end to end: the engine's answers checked against a brute-force scan
+//! of the same messages (every message sent and received by one device, C2C and group, text and
+//! custom, plus one inserted into local storage), for keyword and/or, sender, type, conversation
+//! and time filters, with cursor paging.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chime_proto::codes;
+use chime_tests::{TestClient, TestServer};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+const WORDS: [&str; 6] = ["Apple", "banana", "cherry", "delta", "echo", "foxtrot"];
+
+/// One message as the brute force sees it.
+#[derive(Debug, Clone)]
+struct Known {
+    msg_id: String,
+    conv: String,
+    sender: String,
+    /// Lowercased searchable text.
+    text: String,
+    elem_type: &'static str,
+}
+
+/// Deterministic word picks (a tiny LCG) so failures reproduce.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize
+    }
+
+    fn sentence(&mut self) -> String {
+        let n = 1 + self.next() % 3;
+        (0..n)
+            .map(|_| WORDS[self.next() % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+struct Query {
+    keywords: Vec<&'static str>,
+    and: bool,
+    senders: Vec<&'static str>,
+    types: Vec<&'static str>,
+}
+
+fn brute(all: &[Known], q: &Query, conv: Option<&str>) -> BTreeSet<String> {
+    all.iter()
+        .filter(|k| conv.is_none_or(|c| k.conv == c))
+        .filter(|k| q.senders.is_empty() || q.senders.contains(&k.sender.as_str()))
+        .filter(|k| q.types.is_empty() || q.types.contains(&k.elem_type))
+        .filter(|k| {
+            let hit = |w: &&str| k.text.contains(&w.to_lowercase());
+            q.keywords.is_empty()
+                || if q.and {
+                    q.keywords.iter().all(hit)
+                } else {
+                    q.keywords.iter().any(hit)
+                }
+        })
+        .map(|k| k.msg_id.clone())
+        .collect()
+}
+
+fn params(q: &Query) -> Value {
+    json!({
+        "keyword_list": q.keywords,
+        "keyword_list_match_type": if q.and { "and" } else { "or" },
+        "sender_user_id_list": q.senders,
+        "message_type_list": q.types,
+    })
+}
+
+/// Every page of a one-conversation search: (msg_ids, total_count), checking the cursor walk.
+async fn search_conv(c: &TestClient, q: &Query, conv: &str) -> (Vec<String>, u64) {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    let mut total = None;
+    for _ in 0..100 {
+        let mut p = params(q);
+        p["conversation_id"] = json!(conv);
+        p["count"] = json!(4);
+        p["cursor"] = json!(cursor);
+        let r = c.ok("search_local_messages", p).await;
+        let t = r["total_count"].as_u64().unwrap_or(u64::MAX);
+        assert!(total.is_none_or(|x| x == t), "total_count is stable");
+        total = Some(t);
+        for item in r["message_search_result_items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            assert_eq!(item["conversation_id"], json!(conv));
+            for m in item["message_list"].as_array().cloned().unwrap_or_default() {
+                ids.push(m["msg_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        cursor = r["cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            return (ids, total.unwrap_or(0));
+        }
+    }
+    panic!("cursor never finished");
+}
+
+/// The global search: conversation → message_count, walking every page.
+async fn search_all(c: &TestClient, q: &Query) -> (BTreeMap<String, u64>, u64) {
+    let mut out = BTreeMap::new();
+    let mut cursor = String::new();
+    let mut total = 0;
+    for _ in 0..100 {
+        let mut p = params(q);
+        p["count"] = json!(2);
+        p["cursor"] = json!(cursor);
+        let r = c.ok("search_local_messages", p).await;
+        total = r["total_count"].as_u64().unwrap_or(u64::MAX);
+        for item in r["message_search_result_items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let id = item["conversation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let n = item["message_count"].as_u64().unwrap_or(0);
+            let list = item["message_list"].as_array().map_or(0, Vec::len) as u64;
+            assert_eq!(
+                list,
+                u64::from(n == 1),
+                "the message only for a single match"
+            );
+            assert!(out.insert(id, n).is_none(), "a conversation appears once");
+        }
+        cursor = r["cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            return (out, total);
+        }
+    }
+    panic!("cursor never finished");
+}
+
+#[tokio::test]
+async fn search_matches_a_brute_force_scan_of_the_same_messages() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    let carol = TestClient::new(&server).await;
+    carol.login("carol").await;
+    alice
+        .ok(
+            "create_group",
+            json!({ "group_type": "Meeting", "group_id": "club", "group_name": "club" }),
+        )
+        .await;
+    bob.ok("join_group", json!({ "group_id": "club", "message": "" }))
+        .await;
+
+    let mut rng = Lcg(42);
+    let mut all = Vec::new();
+    for i in 0..36 {
+        let text = rng.sentence();
+        let (from, who, conv, custom) = match i % 6 {
+            0 | 1 => (&alice, "alice", "c2c_bob", false),
+            2 => (&bob, "bob", "c2c_bob", false),
+            3 => (&carol, "carol", "c2c_carol", true),
+            4 => (&alice, "alice", "group_club", false),
+            _ => (&bob, "bob", "group_club", false),
+        };
+        let sent = match (conv, custom) {
+            ("group_club", _) => {
+                from.ok(
+                    "send_group_text_message",
+                    json!({ "group_id": "club", "text": text }),
+                )
+                .await
+            }
+            (_, true) => {
+                from.ok(
+                    "send_c2c_custom_message",
+                    json!({ "user_id": "alice", "data": text }),
+                )
+                .await
+            }
+            _ => {
+                let to = if who == "alice" { "bob" } else { "alice" };
+                from.ok(
+                    "send_c2c_text_message",
+                    json!({ "user_id": to, "text": text }),
+                )
+                .await
+            }
+        };
+        all.push(Known {
+            msg_id: sent["msg_id"].as_str().unwrap_or_default().to_owned(),
+            conv: conv.to_owned(),
+            sender: who.to_owned(),
+            text: text.to_lowercase(),
+            elem_type: if custom { "custom" } else { "text" },
+        });
+    }
+    let inserted = alice
+        .ok(
+            "insert_c2c_message_to_local_storage",
+            json!({
+                "message": { "elem_list": [{ "elem_type": "text", "text": "Banana split" }] },
+                "user_id": "carol",
+                "sender": "carol",
+            }),
+        )
+        .await;
+    all.push(Known {
+        msg_id: inserted["msg_id"].as_str().unwrap_or_default().to_owned(),
+        conv: "c2c_carol".into(),
+        sender: "carol".into(),
+        text: "banana split".into(),
+        elem_type: "text",
+    });
+    // Wait until alice's device holds every message of the others (bounded).
+    let theirs: Vec<String> = all
+        .iter()
+        .filter(|k| k.sender != "alice")
+        .map(|k| k.msg_id.clone())
+        .collect();
+    for _ in 0..300 {
+        let r = alice
+            .ok("find_messages", json!({ "msg_ids": theirs }))
+            .await;
+        if r["message_list"].as_array().map_or(0, Vec::len) == theirs.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let have = alice
+        .ok("find_messages", json!({ "msg_ids": theirs }))
+        .await;
+    assert_eq!(
+        have["message_list"].as_array().map_or(0, Vec::len),
+        theirs.len(),
+        "every message reached alice within {WAIT:?}"
+    );
+
+    let queries = [
+        Query {
+            keywords: vec!["apple"],
+            and: false,
+            senders: vec![],
+            types: vec![],
+        },
+        Query {
+            keywords: vec!["APPLE", "echo"],
+            and: false,
+            senders: vec![],
+            types: vec![],
+        },
+        Query {
+            keywords: vec!["banana", "cherry"],
+            and: true,
+            senders: vec![],
+            types: vec![],
+        },
+        Query {
+            keywords: vec!["delta"],
+            and: false,
+            senders: vec!["bob"],
+            types: vec![],
+        },
+        Query {
+            keywords: vec![],
+            and: false,
+            senders: vec!["carol"],
+            types: vec![],
+        },
+        Query {
+            keywords: vec![],
+            and: false,
+            senders: vec![],
+            types: vec!["custom"],
+        },
+        Query {
+            keywords: vec!["foxtrot"],
+            and: false,
+            senders: vec!["alice", "carol"],
+            types: vec!["text"],
+        },
+        Query {
+            keywords: vec!["zulu"],
+            and: false,
+            senders: vec![],
+            types: vec![],
+        },
+    ];
+    for (qi, q) in queries.iter().enumerate() {
+        for conv in ["c2c_bob", "c2c_carol", "group_club"] {
+            let want = brute(&all, q, Some(conv));
+            let (got, total) = search_conv(&alice, q, conv).await;
+            let got_set: BTreeSet<String> = got.iter().cloned().collect();
+            assert_eq!(
+                got.len(),
+                got_set.len(),
+                "query {qi} {conv}: no duplicates across pages"
+            );
+            assert_eq!(got_set, want, "query {qi} in {conv}");
+            assert_eq!(
+                total,
+                want.len() as u64,
+                "query {qi} in {conv}: total_count"
+            );
+        }
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        for id in brute(&all, q, None) {
+            if let Some(k) = all.iter().find(|k| k.msg_id == id) {
+                *want.entry(k.conv.clone()).or_default() += 1;
+            }
+        }
+        let (got, total) = search_all(&alice, q).await;
+        assert_eq!(got, want, "query {qi} over every conversation");
+        assert_eq!(
+            total,
+            want.len() as u64,
+            "query {qi}: total_count counts conversations"
+        );
+    }
+
+    // Time window: everything is within the last hour, nothing starts in the future.
+    let q = &queries[0];
+    let mut p = params(q);
+    p["search_time_period"] = json!(3600);
+    let r = alice.ok("search_local_messages", p).await;
+    assert_eq!(
+        r["total_count"].as_u64(),
+        Some(search_all(&alice, q).await.1)
+    );
+    let mut p = params(q);
+    p["search_time_position"] = json!(4_000_000_000u64);
+    let r = alice.ok("search_local_messages", p).await;
+    assert_eq!(r["total_count"], 0);
+
+    // Bad input.
+    for (bad, code) in [
+        (json!({}), codes::ERR_INVALID_PARAMETERS),
+        (
+            json!({ "keyword_list": ["a"], "keyword_list_match_type": "xor" }),
+            codes::ERR_INVALID_PARAMETERS,
+        ),
+        (
+            json!({ "keyword_list": ["a"], "conversation_id": "bob" }),
+            codes::ERR_INVALID_CONVERSATION,
+        ),
+        (
+            json!({ "keyword_list": ["a"], "cursor": "zz" }),
+            codes::ERR_INVALID_PARAMETERS,
+        ),
+        (
+            json!({ "keyword_list": ["a", "b", "c", "d", "e", "f"] }),
+            codes::ERR_INVALID_PARAMETERS,
+        ),
+    ] {
+        assert_eq!(
+            alice.err_code("search_local_messages", bad.clone()).await,
+            code,
+            "{bad}"
+        );
+    }
+}
