@@ -28,6 +28,7 @@ mod model;
 mod outbox;
 mod plugins;
 mod sdk;
+mod search_index;
 mod session;
 pub mod store;
 mod sync_plan;

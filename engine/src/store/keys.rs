@@ -11,6 +11,7 @@
 //! | `c` | conv_id (NUL + name: user-level settings) | the conversation record of `actors::conversation` | ConversationActor |
 //! | `g` | group_id | [`StoredGroup`](crate::model::StoredGroup) | GroupActor |
 //! | `M` | name | meta values (sync cursor, local order counter) | MessageActor |
+//! | `w` | trigram `\0` location key | empty: local search postings (`search_index`) | MessageActor |
 //!
 //! Conversation ids never contain `\0` (ids are printable ASCII), so `conv_id \0` bounds a scan.
 
@@ -34,6 +35,8 @@ pub mod table {
     pub const GROUP: u8 = b'g';
     /// Meta values.
     pub const META: u8 = b'M';
+    /// Local search index: trigram postings (`crate::search_index`).
+    pub const SEARCH: u8 = b'w';
 }
 
 /// Meta key of the per-user sync cursor.

@@ -52,6 +52,8 @@ impl MessageActor {
                 if w.version <= m.version {
                     return Ok(());
                 }
+                let mut b = WriteBatch::new();
+                crate::search_index::stage_del(&mut b, &loc, &m);
                 let fresh = codec::from_wire(w, &me);
                 m.elems = fresh.elems;
                 m.cloud_custom_data = fresh.cloud_custom_data;
@@ -62,7 +64,7 @@ impl MessageActor {
                 if m.revoked {
                     m.status = Status::LocalRevoked as i32;
                 }
-                let mut b = WriteBatch::new();
+                crate::search_index::stage_add(&mut b, &loc, &m);
                 b.put(loc, prost::Message::encode_to_vec(&m));
                 self.acct()?.store.apply(b).map_err(db_err)?;
                 if let Some(p) = &self.peers {
@@ -111,6 +113,7 @@ impl MessageActor {
     /// Stages the removal of a stored message and its indexes.
     fn stage_remove(b: &mut WriteBatch, loc: Vec<u8>, m: &StoredMessage) {
         let conv = m.conversation_id();
+        crate::search_index::stage_del(b, &loc, m);
         b.delete(keys::msg_id(&m.msg_id));
         b.delete(keys::conv_msg_id(&conv, &m.msg_id));
         if loc.first() == Some(&keys::table::PENDING) {
@@ -503,6 +506,7 @@ impl Handler<InsertLocal> for MessageActor {
         let conv = m.conversation_id();
         let key = keys::pending(&conv, m.local_order);
         let mut b = WriteBatch::new();
+        crate::search_index::stage_add(&mut b, &key, &m);
         b.put(key.clone(), prost::Message::encode_to_vec(&m));
         b.put(keys::msg_id(&m.msg_id), key.clone());
         b.put(keys::conv_msg_id(&conv, &m.msg_id), key);

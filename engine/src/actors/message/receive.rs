@@ -61,6 +61,7 @@ impl MessageActor {
                 Some(_) => {}
                 None => {
                     let key = keys::message(&conv, m.seq);
+                    crate::search_index::stage_add(&mut batch, &key, &m);
                     batch.put(key.clone(), prost::Message::encode_to_vec(&m));
                     batch.put(idx, key.clone());
                     batch.put(keys::msg_id(&m.msg_id), key);

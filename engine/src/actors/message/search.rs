@@ -6,8 +6,9 @@
 //! one item per conversation (newest match first) holding its `message_count` and — when it has
 //! exactly one match — that message, and `total_count` = matching conversations.
 //!
-//! The matching rule ([`Criteria::matches`]) is pure and unit-tested. The scan reads the
-//! conversation's key range (or every message) once per call; see `docs/messages.md` for its cost.
+//! The matching rule ([`Criteria::matches`]) is pure and unit-tested. Keywords of three
+//! characters or more are looked up in the trigram index ([`crate::search_index`]) and only its
+//! candidates are read and checked; other searches read the conversation's messages (or all).
 
 use std::collections::HashMap;
 
@@ -17,7 +18,8 @@ use serde_json::{Value, json};
 use super::MessageActor;
 use crate::actors::{db_err, decode};
 use crate::codec;
-use crate::model::{StoredMessage, elem_kind};
+use crate::model::StoredMessage;
+use crate::search_index;
 use crate::store::keys;
 use crate::{ApiError, Result};
 
@@ -39,29 +41,6 @@ pub struct Criteria {
 }
 
 impl Criteria {
-    /// The searchable text of a message: text elems, custom elems' description, extension and
-    /// UTF-8 data.
-    fn text_of(m: &StoredMessage) -> String {
-        let mut s = String::new();
-        for e in &m.elems {
-            match e.kind {
-                elem_kind::TEXT => s.push_str(&e.text),
-                elem_kind::CUSTOM => {
-                    s.push_str(&e.description);
-                    s.push('\n');
-                    s.push_str(&e.extension);
-                    s.push('\n');
-                    if let Ok(d) = std::str::from_utf8(&e.data) {
-                        s.push_str(d);
-                    }
-                }
-                _ => {}
-            }
-            s.push('\n');
-        }
-        s.to_lowercase()
-    }
-
     /// Whether `m` matches.
     pub fn matches(&self, m: &StoredMessage) -> bool {
         if self.from_ms > 0 && m.time_ms < self.from_ms {
@@ -79,7 +58,7 @@ impl Criteria {
         if self.keywords.is_empty() {
             return true;
         }
-        let text = Self::text_of(m);
+        let text = search_index::searchable_text(m);
         if self.match_all {
             self.keywords.iter().all(|k| text.contains(k.as_str()))
         } else {
@@ -107,15 +86,37 @@ impl MessageActor {
     fn search_scan(&self, c: &Criteria, conv: Option<&str>) -> Result<Vec<StoredMessage>> {
         let store = &self.acct()?.store;
         let mut out = Vec::new();
-        for t in [keys::table::MESSAGE, keys::table::PENDING] {
-            let (lo, hi) = match conv {
-                Some(cv) => keys::conv_bounds(t, cv),
-                None => keys::table_bounds(t),
-            };
-            for (k, v) in store.scan(&lo, &hi, false, usize::MAX).map_err(db_err)? {
-                let m: StoredMessage = decode(&k, &v).map_err(db_err)?;
-                if c.matches(&m) {
-                    out.push(m);
+        let tables = [keys::table::MESSAGE, keys::table::PENDING];
+        match Self::index_candidates(store.as_ref(), c)? {
+            Some(locs) => {
+                let bounds: Vec<(Vec<u8>, Vec<u8>)> = match conv {
+                    Some(cv) => tables.iter().map(|&t| keys::conv_bounds(t, cv)).collect(),
+                    None => tables.iter().map(|&t| keys::table_bounds(t)).collect(),
+                };
+                for loc in locs {
+                    if !bounds.iter().any(|(lo, hi)| *lo <= loc && loc < *hi) {
+                        continue;
+                    }
+                    if let Some(v) = store.get(&loc).map_err(db_err)? {
+                        let m: StoredMessage = decode(&loc, &v).map_err(db_err)?;
+                        if c.matches(&m) {
+                            out.push(m);
+                        }
+                    }
+                }
+            }
+            None => {
+                for t in tables {
+                    let (lo, hi) = match conv {
+                        Some(cv) => keys::conv_bounds(t, cv),
+                        None => keys::table_bounds(t),
+                    };
+                    for (k, v) in store.scan(&lo, &hi, false, usize::MAX).map_err(db_err)? {
+                        let m: StoredMessage = decode(&k, &v).map_err(db_err)?;
+                        if c.matches(&m) {
+                            out.push(m);
+                        }
+                    }
                 }
             }
         }
@@ -123,6 +124,32 @@ impl MessageActor {
             (b.time_ms, b.seq, b.local_order).cmp(&(a.time_ms, a.seq, a.local_order))
         });
         Ok(out)
+    }
+
+    /// The locations the keywords narrow the search to, or `None` when they cannot (no keyword,
+    /// or an "or" with a keyword too short for the index): then every message is read.
+    fn index_candidates(
+        store: &dyn crate::store::Store,
+        c: &Criteria,
+    ) -> Result<Option<std::collections::BTreeSet<Vec<u8>>>> {
+        let mut acc: Option<std::collections::BTreeSet<Vec<u8>>> = None;
+        for k in &c.keywords {
+            let Some(set) = search_index::candidates(store, k).map_err(db_err)? else {
+                if c.match_all {
+                    continue;
+                }
+                return Ok(None);
+            };
+            acc = Some(match acc {
+                None => set,
+                Some(a) if c.match_all => a.intersection(&set).cloned().collect(),
+                Some(mut a) => {
+                    a.extend(set);
+                    a
+                }
+            });
+        }
+        Ok(acc)
     }
 }
 

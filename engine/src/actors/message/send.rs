@@ -180,6 +180,7 @@ impl MessageActor {
         m.seq = seq;
         m.time_ms = time_ms;
         m.status = Status::SendSucc as i32;
+        crate::search_index::stage_del(batch, loc, &m);
         batch.delete(loc.to_vec());
         batch.delete(keys::outbox(m.local_order));
         if seq == 0 {
@@ -188,6 +189,7 @@ impl MessageActor {
             return Ok(m);
         }
         let key = keys::message(&conv, seq);
+        crate::search_index::stage_add(batch, &key, &m);
         batch.put(key.clone(), prost::Message::encode_to_vec(&m));
         batch.put(keys::msg_id(&m.msg_id), key.clone());
         batch.put(keys::conv_msg_id(&conv, &m.msg_id), key);
@@ -236,6 +238,7 @@ impl MessageActor {
         let conv = m.conversation_id();
         let key = keys::pending(&conv, m.local_order);
         let mut b = WriteBatch::new();
+        crate::search_index::stage_add(&mut b, &key, m);
         b.put(key.clone(), prost::Message::encode_to_vec(m));
         b.put(keys::msg_id(&m.msg_id), key.clone());
         b.put(keys::conv_msg_id(&conv, &m.msg_id), key.clone());
