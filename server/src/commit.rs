@@ -130,6 +130,8 @@ pub enum Op {
     Group(Box<crate::group_admin::GroupOp>),
     /// Change the user's conversation settings ([`crate::conversations`]).
     UpdateConv(pb::UpdateConvReq),
+    /// Message read receipts ([`crate::receipts`]).
+    SendReceipts(pb::SendReceiptsReq),
 }
 
 /// One mutation request.
@@ -404,6 +406,7 @@ impl Core {
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
             Op::Group(op) => self.stage_group_op(txn, app, user, *op, skip, fx),
             Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
+            Op::SendReceipts(req) => crate::receipts::send(self, txn, app, user, req, fx),
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {

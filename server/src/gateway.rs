@@ -443,6 +443,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         }
         ReqKind::MarkRead(req) => submit(shared, app, user, Op::MarkRead(req), reply()).await,
         ReqKind::UpdateConv(req) => submit(shared, app, user, Op::UpdateConv(req), reply()).await,
+        ReqKind::SendReceipts(req) => {
+            submit(shared, app, user, Op::SendReceipts(req), reply()).await;
+        }
         ReqKind::CreateGroup(req) => {
             submit(shared, app, user, Op::CreateGroup(Box::new(req)), reply()).await;
         }
@@ -493,6 +496,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::PullMessages(req) => {
                         conversations::pull(store, &shared.tunables, app, &user, &req)
+                    }
+                    ReqKind::GetReceipts(req) => crate::receipts::get(store, app, &user, &req),
+                    ReqKind::GetReadMembers(req) => {
+                        crate::receipts::members(store, app, &user, &req)
                     }
                     ReqKind::GetJoinedGroups(_) => {
                         queries::joined_groups(store, app, &user).map(|groups| {

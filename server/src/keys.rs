@@ -27,6 +27,8 @@
 //! | `K` | app, user, conv | history cleared for the user up to this seq (u64) |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
+//! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
+//! | `Q` | app, conv, seq | read receipt count of a message (u64) |
 //!
 //! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
 
@@ -76,6 +78,10 @@ pub mod tag {
     pub const CONV_SETTINGS: u8 = b's';
     /// Per-user conversation-list settings (folders, global receive option).
     pub const USER_CONV_SETTINGS: u8 = b'S';
+    /// Message read receipts: one per (message, reader).
+    pub const RECEIPT_READER: u8 = b'q';
+    /// Message read receipt counts.
+    pub const RECEIPT_COUNT: u8 = b'Q';
 }
 
 /// Builds keys component by component.

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod keys;
 pub mod lifecycle;
 pub mod queries;
+pub mod receipts;
 pub mod quic;
 pub mod registry;
 pub mod store;

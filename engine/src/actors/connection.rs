@@ -323,6 +323,9 @@ impl ConnectionActor {
             Some(push::Kind::PeerRead(r)) => {
                 peers.conv.do_send(super::conversation::PeerReadPushed(r));
             }
+            Some(push::Kind::MessageReceipt(r)) => {
+                peers.conv.do_send(super::conversation::ReceiptsPushed(r));
+            }
             Some(push::Kind::GroupChange(g)) => peers.group.do_send(super::group::GroupChanged(g)),
             Some(
                 k @ (push::Kind::RelationChanged(_)

@@ -35,7 +35,7 @@ use super::connection::Rpc;
 use super::{Account, CloseAccount, OpenAccount, Peers, Shared, decode};
 use crate::codec;
 use crate::model::{StoredGroup, StoredMessage};
-use crate::store::{WriteBatch, keys};
+use crate::store::{Store, WriteBatch, keys};
 use crate::{ApiError, Result};
 pub use local_messages::ClearConversationMessages;
 use record::ConvRecord;
@@ -59,6 +59,8 @@ pub struct ConversationActor {
     before: BTreeMap<String, Option<ConvRecord>>,
     /// Folders before the burst, when they changed in it.
     folders_before: Option<Vec<pb::ConvFolder>>,
+    /// The user-level settings changed in this burst (to be written).
+    user_dirty: bool,
     flush_scheduled: bool,
 }
 
@@ -93,6 +95,7 @@ impl ConversationActor {
             subscriptions: Vec::new(),
             before: BTreeMap::new(),
             folders_before: None,
+            user_dirty: false,
             flush_scheduled: false,
         }
     }
@@ -175,7 +178,7 @@ impl ConversationActor {
                 (false, false) => {}
             }
         }
-        if folders_before.is_some() {
+        if std::mem::take(&mut self.user_dirty) {
             b.put(
                 keys::conversation(USER_SETTINGS_KEY),
                 prost::Message::encode_to_vec(&self.user_settings),
@@ -359,6 +362,7 @@ impl ConversationActor {
         if u == self.user_settings {
             return;
         }
+        self.user_dirty = true;
         if self.folders_before.is_none() && u.folders != self.user_settings.folders {
             self.folders_before = Some(self.user_settings.folders.clone());
             // Conversations whose folder list changes are re-announced.
@@ -433,6 +437,25 @@ impl ConversationActor {
             "next_seq": end as u64,
             "is_finished": end >= all.len(),
         })
+    }
+}
+
+/// Sets `is_read` / `is_peer_read` of message objects rendered by another actor (history, find)
+/// from the read positions of their conversations in the store.
+pub fn set_read_flags(store: &dyn Store, me: &str, msgs: &[StoredMessage], out: &mut [Value]) {
+    let mut positions: HashMap<String, (u64, u64)> = HashMap::new();
+    for (m, j) in msgs.iter().zip(out.iter_mut()) {
+        let id = m.conversation_id();
+        let (read, peer) = *positions.entry(id).or_insert_with_key(|id| {
+            let k = keys::conversation(id);
+            store
+                .get(&k)
+                .ok()
+                .flatten()
+                .and_then(|v| decode::<ConvRecord>(&k, &v).ok())
+                .map_or((0, 0), |r| (r.read_seq, r.peer_read_seq))
+        });
+        view::set_read_flags(j, m, me, read, peer);
     }
 }
 
@@ -663,6 +686,44 @@ impl Handler<SettingsPushed> for ConversationActor {
         }
         self.apply_settings(msg.0.convs, msg.0.user);
         self.commit();
+    }
+}
+
+/// The api.md receipt object of a message read receipt.
+pub fn receipt_json(r: &pb::MessageReceipt) -> Value {
+    let (user_id, group_id) = match &r.conv {
+        Some(c) if c.conv_type() == pb::ConvType::Group => ("", c.target.as_str()),
+        Some(c) => (c.target.as_str(), ""),
+        None => ("", ""),
+    };
+    json!({
+        "msg_id": r.msg_id,
+        "conversation_id": r.conv.as_ref().map(ids::conversation_id).unwrap_or_default(),
+        "user_id": user_id,
+        "group_id": group_id,
+        "seq": r.seq,
+        "read_count": r.read_count,
+        "unread_count": r.unread_count,
+        "is_peer_read": r.is_peer_read,
+        "timestamp": super::now_ms() / 1000,
+    })
+}
+
+/// Someone read messages of mine that asked for a receipt.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReceiptsPushed(pub pb::MessageReceiptPush);
+
+impl Handler<ReceiptsPushed> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: ReceiptsPushed, _: &mut Context<Self>) {
+        let list: Vec<Value> = msg.0.receipts.iter().map(receipt_json).collect();
+        if !list.is_empty() {
+            self.shared.events.emit(
+                "on_recv_message_read_receipts",
+                json!({ "receipt_list": list }),
+            );
+        }
     }
 }
 

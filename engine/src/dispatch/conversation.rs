@@ -20,8 +20,13 @@ pub const MAX_IDS_PER_REQUEST: usize = 100;
 /// Too many conversations in one request (the seed's code).
 pub const ERR_TOO_MANY_IDS: i32 = 51006;
 
-/// The methods this area answers.
+mod receipts;
+
+/// The methods this area answers (its own and those of [`receipts`]).
 pub(super) const METHODS: &[&str] = &[
+    "send_message_read_receipts",
+    "get_message_read_receipts",
+    "get_group_message_read_member_list",
     "get_conversation_list",
     "get_conversation",
     "get_conversation_list_by_ids",
@@ -191,6 +196,9 @@ pub(super) async fn call(
     method: &str,
     p: Value,
 ) -> Result<Value> {
+    if receipts::METHODS.contains(&method) {
+        return receipts::call(peers, method, p).await;
+    }
     match method {
         "get_conversation_list" => {
             let next_seq = opt_u64(&p, "next_seq")?;

@@ -2,6 +2,7 @@
 //!
 //! One integration binary with one module per area; the harness is `chime_tests`.
 
+mod conversations;
 mod devices;
 mod groups;
 mod harness;
@@ -14,5 +15,6 @@ mod messaging;
 mod network;
 mod plugins;
 mod quic;
+mod receipts;
 mod reconnect;
 mod search;

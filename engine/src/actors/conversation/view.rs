@@ -268,6 +268,22 @@ pub fn folders_of(conv_id: &str, folders: &[pb::ConvFolder]) -> Vec<String> {
         .collect()
 }
 
+/// Sets `is_read` (mine, or at/below my read position) and `is_peer_read` (mine in C2C, at/below
+/// the peer's read position) of a message object: the store keeps read positions per
+/// conversation, not flags per message.
+pub fn set_read_flags(j: &mut Value, m: &StoredMessage, me: &str, read_seq: u64, peer_read: u64) {
+    if m.seq == 0 {
+        return;
+    }
+    if m.sender == me {
+        if !m.is_group && m.seq <= peer_read {
+            j["is_peer_read"] = json!(true);
+        }
+    } else if m.seq <= read_seq {
+        j["is_read"] = json!(true);
+    }
+}
+
 fn at_str(t: i32) -> &'static str {
     match t {
         at_type::AT_ALL => "at_all",
@@ -286,12 +302,7 @@ pub fn to_json(r: &ConvRecord, me: &str, folders: &[pb::ConvFolder]) -> Value {
         .collect();
     let last = r.last_message.as_ref().map_or(Value::Null, |m| {
         let mut j = codec::to_json(m, me);
-        if !r.is_group && m.sender == me && m.seq > 0 && m.seq <= r.peer_read_seq {
-            j["is_peer_read"] = json!(true);
-        }
-        if m.sender != me && m.seq > 0 && m.seq <= r.read_seq {
-            j["is_read"] = json!(true);
-        }
+        set_read_flags(&mut j, m, me, r.read_seq, r.peer_read_seq);
         j
     });
     json!({

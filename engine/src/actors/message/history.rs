@@ -140,7 +140,11 @@ impl MessageActor {
 
     pub(crate) fn history_json(&self, list: Vec<StoredMessage>) -> Value {
         let me = self.me();
-        json!({"message_list": list.iter().map(|m| codec::to_json(m, me)).collect::<Vec<_>>()})
+        let mut out: Vec<Value> = list.iter().map(|m| codec::to_json(m, me)).collect();
+        if let Some(a) = &self.acct {
+            crate::actors::conversation::set_read_flags(a.store.as_ref(), me, &list, &mut out);
+        }
+        json!({ "message_list": out })
     }
 }
 

@@ -1,0 +1,852 @@
+//! Conversations end to end (api.md §4.3): the list (pinned first, then newest), get by id and
+//! ids, filters, drafts (local, surviving restarts), pin / marks / custom data / folders /
+//! receive options synced to the user's other device live and after a reconnect, hide and delete
+//! with and without history, `@` info cleared on read, unread filters with subscriptions, and
+//! cleaning unread by conversation, type and all — with the errors of each.
+
+use std::time::Duration;
+
+use chime_proto::codes;
+use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn fast(platform: &str) -> Value {
+    json!({"reconnect_min_ms": 50, "reconnect_max_ms": 500, "platform": platform})
+}
+
+async fn user(server: &TestServer, id: &str) -> TestClient {
+    let c = TestClient::with_config(server, fast("windows")).await;
+    c.login(id).await;
+    c
+}
+
+async fn conv(c: &TestClient, id: &str) -> Value {
+    c.ok("get_conversation", json!({ "conversation_id": id }))
+        .await
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["conversation_list"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|c| c["conversation_id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn list_ids(c: &TestClient) -> Vec<String> {
+    ids(&c
+        .ok(
+            "get_conversation_list",
+            json!({"next_seq": 0, "count": 100}),
+        )
+        .await)
+}
+
+async fn total(c: &TestClient) -> u64 {
+    c.ok("get_total_unread_message_count", json!({})).await["total_unread_count"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// Waits (bounded) until `f` holds, re-evaluating every 50 ms.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never held: {what}");
+}
+
+/// `from` sends `n` texts to `to`; `to` receives them.
+async fn chat(from: &TestClient, to: &TestClient, to_id: &str, n: usize) {
+    for i in 0..n {
+        send_c2c_text(from, to_id, &format!("m{i}")).await;
+    }
+    to.expect_messages(n, WAIT).await;
+}
+
+async fn work_group(owner: &TestClient, id: &str, members: &[&str]) {
+    let list: Vec<Value> = members.iter().map(|m| json!({ "user_id": m })).collect();
+    owner
+        .ok(
+            "create_group",
+            json!({"group_type": "Work", "group_id": id, "group_name": id, "member_list": list}),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn the_list_is_pinned_first_then_newest_and_pages_and_gets_by_ids() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    for peer in ["bob", "carol", "dave"] {
+        let p = user(&server, peer).await;
+        chat(&p, &alice, "alice", 1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(list_ids(&alice).await, ["c2c_dave", "c2c_carol", "c2c_bob"]);
+
+    alice
+        .ok(
+            "pin_conversation",
+            json!({"conversation_id": "c2c_bob", "is_pinned": true}),
+        )
+        .await;
+    assert_eq!(list_ids(&alice).await, ["c2c_bob", "c2c_dave", "c2c_carol"]);
+    assert_eq!(conv(&alice, "c2c_bob").await["is_pinned"], true);
+    let page = alice
+        .ok("get_conversation_list", json!({"next_seq": 0, "count": 2}))
+        .await;
+    assert_eq!(ids(&page), ["c2c_bob", "c2c_dave"]);
+    assert_eq!(
+        (page["next_seq"].clone(), page["is_finished"].clone()),
+        (json!(2), json!(false))
+    );
+    let page = alice
+        .ok("get_conversation_list", json!({"next_seq": 2, "count": 2}))
+        .await;
+    assert_eq!(ids(&page), ["c2c_carol"]);
+    assert_eq!(page["is_finished"], true);
+
+    let by_ids = alice
+        .ok(
+            "get_conversation_list_by_ids",
+            json!({"conversation_ids": ["c2c_carol", "c2c_nobody", "c2c_bob"]}),
+        )
+        .await;
+    assert_eq!(
+        ids(&by_ids),
+        ["c2c_carol", "c2c_bob"],
+        "unknown ids are left out"
+    );
+    let c = conv(&alice, "c2c_carol").await;
+    assert_eq!(c["type"], "c2c");
+    assert_eq!(c["user_id"], "carol");
+    assert_eq!(c["unread_count"], 1);
+    assert_eq!(text_of(&c["last_message"]), "m0");
+    assert_eq!(c["recv_opt"], "receive");
+
+    // Errors.
+    let unknown = json!({"conversation_id": "c2c_nobody"});
+    assert_eq!(
+        alice.err_code("get_conversation", unknown.clone()).await,
+        codes::ERR_INVALID_CONVERSATION
+    );
+    assert_eq!(
+        alice
+            .err_code("get_conversation", json!({"conversation_id": "x_bob"}))
+            .await,
+        codes::ERR_INVALID_CONVERSATION
+    );
+    assert_eq!(
+        alice
+            .err_code(
+                "pin_conversation",
+                json!({"conversation_id": "c2c_nobody", "is_pinned": true})
+            )
+            .await,
+        codes::ERR_INVALID_CONVERSATION
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("c2c_u{i}")).collect();
+    assert_eq!(
+        alice
+            .err_code(
+                "get_conversation_list_by_ids",
+                json!({ "conversation_ids": many })
+            )
+            .await,
+        51006
+    );
+    assert_eq!(
+        alice.err_code("get_conversation", json!({})).await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+
+    alice
+        .ok(
+            "pin_conversation",
+            json!({"conversation_id": "c2c_bob", "is_pinned": false}),
+        )
+        .await;
+    assert_eq!(list_ids(&alice).await, ["c2c_dave", "c2c_carol", "c2c_bob"]);
+}
+
+#[tokio::test]
+async fn settings_reach_the_other_device_live_and_after_a_reconnect() {
+    let server = TestServer::start().await;
+    let pc = user(&server, "alice").await;
+    let web_dir = tempfile::tempdir().unwrap();
+    let web = TestClient::with_data_dir(&server, web_dir.path(), fast("web")).await;
+    web.login("alice").await;
+    let bob = user(&server, "bob").await;
+    send_c2c_text(&bob, "alice", "hi").await;
+    pc.expect_messages(1, WAIT).await;
+    web.expect_messages(1, WAIT).await;
+
+    pc.ok(
+        "pin_conversation",
+        json!({"conversation_id": "c2c_bob", "is_pinned": true}),
+    )
+    .await;
+    pc.ok(
+        "mark_conversation",
+        json!({"conversation_ids": ["c2c_bob"], "mark_type": "star", "enable_mark": true}),
+    )
+    .await;
+    pc.ok(
+        "set_conversation_custom_data",
+        json!({"conversation_ids": ["c2c_bob"], "custom_data": "vip"}),
+    )
+    .await;
+    eventually("the web device sees pin, star and custom data", || async {
+        let c = conv(&web, "c2c_bob").await;
+        c["is_pinned"] == true && c["mark_list"] == json!([1]) && c["custom_data"] == "vip"
+    })
+    .await;
+    let changed = web.expect_event("on_conversation_changed", WAIT).await;
+    assert_eq!(
+        changed["conversation_list"][0]["conversation_id"],
+        "c2c_bob"
+    );
+
+    // Offline meanwhile: the changes arrive with the next sync.
+    web.shutdown().await;
+    drop(web);
+    pc.ok(
+        "mark_conversation",
+        json!({"conversation_ids": ["c2c_bob"], "mark_type": "fold", "enable_mark": true}),
+    )
+    .await;
+    pc.ok(
+        "create_conversation_group",
+        json!({"group_name": "friends", "conversation_ids": ["c2c_bob"]}),
+    )
+    .await;
+    pc.ok(
+        "set_c2c_receive_message_opt",
+        json!({"user_ids": ["bob"], "opt": "not_notify"}),
+    )
+    .await;
+    let web = TestClient::with_data_dir(&server, web_dir.path(), fast("web")).await;
+    web.login("alice").await;
+    web.expect_event("on_sync_server_finish", WAIT).await;
+    let c = conv(&web, "c2c_bob").await;
+    assert_eq!(c["mark_list"], json!([1, 4]));
+    assert_eq!(c["recv_opt"], "not_notify");
+    assert_eq!(c["conversation_group_list"], json!(["friends"]));
+    assert_eq!(c["is_pinned"], true);
+    let folders = web.ok("get_conversation_group_list", json!({})).await;
+    assert_eq!(folders["group_name_list"], json!(["friends"]));
+    // The muted conversation keeps its count but leaves the total.
+    assert_eq!(c["unread_count"], 1);
+    assert_eq!(total(&web).await, 0);
+}
+
+#[tokio::test]
+async fn drafts_are_local_and_survive_a_restart() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bob = user(&server, "bob").await;
+    {
+        let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
+        alice.login("alice").await;
+        chat(&bob, &alice, "alice", 1).await;
+        alice.expect_event("on_new_conversation", WAIT).await;
+        assert_eq!(
+            alice
+                .err_code(
+                    "set_conversation_draft",
+                    json!({"conversation_id": "c2c_nobody", "draft_text": "x"})
+                )
+                .await,
+            codes::ERR_INVALID_CONVERSATION
+        );
+        alice
+            .ok(
+                "set_conversation_draft",
+                json!({"conversation_id": "c2c_bob", "draft_text": "half a thought"}),
+            )
+            .await;
+        let ev = alice.expect_event("on_conversation_changed", WAIT).await;
+        assert_eq!(ev["conversation_list"][0]["draft_text"], "half a thought");
+        alice.shutdown().await;
+    }
+    let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
+    alice.login("alice").await;
+    let c = conv(&alice, "c2c_bob").await;
+    assert_eq!(c["draft_text"], "half a thought");
+    assert!(c["draft_timestamp"].as_i64().unwrap_or(0) > 1_600_000_000);
+    // Not synced: another device of alice's has no draft.
+    let web = TestClient::with_config(&server, fast("web")).await;
+    web.login("alice").await;
+    web.expect_event("on_sync_server_finish", WAIT).await;
+    assert_eq!(conv(&web, "c2c_bob").await["draft_text"], "");
+    alice
+        .ok(
+            "set_conversation_draft",
+            json!({"conversation_id": "c2c_bob", "draft_text": ""}),
+        )
+        .await;
+    let c = conv(&alice, "c2c_bob").await;
+    assert_eq!(
+        (c["draft_text"].clone(), c["draft_timestamp"].clone()),
+        (json!(""), json!(0))
+    );
+}
+
+#[tokio::test]
+async fn hidden_and_deleted_conversations_come_back_with_a_new_message() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let web = TestClient::with_config(&server, fast("web")).await;
+    web.login("alice").await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    let dave = user(&server, "dave").await;
+    chat(&bob, &alice, "alice", 2).await;
+    chat(&carol, &alice, "alice", 2).await;
+    chat(&dave, &alice, "alice", 2).await;
+    assert_eq!(total(&alice).await, 6);
+
+    // Hide: off the list, still there by filter; a new message brings it back.
+    alice
+        .ok(
+            "mark_conversation",
+            json!({"conversation_ids": ["c2c_bob"], "mark_type": "hide", "enable_mark": true}),
+        )
+        .await;
+    assert!(!list_ids(&alice).await.contains(&"c2c_bob".to_owned()));
+    let hidden = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"mark_type": 8}, "next_seq": 0, "count": 10}),
+        )
+        .await;
+    assert_eq!(ids(&hidden), ["c2c_bob"]);
+    send_c2c_text(&bob, "alice", "back").await;
+    eventually("bob's conversation is listed again", || async {
+        list_ids(&alice).await.first().map(String::as_str) == Some("c2c_bob")
+    })
+    .await;
+    assert_eq!(conv(&alice, "c2c_bob").await["mark_list"], json!([]));
+
+    // Delete without history: gone from the list and the total, history stays.
+    alice
+        .ok(
+            "delete_conversation",
+            json!({"conversation_id": "c2c_carol"}),
+        )
+        .await;
+    let ev = alice.expect_event("on_conversation_deleted", WAIT).await;
+    assert_eq!(ev["conversation_ids"], json!(["c2c_carol"]));
+    assert!(!list_ids(&alice).await.contains(&"c2c_carol".to_owned()));
+    assert_eq!(total(&alice).await, 5);
+    let cloud = alice
+        .ok(
+            "get_history_message_list",
+            json!({"get_type": "cloud_older", "user_id": "carol", "count": 10}),
+        )
+        .await;
+    assert_eq!(cloud["message_list"].as_array().map(Vec::len), Some(2));
+    eventually("the other device drops carol's conversation", || async {
+        !list_ids(&web).await.contains(&"c2c_carol".to_owned()) && total(&web).await == 5
+    })
+    .await;
+
+    // Delete with history: the messages are gone for alice, on the server too.
+    alice
+        .ok(
+            "delete_conversation_list",
+            json!({"conversation_ids": ["c2c_dave"], "clear_message": true}),
+        )
+        .await;
+    assert_eq!(total(&alice).await, 3);
+    for get_type in ["cloud_older", "local_older"] {
+        let h = alice
+            .ok(
+                "get_history_message_list",
+                json!({"get_type": get_type, "user_id": "dave", "count": 10}),
+            )
+            .await;
+        assert_eq!(h["message_list"], json!([]), "{get_type}");
+    }
+    send_c2c_text(&dave, "alice", "again").await;
+    eventually("dave's conversation is back with one unread", || async {
+        list_ids(&alice).await.first().map(String::as_str) == Some("c2c_dave")
+            && conv(&alice, "c2c_dave").await["unread_count"] == 1
+    })
+    .await;
+    let cloud = alice
+        .ok(
+            "get_history_message_list",
+            json!({"get_type": "cloud_older", "user_id": "dave", "count": 10}),
+        )
+        .await;
+    let texts: Vec<String> = cloud["message_list"]
+        .as_array()
+        .map(|l| l.iter().map(text_of).collect())
+        .unwrap_or_default();
+    assert_eq!(texts, ["again"]);
+    assert_eq!(
+        alice
+            .err_code(
+                "delete_conversation",
+                json!({"conversation_id": "c2c_nobody"})
+            )
+            .await,
+        codes::ERR_INVALID_CONVERSATION
+    );
+}
+
+#[tokio::test]
+async fn folders_crud_with_events_and_errors() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    chat(&bob, &alice, "alice", 1).await;
+    chat(&carol, &alice, "alice", 1).await;
+
+    alice
+        .ok(
+            "create_conversation_group",
+            json!({"group_name": "work", "conversation_ids": ["c2c_bob"]}),
+        )
+        .await;
+    let ev = alice
+        .expect_event("on_conversation_group_created", WAIT)
+        .await;
+    assert_eq!(ev["group_name"], "work");
+    assert_eq!(ev["conversation_list"][0]["conversation_id"], "c2c_bob");
+    alice
+        .ok(
+            "add_conversations_to_group",
+            json!({"group_name": "work", "conversation_ids": ["c2c_carol"]}),
+        )
+        .await;
+    let ev = alice
+        .expect_event("on_conversations_added_to_group", WAIT)
+        .await;
+    assert_eq!(ev["conversation_list"][0]["conversation_id"], "c2c_carol");
+    let in_work = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"conversation_group": "work"}, "next_seq": 0, "count": 10}),
+        )
+        .await;
+    assert_eq!(ids(&in_work), ["c2c_carol", "c2c_bob"]);
+    alice
+        .ok(
+            "delete_conversations_from_group",
+            json!({"group_name": "work", "conversation_ids": ["c2c_bob"]}),
+        )
+        .await;
+    let ev = alice
+        .expect_event("on_conversations_deleted_from_group", WAIT)
+        .await;
+    assert_eq!(ev["conversation_ids"], json!(["c2c_bob"]));
+    alice
+        .ok(
+            "rename_conversation_group",
+            json!({"old_name": "work", "new_name": "job"}),
+        )
+        .await;
+    let ev = alice
+        .expect_event("on_conversation_group_name_changed", WAIT)
+        .await;
+    assert_eq!(ev, json!({"old_name": "work", "new_name": "job"}));
+    assert_eq!(
+        conv(&alice, "c2c_carol").await["conversation_group_list"],
+        json!(["job"])
+    );
+    assert_eq!(
+        conv(&alice, "c2c_bob").await["conversation_group_list"],
+        json!([])
+    );
+
+    // Errors.
+    let missing = json!({"group_name": "nope"});
+    assert_eq!(
+        alice.err_code("delete_conversation_group", missing).await,
+        51009
+    );
+    let long = json!({"group_name": "x".repeat(33), "conversation_ids": ["c2c_bob"]});
+    assert_eq!(
+        alice.err_code("create_conversation_group", long).await,
+        51011
+    );
+    let dup = json!({"group_name": "job", "conversation_ids": ["c2c_bob"]});
+    assert_eq!(
+        alice.err_code("create_conversation_group", dup).await,
+        50002
+    );
+    for i in 1..20 {
+        alice
+            .ok(
+                "create_conversation_group",
+                json!({"group_name": format!("f{i}"), "conversation_ids": ["c2c_bob"]}),
+            )
+            .await;
+    }
+    let over = json!({"group_name": "f20", "conversation_ids": ["c2c_bob"]});
+    assert_eq!(
+        alice.err_code("create_conversation_group", over).await,
+        51010
+    );
+
+    alice
+        .ok("delete_conversation_group", json!({"group_name": "job"}))
+        .await;
+    let ev = alice
+        .expect_event("on_conversation_group_deleted", WAIT)
+        .await;
+    assert_eq!(ev["group_name"], "job");
+    let names = alice.ok("get_conversation_group_list", json!({})).await;
+    assert_eq!(names["group_name_list"].as_array().map(Vec::len), Some(19));
+}
+
+#[tokio::test]
+async fn unread_filters_and_subscriptions() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    work_group(&carol, "g1", &["alice"]).await;
+    chat(&bob, &alice, "alice", 2).await;
+    for i in 0..3 {
+        carol
+            .ok(
+                "send_group_text_message",
+                json!({"text": format!("g{i}"), "group_id": "g1"}),
+            )
+            .await;
+    }
+    eventually("alice's total is 5", || async { total(&alice).await == 5 }).await;
+
+    let by = |f: Value| json!({ "filter": f });
+    let n = |v: Value| v["total_unread_count"].as_u64().unwrap_or(u64::MAX);
+    let groups = alice
+        .ok(
+            "get_unread_message_count_by_filter",
+            by(json!({"conversation_type": "group"})),
+        )
+        .await;
+    assert_eq!(n(groups), 3);
+    let sub = alice
+        .ok(
+            "subscribe_unread_message_count_by_filter",
+            by(json!({"conversation_type": "c2c"})),
+        )
+        .await;
+    assert_eq!(n(sub), 2);
+    send_c2c_text(&bob, "alice", "one more").await;
+    let ev = alice
+        .expect_event("on_unread_message_count_changed_by_filter", WAIT)
+        .await;
+    assert_eq!(ev["filter"], json!({"conversation_type": "c2c"}));
+    assert_eq!(ev["total_unread_count"], 3);
+    alice
+        .ok("mark_c2c_message_as_read", json!({"user_id": "bob"}))
+        .await;
+    let ev = alice
+        .expect_event("on_unread_message_count_changed_by_filter", WAIT)
+        .await;
+    assert_eq!(ev["total_unread_count"], 0);
+    alice
+        .ok(
+            "unsubscribe_unread_message_count_by_filter",
+            by(json!({"conversation_type": "c2c"})),
+        )
+        .await;
+    send_c2c_text(&bob, "alice", "unsubscribed").await;
+    eventually("the last message arrived", || async {
+        text_of(&conv(&alice, "c2c_bob").await["last_message"]) == "unsubscribed"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        alice
+            .next_event("on_unread_message_count_changed_by_filter", Duration::ZERO)
+            .await,
+        None
+    );
+
+    // The unread mark counts as unread for the filter, and cleaning unread clears it.
+    alice
+        .ok("mark_c2c_message_as_read", json!({"user_id": "bob"}))
+        .await;
+    alice
+        .ok(
+            "mark_conversation",
+            json!({"conversation_ids": ["c2c_bob"], "mark_type": "unread", "enable_mark": true}),
+        )
+        .await;
+    let unread = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"has_unread_count": true, "conversation_type": "c2c"}}),
+        )
+        .await;
+    assert_eq!(ids(&unread), ["c2c_bob"]);
+    alice
+        .ok(
+            "clean_conversation_unread_message_count",
+            json!({"conversation_id": "c2c_bob"}),
+        )
+        .await;
+    assert_eq!(conv(&alice, "c2c_bob").await["mark_list"], json!([]));
+
+    for bad in [
+        json!({}),
+        by(json!({"conversation_type": "x"})),
+        by(json!({"mark_type": "star"})),
+        by(json!("c2c")),
+    ] {
+        assert_eq!(
+            alice
+                .err_code("get_unread_message_count_by_filter", bad.clone())
+                .await,
+            codes::ERR_INVALID_PARAMETERS,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn receive_options_mute_the_total_but_keep_the_count() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let web = TestClient::with_config(&server, fast("web")).await;
+    web.login("alice").await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    work_group(&carol, "g1", &["alice"]).await;
+    chat(&bob, &alice, "alice", 2).await;
+    carol
+        .ok(
+            "send_group_text_message",
+            json!({"text": "g", "group_id": "g1"}),
+        )
+        .await;
+    eventually("alice's total is 3", || async { total(&alice).await == 3 }).await;
+
+    alice
+        .ok(
+            "set_c2c_receive_message_opt",
+            json!({"user_ids": ["bob"], "opt": "not_notify"}),
+        )
+        .await;
+    assert_eq!(total(&alice).await, 1);
+    let c = conv(&alice, "c2c_bob").await;
+    assert_eq!(
+        (c["unread_count"].clone(), c["recv_opt"].clone()),
+        (json!(2), json!("not_notify"))
+    );
+    let opts = alice
+        .ok(
+            "get_c2c_receive_message_opt",
+            json!({"user_ids": ["bob", "zed"]}),
+        )
+        .await;
+    assert_eq!(
+        opts["receive_opt_list"],
+        json!([
+            {"user_id": "bob", "c2c_receive_message_opt": "not_notify"},
+            {"user_id": "zed", "c2c_receive_message_opt": "receive"}
+        ])
+    );
+    alice
+        .ok(
+            "set_group_receive_message_opt",
+            json!({"group_id": "g1", "opt": "not_notify_except_at"}),
+        )
+        .await;
+    assert_eq!(total(&alice).await, 0);
+    // Still counted per conversation; still announced as messages.
+    send_c2c_text(&bob, "alice", "muted but here").await;
+    eventually("bob's conversation counts 3", || async {
+        conv(&alice, "c2c_bob").await["unread_count"] == 3
+    })
+    .await;
+    assert_eq!(total(&alice).await, 0);
+    eventually("the other device mutes too", || async {
+        conv(&web, "group_g1").await["recv_opt"] == "not_notify_except_at" && total(&web).await == 0
+    })
+    .await;
+
+    // Back to receive.
+    alice
+        .ok(
+            "set_c2c_receive_message_opt",
+            json!({"user_ids": ["bob"], "opt": "receive"}),
+        )
+        .await;
+    assert_eq!(total(&alice).await, 3);
+
+    // The global option: a daily window.
+    let window = json!({"opt": "not_notify", "start_hour": 22, "start_minute": 30,
+                        "start_second": 0, "duration": 28_800});
+    alice.ok("set_all_receive_message_opt", window).await;
+    let got = alice.ok("get_all_receive_message_opt", json!({})).await;
+    assert_eq!(
+        got,
+        json!({"opt": "not_notify", "start_hour": 22, "start_minute": 30, "start_second": 0,
+               "start_time_stamp": 0, "duration": 28_800})
+    );
+    eventually("the other device has the global option", || async {
+        web.ok("get_all_receive_message_opt", json!({})).await["start_hour"] == 22
+    })
+    .await;
+
+    // Errors.
+    for (method, params) in [
+        (
+            "set_c2c_receive_message_opt",
+            json!({"user_ids": ["bob"], "opt": "loud"}),
+        ),
+        ("set_group_receive_message_opt", json!({"group_id": "g1"})),
+        (
+            "set_all_receive_message_opt",
+            json!({"opt": "receive", "start_hour": 24}),
+        ),
+    ] {
+        assert_eq!(
+            alice.err_code(method, params).await,
+            codes::ERR_INVALID_PARAMETERS,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        alice
+            .err_code(
+                "set_c2c_receive_message_opt",
+                json!({"user_ids": ["bad\nid"], "opt": "receive"})
+            )
+            .await,
+        codes::ERR_INVALID_USER_ID
+    );
+}
+
+#[tokio::test]
+async fn at_info_is_kept_until_read() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    work_group(&bob, "g1", &["alice"]).await;
+    let mut seqs = Vec::new();
+    for at in [
+        json!(["alice"]),
+        json!(["__kImSDK_MessageAtALL__"]),
+        json!(["carol"]),
+    ] {
+        let m = bob
+            .ok(
+                "create_text_at_message",
+                json!({"text": "look", "at_user_list": at}),
+            )
+            .await;
+        let sent = bob
+            .ok("send_message", json!({"message": m, "group_id": "g1"}))
+            .await;
+        seqs.push(sent["seq"].as_u64().unwrap_or(0));
+    }
+    eventually("alice has two @ infos", || async {
+        conv(&alice, "group_g1").await["group_at_info_list"]
+            == json!([{"seq": seqs[0], "at_type": "at_me"}, {"seq": seqs[1], "at_type": "at_all"}])
+    })
+    .await;
+    let with_at = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"has_group_at_info": true}}),
+        )
+        .await;
+    assert_eq!(ids(&with_at), ["group_g1"]);
+    alice
+        .ok("mark_group_message_as_read", json!({"group_id": "g1"}))
+        .await;
+    let c = conv(&alice, "group_g1").await;
+    assert_eq!(c["group_at_info_list"], json!([]));
+    assert_eq!(c["unread_count"], 0);
+}
+
+#[tokio::test]
+async fn reading_on_one_device_clears_the_other_by_conversation_type_and_all() {
+    let server = TestServer::start().await;
+    let pc = user(&server, "alice").await;
+    let web = TestClient::with_config(&server, fast("web")).await;
+    web.login("alice").await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    work_group(&carol, "g1", &["alice"]).await;
+    chat(&bob, &pc, "alice", 3).await;
+    chat(&carol, &pc, "alice", 2).await;
+    for i in 0..2 {
+        carol
+            .ok(
+                "send_group_text_message",
+                json!({"text": format!("g{i}"), "group_id": "g1"}),
+            )
+            .await;
+    }
+    for c in [&pc, &web] {
+        eventually("total 7", || async { total(c).await == 7 }).await;
+    }
+
+    // Up to a seq: bob's first two messages.
+    pc.ok(
+        "clean_conversation_unread_message_count",
+        json!({"conversation_id": "c2c_bob", "clean_sequence": 2}),
+    )
+    .await;
+    assert_eq!(conv(&pc, "c2c_bob").await["unread_count"], 1);
+    eventually("the web device sees bob's 1", || async {
+        conv(&web, "c2c_bob").await["unread_count"] == 1
+    })
+    .await;
+    // All C2C.
+    pc.ok(
+        "clean_conversation_unread_message_count",
+        json!({"conversation_id": "c2c"}),
+    )
+    .await;
+    assert_eq!(total(&pc).await, 2);
+    eventually("web total 2", || async { total(&web).await == 2 }).await;
+    // Everything.
+    pc.ok("mark_all_message_as_read", json!({})).await;
+    assert_eq!(total(&pc).await, 0);
+    eventually("web total 0", || async { total(&web).await == 0 }).await;
+    let last = web.events("on_total_unread_message_count_changed");
+    assert_eq!(
+        last.last().map(|e| e["total_unread_count"].clone()),
+        Some(json!(0))
+    );
+
+    assert_eq!(
+        pc.err_code(
+            "clean_conversation_unread_message_count",
+            json!({"conversation_id": "c2c", "clean_sequence": 3})
+        )
+        .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+    assert_eq!(
+        pc.err_code(
+            "clean_conversation_unread_message_count",
+            json!({"conversation_id": "bogus"})
+        )
+        .await,
+        codes::ERR_INVALID_CONVERSATION
+    );
+}
