@@ -125,6 +125,8 @@ pub enum Op {
     Prune(Vec<Vec<u8>>),
     /// A message lifecycle write (revoke, modify, delete, clear): [`crate::lifecycle`].
     Lifecycle(crate::lifecycle::LifecycleOp),
+    /// A reaction or extension write: [`crate::annotations`].
+    Annotation(crate::annotations::AnnotationOp),
     /// A group management write ([`crate::group_admin`], [`crate::group_apply`],
     /// [`crate::group_kv`]).
     Group(Box<crate::group_admin::GroupOp>),
@@ -408,6 +410,7 @@ impl Core {
             Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
             Op::SendReceipts(req) => crate::receipts::send(self, txn, app, user, req, fx),
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
+            Op::Annotation(op) => crate::annotations::stage(self, txn, app, user, op, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);

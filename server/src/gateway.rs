@@ -32,6 +32,7 @@ use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
 use crate::conversations;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
+use crate::annotations::AnnotationOp;
 use crate::lifecycle::LifecycleOp;
 use crate::queries;
 use crate::registry::{ConnTx, Outbound, Session, push_frame};
@@ -484,6 +485,14 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             let op = Op::Lifecycle(LifecycleOp::Clear(req));
             submit(shared, app, user, op, reply()).await;
         }
+        ReqKind::Reaction(req) => {
+            let op = Op::Annotation(AnnotationOp::Reaction(req));
+            submit(shared, app, user, op, reply()).await;
+        }
+        ReqKind::Extensions(req) => {
+            let op = Op::Annotation(AnnotationOp::Extensions(req));
+            submit(shared, app, user, op, reply()).await;
+        }
         read => {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
@@ -524,6 +533,15 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::PullMessageChanges(req) => {
                         crate::lifecycle::pull_changes(store, app, &user, &req)
+                    }
+                    ReqKind::GetReactions(req) => {
+                        crate::annotations::get_reactions(store, app, &user, &req)
+                    }
+                    ReqKind::GetReactionUsers(req) => {
+                        crate::annotations::get_reaction_users(store, app, &user, &req)
+                    }
+                    ReqKind::GetExtensions(req) => {
+                        crate::annotations::get_extensions(store, app, &user, &req)
                     }
                     _ => Err(ApiError::new(
                         codes::ERR_SVR_MALFORMED,

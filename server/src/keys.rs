@@ -25,6 +25,8 @@
 //! | `Y` | app, user | the user's last message change version (u64) |
 //! | `D` | app, user, conv, seq | message deleted for the user (empty) |
 //! | `K` | app, user, conv | history cleared for the user up to this seq (u64) |
+//! | `E` | app, conv, seq | message reactions: encoded `pb::MessageReactions` |
+//! | `T` | app, conv, seq | message extensions: encoded `pb::GetExtensionsResp` |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
@@ -70,6 +72,10 @@ pub mod tag {
     pub const HIDDEN: u8 = b'D';
     /// Per-user cleared history floor (u64).
     pub const CLEARED: u8 = b'K';
+    /// Message reactions (one record per message).
+    pub const REACTION: u8 = b'E';
+    /// Message extensions (one record per message).
+    pub const EXTENSION: u8 = b'T';
     /// Group custom attributes.
     pub const GROUP_ATTRS: u8 = b'y';
     /// Group counters.

@@ -13,6 +13,7 @@ pub mod group_tips;
 pub mod groups;
 pub mod keys;
 pub mod lifecycle;
+pub mod annotations;
 pub mod queries;
 pub mod receipts;
 pub mod quic;

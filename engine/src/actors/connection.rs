@@ -317,6 +317,9 @@ impl ConnectionActor {
             Some(push::Kind::MessageChange(c)) => {
                 peers.msg.do_send(super::message::ChangePushed(c));
             }
+            Some(push::Kind::Annotation(a)) => {
+                peers.msg.do_send(super::message::AnnotationPushed(a));
+            }
             Some(push::Kind::ConvSettings(s)) => {
                 peers.conv.do_send(super::conversation::SettingsPushed(s));
             }

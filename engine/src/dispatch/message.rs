@@ -7,9 +7,9 @@ use super::params::*;
 use crate::actors::Peers;
 use crate::actors::message::search::Criteria;
 use crate::actors::message::{
-    ClearHistory, Create, CreateForward, CreateKind, CreateMerger, DeleteLocal, DeleteMessages,
-    DownloadMerger, Find, HistoryQuery, InsertLocal, Modify, Resend, Revoke, SearchLocal, Send,
-    SendParams, SetLocalCustom,
+    Annotate, AnnotationCall, ClearHistory, Create, CreateForward, CreateKind, CreateMerger,
+    DeleteLocal, DeleteMessages, DownloadMerger, ExtensionWrite, Find, HistoryQuery, InsertLocal,
+    Modify, Resend, Revoke, SearchLocal, Send, SendParams, SetLocalCustom,
 };
 use crate::codec;
 use crate::events::EventBus;
@@ -46,6 +46,13 @@ pub(super) const METHODS: &[&str] = &[
     "create_forward_message",
     "create_merger_message",
     "download_merger_message",
+    "add_message_reaction",
+    "remove_message_reaction",
+    "get_message_reactions",
+    "get_all_user_list_of_message_reaction",
+    "set_message_extensions",
+    "get_message_extensions",
+    "delete_message_extensions",
 ];
 
 /// The methods of this area that work before login.
@@ -236,6 +243,82 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
                 compatible_text: opt_str(&p, "compatible_text")?.unwrap_or_default(),
             };
             msg.send(r).await.map_err(mailbox)?
+        }
+        "add_message_reaction" | "remove_message_reaction" => {
+            let reaction_id = req_str(&p, "reaction_id")?;
+            if reaction_id.is_empty() {
+                return Err(ApiError::invalid_param("reaction_id is empty"));
+            }
+            let call = AnnotationCall::Reaction {
+                msg_id: req_str(&p, "msg_id")?,
+                reaction_id,
+                add: method == "add_message_reaction",
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "get_message_reactions" => {
+            let msg_ids = codec::string_list(&p, "msg_ids")?;
+            if msg_ids.is_empty() || msg_ids.len() > 20 {
+                return Err(ApiError::invalid_param("msg_ids holds 1..=20 msg_ids"));
+            }
+            let max = opt_u64(&p, "max_user_count_per_reaction")?.min(10);
+            let call = AnnotationCall::GetReactions {
+                msg_ids,
+                max_users: u32::try_from(max).unwrap_or(10),
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "get_all_user_list_of_message_reaction" => {
+            let call = AnnotationCall::ReactionUsers {
+                msg_id: req_str(&p, "msg_id")?,
+                reaction_id: req_str(&p, "reaction_id")?,
+                next_seq: opt_u64(&p, "next_seq")?,
+                count: u32::try_from(opt_u64(&p, "count")?.min(100)).unwrap_or(100),
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "set_message_extensions" => {
+            let list = p
+                .get("extensions")
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| {
+                    ApiError::invalid_param("extensions (a non-empty list) is required")
+                })?;
+            let mut extensions = Vec::with_capacity(list.len());
+            for e in list {
+                let expect_version = match e.get("version") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| {
+                        ApiError::invalid_param(
+                            "extensions[].version must be a non-negative integer",
+                        )
+                    })?),
+                };
+                extensions.push(ExtensionWrite {
+                    key: req_str(e, "key")?,
+                    value: opt_str(e, "value")?.unwrap_or_default(),
+                    expect_version,
+                });
+            }
+            let call = AnnotationCall::SetExtensions {
+                msg_id: req_str(&p, "msg_id")?,
+                extensions,
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "get_message_extensions" => {
+            let call = AnnotationCall::GetExtensions {
+                msg_id: req_str(&p, "msg_id")?,
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "delete_message_extensions" => {
+            let call = AnnotationCall::DeleteExtensions {
+                msg_id: req_str(&p, "msg_id")?,
+                keys: codec::string_list(&p, "keys")?,
+            };
+            msg.send(Annotate(call)).await.map_err(mailbox)?
         }
         "download_merger_message" => {
             let id = req_str(&p, "msg_id")?;

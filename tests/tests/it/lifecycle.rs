@@ -644,3 +644,232 @@ async fn forward_and_merger_messages_reach_the_receiver_with_their_content() {
         codes::ERR_INVALID_PARAMETERS
     );
 }
+
+#[tokio::test]
+async fn reactions_are_counted_per_user_and_reach_the_other_devices() {
+    let server = TestServer::start().await;
+    let alice = device(&server, "alice", "windows").await;
+    let alice_web = device(&server, "alice", "web").await;
+    let bob = device(&server, "bob", "windows").await;
+    let sent = send_c2c_text(&alice, "bob", "party?").await;
+    let id = sent["msg_id"].clone();
+    bob.expect_messages(1, WAIT).await;
+    alice_web.expect_messages(1, WAIT).await;
+
+    bob.ok(
+        "add_message_reaction",
+        json!({ "msg_id": id, "reaction_id": "thumbs_up" }),
+    )
+    .await;
+    for c in [&alice, &alice_web] {
+        let ev = c
+            .expect_event("on_recv_message_reaction_changed", WAIT)
+            .await;
+        assert_eq!(
+            ev,
+            json!({ "change_info_list": [{ "msg_id": id, "reaction_list": [{
+                "reaction_id": "thumbs_up", "total_user_count": 1,
+                "partial_user_list": [{ "user_id": "bob" }],
+            }] }] })
+        );
+    }
+    alice
+        .ok(
+            "add_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "thumbs_up" }),
+        )
+        .await;
+    // Adding twice is harmless.
+    alice
+        .ok(
+            "add_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "thumbs_up" }),
+        )
+        .await;
+    alice
+        .ok(
+            "add_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "heart" }),
+        )
+        .await;
+    let ev = bob
+        .expect_event("on_recv_message_reaction_changed", WAIT)
+        .await;
+    assert_eq!(
+        ev["change_info_list"][0]["reaction_list"][0]["total_user_count"],
+        2
+    );
+    let r = bob
+        .ok(
+            "get_message_reactions",
+            json!({ "msg_ids": [id], "max_user_count_per_reaction": 1 }),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({ "result_list": [{ "msg_id": id, "reaction_list": [
+            { "reaction_id": "thumbs_up", "total_user_count": 2,
+              "partial_user_list": [{ "user_id": "alice" }], "reacted_by_myself": true },
+            { "reaction_id": "heart", "total_user_count": 1,
+              "partial_user_list": [{ "user_id": "alice" }], "reacted_by_myself": false },
+        ] }] })
+    );
+    let page = bob
+        .ok(
+            "get_all_user_list_of_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "thumbs_up", "next_seq": 0, "count": 1 }),
+        )
+        .await;
+    assert_eq!(
+        page,
+        json!({ "user_info_list": [{ "user_id": "alice" }], "next_seq": 1, "is_finished": false })
+    );
+    let page = bob
+        .ok(
+            "get_all_user_list_of_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "thumbs_up", "next_seq": 1, "count": 1 }),
+        )
+        .await;
+    assert_eq!(
+        page,
+        json!({ "user_info_list": [{ "user_id": "bob" }], "next_seq": 2, "is_finished": true })
+    );
+    bob.ok(
+        "remove_message_reaction",
+        json!({ "msg_id": id, "reaction_id": "thumbs_up" }),
+    )
+    .await;
+    let r = alice_web
+        .ok("get_message_reactions", json!({ "msg_ids": [id] }))
+        .await;
+    assert_eq!(
+        r["result_list"][0]["reaction_list"][0]["total_user_count"],
+        1
+    );
+    assert_eq!(
+        bob.err_code(
+            "add_message_reaction",
+            json!({ "msg_id": id, "reaction_id": "" })
+        )
+        .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+    assert_eq!(
+        bob.err_code(
+            "add_message_reaction",
+            json!({ "msg_id": "nope", "reaction_id": "x" })
+        )
+        .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+}
+
+#[tokio::test]
+async fn extensions_compare_and_set_and_reach_the_other_side() {
+    let server = TestServer::start().await;
+    let alice = device(&server, "alice", "windows").await;
+    let bob = device(&server, "bob", "windows").await;
+    let sent = send_c2c_text(&alice, "bob", "poll: pizza or sushi").await;
+    let id = sent["msg_id"].clone();
+    bob.expect_messages(1, WAIT).await;
+
+    let r = alice
+        .ok(
+            "set_message_extensions",
+            json!({ "msg_id": id, "extensions": [
+                { "key": "pizza", "value": "1", "version": 0 },
+                { "key": "sushi", "value": "0" },
+            ] }),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({ "result_list": [
+            { "key": "pizza", "result_code": 0, "value": "1", "version": 1 },
+            { "key": "sushi", "result_code": 0, "value": "0", "version": 1 },
+        ] })
+    );
+    let ev = bob
+        .expect_event("on_recv_message_extensions_changed", WAIT)
+        .await;
+    assert_eq!(
+        ev,
+        json!({ "msg_id": id, "extensions": [
+            { "key": "pizza", "value": "1", "version": 1 },
+            { "key": "sushi", "value": "0", "version": 1 },
+        ] })
+    );
+    // Bob votes with the version he saw: it wins; a second stale write of the same version loses.
+    let r = bob
+        .ok(
+            "set_message_extensions",
+            json!({ "msg_id": id, "extensions": [{ "key": "pizza", "value": "2", "version": 1 }] }),
+        )
+        .await;
+    assert_eq!(r["result_list"][0]["result_code"], 0);
+    assert_eq!(r["result_list"][0]["version"], 2);
+    let r = alice
+        .ok(
+            "set_message_extensions",
+            json!({ "msg_id": id, "extensions": [{ "key": "pizza", "value": "2", "version": 1 }] }),
+        )
+        .await;
+    assert_eq!(
+        r["result_list"][0],
+        json!({ "key": "pizza", "result_code": 23001, "value": "2", "version": 2 })
+    );
+    let got = alice
+        .ok("get_message_extensions", json!({ "msg_id": id }))
+        .await;
+    assert_eq!(
+        got,
+        json!({ "extension_list": [
+            { "key": "pizza", "value": "2", "version": 2 },
+            { "key": "sushi", "value": "0", "version": 1 },
+        ] })
+    );
+    let r = alice
+        .ok(
+            "delete_message_extensions",
+            json!({ "msg_id": id, "keys": ["sushi", "nope"] }),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({ "result_list": [
+            { "key": "sushi", "result_code": 0 },
+            { "key": "nope", "result_code": 23004 },
+        ] })
+    );
+    assert_eq!(
+        bob.expect_event("on_recv_message_extensions_deleted", WAIT)
+            .await,
+        json!({ "msg_id": id, "keys": ["sushi"] })
+    );
+    alice
+        .ok("delete_message_extensions", json!({ "msg_id": id }))
+        .await;
+    let got = bob
+        .ok("get_message_extensions", json!({ "msg_id": id }))
+        .await;
+    assert_eq!(got, json!({ "extension_list": [] }));
+    let big = "x".repeat(1025);
+    assert_eq!(
+        alice
+            .err_code(
+                "set_message_extensions",
+                json!({ "msg_id": id, "extensions": [{ "key": "k", "value": big }] })
+            )
+            .await,
+        90002
+    );
+    assert_eq!(
+        alice
+            .err_code(
+                "set_message_extensions",
+                json!({ "msg_id": id, "extensions": [] })
+            )
+            .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+}

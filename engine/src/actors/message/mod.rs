@@ -17,6 +17,7 @@
 //! pages and find). Lifecycle operations on stored messages live in their own modules; other
 //! areas may add `impl Handler<…> for MessageActor` blocks in their own files.
 
+mod annotations;
 mod forward;
 mod history;
 mod lifecycle;
@@ -42,6 +43,7 @@ use crate::store::{WriteBatch, keys};
 use crate::{ApiError, Result};
 use send::{WAITER_SWEEP, Waiter};
 
+pub use annotations::{Annotate, AnnotationCall, AnnotationPushed, ExtensionWrite};
 pub use forward::{CreateForward, CreateMerger, DownloadMerger};
 pub use history::{Find, HistoryQuery};
 pub use lifecycle::{
