@@ -312,15 +312,13 @@ impl Handler<Pushed> for RelationshipActor {
         }
         let ev = &self.shared.events;
         match msg.0 {
-            push::Kind::RelationChanged(p) => {
-                if p.version > self.state.version {
-                    let f = self.sync().map(|r, _, _| {
-                        if let Err(e) = r {
-                            tracing::info!("relationship sync: {} {}", e.code, e.desc);
-                        }
-                    });
-                    ctx.wait(f);
-                }
+            push::Kind::RelationChanged(p) if p.version > self.state.version => {
+                let f = self.sync().map(|r, _, _| {
+                    if let Err(e) = r {
+                        tracing::info!("relationship sync: {} {}", e.code, e.desc);
+                    }
+                });
+                ctx.wait(f);
             }
             push::Kind::UserInfoChanged(p) => {
                 let list: Vec<Value> = p.profiles.iter().map(user_json).collect();

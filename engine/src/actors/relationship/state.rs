@@ -143,11 +143,7 @@ impl RelState {
                         ch.self_profile.clone_from(&n.profile);
                     }
                 }
-                "r" => {
-                    if new.is_some() && old != new {
-                        ch.applications_read = true;
-                    }
-                }
+                "r" if new.is_some() && old != new => ch.applications_read = true,
                 _ => {}
             }
             if let Some(n) = new {
