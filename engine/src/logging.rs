@@ -10,12 +10,16 @@
 //! on the host's thread ([`EngineLog::scope_future`]), inside one `engine{app=…}` span.
 //!
 //! **The listener never blocks the engine.** Lines reach the listener on the logger's own thread
-//! behind a bounded queue (`chime_xlog`); that thread only queues the `on_log` event. The event
-//! thread (or the host's `poll`) has no dispatch of ours, so a host that logs from its handler
-//! cannot feed its own lines back into `on_log`.
+//! behind a bounded queue (`chime_xlog`); that thread only queues the `on_log` event. In thread
+//! mode at most [`ON_LOG_BACKLOG`] `on_log` events wait for a slow host at once (a completion
+//! queued behind each event counts it out when it has been delivered); lines beyond that are not
+//! delivered (they are in the file). Pump mode has its own bounded queue. The event thread (or
+//! the host's `poll`) has no dispatch of ours, so a host that logs from its handler cannot feed
+//! its own lines back into `on_log`.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chime_proto::codes;
@@ -25,10 +29,34 @@ use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
 
 use crate::events::EventBus;
-use crate::{ApiError, EngineConfig, LogLevel, Result};
+use crate::{ApiError, CallbackMode, EngineConfig, LogLevel, Result};
 
 /// The name of the log-line event (api.md §5).
 pub const ON_LOG: &str = "on_log";
+
+/// Thread mode: the most `on_log` events waiting for the host's handler at once.
+pub const ON_LOG_BACKLOG: usize = 4096;
+
+/// The log listener of an engine: each line becomes an `on_log` event, except (thread mode) while
+/// [`ON_LOG_BACKLOG`] of them are still waiting for the host.
+fn on_log_listener(events: &EventBus) -> chime_xlog::LogListener {
+    let events = events.clone();
+    let bounded = events.mode() == CallbackMode::Thread;
+    let backlog = Arc::new(AtomicUsize::new(0));
+    Arc::new(move |level: LogLevel, line: &str| {
+        if bounded && backlog.fetch_add(1, Ordering::AcqRel) >= ON_LOG_BACKLOG {
+            backlog.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        events.emit(ON_LOG, json!({ "level": level.as_str(), "content": line }));
+        if bounded {
+            let delivered = Arc::clone(&backlog);
+            events.complete(Box::new(move || {
+                delivered.fetch_sub(1, Ordering::AcqRel);
+            }));
+        }
+    })
+}
 
 /// One engine's logger, its dispatch and its root span.
 pub struct EngineLog {
@@ -67,10 +95,7 @@ impl EngineLog {
         log_config.level = config.log_level;
         log_config.retention_days = config.log_retention_days;
         log_config.listener_enabled = config.log_listener;
-        let events = events.clone();
-        log_config.listener = Some(Arc::new(move |level: LogLevel, line: &str| {
-            events.emit(ON_LOG, json!({ "level": level.as_str(), "content": line }));
-        }));
+        log_config.listener = Some(on_log_listener(events));
         let logger = Logger::start(log_config)
             .map_err(|e| ApiError::new(codes::ERR_IO, format!("log_dir {}: {e}", dir.display())))?;
         let dispatch = logger.dispatch();
@@ -167,7 +192,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::CallbackMode;
 
     fn config(app: u64, dir: &std::path::Path, extra: serde_json::Value) -> EngineConfig {
         let mut c = json!({
@@ -250,5 +274,50 @@ mod tests {
             ]
         );
         events.stop();
+    }
+
+    /// A host stuck in its handler holds at most `ON_LOG_BACKLOG` `on_log` events; the rest of
+    /// the lines are only in the file, and logging never waited.
+    #[test]
+    fn a_stuck_host_holds_a_bounded_number_of_on_log_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = crate::events::EventBus::start_with(CallbackMode::Thread, 16).unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&seen);
+        events.set_handler(Some(Arc::new(move |event: crate::Event| {
+            let is_line = event.data["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(" line i="));
+            if is_line && counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first event blocks until the test releases it.
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        })));
+        let log = EngineLog::start(&config(3, dir.path(), json!({})), &events).unwrap();
+        log.set_listener(true);
+        let lines = 3 * ON_LOG_BACKLOG;
+        let d = log.dispatch();
+        tracing::dispatcher::with_default(&d, || {
+            for i in 0..lines {
+                tracing::debug!(i, "line");
+                if i % 512 == 0 {
+                    // Let the listener thread keep up so its own queue never overflows.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        });
+        release_tx.send(()).unwrap();
+        let start = std::time::Instant::now();
+        while seen.load(Ordering::SeqCst) < ON_LOG_BACKLOG
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        log.close();
+        events.stop();
+        // Exactly the backlog's worth was accepted while the host was stuck.
+        assert_eq!(seen.load(Ordering::SeqCst), ON_LOG_BACKLOG);
     }
 }
