@@ -13,12 +13,15 @@
 //! - [`TestClient`] runs one [`chime_engine::Engine`] with a recorder of every event and a per-name
 //!   cursor, so [`TestClient::expect_event`] returns each event exactly once.
 //!
+//! - [`wire::WireClient`] speaks the protocol directly, without an engine, for server-only
+//!   workloads (hundreds of connections) and protocol-level tests.
 //! - [`lossy::LossyRelay`] drops and delays UDP datagrams between engines and the server's QUIC
 //!   endpoint ([`TestServer::start_with_quic`]).
 //!
 //! Set `CHIME_TEST_LOG=1` to copy the server's stderr to the test's stderr.
 
 pub mod lossy;
+pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `chime-bench`: the end-to-end benchmark workloads W1 and W2 of `shared/spec/benchmarks.md`.
+//! `chime-bench`: the end-to-end benchmark workloads W1–W4 of `shared/spec/benchmarks.md`.
 //!
 //! A real `chime-server` process (found next to this binary: build it with `cargo build --release
 //! -p chime-server`) and real engines on loopback. Figures are printed, never asserted: this is a
@@ -8,6 +8,10 @@
 //!   one-way latency (sender's call → recipient's event) and the sender's ack latency.
 //! - **W2**: 50 sender/receiver pairs, 2,000 messages each, at most 100 not yet received per pair;
 //!   delivered msg/s, latency, exactly-once and per-pair seq order, server CPU per message.
+//! - **W3** ([`fanout`]): one group with 200 online members, one sender, 500 messages, window 10;
+//!   deliveries/s, latency, server CPU per delivery (its own server, per-group rate limit lifted).
+//! - **W4** ([`idle`]): 2,000 idle connections opened 50 at a time; server RSS per connection,
+//!   logins/s, server CPU per login (its own fresh server).
 //!
 //! Every wait is bounded; a workload that stalls reports what it got and fails.
 //!
@@ -19,6 +23,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod fanout;
+mod idle;
 
 use chime_engine::Event;
 use chime_tests::{TestClient, TestServer, percentile, text_of};
@@ -45,13 +52,17 @@ enum Workload {
     W1,
     /// 50 pairs with a window of 100: throughput.
     W2,
-    /// W1 then W2.
+    /// One group, 200 online members, window 10: fan-out.
+    W3,
+    /// 2,000 idle connections: memory and login rate.
+    W4,
+    /// W1, W2, W3 then W4.
     All,
 }
 
 /// Command-line options (defaults are the benchmark's definitions).
 #[derive(Debug, Parser)]
-#[command(name = "chime-bench", about = "Chime end-to-end benchmarks (W1, W2)")]
+#[command(name = "chime-bench", about = "Chime end-to-end benchmarks (W1-W4)")]
 struct Args {
     /// The workload to run.
     workload: Workload,
@@ -70,6 +81,21 @@ struct Args {
     /// W2 window: messages sent but not yet received, per pair.
     #[arg(long, default_value_t = 100)]
     window: usize,
+    /// W3 online group members.
+    #[arg(long, default_value_t = 200)]
+    w3_members: usize,
+    /// W3 messages.
+    #[arg(long, default_value_t = 500)]
+    w3_messages: usize,
+    /// W3 window: messages not yet delivered to every member.
+    #[arg(long, default_value_t = 10)]
+    w3_window: usize,
+    /// W4 idle connections.
+    #[arg(long, default_value_t = 2_000)]
+    w4_connections: usize,
+    /// W4 logins in flight at once.
+    #[arg(long, default_value_t = 50)]
+    w4_concurrency: usize,
 }
 
 /// One received benchmark message: which pair, which index, its seq, when it arrived.
@@ -455,6 +481,30 @@ fn main() -> std::process::ExitCode {
         }
         if matches!(args.workload, Workload::W2 | Workload::All) {
             run_w2(&server, &args).await?;
+        }
+        if matches!(args.workload, Workload::W3 | Workload::All) {
+            let w3 = TestServer::start_with_config(fanout::SERVER_CONFIG).await;
+            println!(
+                "chime-server pid {} at {} (W3: {})",
+                w3.pid(),
+                w3.ws_url(),
+                fanout::SERVER_CONFIG.trim()
+            );
+            let shape = fanout::FanoutArgs {
+                members: args.w3_members,
+                messages: args.w3_messages,
+                window: args.w3_window,
+            };
+            fanout::run(&w3, &shape).await?;
+        }
+        if matches!(args.workload, Workload::W4 | Workload::All) {
+            let w4 = TestServer::start().await;
+            println!("chime-server pid {} at {} (W4)", w4.pid(), w4.ws_url());
+            let shape = idle::IdleArgs {
+                connections: args.w4_connections,
+                concurrency: args.w4_concurrency,
+            };
+            idle::run(&w4, &shape).await?;
         }
         // A graceful stop makes the server log its commit-task totals (batches, fsync time).
         if server.stop(Duration::from_secs(10)).await {

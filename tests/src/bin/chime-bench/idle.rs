@@ -1,0 +1,97 @@
+//! W4: idle connections. 2,000 users log in (first login registers the account, with the full
+//! UserSig check), 50 at a time, and stay connected doing nothing; reported: the server's RSS
+//! before and 5 s after the last login, KB per connection, logins per second and server CPU per
+//! login. Raw-protocol connections ([`chime_tests::wire`]), as the workload is the server's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chime_tests::wire::WireClient;
+use chime_tests::{APP_ID, TestServer};
+use tokio::sync::Semaphore;
+
+use super::process_cpu_micros;
+
+/// W4's shape (defaults are the definitions).
+pub struct IdleArgs {
+    /// Connections opened.
+    pub connections: usize,
+    /// Logins in flight at once.
+    pub concurrency: usize,
+}
+
+/// Resident set size of a process in KB, from `/proc/<pid>/status`.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+}
+
+/// Runs W4 against a fresh `server`.
+pub async fn run(server: &TestServer, args: &IdleArgs) -> Result<(), String> {
+    println!(
+        "== W4: {} idle connections, opened {} at a time",
+        args.connections, args.concurrency
+    );
+    // Let the server settle after start-up before the baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.pid();
+    let rss_before = rss_kb(pid).ok_or("cannot read the server's RSS")?;
+    // Signatures are made before the clock starts: the client's cost is not the server's.
+    let users: Vec<(String, String)> = (0..args.connections)
+        .map(|i| {
+            let u = format!("w4_u{i:05}");
+            let sig = server.user_sig(&u);
+            (u, sig)
+        })
+        .collect();
+    let url = server.ws_url();
+    let slots = Arc::new(Semaphore::new(args.concurrency));
+    let cpu_before = process_cpu_micros(pid);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(users.len());
+    for (user, sig) in users {
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = WireClient::login(&url, APP_ID, &user, &sig, &user).await;
+            drop(permit);
+            client.map_err(|e| format!("login {user}: {e}"))
+        }));
+    }
+    let mut connections = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        connections.push(t.await.map_err(|e| e.to_string())??);
+    }
+    let login_time = start.elapsed();
+    let cpu = process_cpu_micros(pid)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_after = rss_kb(pid).ok_or("cannot read the server's RSS")?;
+    let n = connections.len();
+    println!(
+        "logins: {n} in {:.3} s = {:.0} logins/s",
+        login_time.as_secs_f64(),
+        n as f64 / login_time.as_secs_f64().max(1e-9)
+    );
+    if let Some(cpu) = cpu {
+        println!(
+            "server CPU: {} ms total, {:.1} µs per login",
+            cpu / 1000,
+            cpu as f64 / n.max(1) as f64
+        );
+    }
+    println!(
+        "server RSS: {rss_before} KB before, {rss_after} KB 5 s after the last login = {:.1} KB per connection",
+        rss_after.saturating_sub(rss_before) as f64 / n.max(1) as f64
+    );
+    drop(connections);
+    Ok(())
+}
