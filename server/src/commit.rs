@@ -127,6 +127,8 @@ pub enum Op {
     Lifecycle(crate::lifecycle::LifecycleOp),
     /// A reaction or extension write: [`crate::annotations`].
     Annotation(crate::annotations::AnnotationOp),
+    /// Pin or unpin a group message: [`crate::pins`].
+    PinGroupMessage(pb::PinGroupMessageReq),
     /// A group management write ([`crate::group_admin`], [`crate::group_apply`],
     /// [`crate::group_kv`]).
     Group(Box<crate::group_admin::GroupOp>),
@@ -411,6 +413,7 @@ impl Core {
             Op::SendReceipts(req) => crate::receipts::send(self, txn, app, user, req, fx),
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Annotation(op) => crate::annotations::stage(self, txn, app, user, op, skip, fx),
+            Op::PinGroupMessage(req) => crate::pins::pin(self, txn, app, user, req, skip, fx),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);

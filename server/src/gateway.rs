@@ -493,6 +493,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             let op = Op::Annotation(AnnotationOp::Extensions(req));
             submit(shared, app, user, op, reply()).await;
         }
+        ReqKind::PinGroupMessage(req) => {
+            submit(shared, app, user, Op::PinGroupMessage(req), reply()).await;
+        }
         read => {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
@@ -542,6 +545,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::GetExtensions(req) => {
                         crate::annotations::get_extensions(store, app, &user, &req)
+                    }
+                    ReqKind::GetPinnedGroupMessages(req) => {
+                        crate::pins::list(store, app, &user, &req)
                     }
                     _ => Err(ApiError::new(
                         codes::ERR_SVR_MALFORMED,

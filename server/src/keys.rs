@@ -27,6 +27,7 @@
 //! | `K` | app, user, conv | history cleared for the user up to this seq (u64) |
 //! | `E` | app, conv, seq | message reactions: encoded `pb::MessageReactions` |
 //! | `T` | app, conv, seq | message extensions: encoded `pb::GetExtensionsResp` |
+//! | `P` | app, group | pinned messages: encoded `pb::GetPinnedGroupMessagesResp` |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
@@ -76,6 +77,8 @@ pub mod tag {
     pub const REACTION: u8 = b'E';
     /// Message extensions (one record per message).
     pub const EXTENSION: u8 = b'T';
+    /// Pinned group messages (one record per group).
+    pub const PINNED: u8 = b'P';
     /// Group custom attributes.
     pub const GROUP_ATTRS: u8 = b'y';
     /// Group counters.

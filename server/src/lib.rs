@@ -14,6 +14,7 @@ pub mod groups;
 pub mod keys;
 pub mod lifecycle;
 pub mod annotations;
+pub mod pins;
 pub mod queries;
 pub mod receipts;
 pub mod quic;

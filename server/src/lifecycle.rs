@@ -161,19 +161,21 @@ fn audience(t: &Target, m: &pb::Message, me: &str) -> Vec<String> {
     out
 }
 
-/// The role of `user` in group `t` may revoke others' messages (owner, admin, app admin).
-fn is_group_manager(
+/// Whether `user` manages group `group_id` (owned by `owner`): the owner, an admin, or the app
+/// administrator.
+pub(crate) fn is_group_manager(
     core: &Core,
     txn: &Txn<'_>,
     app: u64,
-    g: &GroupView,
+    group_id: &str,
+    owner: &str,
     user: &str,
 ) -> ApiResult<bool> {
-    if g.owner == user || user == core.tunables.admin_identifier {
+    if owner == user || user == core.tunables.admin_identifier {
         return Ok(true);
     }
     let key = Key::new(tag::MEMBER, app)
-        .s(g.group_id.as_bytes())
+        .s(group_id.as_bytes())
         .s(user.as_bytes())
         .done();
     let Some(v) = txn.get(&key)? else {
@@ -286,7 +288,7 @@ fn revoke(
         }
     } else {
         match &t.group {
-            Some(g) if is_group_manager(core, txn, app, g, user)? => {}
+            Some(g) if is_group_manager(core, txn, app, &g.group_id, &g.owner, user)? => {}
             Some(_) => {
                 return Err(ApiError::new(
                     codes::ERR_SVR_GROUP_PERMISSION_DENIED,

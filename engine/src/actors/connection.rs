@@ -320,6 +320,7 @@ impl ConnectionActor {
             Some(push::Kind::Annotation(a)) => {
                 peers.msg.do_send(super::message::AnnotationPushed(a));
             }
+            Some(push::Kind::GroupPin(p)) => peers.msg.do_send(super::message::PinPushed(p)),
             Some(push::Kind::ConvSettings(s)) => {
                 peers.conv.do_send(super::conversation::SettingsPushed(s));
             }

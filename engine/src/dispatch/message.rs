@@ -8,8 +8,9 @@ use crate::actors::Peers;
 use crate::actors::message::search::Criteria;
 use crate::actors::message::{
     Annotate, AnnotationCall, ClearHistory, Create, CreateForward, CreateKind, CreateMerger,
-    DeleteLocal, DeleteMessages, DownloadMerger, ExtensionWrite, Find, HistoryQuery, InsertLocal,
-    Modify, Resend, Revoke, SearchLocal, Send, SendParams, SetLocalCustom,
+    DeleteLocal, DeleteMessages, DownloadMerger, ExtensionWrite, Find, GetPinned, HistoryQuery,
+    InsertLocal, Modify, PinGroupMessage, Resend, Revoke, SearchLocal, Send, SendParams,
+    SetLocalCustom,
 };
 use crate::codec;
 use crate::events::EventBus;
@@ -53,6 +54,8 @@ pub(super) const METHODS: &[&str] = &[
     "set_message_extensions",
     "get_message_extensions",
     "delete_message_extensions",
+    "pin_group_message",
+    "get_pinned_group_messages",
 ];
 
 /// The methods of this area that work before login.
@@ -319,6 +322,21 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
                 keys: codec::string_list(&p, "keys")?,
             };
             msg.send(Annotate(call)).await.map_err(mailbox)?
+        }
+        "pin_group_message" => {
+            let r = PinGroupMessage {
+                group_id: group_id(&p, "group_id")?,
+                msg_id: req_str(&p, "msg_id")?,
+                pin: p
+                    .get("is_pinned")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| ApiError::invalid_param("is_pinned (bool) is required"))?,
+            };
+            msg.send(r).await.map_err(mailbox)?
+        }
+        "get_pinned_group_messages" => {
+            let g = group_id(&p, "group_id")?;
+            msg.send(GetPinned(g)).await.map_err(mailbox)?
         }
         "download_merger_message" => {
             let id = req_str(&p, "msg_id")?;

@@ -873,3 +873,83 @@ async fn extensions_compare_and_set_and_reach_the_other_side() {
         codes::ERR_INVALID_PARAMETERS
     );
 }
+
+#[tokio::test]
+async fn owners_and_admins_pin_group_messages_members_see_the_list_and_events() {
+    let server = TestServer::start().await;
+    let owner = device(&server, "owner", "windows").await;
+    let member = device(&server, "member", "windows").await;
+    owner
+        .ok(
+            "create_group",
+            json!({ "group_type": "Meeting", "group_id": "pins", "group_name": "pins" }),
+        )
+        .await;
+    member
+        .ok("join_group", json!({ "group_id": "pins", "message": "" }))
+        .await;
+    let mut ids = Vec::new();
+    for t in ["rules", "schedule"] {
+        let m = owner
+            .ok(
+                "send_group_text_message",
+                json!({ "group_id": "pins", "text": t }),
+            )
+            .await;
+        ids.push(m["msg_id"].clone());
+    }
+    expect_user_messages(&member, 2).await;
+
+    assert_eq!(
+        member
+            .err_code(
+                "pin_group_message",
+                json!({ "group_id": "pins", "msg_id": ids[0], "is_pinned": true })
+            )
+            .await,
+        10007
+    );
+    for id in &ids {
+        owner
+            .ok(
+                "pin_group_message",
+                json!({ "group_id": "pins", "msg_id": id, "is_pinned": true }),
+            )
+            .await;
+    }
+    for id in &ids {
+        let ev = member.expect_event("on_group_message_pinned", WAIT).await;
+        assert_eq!(ev["group_id"], "pins");
+        assert_eq!(ev["is_pinned"], true);
+        assert_eq!(ev["op_user"], "owner");
+        assert_eq!(ev["message"]["msg_id"], *id);
+        assert_eq!(ev["message"]["pinner"], "owner");
+    }
+    let list = member
+        .ok("get_pinned_group_messages", json!({ "group_id": "pins" }))
+        .await;
+    let pinned: Vec<String> = texts(list["message_list"].as_array().map_or(&[][..], |v| v));
+    assert_eq!(pinned, ["schedule", "rules"], "newest pin first");
+    owner
+        .ok(
+            "pin_group_message",
+            json!({ "group_id": "pins", "msg_id": ids[1], "is_pinned": false }),
+        )
+        .await;
+    let ev = member.expect_event("on_group_message_pinned", WAIT).await;
+    assert_eq!(ev["is_pinned"], false);
+    assert_eq!(ev["message"]["msg_id"], ids[1]);
+    let list = owner
+        .ok("get_pinned_group_messages", json!({ "group_id": "pins" }))
+        .await;
+    assert_eq!(
+        texts(list["message_list"].as_array().map_or(&[][..], |v| v)),
+        ["rules"]
+    );
+    assert_eq!(
+        owner
+            .err_code("get_pinned_group_messages", json!({ "group_id": "nope" }))
+            .await,
+        10010
+    );
+}

@@ -21,6 +21,7 @@ mod annotations;
 mod forward;
 mod history;
 mod lifecycle;
+mod pins;
 mod receive;
 pub mod search;
 mod send;
@@ -50,6 +51,7 @@ pub use lifecycle::{
     ChangePushed, ClearHistory, DeleteLocal, DeleteMessages, InsertLocal, Modify, Revoke,
     SetLocalCustom,
 };
+pub use pins::{GetPinned, PinGroupMessage, PinPushed};
 pub use receive::Pushed;
 pub use search::SearchLocal;
 pub use send::{Create, CreateKind, Resend, Send, SendParams};
