@@ -4,80 +4,21 @@
 //! load are listed with a clear error and the engine goes on; a failing plugin degrades only the
 //! filtering; two engines in one process share one loaded library.
 //!
-//! The plugins are workspace members, not dependencies (a `cdylib` cannot be one), so the first
-//! test that needs them runs `cargo build -p <plugins>` once per test process with the same cargo,
-//! profile and target directory as this test binary (a no-op when they are fresh).
+//! The plugins are built by cargo and found by path with the harness's
+//! [`chime_tests::plugin_library`].
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestServer, plugin_library, send_c2c_text, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// The plugin packages these tests load.
-const PACKAGES: [&str; 3] = [
-    "chime-profanity-filter",
-    "chime-test-filter",
-    "chime-test-bad-abi",
-];
-
-/// `<target>/<profile>` of this test binary (which lives in `<target>/<profile>/deps`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .to_path_buf()
-}
-
-fn build_plugins() -> PathBuf {
-    let profile_dir = profile_dir();
-    let target_dir = profile_dir.parent().expect("target dir");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
-    command
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--target-dir")
-        .arg(target_dir);
-    for package in PACKAGES {
-        command.arg("-p").arg(package);
-    }
-    let output = command.output().expect("run cargo build for the plugins");
-    assert!(
-        output.status.success(),
-        "building the plugins failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    profile_dir
-}
-
 /// The path of plugin library `lib_name` (e.g. `chime_test_filter`), built on first use.
 fn plugin(lib_name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(build_plugins);
-    let path = dir.join(format!(
-        "{}{lib_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    assert!(path.is_file(), "plugin {} was not built", path.display());
-    path
+    plugin_library(&lib_name.replace('_', "-"), lib_name)
 }
 
 /// A word list shipped with the profanity filter.
