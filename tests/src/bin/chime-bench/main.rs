@@ -8,6 +8,8 @@
 //!   one-way latency (sender's call → recipient's event) and the sender's ack latency.
 //! - **W2**: 50 sender/receiver pairs, 2,000 messages each, at most 100 not yet received per pair;
 //!   delivered msg/s, latency, exactly-once and per-pair seq order, server CPU per message.
+//! - **w2-wire** ([`wire_pairs`]): W2 with raw-protocol connections instead of engines, so that
+//!   the server's share and the engines' share of W2 can be told apart.
 //! - **W3** ([`fanout`]): one group with 200 online members, one sender, 500 messages, window 10;
 //!   deliveries/s, latency, server CPU per delivery (its own server, per-group rate limit lifted).
 //! - **W4** ([`idle`]): 2,000 idle connections opened 50 at a time; server RSS per connection,
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 mod fanout;
 mod idle;
+mod wire_pairs;
 
 use chime_engine::Event;
 use chime_tests::{TestClient, TestServer, percentile, text_of};
@@ -52,11 +55,13 @@ enum Workload {
     W1,
     /// 50 pairs with a window of 100: throughput.
     W2,
+    /// W2 with raw-protocol connections instead of engines: the server alone.
+    W2Wire,
     /// One group, 200 online members, window 10: fan-out.
     W3,
     /// 2,000 idle connections: memory and login rate.
     W4,
-    /// W1, W2, W3 then W4.
+    /// W1, W2, w2-wire, W3 then W4.
     All,
 }
 
@@ -481,6 +486,9 @@ fn main() -> std::process::ExitCode {
         }
         if matches!(args.workload, Workload::W2 | Workload::All) {
             run_w2(&server, &args).await?;
+        }
+        if matches!(args.workload, Workload::W2Wire | Workload::All) {
+            wire_pairs::run(&server, args.pairs, args.w2_messages, args.window).await?;
         }
         if matches!(args.workload, Workload::W3 | Workload::All) {
             let w3 = TestServer::start_with_config(fanout::SERVER_CONFIG).await;
