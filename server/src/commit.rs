@@ -132,6 +132,8 @@ pub enum Op {
     /// A group management write ([`crate::group_admin`], [`crate::group_apply`],
     /// [`crate::group_kv`]).
     Group(Box<crate::group_admin::GroupOp>),
+    /// A users-and-relationships write ([`crate::relations`]).
+    Relation(Box<pb::RelationReq>),
     /// Change the user's conversation settings ([`crate::conversations`]).
     UpdateConv(pb::UpdateConvReq),
     /// Message read receipts ([`crate::receipts`]).
@@ -414,6 +416,9 @@ impl Core {
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Annotation(op) => crate::annotations::stage(self, txn, app, user, op, skip, fx),
             Op::PinGroupMessage(req) => crate::pins::pin(self, txn, app, user, req, skip, fx),
+            Op::Relation(req) => {
+                crate::relations::stage(txn, self.store.as_ref(), app, user, *req, skip, fx)
+            }
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);
@@ -537,6 +542,7 @@ impl Core {
         msg.revoker.clear();
         msg.nick_name.clear();
         msg.face_url.clear();
+        crate::relations::stamp_sender(txn, app, &mut msg)?;
         match msg.conv_type() {
             pb::ConvType::C2c => self.send_c2c(txn, app, msg, idem_key, skip, fx),
             pb::ConvType::Group => self.send_group(txn, app, msg, idem_key, skip, fx),
@@ -600,6 +606,7 @@ impl Core {
                 "invalid receiver",
             ));
         }
+        crate::relations::check_c2c(txn, app, &msg.sender, &msg.receiver)?;
         msg.group_id.clear();
         msg.target_user_list.clear();
         let sender = msg.sender.clone();

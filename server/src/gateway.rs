@@ -247,6 +247,9 @@ pub async fn session<S: FrameSource>(
                         expires_at = tokio::time::Instant::now() + Duration::from_secs(left + 1);
                         identity = Some(who);
                         conn.send(response_frame(id, Ok(RespKind::Login(resp))));
+                        if let Some(w) = &identity {
+                            crate::relations::presence_changed(&shared, w.app, &w.user, true);
+                        }
                     }
                     Err(e) => {
                         conn.send(response_frame(id, Err(e)));
@@ -262,6 +265,7 @@ pub async fn session<S: FrameSource>(
             Some(who) => {
                 if matches!(kind, ReqKind::Logout(_)) {
                     shared.registry.logout(who.app, &who.user, conn.conn_id);
+                    crate::relations::presence_changed(&shared, who.app, &who.user, false);
                     conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
                     conn.close();
                     identity = None;
@@ -273,6 +277,7 @@ pub async fn session<S: FrameSource>(
     }
     if let Some(who) = &identity {
         shared.registry.logout(who.app, &who.user, conn.conn_id);
+        crate::relations::presence_changed(&shared, who.app, &who.user, false);
     }
     conn.close();
 }
@@ -496,6 +501,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         ReqKind::PinGroupMessage(req) => {
             submit(shared, app, user, Op::PinGroupMessage(req), reply()).await;
         }
+        ReqKind::Relation(req) => {
+            submit(shared, app, user, Op::Relation(Box::new(req)), reply()).await;
+        }
         read => {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
@@ -548,6 +556,14 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::GetPinnedGroupMessages(req) => {
                         crate::pins::list(store, app, &user, &req)
+                    }
+                    r @ (ReqKind::GetProfiles(_)
+                    | ReqKind::RelationSync(_)
+                    | ReqKind::CheckFriend(_)
+                    | ReqKind::GetUserStatus(_)
+                    | ReqKind::GetFollowList(_)
+                    | ReqKind::GetFollowInfo(_)) => {
+                        crate::relations::read(store, &shared.registry, app, &user, r)
                     }
                     _ => Err(ApiError::new(
                         codes::ERR_SVR_MALFORMED,

@@ -32,6 +32,7 @@
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
 //! | `Q` | app, conv, seq | read receipt count of a message (u64) |
+//! | `F` | app, user, table, ... | relationships: profiles, friends, applications, blacklist, friend groups, follow, subscriptions, the relationship change log (`relations::keys`) |
 //!
 //! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
 
@@ -91,6 +92,8 @@ pub mod tag {
     pub const RECEIPT_READER: u8 = b'q';
     /// Message read receipt counts.
     pub const RECEIPT_COUNT: u8 = b'Q';
+    /// Users and relationships (sub-tables in `relations::keys`).
+    pub const RELATION: u8 = b'F';
 }
 
 /// Builds keys component by component.

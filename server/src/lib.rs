@@ -19,6 +19,7 @@ pub mod queries;
 pub mod receipts;
 pub mod quic;
 pub mod registry;
+pub mod relations;
 pub mod store;
 pub mod txn;
 pub mod usersig;

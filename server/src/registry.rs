@@ -175,6 +175,14 @@ impl Registry {
         }
     }
 
+    /// The platforms of `(app, user)`'s online sessions (empty = offline).
+    pub fn platforms(&self, app: u64, user: &str) -> Vec<Platform> {
+        self.lock()
+            .get(&(app, user.to_owned()))
+            .map(|l| l.iter().map(|s| s.platform).collect())
+            .unwrap_or_default()
+    }
+
     /// Number of users online (for logs and tests).
     pub fn online_users(&self) -> usize {
         self.lock().len()
