@@ -115,13 +115,12 @@ async fn search_conv(c: &TestClient, q: &Query, conv: &str) -> (Vec<String>, u64
 async fn search_all(c: &TestClient, q: &Query) -> (BTreeMap<String, u64>, u64) {
     let mut out = BTreeMap::new();
     let mut cursor = String::new();
-    let mut total = 0;
     for _ in 0..100 {
         let mut p = params(q);
         p["count"] = json!(2);
         p["cursor"] = json!(cursor);
         let r = c.ok("search_local_messages", p).await;
-        total = r["total_count"].as_u64().unwrap_or(u64::MAX);
+        let total = r["total_count"].as_u64().unwrap_or(u64::MAX);
         for item in r["message_search_result_items"]
             .as_array()
             .cloned()
