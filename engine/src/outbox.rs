@@ -89,6 +89,11 @@ impl InFlight {
     pub fn reset(&mut self) {
         self.ids.clear();
     }
+
+    /// Whether `id` is on the wire now.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use super::params::*;
 use crate::actors::Peers;
 use crate::actors::message::search::Criteria;
 use crate::actors::message::{
-    Annotate, AnnotationCall, ClearHistory, Create, CreateForward, CreateKind, CreateMerger,
-    DeleteLocal, DeleteMessages, DownloadMerger, ExtensionWrite, Find, GetPinned, HistoryQuery,
-    InsertLocal, Modify, PinGroupMessage, Resend, Revoke, SearchLocal, Send, SendParams,
-    SetLocalCustom,
+    Annotate, AnnotationCall, CancelSend, ClearHistory, Create, CreateForward, CreateKind,
+    CreateMerger, DeleteLocal, DeleteMessages, DownloadMerger, ExtensionWrite, Find, GetPinned,
+    HistoryQuery, InsertLocal, Modify, PinGroupMessage, Resend, Revoke, SearchLocal, Send,
+    SendParams, SetLocalCustom,
 };
 use crate::codec;
 use crate::events::EventBus;
@@ -56,6 +56,7 @@ pub(super) const METHODS: &[&str] = &[
     "delete_message_extensions",
     "pin_group_message",
     "get_pinned_group_messages",
+    "cancel_send_message",
 ];
 
 /// The methods of this area that work before login.
@@ -337,6 +338,10 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
         "get_pinned_group_messages" => {
             let g = group_id(&p, "group_id")?;
             msg.send(GetPinned(g)).await.map_err(mailbox)?
+        }
+        "cancel_send_message" => {
+            let id = req_str(&p, "msg_id")?;
+            msg.send(CancelSend(id)).await.map_err(mailbox)?
         }
         "download_merger_message" => {
             let id = req_str(&p, "msg_id")?;

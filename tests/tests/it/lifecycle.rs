@@ -953,3 +953,57 @@ async fn owners_and_admins_pin_group_messages_members_see_the_list_and_events() 
         10010
     );
 }
+
+#[tokio::test]
+async fn a_message_waiting_offline_can_be_cancelled_and_never_leaves() {
+    let mut server = TestServer::start().await;
+    let alice = device(&server, "alice", "windows").await;
+    let bob = device(&server, "bob", "windows").await;
+    let before = send_c2c_text(&alice, "bob", "before").await;
+    bob.expect_messages(1, WAIT).await;
+    assert_eq!(
+        alice
+            .err_code("cancel_send_message", json!({ "msg_id": before["msg_id"] }))
+            .await,
+        codes::ERR_INVALID_CANCEL_MESSAGE,
+        "a sent message cannot be cancelled"
+    );
+    server.kill().await;
+    alice.expect_event("on_connect_failed", WAIT).await;
+    let created = alice
+        .ok("create_text_message", json!({ "text": "never" }))
+        .await;
+    let id = created["msg_id"].clone();
+    let engine = alice.engine.clone();
+    let pending = tokio::spawn(async move {
+        engine
+            .call(
+                "send_message",
+                json!({ "message": created, "receiver": "bob" }),
+            )
+            .await
+    });
+    eventually("the message waits in the outbox", || async {
+        find(&alice, &id)
+            .await
+            .is_some_and(|m| m["status"] == json!("sending"))
+    })
+    .await;
+    alice
+        .ok("cancel_send_message", json!({ "msg_id": id }))
+        .await;
+    let r = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("the send call ends")
+        .expect("task");
+    assert_eq!(r.map_err(|e| e.code).err(), Some(codes::ERR_SEND_CANCELLED));
+    assert_eq!(find(&alice, &id).await, None);
+    server.restart().await;
+    let after = send_c2c_text(&alice, "bob", "after").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], after["msg_id"]);
+    assert_eq!(
+        texts(&history(&bob, "cloud_older", "alice").await),
+        ["after", "before"]
+    );
+}

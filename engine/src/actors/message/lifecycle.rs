@@ -521,6 +521,38 @@ impl Handler<InsertLocal> for MessageActor {
     }
 }
 
+/// `cancel_send_message {msg_id}`: takes a message that is waiting in the outbox (not on the
+/// wire: e.g. while offline) out of it and out of the store; its `send_message` call answers 8021.
+/// A message already transmitted, sent or failed cannot be cancelled (8020).
+#[derive(Message)]
+#[rtype(result = "Result<Value>")]
+pub struct CancelSend(pub String);
+
+impl Handler<CancelSend> for MessageActor {
+    type Result = Result<Value>;
+    fn handle(&mut self, msg: CancelSend, _: &mut Context<Self>) -> Self::Result {
+        let id = msg.0;
+        let (loc, m) = self.find(&id)?.ok_or_else(|| not_found(&id))?;
+        let waiting = loc.first() == Some(&keys::table::PENDING)
+            && m.status == Status::Sending as i32
+            && !self.in_flight.contains(&id);
+        if !waiting {
+            return Err(ApiError::new(
+                codes::ERR_INVALID_CANCEL_MESSAGE,
+                "only a message still waiting in the outbox can be cancelled",
+            ));
+        }
+        let mut b = WriteBatch::new();
+        Self::stage_remove(&mut b, loc, &m);
+        self.acct()?.store.apply(b).map_err(db_err)?;
+        self.answer(
+            &id,
+            Err(ApiError::new(codes::ERR_SEND_CANCELLED, "cancelled")),
+        );
+        Ok(json!({}))
+    }
+}
+
 /// `set_local_custom_data` / `set_local_custom_int`.
 #[derive(Message)]
 #[rtype(result = "Result<Value>")]

@@ -48,8 +48,8 @@ pub use annotations::{Annotate, AnnotationCall, AnnotationPushed, ExtensionWrite
 pub use forward::{CreateForward, CreateMerger, DownloadMerger};
 pub use history::{Find, HistoryQuery};
 pub use lifecycle::{
-    ChangePushed, ClearHistory, DeleteLocal, DeleteMessages, InsertLocal, Modify, Revoke,
-    SetLocalCustom,
+    CancelSend, ChangePushed, ClearHistory, DeleteLocal, DeleteMessages, InsertLocal, Modify,
+    Revoke, SetLocalCustom,
 };
 pub use pins::{GetPinned, PinGroupMessage, PinPushed};
 pub use receive::Pushed;
