@@ -3,11 +3,16 @@
 //!
 //! Kept free of I/O so every framing rule is unit-tested: a malformed line answers 6027 with a
 //! null id, a non-object or a missing method 6017 (our codes, never JSON-RPC's -327xx), a call
-//! without an `id` is a notification that runs without an answer.
+//! without an `id` is a notification that runs without an answer. A daemon hosting several
+//! engines names the one meant by a top-level `"engine"` member (absent = [`DEFAULT_ENGINE`]);
+//! every event notification carries the name of the engine it came from the same way.
 
 use chime_engine::ApiError;
 use chime_proto::codes;
 use serde_json::{Map, Value, json};
+
+/// The engine a request without an `"engine"` member addresses.
+pub const DEFAULT_ENGINE: &str = "default";
 
 /// What one input line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +21,8 @@ pub enum Incoming {
     Request {
         /// The caller's id, echoed in the answer.
         id: Value,
+        /// The engine addressed.
+        engine: String,
         /// The method name.
         method: String,
         /// The params object (`{}` when absent).
@@ -23,6 +30,8 @@ pub enum Incoming {
     },
     /// A call without `id`: run it, answer nothing.
     Notification {
+        /// The engine addressed.
+        engine: String,
         /// The method name.
         method: String,
         /// The params object (`{}` when absent).
@@ -65,13 +74,27 @@ pub fn parse_line(line: &str) -> Option<Incoming> {
         Some(_) => return invalid("method must be a non-empty string"),
         None => return invalid("missing method"),
     };
+    let engine = match obj.remove("engine") {
+        None | Some(Value::Null) => DEFAULT_ENGINE.to_owned(),
+        Some(Value::String(e)) if !e.is_empty() && e.len() <= 64 => e,
+        Some(_) => return invalid("engine must be a name of 1 to 64 bytes"),
+    };
     let params = match obj.remove("params") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(p) => p,
     };
     Some(match id {
-        Some(id) => Incoming::Request { id, method, params },
-        None => Incoming::Notification { method, params },
+        Some(id) => Incoming::Request {
+            id,
+            engine,
+            method,
+            params,
+        },
+        None => Incoming::Notification {
+            engine,
+            method,
+            params,
+        },
     })
 }
 
@@ -89,11 +112,12 @@ pub fn error_line(id: &Value, err: &ApiError) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#)
 }
 
-/// The notification line for one engine event.
-pub fn event_line(name: &str, data: &Value) -> String {
+/// The notification line for one event of the engine named `engine`.
+pub fn event_line(engine: &str, name: &str, data: &Value) -> String {
     // Written by hand so that `jsonrpc` comes first on every line, as people read them.
     let method = Value::String(name.to_owned());
-    format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{data}}}"#)
+    let engine = Value::String(engine.to_owned());
+    format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{data},"engine":{engine}}}"#)
 }
 
 #[cfg(test)]
@@ -115,6 +139,7 @@ mod tests {
             got,
             Some(Incoming::Request {
                 id: json!(7),
+                engine: DEFAULT_ENGINE.into(),
                 method: "login".into(),
                 params: json!({"user_id": "a"}),
             })
@@ -127,6 +152,7 @@ mod tests {
             parse_line(r#"{"jsonrpc":"2.0","id":"x","method":"get_version"}"#),
             Some(Incoming::Request {
                 id: json!("x"),
+                engine: DEFAULT_ENGINE.into(),
                 method: "get_version".into(),
                 params: json!({}),
             })
@@ -135,6 +161,7 @@ mod tests {
             parse_line(r#"{"id":null,"method":"get_version","params":null}"#),
             Some(Incoming::Request {
                 id: Value::Null,
+                engine: DEFAULT_ENGINE.into(),
                 method: "get_version".into(),
                 params: json!({}),
             })
@@ -146,10 +173,29 @@ mod tests {
         assert_eq!(
             parse_line(r#"{"jsonrpc":"2.0","method":"logout","params":{}}"#),
             Some(Incoming::Notification {
+                engine: DEFAULT_ENGINE.into(),
                 method: "logout".into(),
                 params: json!({}),
             })
         );
+    }
+
+    #[test]
+    fn the_engine_member_names_the_engine_and_must_be_a_short_string() {
+        assert_eq!(
+            parse_line(r#"{"jsonrpc":"2.0","id":1,"engine":"bot","method":"logout"}"#),
+            Some(Incoming::Request {
+                id: json!(1),
+                engine: "bot".into(),
+                method: "logout".into(),
+                params: json!({}),
+            })
+        );
+        let a = invalid(r#"{"jsonrpc":"2.0","id":2,"engine":7,"method":"logout"}"#);
+        assert_eq!(a["error"]["code"], json!(6017));
+        assert_eq!(a["id"], json!(2));
+        let a = invalid(r#"{"jsonrpc":"2.0","id":3,"engine":"","method":"logout"}"#);
+        assert_eq!(a["error"]["code"], json!(6017));
     }
 
     #[test]
@@ -193,10 +239,11 @@ mod tests {
             e,
             json!({"jsonrpc": "2.0", "id": "k", "error": {"code": 6014, "message": "not logged in"}})
         );
-        let ev: Value = serde_json::from_str(&event_line("on_kicked_offline", &json!({}))).unwrap();
+        let ev: Value =
+            serde_json::from_str(&event_line("bot", "on_kicked_offline", &json!({}))).unwrap();
         assert_eq!(
             ev,
-            json!({"jsonrpc": "2.0", "method": "on_kicked_offline", "params": {}})
+            json!({"jsonrpc": "2.0", "method": "on_kicked_offline", "params": {}, "engine": "bot"})
         );
     }
 }

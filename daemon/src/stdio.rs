@@ -1,24 +1,17 @@
 //! The stdio transport: JSON-RPC lines in on stdin, answers and event notifications out on stdout.
 //!
-//! Requests run concurrently (each in its own task), so a slow `send_message` never holds up
-//! `get_login_status`. Every output line — answers and engine events alike — goes through one
-//! writer task fed by one channel, so lines never interleave and events keep their order. At EOF
-//! on stdin the daemon lets in-flight requests answer (bounded), calls `un_init_sdk`, flushes
-//! and returns.
+//! Stdout is one client of the [`Hub`]: every output line — answers and engine events alike —
+//! goes through one writer task fed by one channel ([`crate::session`]). At EOF on stdin, or when
+//! `stop` fires (SIGTERM), the daemon lets in-flight requests answer (bounded), un-initialises
+//! every engine, flushes and returns.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use chime_engine::{Event, Sdk};
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
 
-use crate::rpc::{self, Incoming};
-
-/// How long in-flight requests get to answer after stdin closes.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::hub::Hub;
+use crate::session::Session;
 
 /// Why the daemon stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -31,72 +24,38 @@ pub enum ServeError {
     Write(#[source] std::io::Error),
 }
 
-/// Serves JSON-RPC lines from `input` to `output` until EOF on `input`.
-pub async fn serve<R, W>(input: R, output: W) -> Result<(), ServeError>
+/// Serves JSON-RPC lines from `input` to `output` until EOF on `input` or `stop`.
+pub async fn serve<R, W>(
+    hub: Arc<Hub>,
+    input: R,
+    output: W,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(write_lines(output, out_rx));
+    let client = hub.register(out_tx.clone());
+    let mut session = Session::new(hub.clone(), out_tx);
 
-    let sdk = Arc::new(Sdk::new());
-    let events = out_tx.clone();
-    sdk.set_event_handler(Some(Arc::new(move |event: Event| {
-        // The engine thread never blocks here: the channel is unbounded and the writer drains it.
-        let _ = events.send(rpc::event_line(&event.name, &event.data));
-    })));
-
-    let mut in_flight = JoinSet::new();
     let mut lines = BufReader::new(input).lines();
     let read_result = loop {
         let line = tokio::select! {
             line = lines.next_line() => line,
-            // Reap finished requests so the set does not grow with the session.
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+            _ = stop.wait_for(|s| *s) => break Ok(()),
         };
-        let line = match line {
-            Ok(Some(line)) => line,
+        match line {
+            Ok(Some(line)) => session.line(&line),
             Ok(None) => break Ok(()),
             Err(e) => break Err(ServeError::Read(e)),
-        };
-        match rpc::parse_line(&line) {
-            None => {}
-            Some(Incoming::Invalid(answer)) => {
-                let _ = out_tx.send(answer);
-            }
-            Some(Incoming::Request { id, method, params }) => {
-                let sdk = sdk.clone();
-                let out = out_tx.clone();
-                in_flight.spawn(async move {
-                    tracing::debug!(%method, "request");
-                    let outcome = sdk.call(&method, params).await;
-                    let _ = out.send(rpc::answer_line(&id, &outcome));
-                });
-            }
-            Some(Incoming::Notification { method, params }) => {
-                let sdk = sdk.clone();
-                in_flight.spawn(async move {
-                    if let Err(e) = sdk.call(&method, params).await {
-                        tracing::warn!(%method, code = e.code, desc = %e.desc, "notification failed");
-                    }
-                });
-            }
         }
     };
 
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while in_flight.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after EOF; shutting down anyway");
-        in_flight.abort_all();
-    }
-    let _ = sdk.call("un_init_sdk", json!({})).await;
-    sdk.set_event_handler(None);
-    drop(sdk);
-    drop(out_tx);
+    session.drain().await;
+    hub.shutdown().await;
+    drop(client);
     let written = match writer.await {
         Ok(r) => r,
         Err(e) => Err(std::io::Error::other(e)),
@@ -127,7 +86,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
     use tokio::io::AsyncReadExt;
 
     use super::*;
@@ -135,7 +96,8 @@ mod tests {
     async fn session(input: &str) -> Vec<Value> {
         let (mut client, server) = tokio::io::duplex(64 * 1024);
         let (out_read, out_write) = tokio::io::duplex(64 * 1024);
-        let serving = tokio::spawn(serve(server, out_write));
+        let (_stop_tx, stop) = watch::channel(false);
+        let serving = tokio::spawn(serve(Hub::new(), server, out_write, stop));
         client.write_all(input.as_bytes()).await.unwrap();
         drop(client);
         tokio::time::timeout(Duration::from_secs(10), serving)

@@ -1,5 +1,7 @@
 //! `chimed --stdio` end to end: the real daemon binary, driven over its stdin/stdout, against a
-//! real `chime-server` and a harness engine on the other side.
+//! real `chime-server` and a harness engine on the other side; `listen` drives `--listen`.
+
+mod listen;
 
 use std::process::Stdio;
 use std::time::Duration;
