@@ -2,7 +2,9 @@
 //! loaded content-filter plugin judges its text — text elems (which carry the text of an @
 //! message too) and custom elems' `description` — in load order, each seeing the previous one's
 //! output. A replaced text is what is stored, sent and answered to the sender ("the sender sees
-//! what was sent"); a blocked text fails the send with 80001 and stores nothing.
+//! what was sent"); a blocked text fails the send with 80001 and stores nothing. An edit
+//! (`modify_message`) is screened the same way before it leaves ([`screen_message_json`]), so a
+//! sent message cannot be edited into what the filter would have refused.
 //!
 //! Which pieces a plugin acts on is the plugin's business: the engine hands it every piece with
 //! its kind (`text` or `custom_description`), and e.g. the profanity filter passes descriptions
@@ -27,6 +29,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::message::{MessageActor, SendParams};
 use crate::model::{StoredMessage, elem_kind};
+use crate::plugins::Plugins;
 use crate::{ApiError, Result, codec};
 
 /// One piece of text of a message that a filter judges.
@@ -113,6 +116,65 @@ pub async fn judge(
         }
     }
     Ok(pieces)
+}
+
+/// The pieces of a message object (api.md JSON) a content filter judges: each non-empty `text`
+/// of a text elem and `description` of a custom elem, by index in `elem_list`.
+pub fn json_pieces(message: &Value) -> Vec<Piece> {
+    let Some(elems) = message.get("elem_list").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    elems
+        .iter()
+        .enumerate()
+        .filter_map(|(elem, e)| {
+            let (content, field) = match e.get("elem_type").and_then(Value::as_str) {
+                Some("text") => (ContentKind::Text, "text"),
+                Some("custom") => (ContentKind::CustomDescription, "description"),
+                _ => return None,
+            };
+            let text = e
+                .get(field)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())?;
+            Some(Piece {
+                elem,
+                content,
+                text: text.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Writes judged pieces back into a message object.
+pub fn apply_json(message: &mut Value, judged: &[Piece]) {
+    for piece in judged {
+        let field = match piece.content {
+            ContentKind::Text => "text",
+            ContentKind::CustomDescription => "description",
+            ContentKind::Other(_) => continue,
+        };
+        if let Some(e) = message
+            .get_mut("elem_list")
+            .and_then(|l| l.get_mut(piece.elem))
+            .and_then(Value::as_object_mut)
+        {
+            e.insert(field.to_owned(), Value::String(piece.text.clone()));
+        }
+    }
+}
+
+/// Screens a message object (an edit of `modify_message`) through the engine's content filters,
+/// off the actors: the judged object, or 80001 if a filter blocks it.
+pub async fn screen_message_json(plugins: &Plugins, mut message: Value) -> Result<Value> {
+    let filters = plugins.content_filters();
+    let found = json_pieces(&message);
+    if filters.is_empty() || found.is_empty() {
+        return Ok(message);
+    }
+    let judged = judge(&filters, found, Direction::Outgoing).await?;
+    apply_json(&mut message, &judged);
+    Ok(message)
 }
 
 /// The loaded content filters of the actor's engine.
@@ -263,6 +325,44 @@ mod tests {
             }],
         );
         assert_eq!(m.elems.len(), 5);
+    }
+
+    #[test]
+    fn message_objects_give_and_take_the_same_pieces() {
+        let mut edit = serde_json::json!({
+            "msg_id": "m1",
+            "elem_list": [
+                {"elem_type": "text", "text": "darn it"},
+                {"elem_type": "custom", "data": "{}", "description": "darn card"},
+                {"elem_type": "custom", "data": "{}"},
+                {"elem_type": "face", "index": 1},
+                {"elem_type": "text", "text": ""},
+            ]
+        });
+        let mut found = json_pieces(&edit);
+        assert_eq!(
+            found,
+            [
+                Piece {
+                    elem: 0,
+                    content: ContentKind::Text,
+                    text: "darn it".into()
+                },
+                Piece {
+                    elem: 1,
+                    content: ContentKind::CustomDescription,
+                    text: "darn card".into()
+                },
+            ]
+        );
+        found[0].text = "**** it".into();
+        found[1].text = "**** card".into();
+        apply_json(&mut edit, &found);
+        assert_eq!(edit["elem_list"][0]["text"], "**** it");
+        assert_eq!(edit["elem_list"][1]["description"], "**** card");
+        assert_eq!(edit["elem_list"][1]["data"], "{}");
+        assert_eq!(edit["msg_id"], "m1");
+        assert!(json_pieces(&serde_json::json!({"msg_id": "x"})).is_empty());
     }
 
     #[test]

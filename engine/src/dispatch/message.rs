@@ -182,7 +182,11 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
             };
             msg.send(r).await.map_err(mailbox)?
         }
-        "modify_message" => msg.send(Modify(message_obj(&p)?)).await.map_err(mailbox)?,
+        "modify_message" => {
+            // Content-filter plugins judge the edit before it leaves (`crate::filter`).
+            let edit = crate::filter::screen_message_json(&peers.plugins, message_obj(&p)?).await?;
+            msg.send(Modify(edit)).await.map_err(mailbox)?
+        }
         "delete_messages" => {
             let ids = codec::string_list(&p, "msg_ids")?;
             msg.send(DeleteMessages(ids)).await.map_err(mailbox)?

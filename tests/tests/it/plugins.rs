@@ -423,3 +423,47 @@ async fn two_engines_in_one_process_share_one_loaded_plugin() {
     assert_eq!(count, "1");
     assert_eq!(text_of(&send_c2c_text(&b, "alice", "hello").await), "HELLO");
 }
+
+#[tokio::test]
+async fn an_edit_is_screened_like_a_send() {
+    let server = TestServer::start().await;
+    let replacing = with_plugins(&server, json!([profanity(json!({}))]), json!({})).await;
+    let blocking = with_plugins(
+        &server,
+        json!([profanity(json!({"action": "block"}))]),
+        json!({}),
+    )
+    .await;
+    let bob = TestClient::new(&server).await;
+    replacing.login("alice").await;
+    blocking.login("carol").await;
+    bob.login("bob").await;
+
+    // Replace: the edit goes out starred, and the receiver sees the starred edit.
+    let sent = send_c2c_text(&replacing, "bob", "see you at six").await;
+    let mut edited = sent.clone();
+    edited["elem_list"] = json!([{"elem_type": "text", "text": "see you at six, bastard"}]);
+    let r = replacing
+        .ok("modify_message", json!({"message": edited}))
+        .await;
+    assert_eq!(text_of(&r), "see you at six, *******");
+    let ev = bob.expect_event("on_recv_message_modified", WAIT).await;
+    assert_eq!(ev["message"]["msg_id"], sent["msg_id"]);
+    assert_eq!(text_of(&ev["message"]), "see you at six, *******");
+
+    // Block: the edit is refused with 80001 and the message keeps its text everywhere.
+    let sent = send_c2c_text(&blocking, "bob", "fine words").await;
+    let mut edited = sent.clone();
+    edited["elem_list"] = json!([{"elem_type": "text", "text": "b.i.t.c.h"}]);
+    assert_eq!(
+        blocking
+            .err_code("modify_message", json!({"message": edited}))
+            .await,
+        codes::ERR_CONTENT_BLOCKED
+    );
+    let found = blocking
+        .ok("find_messages", json!({"msg_ids": [sent["msg_id"]]}))
+        .await;
+    assert_eq!(text_of(&found["message_list"][0]), "fine words");
+    assert_eq!(found["message_list"][0]["version"], 0);
+}
