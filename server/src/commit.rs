@@ -688,6 +688,7 @@ impl Core {
             // Dropped by the rate limit: the sender is still told success (seq 0).
             return Ok(Self::ack(&msg));
         }
+        crate::lifecycle::check_targeted(&msg, &group.info.group_type)?;
         if group.info.group_type == "AVChatRoom" {
             msg.online_user_only = true;
         }

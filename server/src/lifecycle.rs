@@ -469,6 +469,27 @@ fn clear(
     }))
 }
 
+/// The seed's rules for a targeted group message (one with `target_user_list`): no @ list, and
+/// not in AVChatRoom or Community groups. Called by the send path before the message is stored.
+pub fn check_targeted(m: &pb::Message, group_type: &str) -> ApiResult<()> {
+    if m.target_user_list.is_empty() {
+        return Ok(());
+    }
+    if !m.group_at_user_list.is_empty() {
+        return Err(ApiError::new(
+            codes::ERR_SVR_GROUP_INVALID_PARAMS,
+            "a targeted group message cannot @ members",
+        ));
+    }
+    if matches!(group_type, "AVChatRoom" | "Community") {
+        return Err(ApiError::new(
+            codes::ERR_SVR_GROUP_INVALID_PARAMS,
+            "targeted group messages are not supported in AVChatRoom and Community groups",
+        ));
+    }
+    Ok(())
+}
+
 /// What one user deleted or cleared in one conversation, for filtering reads.
 pub struct Hidden<'a> {
     store: &'a dyn Store,

@@ -1007,3 +1007,75 @@ async fn a_message_waiting_offline_can_be_cancelled_and_never_leaves() {
         ["after", "before"]
     );
 }
+
+#[tokio::test]
+async fn targeted_group_messages_reach_only_their_receiver_and_follow_the_seed_rules() {
+    let server = TestServer::start().await;
+    let owner = device(&server, "owner", "windows").await;
+    let m1 = device(&server, "m1", "windows").await;
+    let m2 = device(&server, "m2", "windows").await;
+    owner
+        .ok(
+            "create_group",
+            json!({ "group_type": "Meeting", "group_id": "t", "group_name": "t" }),
+        )
+        .await;
+    for c in [&m1, &m2] {
+        c.ok("join_group", json!({ "group_id": "t", "message": "" }))
+            .await;
+    }
+    let text = owner
+        .ok("create_text_message", json!({ "text": "psst" }))
+        .await;
+    let sent = owner
+        .ok(
+            "send_message",
+            json!({ "message": text, "group_id": "t", "receiver": "m1" }),
+        )
+        .await;
+    let got = expect_user_messages(&m1, 1).await;
+    assert_eq!(got[0]["msg_id"], sent["msg_id"]);
+    let seen = |c: &TestClient| {
+        c.events("on_recv_new_message")
+            .iter()
+            .any(|e| e["message"]["msg_id"] == sent["msg_id"])
+    };
+    tokio::time::sleep(QUIET).await;
+    assert!(!seen(&m2), "only the receiver gets a targeted message");
+
+    let at = owner
+        .ok(
+            "create_text_at_message",
+            json!({ "text": "@m1 psst", "at_user_list": ["m1"] }),
+        )
+        .await;
+    assert_eq!(
+        owner
+            .err_code(
+                "send_message",
+                json!({ "message": at, "group_id": "t", "receiver": "m1" })
+            )
+            .await,
+        10004
+    );
+    owner
+        .ok(
+            "create_group",
+            json!({ "group_type": "AVChatRoom", "group_id": "live", "group_name": "live" }),
+        )
+        .await;
+    m1.ok("join_group", json!({ "group_id": "live", "message": "" }))
+        .await;
+    let text = owner
+        .ok("create_text_message", json!({ "text": "psst" }))
+        .await;
+    assert_eq!(
+        owner
+            .err_code(
+                "send_message",
+                json!({ "message": text, "group_id": "live", "receiver": "m1" })
+            )
+            .await,
+        10004
+    );
+}
