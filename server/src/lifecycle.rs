@@ -567,3 +567,91 @@ pub fn pull_changes(
         has_more,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    fn put(store: &MemStore, k: &[u8], v: &[u8]) {
+        store.apply(&[(k, Some(v))]).unwrap();
+    }
+
+    #[test]
+    fn targeted_messages_refuse_at_lists_and_large_group_types() {
+        let mut m = pb::Message {
+            target_user_list: vec!["bob".into()],
+            ..Default::default()
+        };
+        assert!(check_targeted(&m, "Work").is_ok());
+        assert_eq!(
+            check_targeted(&m, "Community").unwrap_err().code,
+            codes::ERR_SVR_GROUP_INVALID_PARAMS
+        );
+        m.group_at_user_list = vec!["bob".into()];
+        assert!(check_targeted(&m, "Work").is_err());
+        m.target_user_list.clear();
+        assert!(check_targeted(&m, "AVChatRoom").is_ok());
+    }
+
+    #[test]
+    fn hidden_answers_deleted_seqs_and_the_clear_floor() {
+        let store = MemStore::default();
+        let conv = keys::c2c_conv("alice", "bob");
+        put(&store, &hidden_key(1, "alice", &conv, 7), b"");
+        put(&store, &cleared_key(1, "alice", &conv), &3u64.to_be_bytes());
+        let h = Hidden::load(&store, 1, "alice", &conv).unwrap();
+        assert_eq!(h.cleared_seq, 3);
+        let hidden: Vec<u64> = (1..=8).filter(|&s| h.hides(s).unwrap()).collect();
+        assert_eq!(hidden, [1, 2, 3, 7]);
+        // Only for that user.
+        let b = Hidden::load(&store, 1, "bob", &conv).unwrap();
+        assert!((1..=8).all(|s| !b.hides(s).unwrap()));
+    }
+
+    #[test]
+    fn the_change_log_pages_from_the_cursor() {
+        let store = MemStore::default();
+        for v in 1..=5u64 {
+            let c = pb::MessageChange {
+                version: v,
+                kind: pb::MessageChangeKind::MessageChangeDeleted as i32,
+                seqs: vec![v],
+                ..Default::default()
+            };
+            let k = Key::new(tag::MSG_CHANGE, 1).s(b"alice").n(v).done();
+            put(&store, &k, &c.encode_to_vec());
+        }
+        let page = |cursor, limit| {
+            let req = pb::PullMessageChangesReq { cursor, limit };
+            match pull_changes(&store, 1, "alice", &req).unwrap() {
+                RespKind::PullMessageChanges(p) => p,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let p = page(0, 2);
+        assert_eq!(
+            p.changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!((p.cursor, p.has_more), (2, true));
+        let p = page(2, 10);
+        assert_eq!(
+            p.changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!((p.cursor, p.has_more), (5, false));
+        let p = page(5, 10);
+        assert!(p.changes.is_empty());
+        assert_eq!((p.cursor, p.has_more), (5, false));
+        // Another user's log is separate.
+        let req = pb::PullMessageChangesReq {
+            cursor: 0,
+            limit: 10,
+        };
+        match pull_changes(&store, 1, "bob", &req).unwrap() {
+            RespKind::PullMessageChanges(p) => assert!(p.changes.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
