@@ -33,8 +33,9 @@ use crate::registry::{ConnTx, Outbound};
 /// The ALPN protocol id of the Chime protocol over QUIC.
 pub const ALPN: &[u8] = b"chime/1";
 
-/// A client has this long to finish the handshake and open its stream.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client has this long to finish the handshake and open its stream (long: on a path that
+/// loses half its datagrams a handshake takes several retransmission rounds).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// QUIC idle timeout (the session's own heartbeat timeout usually ends a dead session first).
 const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a closing connection waits for the client to acknowledge what was sent.
