@@ -43,6 +43,9 @@ pub struct Criteria {
 impl Criteria {
     /// Whether `m` matches.
     pub fn matches(&self, m: &StoredMessage) -> bool {
+        if m.revoked {
+            return false;
+        }
         if self.from_ms > 0 && m.time_ms < self.from_ms {
             return false;
         }

@@ -137,3 +137,150 @@ fn receive_pipeline_announces_each_message_exactly_once() {
         .collect();
     assert_eq!(announced, ["m1", "m2", "m3", "m5"]);
 }
+
+/// Lifecycle changes on an in-memory store: a revoke applies and is announced once however often
+/// it arrives, an older version never overwrites a newer one, deletes and clears remove messages
+/// and their search postings.
+#[test]
+fn changes_apply_once_by_version_and_keep_the_search_index_in_step() {
+    let sys = actix::System::new();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let (found, search) = sys.block_on({
+        let seen = seen.clone();
+        async move {
+            let events = EventBus::start().unwrap();
+            events.set_handler(Some(Arc::new(move |e: Event| {
+                seen.lock().unwrap().push(e);
+            })));
+            let config: EngineConfig = serde_json::from_value(json!({
+                "sdk_app_id": 1, "server_url": "ws://127.0.0.1:1/ws", "data_dir": "/nonexistent"
+            }))
+            .unwrap();
+            let addr = MessageActor::new(Shared {
+                config: Arc::new(config),
+                events,
+            })
+            .start();
+            let account = Account {
+                user: "bob".into(),
+                store: Arc::new(MemoryStore::new()),
+            };
+            addr.send(OpenAccount(account)).await.unwrap();
+            addr.send(pulled(&[1, 2, 3, 4], true))
+                .await
+                .unwrap()
+                .unwrap();
+            let conv = pb::ConvRef {
+                conv_type: pb::ConvType::C2c as i32,
+                target: "alice".into(),
+            };
+            let change = |kind: pb::MessageChangeKind, m: Option<pb::Message>| pb::MessageChange {
+                kind: kind as i32,
+                conv: Some(conv.clone()),
+                message: m,
+                ..Default::default()
+            };
+            let mut revoked = wire(1);
+            revoked.revoked = true;
+            revoked.revoker = "alice".into();
+            revoked.version = 1;
+            let mut edited = wire(2);
+            edited.version = 2;
+            edited.elems[0].content = Some(pb::elem::Content::Text(pb::TextElem {
+                text: "edited".into(),
+            }));
+            let mut stale = wire(2);
+            stale.version = 1;
+            stale.elems[0].content = Some(pb::elem::Content::Text(pb::TextElem {
+                text: "stale".into(),
+            }));
+            let push =
+                |c: pb::MessageChange| ChangePushed(pb::MessageChangePush { change: Some(c) });
+            use pb::MessageChangeKind as K;
+            for c in [
+                change(K::MessageChangeRevoked, Some(revoked.clone())),
+                change(K::MessageChangeRevoked, Some(revoked)),
+                change(K::MessageChangeModified, Some(edited)),
+                change(K::MessageChangeModified, Some(stale)),
+                pb::MessageChange {
+                    kind: K::MessageChangeDeleted as i32,
+                    msg_ids: vec!["m3".into()],
+                    ..Default::default()
+                },
+            ] {
+                addr.send(push(c)).await.unwrap();
+            }
+            let ids: Vec<String> = (1..=4).map(|s| format!("m{s}")).collect();
+            let found = addr.send(Find(ids)).await.unwrap().unwrap();
+            let criteria = search::Criteria {
+                keywords: vec!["t1".into(), "t3".into(), "edited".into(), "t4".into()],
+                ..Default::default()
+            };
+            let search = addr
+                .send(SearchLocal {
+                    criteria,
+                    conversation_id: Some("c2c_alice".into()),
+                    offset: 0,
+                    count: 10,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            // Clearing up to seq 4 empties the conversation.
+            addr.send(push(pb::MessageChange {
+                kind: K::MessageChangeCleared as i32,
+                conv: Some(conv.clone()),
+                cleared_seq: 4,
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+            let after = addr
+                .send(Find(vec!["m2".into(), "m4".into()]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(after["message_list"], json!([]));
+            (found, search)
+        }
+    });
+    let list = found["message_list"].as_array().unwrap();
+    let by_id = |id: &str| list.iter().find(|m| m["msg_id"] == id).cloned();
+    assert_eq!(by_id("m1").unwrap()["status"], "local_revoked");
+    assert_eq!(by_id("m2").unwrap()["elem_list"][0]["text"], "edited");
+    assert_eq!(by_id("m2").unwrap()["version"], 2);
+    assert!(by_id("m3").is_none(), "deleted");
+    assert_eq!(by_id("m4").unwrap()["status"], "send_succ");
+    // Revoked (m1) and deleted (m3) messages are not found; the edit is found by its new text.
+    let hits: Vec<&str> = search["message_search_result_items"][0]["message_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hits, ["m4", "m2"]);
+    for _ in 0..100 {
+        if seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "on_recv_message_modified")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let names: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.name.starts_with("on_recv_message_"))
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["on_recv_message_revoked", "on_recv_message_modified"],
+        "each change announced once"
+    );
+}
