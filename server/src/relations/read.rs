@@ -5,8 +5,8 @@
 use chime_proto::pb::{self, request::Kind as ReqKind, response::Kind as RespKind};
 use chime_proto::{codes, ids};
 
-use super::keys;
 use super::code;
+use super::keys;
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{Key, tag};
 use crate::registry::Registry;
@@ -76,7 +76,10 @@ pub fn read(
             }
             Ok(RespKind::GetFollowInfo(pb::GetFollowInfoResp { infos }))
         }
-        _ => Err(ApiError::new(codes::ERR_SVR_MALFORMED, "unsupported request")),
+        _ => Err(ApiError::new(
+            codes::ERR_SVR_MALFORMED,
+            "unsupported request",
+        )),
     }
 }
 
@@ -114,7 +117,11 @@ fn registered(store: &dyn Store, app: u64, user: &str) -> Result<bool, StoreErro
 
 /// The profile of a registered user (a default one until they set it); `None` when the account
 /// does not exist.
-pub fn profile(store: &dyn Store, app: u64, user: &str) -> Result<Option<pb::UserProfile>, StoreError> {
+pub fn profile(
+    store: &dyn Store,
+    app: u64,
+    user: &str,
+) -> Result<Option<pb::UserProfile>, StoreError> {
     if let Some(v) = store.get(&keys::profile(app, user))? {
         return decode(&v).map(Some);
     }
@@ -128,10 +135,12 @@ pub fn profile(store: &dyn Store, app: u64, user: &str) -> Result<Option<pb::Use
 }
 
 fn profile_or_id(store: &dyn Store, app: u64, user: &str) -> Result<pb::UserProfile, StoreError> {
-    Ok(profile(store, app, user)?.unwrap_or_else(|| pb::UserProfile {
-        user_id: user.to_owned(),
-        ..Default::default()
-    }))
+    Ok(
+        profile(store, app, user)?.unwrap_or_else(|| pb::UserProfile {
+            user_id: user.to_owned(),
+            ..Default::default()
+        }),
+    )
 }
 
 /// `user`'s status: online with the platforms of their sessions, offline, or never logged in.
@@ -258,11 +267,9 @@ pub fn sync(
         items.push(it);
     }
     if !has_more {
-        let current = crate::keys::be_u64(
-            &store.get(&keys::version(app, me))?.unwrap_or_default(),
-            0,
-        )
-        .unwrap_or(0);
+        let current =
+            crate::keys::be_u64(&store.get(&keys::version(app, me))?.unwrap_or_default(), 0)
+                .unwrap_or(0);
         version = version.max(current);
     }
     Ok(pb::RelationSyncResp {
@@ -365,19 +372,49 @@ mod tests {
             (keys::log(1, "al", 4), Some(b"f/carol".to_vec())),
             (keys::version(1, "al"), Some(4u64.to_be_bytes().to_vec())),
         ];
-        let refs: Vec<_> = ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+        let refs: Vec<_> = ops
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
         store.apply(&refs).unwrap();
-        let full = sync(&store, 1, "al", &pb::RelationSyncReq { version: 0, limit: 0 }).unwrap();
+        let full = sync(
+            &store,
+            1,
+            "al",
+            &pb::RelationSyncReq {
+                version: 0,
+                limit: 0,
+            },
+        )
+        .unwrap();
         assert_eq!(full.version, 4);
         assert!(!full.has_more);
         assert_eq!(full.items.len(), 1);
         assert_eq!(full.items[0].key, "f/bob");
         assert_eq!(full.items[0].friend.as_ref().unwrap().remark, "B");
-        let delta = sync(&store, 1, "al", &pb::RelationSyncReq { version: 3, limit: 0 }).unwrap();
+        let delta = sync(
+            &store,
+            1,
+            "al",
+            &pb::RelationSyncReq {
+                version: 3,
+                limit: 0,
+            },
+        )
+        .unwrap();
         assert_eq!(delta.items.len(), 1);
         assert_eq!(delta.items[0].key, "f/carol");
         assert!(delta.items[0].removed);
-        let paged = sync(&store, 1, "al", &pb::RelationSyncReq { version: 0, limit: 1 }).unwrap();
+        let paged = sync(
+            &store,
+            1,
+            "al",
+            &pb::RelationSyncReq {
+                version: 0,
+                limit: 1,
+            },
+        )
+        .unwrap();
         assert!(paged.has_more);
         assert_eq!(paged.version, 3);
     }

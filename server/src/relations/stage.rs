@@ -54,10 +54,8 @@ pub(crate) fn stage(
         RelOp::DeleteApplication(op) => resp.results.push(cx.delete_application(op)?),
         RelOp::SetApplicationRead(_) => {
             let now = cx.now;
-            cx.txn.put(
-                keys::applications_read(app, me),
-                now.to_be_bytes().to_vec(),
-            );
+            cx.txn
+                .put(keys::applications_read(app, me), now.to_be_bytes().to_vec());
             cx.bump(me, item::APPLICATIONS_READ)?;
         }
         RelOp::AddToBlackList(op) => {
@@ -245,7 +243,10 @@ impl Ctx<'_, '_> {
     fn set_profile(&mut self, p: pb::SetProfileReq) -> ApiResult<pb::UserProfile> {
         let me = self.me.clone();
         let mut cur = load_profile(self.txn, self.app, &me)?;
-        let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > limit::PROFILE_VALUE_BYTES);
+        let too_long = |s: &Option<String>| {
+            s.as_ref()
+                .is_some_and(|s| s.len() > limit::PROFILE_VALUE_BYTES)
+        };
         if too_long(&p.nick_name) || too_long(&p.face_url) || too_long(&p.self_signature) {
             return Err(ApiError::new(
                 code::PROFILE_SIZE_LIMIT,
@@ -253,7 +254,10 @@ impl Ctx<'_, '_> {
             ));
         }
         if p.gender.is_some_and(|g| !(0..=2).contains(&g)) {
-            return Err(ApiError::new(code::PROFILE_INVALID_PARAMETERS, "invalid gender"));
+            return Err(ApiError::new(
+                code::PROFILE_INVALID_PARAMETERS,
+                "invalid gender",
+            ));
         }
         if p.allow_type.is_some_and(|a| !(0..=2).contains(&a)) {
             return Err(ApiError::new(
@@ -332,8 +336,10 @@ impl Ctx<'_, '_> {
             ));
         }
         let me = self.me.clone();
-        self.txn
-            .put(keys::custom_status(self.app, &me), status.as_bytes().to_vec());
+        self.txn.put(
+            keys::custom_status(self.app, &me),
+            status.as_bytes().to_vec(),
+        );
         let st = pb::UserStatus {
             user_id: me.clone(),
             status_type: 1,
@@ -485,10 +491,18 @@ impl Ctx<'_, '_> {
             return Ok(fail(&t, code::ACCOUNT_NOT_FOUND, "no such user"));
         }
         if self.exists(&keys::black(app, &me, &t))? {
-            return Ok(fail(&t, code::IN_SELF_BLACKLIST, "the user is in your blacklist"));
+            return Ok(fail(
+                &t,
+                code::IN_SELF_BLACKLIST,
+                "the user is in your blacklist",
+            ));
         }
         if self.exists(&keys::black(app, &t, &me))? {
-            return Ok(fail(&t, code::IN_PEER_BLACKLIST, "you are in the user's blacklist"));
+            return Ok(fail(
+                &t,
+                code::IN_PEER_BLACKLIST,
+                "you are in the user's blacklist",
+            ));
         }
         let mine = self.exists(&keys::friend(app, &me, &t))?;
         let theirs = self.exists(&keys::friend(app, &t, &me))?;
@@ -506,7 +520,14 @@ impl Ctx<'_, '_> {
                 "the user accepts no friend requests",
             )),
             allow::ALLOW_ANY => {
-                self.make_friend(&me, &t, &op.remark, &op.friend_group, &op.add_source, &op.add_wording)?;
+                self.make_friend(
+                    &me,
+                    &t,
+                    &op.remark,
+                    &op.friend_group,
+                    &op.add_source,
+                    &op.add_wording,
+                )?;
                 if op.both {
                     self.make_friend(&t, &me, "", "", &op.add_source, &op.add_wording)?;
                 }
@@ -575,8 +596,7 @@ impl Ctx<'_, '_> {
         let app = self.app;
         let me = self.me.clone();
         let u = op.user_id.clone();
-        let Some(a) =
-            self.get::<pb::FriendApplication>(&keys::application(app, &me, true, &u))?
+        let Some(a) = self.get::<pb::FriendApplication>(&keys::application(app, &me, true, &u))?
         else {
             return Ok(fail(&u, code::APPLICATION_NOT_FOUND, "no such application"));
         };
@@ -584,9 +604,20 @@ impl Ctx<'_, '_> {
             0 => {}
             1 | 2 => {
                 if self.exists(&keys::black(app, &me, &u))? {
-                    return Ok(fail(&u, code::IN_SELF_BLACKLIST, "the user is in your blacklist"));
+                    return Ok(fail(
+                        &u,
+                        code::IN_SELF_BLACKLIST,
+                        "the user is in your blacklist",
+                    ));
                 }
-                self.make_friend(&u, &me, &a.remark, &a.friend_group, &a.add_source, &a.add_wording)?;
+                self.make_friend(
+                    &u,
+                    &me,
+                    &a.remark,
+                    &a.friend_group,
+                    &a.add_source,
+                    &a.add_wording,
+                )?;
                 if op.action == 2 {
                     self.make_friend(&me, &u, &op.remark, "", &a.add_source, &a.add_wording)?;
                 }
@@ -604,7 +635,11 @@ impl Ctx<'_, '_> {
         let incoming = op.r#type != pb::ApplicationType::SendOut as i32;
         let key = keys::application(self.app, &me, incoming, &op.user_id);
         if !self.exists(&key)? {
-            return Ok(fail(&op.user_id, code::APPLICATION_NOT_FOUND, "no such application"));
+            return Ok(fail(
+                &op.user_id,
+                code::APPLICATION_NOT_FOUND,
+                "no such application",
+            ));
         }
         self.txn.del(key);
         self.bump(&me, &item::application(incoming, &op.user_id))?;
@@ -655,7 +690,12 @@ impl Ctx<'_, '_> {
 
     fn group(&self, name: &str) -> ApiResult<pb::FriendGroup> {
         self.get(&keys::friend_group(self.app, &self.me, name))?
-            .ok_or_else(|| ApiError::new(code::INVALID_PARAMETERS, format!("no friend group {name:?}")))
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::INVALID_PARAMETERS,
+                    format!("no friend group {name:?}"),
+                )
+            })
     }
 
     fn put_group(&mut self, g: &pb::FriendGroup) -> ApiResult<()> {
@@ -707,10 +747,16 @@ impl Ctx<'_, '_> {
         }
         let me = self.me.clone();
         if self.exists(&keys::friend_group(self.app, &me, &op.name))? {
-            return Err(ApiError::new(code::INVALID_PARAMETERS, "the friend group exists"));
+            return Err(ApiError::new(
+                code::INVALID_PARAMETERS,
+                "the friend group exists",
+            ));
         }
         if self.scan_ids(&me, b"Q", limit::FRIEND_GROUPS + 1)?.len() >= limit::FRIEND_GROUPS {
-            return Err(ApiError::new(code::GROUP_COUNT_LIMIT, "too many friend groups"));
+            return Err(ApiError::new(
+                code::GROUP_COUNT_LIMIT,
+                "too many friend groups",
+            ));
         }
         let mut g = pb::FriendGroup {
             name: op.name.clone(),
@@ -758,7 +804,10 @@ impl Ctx<'_, '_> {
             return Ok(());
         }
         if self.exists(&keys::friend_group(self.app, &me, new))? {
-            return Err(ApiError::new(code::INVALID_PARAMETERS, "the friend group exists"));
+            return Err(ApiError::new(
+                code::INVALID_PARAMETERS,
+                "the friend group exists",
+            ));
         }
         for u in &g.user_ids {
             let fkey = keys::friend(self.app, &me, u);
