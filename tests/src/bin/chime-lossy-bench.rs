@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 
 /// Longest one round (login + all messages) may take.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(300);
+/// Login attempts per user before a round gives up.
+const LOGIN_ATTEMPTS: u32 = 3;
 /// How long after the last message a duplicate is still watched for.
 const DUPLICATE_WATCH: Duration = Duration::from_millis(500);
 
@@ -65,17 +67,22 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Logs `user` in and answers the time it took.
+/// Logs `user` in (up to [`LOGIN_ATTEMPTS`] times: on a very lossy path a handshake can fail)
+/// and answers the time it took, all attempts included.
 async fn login(client: &TestClient, user: &str) -> Result<Duration, String> {
     let start = Instant::now();
-    client
-        .call(
-            "login",
-            json!({ "user_id": user, "user_sig": user_sig_for(APP_ID, user, 86_400) }),
-        )
-        .await
-        .map_err(|e| format!("login {user}: {e}"))?;
-    Ok(start.elapsed())
+    let params = json!({ "user_id": user, "user_sig": user_sig_for(APP_ID, user, 86_400) });
+    let mut attempt = 1;
+    loop {
+        match client.call("login", params.clone()).await {
+            Ok(_) => return Ok(start.elapsed()),
+            Err(e) if attempt < LOGIN_ATTEMPTS => {
+                println!("  login {user} attempt {attempt} failed: {e}");
+                attempt += 1;
+            }
+            Err(e) => return Err(format!("login {user}: {e} ({attempt} attempts)")),
+        }
+    }
 }
 
 /// Logs `alice` and `bob` in as `<tag>-alice` / `<tag>-bob` (fresh users: no history to sync),
