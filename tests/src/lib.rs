@@ -776,7 +776,9 @@ impl TestClient {
         Some(data)
     }
 
-    /// The `message` of the next `n` `on_recv_new_message` events; panics with what arrived if
+    /// The `message` of the next `n` `on_recv_new_message` events that are not group tips
+    /// (the membership and profile notices every group change leaves in the group's history;
+    /// a test that wants them reads `on_recv_new_message` itself); panics with what arrived if
     /// fewer than `n` come within `timeout`.
     pub async fn expect_messages(&self, n: usize, timeout: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -784,7 +786,11 @@ impl TestClient {
         while out.len() < n {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_event("on_recv_new_message", left).await {
-                Some(data) => out.push(data.get("message").cloned().unwrap_or(data)),
+                Some(data) => {
+                    let message = data.get("message").cloned().unwrap_or(data);
+                    if !is_group_tips(&message) {
+                        out.push(message);
+                    }
                 None => panic!(
                     "expected {n} messages within {timeout:?}, got {}: {:?}; events seen: {}",
                     out.len(),
@@ -870,6 +876,11 @@ pub async fn send_c2c_text(from: &TestClient, to: &str, text: &str) -> Value {
         .await;
     from.ok("send_message", json!({ "message": msg, "receiver": to }))
         .await
+}
+
+/// Whether a message object is a group tips message (its first elem is `group_tips`).
+pub fn is_group_tips(message: &Value) -> bool {
+    message["elem_list"][0]["elem_type"] == "group_tips"
 }
 
 /// The text of a message object: the `text` of its first text elem (empty if none).

@@ -4,6 +4,7 @@
 
 mod conversations;
 mod devices;
+mod group_manage;
 mod groups;
 mod harness;
 mod isolation;
