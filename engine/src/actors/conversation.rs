@@ -61,6 +61,9 @@ pub struct ConversationActor {
     folders_before: Option<Vec<pb::ConvFolder>>,
     /// The user-level settings changed in this burst (to be written).
     user_dirty: bool,
+    /// Every existing conversation's id in list order (pinned first, then newest), rebuilt on
+    /// the first query after a change, so a page costs the page, not a sort.
+    order: Option<Vec<String>>,
     flush_scheduled: bool,
 }
 
@@ -96,6 +99,7 @@ impl ConversationActor {
             before: BTreeMap::new(),
             folders_before: None,
             user_dirty: false,
+            order: None,
             flush_scheduled: false,
         }
     }
@@ -151,6 +155,9 @@ impl ConversationActor {
     /// Persists what the burst touched and announces what visibly changed.
     fn commit(&mut self) {
         let before = std::mem::take(&mut self.before);
+        if !before.is_empty() || self.user_dirty {
+            self.order = None;
+        }
         let folders_before = self.folders_before.take();
         let old_folders = folders_before
             .clone()
@@ -425,8 +432,23 @@ impl ConversationActor {
             })
     }
 
-    fn page(&self, mut all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
-        all.sort_by(|a, b| view::order(a, b));
+    /// Rebuilds the list order if a change dropped it (see [`Self::order`]).
+    fn ensure_order(&mut self) {
+        if self.order.is_none() {
+            let mut all: Vec<&ConvRecord> =
+                self.convs.values().filter(|r| view::exists(r)).collect();
+            all.sort_by(|a, b| view::order(a, b));
+            self.order = Some(all.iter().map(|r| r.conversation_id.clone()).collect());
+        }
+    }
+
+    /// The existing conversations in list order (call [`Self::ensure_order`] first).
+    fn ordered(&self) -> Vec<&ConvRecord> {
+        let ids = self.order.as_deref().unwrap_or_default();
+        ids.iter().filter_map(|id| self.convs.get(id)).collect()
+    }
+
+    fn page(&self, all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
         let start = usize::try_from(next_seq)
             .unwrap_or(usize::MAX)
             .min(all.len());
@@ -484,6 +506,7 @@ impl Handler<OpenAccount> for ConversationActor {
     fn handle(&mut self, msg: OpenAccount, _: &mut Context<Self>) {
         self.convs.clear();
         self.before.clear();
+        self.order = None;
         self.folders_before = None;
         self.subscriptions.clear();
         self.user_settings = pb::UserConvSettings::default();
@@ -972,10 +995,17 @@ impl Handler<Query> for ConversationActor {
     type Result = Result<Value>;
     fn handle(&mut self, q: Query, _: &mut Context<Self>) -> Self::Result {
         self.acct()?;
+        if matches!(q, Query::List { .. } | Query::ByFilter { .. }) {
+            self.ensure_order();
+        }
         let folders = &self.user_settings.folders;
         match q {
             Query::List { next_seq, count } => {
-                let all = self.convs.values().filter(|r| view::listed(r)).collect();
+                let all = self
+                    .ordered()
+                    .into_iter()
+                    .filter(|r| view::listed(r))
+                    .collect();
                 Ok(self.page(all, next_seq, count))
             }
             Query::ByFilter {
@@ -984,8 +1014,8 @@ impl Handler<Query> for ConversationActor {
                 count,
             } => {
                 let all = self
-                    .convs
-                    .values()
+                    .ordered()
+                    .into_iter()
                     .filter(|r| filter.matches(r, folders))
                     .collect();
                 Ok(self.page(all, next_seq, count))
