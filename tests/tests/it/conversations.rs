@@ -850,3 +850,112 @@ async fn reading_on_one_device_clears_the_other_by_conversation_type_and_all() {
         codes::ERR_INVALID_CONVERSATION
     );
 }
+
+/// Times `n` calls of `method` (µs, sorted).
+async fn timed(c: &TestClient, method: &str, params: Value, n: usize) -> Vec<u64> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        c.ok(method, params.clone()).await;
+        v.push(t.elapsed().as_micros() as u64);
+    }
+    v.sort_unstable();
+    v
+}
+
+/// Benchmark (issue 3; figures in docs/performance.md): an account with 10,000 conversations and
+/// 100,000 messages — the first page of the list, the total unread, and a cold start (init +
+/// login + first page). Run with `cargo nextest run -p chime-tests --run-ignored only -E
+/// 'test(bench_conversations)' --no-capture`.
+#[tokio::test]
+#[ignore = "benchmark: prints figures, takes minutes"]
+async fn bench_conversations_10000() {
+    const CONVS: usize = 10_000;
+    const PER_CONV: usize = 10;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
+    alice.login("alice").await;
+    let t0 = std::time::Instant::now();
+    let engine = alice.engine.clone();
+    let mut sends = (0..PER_CONV).flat_map(|r| (0..CONVS).map(move |u| (r, u)));
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut failed = 0;
+    loop {
+        while inflight.len() < 256 {
+            let Some((r, u)) = sends.next() else { break };
+            let e = engine.clone();
+            inflight.spawn(async move {
+                e.call(
+                    "send_c2c_text_message",
+                    json!({"text": format!("m{r}"), "user_id": format!("u{u}")}),
+                )
+                .await
+                .is_err()
+            });
+        }
+        match inflight.join_next().await {
+            Some(Ok(true)) | Some(Err(_)) => failed += 1,
+            Some(Ok(false)) => {}
+            None => break,
+        }
+    }
+    assert_eq!(failed, 0);
+    println!(
+        "bench: {} messages in {} conversations sent in {:.1} s",
+        CONVS * PER_CONV,
+        CONVS,
+        t0.elapsed().as_secs_f64()
+    );
+    let page = alice
+        .ok(
+            "get_conversation_list",
+            json!({"next_seq": 0, "count": 100}),
+        )
+        .await;
+    assert_eq!(
+        page["conversation_list"].as_array().map(Vec::len),
+        Some(100)
+    );
+    let list = timed(
+        &alice,
+        "get_conversation_list",
+        json!({"next_seq": 0, "count": 100}),
+        50,
+    )
+    .await;
+    let unread = timed(&alice, "get_total_unread_message_count", json!({}), 200).await;
+    let p = chime_tests::percentile;
+    println!(
+        "bench: get_conversation_list first 100 of {CONVS}: p50 {} µs, p99 {} µs",
+        p(&list, 50.0),
+        p(&list, 99.0)
+    );
+    println!(
+        "bench: get_total_unread_message_count over {CONVS}: p50 {} µs, p99 {} µs",
+        p(&unread, 50.0),
+        p(&unread, 99.0)
+    );
+    alice.shutdown().await;
+    drop(alice);
+    let t = std::time::Instant::now();
+    let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
+    alice.login("alice").await;
+    let page = alice
+        .ok(
+            "get_conversation_list",
+            json!({"next_seq": 0, "count": 100}),
+        )
+        .await;
+    let cold = t.elapsed();
+    assert_eq!(
+        page["conversation_list"].as_array().map(Vec::len),
+        Some(100)
+    );
+    println!(
+        "bench: cold start (init + login + first page) with {CONVS} conversations and {} \
+         messages: {} ms",
+        CONVS * PER_CONV,
+        cold.as_millis()
+    );
+}
