@@ -99,6 +99,12 @@ impl Hub {
     }
 
     async fn init(&self, name: &str, params: Value) -> Result<Value, ApiError> {
+        // The daemon delivers events itself, as they come; nobody would poll a pump queue.
+        if params.get("callback_mode").and_then(Value::as_str) == Some("pump") {
+            return Err(ApiError::invalid_param(
+                "callback_mode: the daemon delivers events as notifications; use \"thread\"",
+            ));
+        }
         let (sdk, fresh) = {
             let mut engines = self
                 .engines

@@ -256,6 +256,18 @@ async fn two_named_engines_chat_and_events_carry_the_engine_name() {
         .request(Some("carol"), "get_login_status", json!({}))
         .await;
     assert_eq!(a["error"]["code"], json!(6013), "no engine named carol");
+    let pump = init_params(&server, dirs.0.path(), json!({ "callback_mode": "pump" }));
+    let a = ws.request(Some("carol"), "init_sdk", pump).await;
+    assert_eq!(
+        a["error"]["code"],
+        json!(6017),
+        "the daemon refuses pump mode"
+    );
+    assert_eq!(
+        ws.ok("x", "get_engine_list", json!({})).await,
+        json!({ "engine_list": ["alice", "bob"] }),
+        "a refused init leaves no engine behind"
+    );
 
     let sent = ws
         .ok(
