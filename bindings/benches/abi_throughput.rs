@@ -69,7 +69,11 @@ fn main() {
     let alice = create(&config(dirs.0.path(), "pump"));
     let bob = create(&config(dirs.1.path(), "thread"));
     for (e, u) in [(alice, "alice"), (bob, "bob")] {
-        let r = call_sync(e, "login", &json!({ "user_id": u, "user_sig": server.user_sig(u) }));
+        let r = call_sync(
+            e,
+            "login",
+            &json!({ "user_id": u, "user_sig": server.user_sig(u) }),
+        );
         assert_eq!(r, json!({}));
     }
 
@@ -97,7 +101,9 @@ fn main() {
         t.join().unwrap();
     }
     let four = CALLS as f64 / start.elapsed().as_secs_f64();
-    println!("chime_call_sync get_login_status: {one:.0} calls/s (1 thread), {four:.0} calls/s (4 threads)");
+    println!(
+        "chime_call_sync get_login_status: {one:.0} calls/s (1 thread), {four:.0} calls/s (4 threads)"
+    );
 
     // 2. chime_poll: bob sends N messages; alice's host does not poll until they are all queued,
     //    then drains the queue with chime_poll(1000) and we time the drain.
@@ -113,7 +119,13 @@ fn main() {
             .unwrap();
         // SAFETY: live handle, valid strings.
         let rc = unsafe {
-            chime_call(bob, method.as_ptr(), p.as_ptr(), Some(on_answer), std::ptr::null_mut())
+            chime_call(
+                bob,
+                method.as_ptr(),
+                p.as_ptr(),
+                Some(on_answer),
+                std::ptr::null_mut(),
+            )
         };
         assert_eq!(rc, 0);
     }
