@@ -950,7 +950,7 @@ async fn bench_friend_list_of_3000_cold_warm_and_search() {
                 let r = c
                     .ok(
                         "search_friends",
-                        json!({ "keyword_list": [format!("f0{}", i % 10)] }),
+                        json!({ "keyword_list": [format!("f0{}", i % 3)] }),
                     )
                     .await;
                 assert!(r["total_count"].as_u64().unwrap_or(0) > 0);
