@@ -61,6 +61,9 @@ struct Round {
     login: Duration,
     delivery: Duration,
     latencies_ms: Vec<u64>,
+    /// Sends whose ack did not come within `send_timeout_ms` (9520): the message was delivered
+    /// and stays in the outbox until its ack arrives.
+    late_acks: usize,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -119,9 +122,11 @@ async fn round(alice: &TestClient, bob: &TestClient, n: usize, tag: &str) -> Res
         latencies_ms.push(millis(start.elapsed()));
     }
     let delivery = start.elapsed();
+    let mut late_acks = 0;
     for send in sends {
         match send.await {
             Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.code == chime_proto::codes::ERR_NET_WAIT_ACK_TIMEOUT => late_acks += 1,
             Ok(Err(e)) => return Err(format!("{tag}: send failed: {e}")),
             Err(e) => return Err(format!("{tag}: send task: {e}")),
         }
@@ -133,6 +138,7 @@ async fn round(alice: &TestClient, bob: &TestClient, n: usize, tag: &str) -> Res
         login,
         delivery,
         latencies_ms,
+        late_acks,
     })
 }
 
@@ -141,12 +147,13 @@ fn report(label: &str, round: &Round, extra: &str) {
     sorted.sort_unstable();
     println!(
         "{label:<22} login {:>6} ms   all {} delivered in {:>6} ms   per message p50 {:>6} ms  \
-         p99 {:>6} ms   {extra}",
+         p99 {:>6} ms   late acks {}   {extra}",
         millis(round.login),
         sorted.len(),
         millis(round.delivery),
         percentile(&sorted, 50.0),
         percentile(&sorted, 99.0),
+        round.late_acks,
     )
 }
 
