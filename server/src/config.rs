@@ -151,6 +151,8 @@ pub struct ServerConfig {
     pub tunables: Tunables,
     /// The QUIC endpoint (`--quic-listen`); `None` = WebSocket only.
     pub quic: Option<crate::quic::QuicSettings>,
+    /// Address of the HTTP endpoint (REST admin API; `--http-listen`); `None` = none.
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -162,6 +164,7 @@ impl ServerConfig {
             apps: HashMap::new(),
             tunables: Tunables::default(),
             quic: None,
+            http_listen: None,
         }
     }
 

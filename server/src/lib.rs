@@ -11,6 +11,7 @@ pub mod group_kv;
 pub mod group_reads;
 pub mod group_tips;
 pub mod groups;
+pub mod http;
 pub mod keys;
 pub mod lifecycle;
 pub mod annotations;
@@ -69,6 +70,7 @@ pub struct RunningServer {
     commit_thread: std::thread::JoinHandle<()>,
     shared: Arc<Shared>,
     quic: Option<quic::QuicEndpoint>,
+    http: Option<http::HttpEndpoint>,
 }
 
 impl RunningServer {
@@ -87,6 +89,11 @@ impl RunningServer {
         self.quic.as_ref()
     }
 
+    /// The HTTP endpoint (REST admin API), when `--http-listen` enabled one.
+    pub fn http(&self) -> Option<&http::HttpEndpoint> {
+        self.http.as_ref()
+    }
+
     /// Number of users with a live session.
     pub fn online_users(&self) -> usize {
         self.shared.registry.online_users()
@@ -99,6 +106,9 @@ impl RunningServer {
         let _ = self.accept.await;
         if let Some(quic) = self.quic {
             quic.shutdown().await;
+        }
+        if let Some(http) = self.http {
+            http.shutdown().await;
         }
         let _ = self.commit.send(Msg::Shutdown).await;
         let thread = self.commit_thread;
@@ -171,6 +181,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )?),
         None => None,
     };
+    let http = match config.http_listen {
+        Some(listen) => Some(http::start(Arc::clone(&shared), listen).await?),
+        None => None,
+    };
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {
         let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -200,6 +214,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         commit_thread,
         shared,
         quic,
+        http,
     })
 }
 

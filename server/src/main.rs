@@ -41,6 +41,10 @@ struct Cli {
     /// PEM private key of `--quic-cert`.
     #[arg(long, requires = "quic_cert")]
     quic_key: Option<PathBuf>,
+    /// Address of the HTTP endpoint: the REST admin API (port 0 picks a free one); none = no
+    /// HTTP endpoint.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Log format on stderr (default: the config file's `log_format`, else `text`).
     #[arg(long, value_enum)]
     log_format: Option<CliLogFormat>,
@@ -158,6 +162,7 @@ fn run(cli: Cli, tunables: Tunables) -> Result<(), chime_server::ServerError> {
         config = config.with_app(id, key);
     }
     config.tunables = tunables;
+    config.http_listen = cli.http_listen;
     if let Some(listen) = cli.quic_listen {
         config.quic = Some(chime_server::quic::QuicSettings {
             listen,
@@ -181,7 +186,8 @@ fn run(cli: Cli, tunables: Tunables) -> Result<(), chime_server::ServerError> {
         let server = chime_server::start(config).await?;
         {
             let mut out = std::io::stdout().lock();
-            // The QUIC line first: a reader that stops at the WebSocket line has seen both.
+            // The QUIC and HTTP lines first: a reader that stops at the WebSocket line has seen
+            // them all.
             if let Some(quic) = server.quic() {
                 writeln!(
                     out,
@@ -189,6 +195,9 @@ fn run(cli: Cli, tunables: Tunables) -> Result<(), chime_server::ServerError> {
                     quic.url(),
                     quic.cert_sha256()
                 )?;
+            }
+            if let Some(http) = server.http() {
+                writeln!(out, "chime-server listening http {}", http.url())?;
             }
             writeln!(out, "chime-server listening {}", server.ws_url())?;
             out.flush()?;

@@ -183,6 +183,22 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Removes and returns every session of `(app, user)` (the REST API's kick).
+    pub fn kick_all(&self, app: u64, user: &str) -> Vec<Session> {
+        self.lock()
+            .remove(&(app, user.to_owned()))
+            .unwrap_or_default()
+    }
+
+    /// The users of `app` with at least one session now.
+    pub fn online_user_ids(&self, app: u64) -> Vec<String> {
+        self.lock()
+            .keys()
+            .filter(|(a, _)| *a == app)
+            .map(|(_, u)| u.clone())
+            .collect()
+    }
+
     /// Number of users online (for logs and tests).
     pub fn online_users(&self) -> usize {
         self.lock().len()

@@ -213,6 +213,8 @@ pub struct TestServer {
     /// The QUIC endpoint, when started with one: its port and its ready line's
     /// `quic://ADDR sha256:HEX`.
     quic: Option<(u16, String)>,
+    /// The HTTP endpoint (REST admin API) from the `chime-server listening http URL` line.
+    http_url: Arc<Mutex<String>>,
 }
 
 impl TestServer {
@@ -246,6 +248,7 @@ impl TestServer {
             ws_url: String::new(),
             log: Arc::new(Mutex::new(VecDeque::new())),
             quic: quic.then(|| (0, String::new())),
+            http_url: Arc::new(Mutex::new(String::new())),
         };
         let store = server.data_dir.path().join("data");
         server
@@ -270,6 +273,7 @@ impl TestServer {
         if let Some(cfg) = &self.config_file {
             cmd.arg("--config").arg(cfg);
         }
+        cmd.arg("--http-listen").arg("127.0.0.1:0");
         if let Some((quic_port, _)) = &self.quic {
             cmd.arg("--quic-listen")
                 .arg(format!("127.0.0.1:{quic_port}"));
@@ -300,6 +304,7 @@ impl TestServer {
         let out_log = self.log.clone();
         let quic_line: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let quic_seen = quic_line.clone();
+        let http_seen = self.http_url.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let mut ready = Some(ready_tx);
@@ -308,6 +313,11 @@ impl TestServer {
                     && let Ok(mut seen) = quic_seen.lock()
                 {
                     *seen = Some(quic.trim().to_owned());
+                }
+                if let Some(url) = line.strip_prefix("chime-server listening http ")
+                    && let Ok(mut seen) = http_seen.lock()
+                {
+                    *seen = url.trim().to_owned();
                 }
                 if let Some(url) = line.strip_prefix("chime-server listening ")
                     && url.starts_with("ws://")
@@ -355,6 +365,11 @@ impl TestServer {
         self.ws_url = url;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// The HTTP endpoint (REST admin API), e.g. `http://127.0.0.1:41235`.
+    pub fn http_url(&self) -> String {
+        self.http_url.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
     /// The WebSocket endpoint, e.g. `ws://127.0.0.1:41234/ws`.
@@ -791,6 +806,7 @@ impl TestClient {
                     if !is_group_tips(&message) {
                         out.push(message);
                     }
+                }
                 None => panic!(
                     "expected {n} messages within {timeout:?}, got {}: {:?}; events seen: {}",
                     out.len(),

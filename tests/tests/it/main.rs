@@ -20,4 +20,5 @@ mod quic;
 mod receipts;
 mod reconnect;
 mod relationships;
+mod rest;
 mod search;
