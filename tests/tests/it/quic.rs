@@ -21,8 +21,8 @@ const N: usize = 20;
 
 /// A free UDP port on 127.0.0.1 with nothing listening (the socket is closed again).
 fn unused_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    socket.local_addr().expect("local address").port()
 }
 
 async fn send_texts(from: &TestClient, to: &str, prefix: &str, n: usize) -> Vec<Value> {
