@@ -498,3 +498,44 @@ async fn pump_mode_loses_nothing_in_a_burst_of_10000_while_the_host_polls_slowly
     assert_eq!(texts, (0..N as u64).collect::<Vec<_>>());
     eprintln!("burst: {} items over {frames} frames", items.len());
 }
+
+/// Pump-queue overflow through the C ABI: with room for 2 events, the login's later events are
+/// dropped and one `on_events_dropped {count}` marks the gap, after what was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_overflow_keeps_the_first_events_and_marks_the_gap() {
+    let server = TestServer::start().await;
+    let url = server.ws_url();
+    let sig = server.user_sig("olive");
+    let items = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = create(&config(
+            &url,
+            dir.path(),
+            json!({ "callback_mode": "pump", "pump_queue_capacity": 2 }),
+        ));
+        let rec = Recorder::default();
+        // SAFETY: a live handle; `rec` outlives it.
+        unsafe { chime_set_event_callback(engine, Some(record_event), ptr(&rec)) };
+        let login = json!({ "user_id": "olive", "user_sig": sig });
+        assert_eq!(call_sync(engine, "login", &login), json!({}));
+        // Let the post-login sync events arrive (and overflow) while nobody polls.
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: a live handle.
+        while unsafe { chime_poll(engine, 10) } > 0 {}
+        // SAFETY: a live handle.
+        unsafe { chime_destroy(engine) };
+        rec.items.lock().unwrap().clone()
+    })
+    .await
+    .unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["on_connecting", "on_connect_success", "on_events_dropped"],
+        "{items:?}"
+    );
+    assert!(
+        items[2]["data"]["count"].as_u64().unwrap() >= 1,
+        "{items:?}"
+    );
+}
