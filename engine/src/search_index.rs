@@ -19,6 +19,9 @@ use crate::store::{Store, StoreError, WriteBatch, keys};
 
 /// Characters per gram.
 const GRAM: usize = 3;
+/// Candidate count below which the remaining grams are not scanned (the candidates are checked
+/// against the keyword itself anyway).
+const NARROW_ENOUGH: usize = 256;
 
 /// The searchable text of a message, lowercased: text elems, custom elems' description,
 /// extension and UTF-8 data.
@@ -85,8 +88,8 @@ pub fn stage_del(b: &mut WriteBatch, loc: &[u8], m: &StoredMessage) {
     }
 }
 
-/// The locations of the messages that may contain `keyword` (lowercased), or `None` when the
-/// keyword is too short for the index.
+/// The locations of the messages that may contain `keyword` (lowercased) — a superset of those
+/// that do — or `None` when the keyword is too short for the index.
 pub fn candidates(
     store: &dyn Store,
     keyword: &str,
@@ -110,9 +113,11 @@ pub fn candidates(
             .map(|(k, _)| k[lo.len()..].to_vec())
             .filter(|l| acc.as_ref().is_none_or(|a| a.contains(l)))
             .collect();
-        let empty = locs.is_empty();
+        let small = locs.len() <= NARROW_ENOUGH;
         acc = Some(locs);
-        if empty {
+        // Few enough candidates: reading and checking them costs less than scanning the
+        // postings of the remaining grams (which may be common ones).
+        if small {
             break;
         }
     }
