@@ -51,7 +51,7 @@ pub enum GroupOp {
 
 impl GroupOp {
     /// The write a request asks for, or the request back when it is not one of these.
-    pub fn from_request(kind: pb::request::Kind) -> Result<Self, pb::request::Kind> {
+    pub fn from_request(kind: pb::request::Kind) -> Result<Self, Box<pb::request::Kind>> {
         use pb::request::Kind as K;
         Ok(match kind {
             K::SetGroupInfo(r) => GroupOp::SetInfo(r),
@@ -64,7 +64,7 @@ impl GroupOp {
             K::HandleGroupApplication(r) => GroupOp::HandleApplication(r),
             K::GroupAttributes(r) => GroupOp::Attributes(r),
             K::GroupCounters(r) => GroupOp::Counters(r),
-            other => return Err(other),
+            other => return Err(Box::new(other)),
         })
     }
 }

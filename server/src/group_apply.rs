@@ -148,7 +148,16 @@ impl Core {
         a.handle_msg = req.reason;
         txn.put(key, a.encode_to_vec());
         if req.accept {
-            self.admit_members(txn, app, &g, op, &[req.from_user.clone()], None, skip, fx)?;
+            self.admit_members(
+                txn,
+                app,
+                &g,
+                op,
+                std::slice::from_ref(&req.from_user),
+                None,
+                skip,
+                fx,
+            )?;
         }
         notify(
             fx,

@@ -90,7 +90,7 @@ pub fn applications(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKi
             out.push(pb::GroupApplication::decode(&v[..]).map_err(crate::error::StoreError::from)?);
         }
     }
-    out.sort_by(|a, b| b.add_time_ms.cmp(&a.add_time_ms));
+    out.sort_by_key(|a| std::cmp::Reverse(a.add_time_ms));
     Ok(RespKind::GetGroupApplications(
         pb::GetGroupApplicationsResp { applications: out },
     ))

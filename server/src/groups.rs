@@ -244,7 +244,8 @@ impl Core {
                 .s(group_id.as_bytes())
                 .done(),
         );
-        txn.touch(app, user, &keys::group_conv(group_id));
+        // No change-log entry: the next sync's joined-group list tells the user's devices, and
+        // a conversation the user may no longer read must not make them pull it (10007).
         Ok(())
     }
 

@@ -226,6 +226,8 @@ fn conv_state(
         ..Default::default()
     };
     if !a.member {
+        // Nothing is fetchable for a user who left or was removed: no pull.
+        state.min_seq = max_seq + 1;
         return Ok(state);
     }
     let min = min_seq(store, app, a, max_seq)?;
