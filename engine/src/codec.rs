@@ -214,7 +214,8 @@ fn push_from_wire(p: &pb::OfflinePushInfo) -> StoredPushInfo {
     }
 }
 
-fn push_to_wire(p: &StoredPushInfo) -> pb::OfflinePushInfo {
+/// The wire form of an `offline_push_info`.
+pub fn push_to_wire(p: &StoredPushInfo) -> pb::OfflinePushInfo {
     pb::OfflinePushInfo {
         title: p.title.clone(),
         desc: p.desc.clone(),

@@ -138,6 +138,8 @@ pub enum Op {
     UpdateConv(pb::UpdateConvReq),
     /// Message read receipts ([`crate::receipts`]).
     SendReceipts(pb::SendReceiptsReq),
+    /// A signaling write ([`crate::signaling`]).
+    Signaling(crate::signaling::SignalOp),
 }
 
 /// One mutation request.
@@ -419,6 +421,7 @@ impl Core {
             Op::Relation(req) => {
                 crate::relations::stage(txn, self.store.as_ref(), app, user, *req, skip, fx)
             }
+            Op::Signaling(op) => crate::signaling::stage(self, txn, app, user, op, fx),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);

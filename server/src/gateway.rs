@@ -248,6 +248,7 @@ pub async fn session<S: FrameSource>(
                         identity = Some(who);
                         conn.send(response_frame(id, Ok(RespKind::Login(resp))));
                         if let Some(w) = &identity {
+                            crate::signaling::deliver_pending(&shared, w.app, &w.user, &conn);
                             crate::relations::presence_changed(&shared, w.app, &w.user, true);
                         }
                     }
@@ -501,6 +502,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         ReqKind::PinGroupMessage(req) => {
             submit(shared, app, user, Op::PinGroupMessage(req), reply()).await;
         }
+        ReqKind::Signaling(req) => crate::signaling::request(shared, conn, app, user, id, req),
         ReqKind::Relation(req) => {
             submit(shared, app, user, Op::Relation(Box::new(req)), reply()).await;
         }

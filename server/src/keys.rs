@@ -32,6 +32,7 @@
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
 //! | `Q` | app, conv, seq | read receipt count of a message (u64) |
+//! | `W` / `P` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
 //! | `F` | app, user, table, ... | relationships: profiles, friends, applications, blacklist, friend groups, follow, subscriptions, the relationship change log (`relations::keys`) |
 //!
 //! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
@@ -94,6 +95,12 @@ pub mod tag {
     pub const RECEIPT_COUNT: u8 = b'Q';
     /// Users and relationships (sub-tables in `relations::keys`).
     pub const RELATION: u8 = b'F';
+    /// Signaling invitations (`pb::Invitation`), by app and invite id.
+    pub const SIGNAL: u8 = b'W';
+    /// Pending invitations of a user (app, invitee, invite id → empty).
+    pub const SIGNAL_PENDING: u8 = b'P';
+    /// Invitation deadlines (app 0, deadline, app, invite id → empty).
+    pub const SIGNAL_DEADLINE: u8 = b'w';
 }
 
 /// Builds keys component by component.

@@ -20,6 +20,7 @@ pub mod queries;
 pub mod receipts;
 pub mod quic;
 pub mod registry;
+pub mod signaling;
 pub mod relations;
 pub mod store;
 pub mod txn;
@@ -185,6 +186,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(listen) => Some(http::start(Arc::clone(&shared), listen).await?),
         None => None,
     };
+    signaling::spawn_timer(Arc::clone(&shared));
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {
         let mut prune = tokio::time::interval(PRUNE_EVERY);

@@ -337,6 +337,11 @@ impl ConnectionActor {
                 | push::Kind::UserStatus(_)
                 | push::Kind::FollowChanged(_)),
             ) => peers.rel.do_send(super::relationship::Pushed(k)),
+            Some(push::Kind::Signaling(s)) => {
+                if let Some((name, data)) = super::signaling::event_of(&s) {
+                    self.shared.events.emit(name, data);
+                }
+            }
             Some(push::Kind::Kicked(k)) => {
                 tracing::info!("kicked offline: {} {}", k.code, k.desc);
                 self.end_session(ctx);

@@ -7,6 +7,7 @@ pub mod group;
 pub mod group_events;
 pub mod message;
 pub mod relationship;
+pub mod signaling;
 
 use std::sync::Arc;
 

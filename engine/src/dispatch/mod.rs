@@ -9,6 +9,7 @@ mod group;
 mod message;
 mod params;
 mod relationship;
+mod signaling;
 mod system;
 
 use chime_proto::codes;
@@ -28,6 +29,7 @@ enum Area {
     Conversation,
     Group,
     Relationship,
+    Signaling,
     System,
 }
 
@@ -46,6 +48,7 @@ const AREAS: &[(Area, &[&str], &[&str])] = &[
         relationship::METHODS,
         relationship::PRE_LOGIN,
     ),
+    (Area::Signaling, signaling::METHODS, signaling::PRE_LOGIN),
     (Area::System, system::METHODS, system::PRE_LOGIN),
 ];
 
@@ -83,6 +86,7 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
         Area::Conversation => conversation::call(peers, events, method, p).await,
         Area::Group => group::call(peers, events, method, p).await,
         Area::Relationship => relationship::call(peers, events, method, p).await,
+        Area::Signaling => signaling::call(peers, events, method, p).await,
         Area::System => system::call(peers, events, method, p).await,
     }
 }

@@ -22,3 +22,4 @@ mod reconnect;
 mod relationships;
 mod rest;
 mod search;
+mod signaling;
