@@ -33,8 +33,8 @@ use crate::registry::{ConnTx, Outbound};
 /// The ALPN protocol id of the Chime protocol over QUIC.
 pub const ALPN: &[u8] = b"chime/1";
 
-/// A client has this long to finish the handshake and open its stream (long: on a path that
-/// loses half its datagrams a handshake takes several retransmission rounds).
+/// A client has this long to finish the handshake, and then as long again to open its stream
+/// (long: on a path that loses half its datagrams each takes several retransmission rounds).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// QUIC idle timeout (the session's own heartbeat timeout usually ends a dead session first).
 const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -252,20 +252,26 @@ impl FrameSource for QuicSource {
 /// Serves one incoming QUIC connection until its session ends.
 async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let peer = incoming.remote_address();
-    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let connection = incoming.await?;
-        let (send, recv) = connection.accept_bi().await?;
-        Ok::<_, quinn::ConnectionError>((connection, send, recv))
-    })
-    .await;
-    let (connection, send, recv) = match opened {
-        Ok(Ok(opened)) => opened,
+    let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(connection)) => connection,
         Ok(Err(e)) => {
             tracing::debug!(%peer, "quic handshake failed: {e}");
             return;
         }
         Err(_) => {
             tracing::debug!(%peer, "quic handshake timed out");
+            return;
+        }
+    };
+    let (send, recv) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.accept_bi()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "quic connection closed before its stream: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "quic client opened no stream in time");
+            connection.close(VarInt::from_u32(0), b"no stream");
             return;
         }
     };
