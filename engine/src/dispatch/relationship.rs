@@ -228,6 +228,14 @@ fn results(r: &pb::RelationResp) -> Value {
     json!({"result_list": r.results.iter().map(result_json).collect::<Vec<_>>()})
 }
 
+/// The users of an unsubscribe call: none (or an empty list) = everyone subscribed to.
+fn unsubscribe_op(p: &Value) -> Result<pb::UsersOp> {
+    if codec::string_list(p, "user_ids")?.is_empty() {
+        return Ok(pb::UsersOp::default());
+    }
+    users_op(p, MAX_USERS)
+}
+
 fn users_op(p: &Value, max: usize) -> Result<pb::UsersOp> {
     Ok(pb::UsersOp {
         user_ids: user_ids(p, "user_ids", max)?,
@@ -287,7 +295,7 @@ pub(super) async fn call(
             Ok(json!({}))
         }
         "unsubscribe_user_info" => {
-            write(peers, Op::UnsubscribeUserInfo(users_op(&p, MAX_USERS)?)).await?;
+            write(peers, Op::UnsubscribeUserInfo(unsubscribe_op(&p)?)).await?;
             Ok(json!({}))
         }
         "get_user_status" => {
@@ -320,7 +328,7 @@ pub(super) async fn call(
             Ok(json!({}))
         }
         "unsubscribe_user_status" => {
-            write(peers, Op::UnsubscribeUserStatus(users_op(&p, MAX_USERS)?)).await?;
+            write(peers, Op::UnsubscribeUserStatus(unsubscribe_op(&p)?)).await?;
             Ok(json!({}))
         }
         // ---- friends ----

@@ -16,6 +16,7 @@
 //! | `w` | follower | follow time (i64 ms): `follower` follows `user` |
 //! | `u` | subscriber | empty: `subscriber` watches `user`'s profile |
 //! | `t` | subscriber | empty: `subscriber` watches `user`'s status |
+//! | `U` / `S` | target | empty: `user` watches `target`'s profile / status (reverse indexes) |
 //! | `L` | version (u64) | item key (see `pb::RelationItem::key`): the relationship change log |
 //! | `V` | item key | the item's current log version (u64) |
 //! | `C` | — | the user's relationship version (u64) |
@@ -86,6 +87,16 @@ pub fn info_sub(app: u64, user: &str, subscriber: &str) -> Vec<u8> {
 /// `subscriber` watches `user`'s status.
 pub fn status_sub(app: u64, user: &str, subscriber: &str) -> Vec<u8> {
     base(app, user, b"t").s(subscriber.as_bytes()).done()
+}
+
+/// Reverse index of [`info_sub`]: `user` watches `target`'s profile.
+pub fn my_info_sub(app: u64, user: &str, target: &str) -> Vec<u8> {
+    base(app, user, b"U").s(target.as_bytes()).done()
+}
+
+/// Reverse index of [`status_sub`]: `user` watches `target`'s status.
+pub fn my_status_sub(app: u64, user: &str, target: &str) -> Vec<u8> {
+    base(app, user, b"S").s(target.as_bytes()).done()
 }
 
 /// Change-log entry `version` of `user`.

@@ -369,18 +369,33 @@ impl Ctx<'_, '_> {
         resp: &mut pb::RelationResp,
     ) -> ApiResult<()> {
         let me = self.me.clone();
-        let table: &[u8] = if info { b"u" } else { b"t" };
-        for u in checked(users)? {
+        let (table, mine): (&[u8], &[u8]) = if info { (b"u", b"U") } else { (b"t", b"S") };
+        let keys_of = |app: u64, target: &str| {
+            if info {
+                (
+                    keys::info_sub(app, target, &me),
+                    keys::my_info_sub(app, &me, target),
+                )
+            } else {
+                (
+                    keys::status_sub(app, target, &me),
+                    keys::my_status_sub(app, &me, target),
+                )
+            }
+        };
+        // Unsubscribing from nobody in particular: from everyone.
+        let targets = if users.is_empty() && !on {
+            self.scan_ids(&me, mine, usize::MAX)?
+        } else {
+            checked(users)?
+        };
+        for u in targets {
             if on && !self.registered(&u)? {
                 resp.results
                     .push(fail(&u, code::ACCOUNT_NOT_FOUND, "no such user"));
                 continue;
             }
-            let key = if info {
-                keys::info_sub(self.app, &u, &me)
-            } else {
-                keys::status_sub(self.app, &u, &me)
-            };
+            let (key, reverse) = keys_of(self.app, &u);
             if on {
                 if self.scan_ids(&u, table, limit::SUBSCRIPTIONS + 1)?.len() > limit::SUBSCRIPTIONS
                 {
@@ -389,8 +404,10 @@ impl Ctx<'_, '_> {
                     continue;
                 }
                 self.txn.put(key, Vec::new());
+                self.txn.put(reverse, Vec::new());
             } else {
                 self.txn.del(key);
+                self.txn.del(reverse);
             }
             resp.results.push(ok(&u));
         }

@@ -141,8 +141,11 @@ async fn user_status_online_offline_custom_and_subscription() {
     carol.login("carol").await;
     carol.ok("logout", json!({})).await;
 
-    bob.ok("subscribe_user_status", json!({ "user_ids": ["alice"] }))
-        .await;
+    bob.ok(
+        "subscribe_user_status",
+        json!({ "user_ids": ["alice", "carol"] }),
+    )
+    .await;
     alice
         .ok("set_self_status", json!({ "custom_status": "gaming" }))
         .await;
@@ -177,8 +180,8 @@ async fn user_status_online_offline_custom_and_subscription() {
     assert_eq!(list[1]["status_type"], "offline");
     assert_eq!(list[2]["status_type"], "unlogined");
 
-    bob.ok("unsubscribe_user_status", json!({ "user_ids": ["alice"] }))
-        .await;
+    // No user ids: unsubscribe from everyone.
+    bob.ok("unsubscribe_user_status", json!({})).await;
     alice
         .ok("set_self_status", json!({ "custom_status": "away" }))
         .await;
