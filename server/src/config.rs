@@ -74,6 +74,9 @@ pub struct Tunables {
     /// (`info,chime_server::gateway=debug`). `--log-level` and then `RUST_LOG` win; default
     /// `info`.
     pub log_level: Option<String>,
+    /// The app backend's callbacks (`[webhook]`: url, timeout_ms, before_send, after_send,
+    /// block_on_failure); none by default.
+    pub webhook: Option<crate::webhooks::WebhookConfig>,
 }
 
 impl Default for Tunables {
@@ -93,6 +96,7 @@ impl Default for Tunables {
             store_cache_bytes: 64 * 1024 * 1024,
             log_format: LogFormat::Text,
             log_level: None,
+            webhook: None,
         }
     }
 }

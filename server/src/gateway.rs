@@ -446,7 +446,11 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                 ));
                 return;
             };
-            submit(shared, app, user, Op::Send(Box::new(msg)), reply()).await;
+            if let Some(hooks) = &shared.webhooks {
+                crate::webhooks::send_with_hooks(shared, hooks, app, user, msg, reply()).await;
+            } else {
+                submit(shared, app, user, Op::Send(Box::new(msg)), reply()).await;
+            }
         }
         ReqKind::MarkRead(req) => submit(shared, app, user, Op::MarkRead(req), reply()).await,
         ReqKind::UpdateConv(req) => submit(shared, app, user, Op::UpdateConv(req), reply()).await,

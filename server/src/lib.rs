@@ -26,6 +26,7 @@ pub mod store;
 pub mod txn;
 pub mod usersig;
 pub mod wal;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub commit: mpsc::Sender<Msg>,
     /// Becomes true when the server stops: every connection closes.
     pub stopping: watch::Receiver<bool>,
+    /// The app backend's callbacks (`[webhook]` in the config file), if configured.
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 /// A running server; [`RunningServer::shutdown`] stops it gracefully.
@@ -166,7 +169,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
+    let webhooks = match tunables.webhook.clone() {
+        Some(cfg) => Some(Arc::new(webhooks::Webhooks::new(cfg)?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
+        webhooks,
         stopping: stopped.clone(),
         store,
         registry,

@@ -23,3 +23,4 @@ mod relationships;
 mod rest;
 mod search;
 mod signaling;
+mod webhooks;

@@ -1,0 +1,345 @@
+//! Webhooks (第三方回调): HTTP callbacks to the app's backend around message sends.
+//!
+//! `before_send` runs before a client's message enters the commit pipeline: the backend may allow
+//! it, rewrite its body / cloud custom data, block it (the sender gets 20006), or drop it silently
+//! (the sender is told success, nobody gets it). When the backend does not answer in time, the
+//! configured policy decides (allow by default). `after_send` is a fire-and-forget notice once the
+//! message is stored. Every call is signed with the app's key so that the backend can verify it:
+//! `X-Chime-Signature: hex(HMAC-SHA256(key, X-Chime-Timestamp + "." + body))`.
+
+use std::time::Duration;
+
+use chime_proto::codes;
+use chime_proto::pb;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::http::admin::body;
+
+/// Code of a send blocked by the before-send callback (the seed's 20006).
+pub const ERR_BLOCKED_BY_CALLBACK: i32 = 20006;
+
+/// The `[webhook]` table of the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The backend's callback URL (`http://` or `https://`).
+    pub url: String,
+    /// How long a before-send callback may take (default 2,000 ms).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Call before every client send (default true).
+    #[serde(default = "yes")]
+    pub before_send: bool,
+    /// Call after every stored client send (default true).
+    #[serde(default = "yes")]
+    pub after_send: bool,
+    /// Block the send when the before-send callback fails or times out (default false: allow).
+    #[serde(default)]
+    pub block_on_failure: bool,
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the before-send callback decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Send it (possibly rewritten).
+    Allow(Box<pb::Message>),
+    /// Refuse it: the sender gets this error.
+    Block(ApiError),
+    /// Pretend success; nobody receives it.
+    Drop,
+}
+
+/// The webhook client of one server.
+pub struct Webhooks {
+    config: WebhookConfig,
+    client: reqwest::Client,
+}
+
+/// `hex(HMAC-SHA256(key, timestamp + "." + body))`.
+pub fn sign(key: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    };
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The callback command of a message (`C2C.` or `Group.` + `CallbackBeforeSendMsg` /
+/// `CallbackAfterSendMsg`).
+fn command(msg: &pb::Message, after: bool) -> String {
+    let scope = if msg.conv_type() == pb::ConvType::Group {
+        "Group"
+    } else {
+        "C2C"
+    };
+    let what = if after {
+        "CallbackAfterSendMsg"
+    } else {
+        "CallbackBeforeSendMsg"
+    };
+    format!("{scope}.{what}")
+}
+
+/// The JSON body of a callback about `msg`.
+pub fn payload(msg: &pb::Message, after: bool) -> Value {
+    let mut v = json!({
+        "CallbackCommand": command(msg, after),
+        "From_Account": msg.sender,
+        "MsgRandom": msg.random,
+        "MsgId": msg.msg_id,
+        "MsgBody": body::from_elems(&msg.elems),
+        "CloudCustomData": String::from_utf8_lossy(&msg.cloud_custom_data),
+        "OnlineOnlyFlag": u8::from(msg.online_user_only),
+    });
+    if msg.conv_type() == pb::ConvType::Group {
+        v["GroupId"] = json!(msg.group_id);
+    } else {
+        v["To_Account"] = json!(msg.receiver);
+    }
+    if after {
+        v["MsgSeq"] = json!(msg.seq);
+        v["MsgTime"] = json!(msg.server_time_ms / 1000);
+    }
+    v
+}
+
+/// Applies the backend's answer to a before-send callback.
+pub fn verdict(mut msg: pb::Message, answer: &Value) -> Verdict {
+    match answer.get("ErrorCode").and_then(Value::as_i64).unwrap_or(0) {
+        0 => {
+            if let Some(new_body) = answer.get("MsgBody") {
+                match serde_json::from_value::<Vec<body::MsgElem>>(new_body.clone())
+                    .ok()
+                    .and_then(|b| body::to_elems(&b).ok())
+                {
+                    Some(elems) => msg.elems = elems,
+                    None => {
+                        return Verdict::Block(ApiError::new(
+                            ERR_BLOCKED_BY_CALLBACK,
+                            "the before-send callback answered an invalid MsgBody",
+                        ));
+                    }
+                }
+            }
+            if let Some(ccd) = answer.get("CloudCustomData").and_then(Value::as_str) {
+                msg.cloud_custom_data = ccd.as_bytes().to_vec();
+            }
+            Verdict::Allow(Box::new(msg))
+        }
+        2 => Verdict::Drop,
+        _ => Verdict::Block(ApiError::new(
+            ERR_BLOCKED_BY_CALLBACK,
+            answer
+                .get("ErrorInfo")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("blocked by the before-send callback")
+                .to_owned(),
+        )),
+    }
+}
+
+impl Webhooks {
+    /// A client for `config`.
+    pub fn new(config: WebhookConfig) -> Result<Self, crate::error::ServerError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms.max(1)))
+            .build()
+            .map_err(|e| crate::error::ServerError::Config(format!("webhook client: {e}")))?;
+        Ok(Self { config, client })
+    }
+
+    /// POSTs `body` to the callback URL, signed with `key`; answers the JSON reply.
+    async fn post(&self, app: u64, key: &str, body: &Value) -> Result<Value, String> {
+        let text = body.to_string();
+        let ts = crate::usersig::now_secs();
+        let cmd = body["CallbackCommand"].as_str().unwrap_or_default();
+        let resp = self
+            .client
+            .post(&self.config.url)
+            .query(&[
+                ("SdkAppid", app.to_string()),
+                ("CallbackCommand", cmd.to_owned()),
+                ("contenttype", "json".to_owned()),
+            ])
+            .header("Content-Type", "application/json")
+            .header("X-Chime-Timestamp", ts.to_string())
+            .header("X-Chime-Signature", sign(key, ts, &text))
+            .body(text)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        resp.json::<Value>().await.map_err(|e| e.to_string())
+    }
+
+    /// The before-send decision about `msg` (already stamped with its sender).
+    pub async fn before_send(&self, app: u64, key: &str, msg: pb::Message) -> Verdict {
+        if !self.config.before_send {
+            return Verdict::Allow(Box::new(msg));
+        }
+        match self.post(app, key, &payload(&msg, false)).await {
+            Ok(answer) => verdict(msg, &answer),
+            Err(e) => {
+                tracing::warn!(app, "before-send callback failed: {e}");
+                if self.config.block_on_failure {
+                    Verdict::Block(ApiError::new(
+                        ERR_BLOCKED_BY_CALLBACK,
+                        "the before-send callback did not answer",
+                    ))
+                } else {
+                    Verdict::Allow(Box::new(msg))
+                }
+            }
+        }
+    }
+
+    /// Notifies the backend that `msg` was stored (fire and forget).
+    pub fn after_send(self: &std::sync::Arc<Self>, app: u64, key: &str, msg: pb::Message) {
+        if !self.config.after_send {
+            return;
+        }
+        let this = std::sync::Arc::clone(self);
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = this.post(app, &key, &payload(&msg, true)).await {
+                tracing::warn!(app, "after-send callback failed: {e}");
+            }
+        });
+    }
+}
+
+/// A client send with the callbacks around it: before-send decides, then the message is
+/// committed and the answer goes to `reply`; after a stored send, after-send is told.
+pub async fn send_with_hooks(
+    shared: &crate::Shared,
+    hooks: &std::sync::Arc<Webhooks>,
+    app: u64,
+    user: &str,
+    mut msg: pb::Message,
+    reply: crate::commit::Reply,
+) {
+    use crate::commit::{Command, Msg, Op, Reply};
+    let key = shared.apps.get(&app).cloned().unwrap_or_default();
+    msg.sender = user.to_owned();
+    let msg_id = msg.msg_id.clone();
+    let msg = match hooks.before_send(app, &key, msg).await {
+        Verdict::Allow(m) => *m,
+        Verdict::Block(e) => return answer(reply, Err(e)),
+        Verdict::Drop => {
+            let ack = pb::response::Kind::SendMessage(pb::SendMessageResp {
+                msg_id,
+                seq: 0,
+                server_time_ms: crate::commit::now_ms(),
+            });
+            return answer(reply, Ok(ack));
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cmd = Command {
+        app,
+        user: user.to_owned(),
+        op: Op::Send(Box::new(msg.clone())),
+        reply: Reply::Once(tx),
+    };
+    if shared.commit.send(Msg::Cmd(cmd)).await.is_err() {
+        return answer(
+            reply,
+            Err(ApiError::new(codes::ERR_SVR_INTERNAL, "server stopping")),
+        );
+    }
+    let result = rx
+        .await
+        .unwrap_or_else(|_| Err(ApiError::new(codes::ERR_SVR_INTERNAL, "server stopping")));
+    if let Ok(pb::response::Kind::SendMessage(ack)) = &result {
+        let mut stored = msg;
+        stored.seq = ack.seq;
+        stored.server_time_ms = ack.server_time_ms;
+        hooks.after_send(app, &key, stored);
+    }
+    answer(reply, result);
+}
+
+fn answer(reply: crate::commit::Reply, result: crate::error::ApiResult<pb::response::Kind>) {
+    match reply {
+        crate::commit::Reply::Conn { conn, id } => {
+            conn.send(crate::commit::response_frame(id, result));
+        }
+        crate::commit::Reply::Once(tx) => {
+            let _ = tx.send(result);
+        }
+        crate::commit::Reply::None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_msg(t: &str) -> pb::Message {
+        pb::Message {
+            msg_id: "m1".into(),
+            sender: "alice".into(),
+            receiver: "bob".into(),
+            conv_type: pb::ConvType::C2c as i32,
+            elems: vec![pb::Elem {
+                content: Some(pb::elem::Content::Text(pb::TextElem { text: t.into() })),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn verdicts_allow_rewrite_block_drop() {
+        let m = text_msg("hello");
+        assert_eq!(
+            verdict(m.clone(), &json!({"ErrorCode": 0})),
+            Verdict::Allow(Box::new(m.clone()))
+        );
+        let Verdict::Allow(r) = verdict(
+            m.clone(),
+            &json!({"ErrorCode": 0, "MsgBody": [{"MsgType": "TIMTextElem",
+                "MsgContent": {"Text": "h***o"}}], "CloudCustomData": "x"}),
+        ) else {
+            panic!("not allowed");
+        };
+        assert_eq!(body::from_elems(&r.elems)[0]["MsgContent"]["Text"], "h***o");
+        assert_eq!(r.cloud_custom_data, b"x");
+        let Verdict::Block(e) = verdict(m.clone(), &json!({"ErrorCode": 1, "ErrorInfo": "no"}))
+        else {
+            panic!("not blocked");
+        };
+        assert_eq!((e.code, e.desc.as_str()), (20006, "no"));
+        assert_eq!(verdict(m, &json!({"ErrorCode": 2})), Verdict::Drop);
+    }
+
+    #[test]
+    fn payload_and_signature() {
+        let v = payload(&text_msg("hi"), false);
+        assert_eq!(v["CallbackCommand"], "C2C.CallbackBeforeSendMsg");
+        assert_eq!(v["To_Account"], "bob");
+        assert_eq!(v["MsgBody"][0]["MsgContent"]["Text"], "hi");
+        let s = sign("key", 1, "{}");
+        assert_eq!(s.len(), 64);
+        assert_ne!(s, sign("key", 2, "{}"));
+    }
+}

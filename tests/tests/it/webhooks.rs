@@ -1,0 +1,237 @@
+//! Webhooks end to end: a real server calls a backend that this test runs on 127.0.0.1 (an axum
+//! receiver recording every call): before-send allows, rewrites, blocks (20006) and silently
+//! drops; after-send reports stored messages; every call is signed with the app key; a backend
+//! that does not answer in time lets the message through (the default policy).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Json;
+use axum::routing::post;
+use chime_tests::{APP_ID, TestClient, TestServer, app_key, send_c2c_text, text_of};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+const QUIET: Duration = Duration::from_millis(600);
+
+/// Every callback received: (command, body, signature valid).
+type Calls = Arc<Mutex<Vec<(String, Value, bool)>>>;
+
+async fn hook(State(calls): State<Calls>, headers: HeaderMap, body: Bytes) -> Json<Value> {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let ts: i64 = headers
+        .get("X-Chime-Timestamp")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let sig = headers
+        .get("X-Chime-Signature")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let valid = sig == chime_server::webhooks::sign(app_key(APP_ID), ts, &text);
+    let cmd = v["CallbackCommand"].as_str().unwrap_or("").to_owned();
+    if let Ok(mut c) = calls.lock() {
+        c.push((cmd.clone(), v.clone(), valid));
+    }
+    let said = v["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap_or("");
+    if said.contains("slow") {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    Json(if !cmd.ends_with("BeforeSendMsg") {
+        json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    } else if said.contains("forbidden") {
+        json!({"ActionStatus": "OK", "ErrorCode": 1, "ErrorInfo": "not on my watch"})
+    } else if said.contains("silent") {
+        json!({"ActionStatus": "OK", "ErrorCode": 2, "ErrorInfo": ""})
+    } else if said.contains("darn") {
+        json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "",
+               "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": said.replace("darn", "****")}}],
+               "CloudCustomData": "rewritten"})
+    } else {
+        json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    })
+}
+
+/// Starts the backend; answers its URL and the recorded calls.
+async fn backend() -> (String, Calls) {
+    let calls: Calls = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/im/callback", post(hook))
+        .with_state(Arc::clone(&calls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/im/callback"), calls)
+}
+
+fn calls_of(calls: &Calls, command: &str) -> Vec<Value> {
+    calls
+        .lock()
+        .map(|c| {
+            c.iter()
+                .filter(|(cmd, _, _)| cmd == command)
+                .map(|(_, v, _)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn before_send_allows_rewrites_blocks_and_drops_and_after_send_reports() {
+    let (url, calls) = backend().await;
+    let server =
+        TestServer::start_with_config(&format!("[webhook]\nurl = \"{url}\"\ntimeout_ms = 500\n"))
+            .await;
+    let alice = TestClient::new(&server).await;
+    let bob = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+
+    let sent = send_c2c_text(&alice, "bob", "hello").await;
+    assert_eq!(sent["seq"], 1);
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "hello");
+
+    // Rewritten by the backend: the receiver sees the new text and custom data.
+    send_c2c_text(&alice, "bob", "darn it").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "**** it");
+    assert_eq!(got[0]["cloud_custom_data"], "rewritten");
+
+    // Blocked: the sender gets 20006 with the backend's reason; nothing is delivered.
+    let msg = alice
+        .ok("create_text_message", json!({"text": "forbidden words"}))
+        .await;
+    let code = alice
+        .err_code("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    assert_eq!(code, 20006);
+    // Silently dropped: success for the sender, nothing for bob.
+    let msg = alice
+        .ok("create_text_message", json!({"text": "silent treatment"}))
+        .await;
+    alice
+        .ok("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    assert_eq!(bob.next_event("on_recv_new_message", QUIET).await, None);
+    // The backend is too slow (1.5 s > 500 ms): allowed by the default policy.
+    send_c2c_text(&alice, "bob", "slow backend").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "slow backend");
+
+    let before = calls_of(&calls, "C2C.CallbackBeforeSendMsg");
+    let texts: Vec<&str> = before
+        .iter()
+        .map(|v| v["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "hello",
+            "darn it",
+            "forbidden words",
+            "silent treatment",
+            "slow backend"
+        ]
+    );
+    assert_eq!(before[0]["From_Account"], "alice");
+    assert_eq!(before[0]["To_Account"], "bob");
+    // After-send: the three stored messages, with their seqs.
+    let mut after = Vec::new();
+    for _ in 0..100 {
+        after = calls_of(&calls, "C2C.CallbackAfterSendMsg");
+        if after.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut seqs: Vec<u64> = after
+        .iter()
+        .map(|v| v["MsgSeq"].as_u64().unwrap_or(0))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(
+        after
+            .iter()
+            .any(|v| v["MsgBody"][0]["MsgContent"]["Text"] == "**** it")
+    );
+    // Every call was signed with the app key.
+    assert!(
+        calls
+            .lock()
+            .map(|c| c.iter().all(|(_, _, valid)| *valid))
+            .unwrap_or(false)
+    );
+}
+
+#[tokio::test]
+async fn group_sends_are_called_back_and_a_dead_backend_blocks_when_configured() {
+    let (url, calls) = backend().await;
+    let server =
+        TestServer::start_with_config(&format!("[webhook]\nurl = \"{url}\"\nafter_send = false\n"))
+            .await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "Work", "group_id": "hooked", "group_name": "h"}),
+        )
+        .await;
+    let msg = alice
+        .ok(
+            "create_text_message",
+            json!({"text": "forbidden in groups too"}),
+        )
+        .await;
+    assert_eq!(
+        alice
+            .err_code(
+                "send_message",
+                json!({"message": msg, "group_id": "hooked"})
+            )
+            .await,
+        20006
+    );
+    let before = calls_of(&calls, "Group.CallbackBeforeSendMsg");
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["GroupId"], "hooked");
+    assert!(calls_of(&calls, "Group.CallbackAfterSendMsg").is_empty());
+
+    // A backend nobody listens on, with block_on_failure: every send is refused.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let dead_url = format!(
+        "http://{}/cb",
+        dead.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
+    );
+    drop(dead);
+    let server2 = TestServer::start_with_config(&format!(
+        "[webhook]\nurl = \"{dead_url}\"\ntimeout_ms = 300\nblock_on_failure = true\n"
+    ))
+    .await;
+    let carol = TestClient::new(&server2).await;
+    carol.login("carol").await;
+    let msg = carol
+        .ok("create_text_message", json!({"text": "anyone there?"}))
+        .await;
+    assert_eq!(
+        carol
+            .err_code("send_message", json!({"message": msg, "receiver": "dave"}))
+            .await,
+        20006
+    );
+}
