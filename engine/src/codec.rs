@@ -127,8 +127,8 @@ fn elem_to_json(e: &StoredElem) -> Value {
             o.insert("extension".into(), json!(e.extension));
         }
         elem_kind::MERGER => {
-            let m = <pb::MergerElem as prost::Message>::decode(e.merger.as_slice())
-                .unwrap_or_default();
+            let m =
+                <pb::MergerElem as prost::Message>::decode(e.merger.as_slice()).unwrap_or_default();
             o.insert("elem_type".into(), json!("merger"));
             o.insert("title".into(), json!(m.title));
             o.insert("abstract_list".into(), json!(m.abstract_list));
@@ -180,11 +180,9 @@ fn elem_to_wire(e: &StoredElem) -> pb::Elem {
             description: e.description.clone(),
             extension: e.extension.clone(),
         })),
-        elem_kind::MERGER => {
-            <pb::MergerElem as prost::Message>::decode(e.merger.as_slice())
-                .ok()
-                .map(Content::Merger)
-        }
+        elem_kind::MERGER => <pb::MergerElem as prost::Message>::decode(e.merger.as_slice())
+            .ok()
+            .map(Content::Merger),
         elem_kind::GROUP_TIPS => Some(Content::GroupTips(pb::GroupTipsElem {
             tips_type: e.tips_type,
             op_user: e.op_user.clone(),

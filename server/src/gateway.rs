@@ -28,11 +28,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 use crate::Shared;
+use crate::annotations::AnnotationOp;
 use crate::commit::{Command, Msg, Op, Reply, now_ms, response_frame};
 use crate::conversations;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
-use crate::annotations::AnnotationOp;
 use crate::lifecycle::LifecycleOp;
 use crate::queries;
 use crate::registry::{ConnTx, Outbound, Session, push_frame};

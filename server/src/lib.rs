@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod annotations;
 pub mod commit;
 pub mod config;
 pub mod conversations;
@@ -14,14 +15,13 @@ pub mod groups;
 pub mod http;
 pub mod keys;
 pub mod lifecycle;
-pub mod annotations;
 pub mod pins;
 pub mod queries;
-pub mod receipts;
 pub mod quic;
+pub mod receipts;
 pub mod registry;
-pub mod signaling;
 pub mod relations;
+pub mod signaling;
 pub mod store;
 pub mod txn;
 pub mod usersig;

@@ -405,7 +405,13 @@ pub fn request(
             Some(ReqOp::Invite(i)) if !i.online_user_only => Some(i.clone()),
             _ => None,
         };
-        let result = run(&shared, app, &user, Op::Signaling(SignalOp::Client(Box::new(req)))).await;
+        let result = run(
+            &shared,
+            app,
+            &user,
+            Op::Signaling(SignalOp::Client(Box::new(req))),
+        )
+        .await;
         if let (Ok(RespKind::Signaling(resp)), Some(inv)) = (&result, invite) {
             send_invite_messages(&shared, app, &user, &resp.invite_id, inv).await;
         }
