@@ -120,7 +120,8 @@ async fn group_messages_fan_out_with_increasing_seqs_and_sync_by_known_seq() {
         }
         other => panic!("{other:?}"),
     }
-    for i in 1..=3u64 {
+    // Bob's join is the group's first message (a group tips message, seq 1).
+    for i in 2..=4u64 {
         let ack = alice
             .send_ok(group_msg(&format!("p{i}"), "pub1", "hey"))
             .await;
@@ -130,32 +131,33 @@ async fn group_messages_fan_out_with_increasing_seqs_and_sync_by_known_seq() {
         assert_eq!(got.message.unwrap().seq, i);
     }
     let ack = bob.send_ok(group_msg("b1", "pub1", "yo")).await;
-    assert_eq!(ack.seq, 4);
-    assert_eq!(alice.message().await.message.unwrap().seq, 4);
-    // A sync that already knows seq 4 gets nothing for the group; knowing 2 gets its state.
+    assert_eq!(ack.seq, 5);
+    assert_eq!(alice.message().await.message.unwrap().seq, 5);
+    // A sync that already knows seq 5 gets nothing for the group; knowing 4 gets its state.
     let known = |seq| {
         vec![pb::ConvSeq {
             conv: Some(group("pub1")),
             max_seq: seq,
         }]
     };
-    let sync = bob.sync(0, known(4)).await;
+    let sync = bob.sync(0, known(5)).await;
     assert_eq!(sync.joined_groups.len(), 1);
-    // The join itself is in bob's change log, so the group appears once, with its state.
+    // The join itself is in bob's change log, so the group appears once, with its state; the
+    // tips message is not unread.
     assert_eq!(sync.conversations.len(), 1);
     let st = &sync.conversations[0];
-    assert_eq!((st.max_seq, st.unread_count, st.min_seq), (4, 3, 1));
+    assert_eq!((st.max_seq, st.unread_count, st.min_seq), (5, 3, 1));
     let cursor = sync.cursor;
-    alice.send_ok(group_msg("p5", "pub1", "new")).await;
-    assert!(bob.sync(cursor, known(5)).await.conversations.is_empty());
-    let later = bob.sync(cursor, known(4)).await;
+    alice.send_ok(group_msg("p6", "pub1", "new")).await;
+    assert!(bob.sync(cursor, known(6)).await.conversations.is_empty());
+    let later = bob.sync(cursor, known(5)).await;
     assert_eq!(later.conversations.len(), 1);
-    assert_eq!(later.conversations[0].max_seq, 5);
+    assert_eq!(later.conversations[0].max_seq, 6);
     assert_eq!(
         text_of(later.conversations[0].last_message.as_ref().unwrap()),
         "new"
     );
-    // Carol joins late: Public history starts after her join.
+    // Carol joins late: Public history starts at her join.
     let mut carol = s.login("carol").await;
     assert_eq!(join(&mut carol, "pub1").await.code, 0);
     let p = carol
@@ -164,8 +166,15 @@ async fn group_messages_fan_out_with_increasing_seqs_and_sync_by_known_seq() {
             ..Default::default()
         })
         .await;
-    assert!(p.messages.is_empty());
-    assert_eq!((p.min_seq, p.max_seq), (6, 5));
+    // She sees her own join (the tips message at seq 7) and nothing before it.
+    assert_eq!(
+        p.messages
+            .iter()
+            .map(|m| (m.seq, is_group_tips(m)))
+            .collect::<Vec<_>>(),
+        [(7, true)]
+    );
+    assert_eq!((p.min_seq, p.max_seq), (7, 7));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

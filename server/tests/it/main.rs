@@ -304,11 +304,17 @@ impl Client {
 
     /// The next push, which must be a message.
     pub(crate) async fn message(&mut self) -> pb::MessagePush {
-        match self.push(WAIT).await {
-            Some(pb::Push {
-                kind: Some(PushKind::Message(m)),
-            }) => m,
-            other => panic!("expected a message push, got {other:?}"),
+        loop {
+            match self.push(WAIT).await {
+                // Group tips (joins, quits...) are messages too; tests here wait for user sends.
+                Some(pb::Push {
+                    kind: Some(PushKind::Message(m)),
+                }) if m.message.as_ref().is_some_and(is_group_tips) => {}
+                Some(pb::Push {
+                    kind: Some(PushKind::Message(m)),
+                }) => return m,
+                other => panic!("expected a message push, got {other:?}"),
+            }
         }
     }
 
@@ -354,4 +360,11 @@ impl Client {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// Whether a message is a group tips message (a membership or profile change).
+pub(crate) fn is_group_tips(m: &pb::Message) -> bool {
+    m.elems
+        .first()
+        .is_some_and(|e| matches!(e.content, Some(pb::elem::Content::GroupTips(_))))
 }
