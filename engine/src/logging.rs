@@ -308,6 +308,9 @@ mod tests {
                 }
             }
         });
+        // Lines still in the logger's own listener queue would be offered after the release, into
+        // a backlog that is emptying: let that queue drain while the host is still stuck.
+        std::thread::sleep(std::time::Duration::from_secs(1));
         release_tx.send(()).unwrap();
         let start = std::time::Instant::now();
         while seen.load(Ordering::SeqCst) < ON_LOG_BACKLOG
