@@ -172,26 +172,13 @@ fn push_to(
     skip: u64,
 ) {
     for u in users {
-        push.conv = conv_ref_for(conv, u);
+        push.conv = keys::conv_ref_for(conv, u);
         fx.push(Effect::Push {
             app,
             user: u.clone(),
             frame: push_frame(pb::push::Kind::Annotation(push.clone())),
             skip,
         });
-    }
-}
-
-fn conv_ref_for(conv: &[u8], user: &str) -> Option<pb::ConvRef> {
-    match keys::parse_conv(conv)? {
-        keys::Conv::C2c(a, b) => Some(pb::ConvRef {
-            conv_type: pb::ConvType::C2c as i32,
-            target: if a == user { b } else { a },
-        }),
-        keys::Conv::Group(g) => Some(pb::ConvRef {
-            conv_type: pb::ConvType::Group as i32,
-            target: g,
-        }),
     }
 }
 

@@ -202,6 +202,21 @@ pub fn parse_conv(conv: &[u8]) -> Option<Conv> {
     }
 }
 
+/// The conversation key `conv` as `user` names it (C2C: by the other user).
+pub fn conv_ref_for(conv: &[u8], user: &str) -> Option<chime_proto::pb::ConvRef> {
+    use chime_proto::pb::{ConvRef, ConvType};
+    match parse_conv(conv)? {
+        Conv::C2c(a, b) => Some(ConvRef {
+            conv_type: ConvType::C2c as i32,
+            target: if a == user { b } else { a },
+        }),
+        Conv::Group(g) => Some(ConvRef {
+            conv_type: ConvType::Group as i32,
+            target: g,
+        }),
+    }
+}
+
 /// Reads a big-endian u64 at `at`.
 pub fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
     let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;

@@ -202,7 +202,7 @@ fn record(
     let version = txn.get_u64(&head_key)? + 1;
     txn.put(head_key, version.to_be_bytes().to_vec());
     change.version = version;
-    change.conv = conv_ref_for(conv, user);
+    change.conv = keys::conv_ref_for(conv, user);
     txn.put(
         Key::new(tag::MSG_CHANGE, app)
             .s(user.as_bytes())
@@ -220,20 +220,6 @@ fn record(
         skip,
     });
     Ok(())
-}
-
-/// The conversation `conv` as `user` names it.
-fn conv_ref_for(conv: &[u8], user: &str) -> Option<pb::ConvRef> {
-    match keys::parse_conv(conv)? {
-        keys::Conv::C2c(a, b) => Some(pb::ConvRef {
-            conv_type: pb::ConvType::C2c as i32,
-            target: if a == user { b } else { a },
-        }),
-        keys::Conv::Group(g) => Some(pb::ConvRef {
-            conv_type: pb::ConvType::Group as i32,
-            target: g,
-        }),
-    }
 }
 
 /// Stages one lifecycle write.

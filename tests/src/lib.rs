@@ -899,6 +899,33 @@ pub fn is_group_tips(message: &Value) -> bool {
     message["elem_list"][0]["elem_type"] == "group_tips"
 }
 
+/// Longest [`eventually`] waits for its condition.
+pub const EVENTUALLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits (bounded by [`EVENTUALLY_TIMEOUT`]) until `f` holds, re-evaluating every 50 ms; panics
+/// naming `what` if it never does.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EVENTUALLY_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never held within {EVENTUALLY_TIMEOUT:?}: {what}");
+}
+
+/// The client's `get_total_unread_message_count` (u64::MAX if the answer has none).
+pub async fn total_unread(c: &TestClient) -> u64 {
+    c.ok("get_total_unread_message_count", json!({})).await["total_unread_count"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
 /// The text of a message object: the `text` of its first text elem (empty if none).
 pub fn text_of(message: &Value) -> String {
     message

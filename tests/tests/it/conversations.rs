@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestServer, eventually, send_c2c_text, text_of, total_unread};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -45,27 +45,6 @@ async fn list_ids(c: &TestClient) -> Vec<String> {
             json!({"next_seq": 0, "count": 100}),
         )
         .await)
-}
-
-async fn total(c: &TestClient) -> u64 {
-    c.ok("get_total_unread_message_count", json!({})).await["total_unread_count"]
-        .as_u64()
-        .unwrap_or(u64::MAX)
-}
-
-/// Waits (bounded) until `f` holds, re-evaluating every 50 ms.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never held: {what}");
 }
 
 /// `from` sends `n` texts to `to`; `to` receives them.
@@ -250,7 +229,7 @@ async fn settings_reach_the_other_device_live_and_after_a_reconnect() {
     assert_eq!(folders["group_name_list"], json!(["friends"]));
     // The muted conversation keeps its count but leaves the total.
     assert_eq!(c["unread_count"], 1);
-    assert_eq!(total(&web).await, 0);
+    assert_eq!(total_unread(&web).await, 0);
 }
 
 #[tokio::test]
@@ -317,7 +296,7 @@ async fn hidden_and_deleted_conversations_come_back_with_a_new_message() {
     chat(&bob, &alice, "alice", 2).await;
     chat(&carol, &alice, "alice", 2).await;
     chat(&dave, &alice, "alice", 2).await;
-    assert_eq!(total(&alice).await, 6);
+    assert_eq!(total_unread(&alice).await, 6);
 
     // Hide: off the list, still there by filter; a new message brings it back.
     alice
@@ -351,7 +330,7 @@ async fn hidden_and_deleted_conversations_come_back_with_a_new_message() {
     let ev = alice.expect_event("on_conversation_deleted", WAIT).await;
     assert_eq!(ev["conversation_ids"], json!(["c2c_carol"]));
     assert!(!list_ids(&alice).await.contains(&"c2c_carol".to_owned()));
-    assert_eq!(total(&alice).await, 5);
+    assert_eq!(total_unread(&alice).await, 5);
     let cloud = alice
         .ok(
             "get_history_message_list",
@@ -360,7 +339,7 @@ async fn hidden_and_deleted_conversations_come_back_with_a_new_message() {
         .await;
     assert_eq!(cloud["message_list"].as_array().map(Vec::len), Some(2));
     eventually("the other device drops carol's conversation", || async {
-        !list_ids(&web).await.contains(&"c2c_carol".to_owned()) && total(&web).await == 5
+        !list_ids(&web).await.contains(&"c2c_carol".to_owned()) && total_unread(&web).await == 5
     })
     .await;
 
@@ -371,7 +350,7 @@ async fn hidden_and_deleted_conversations_come_back_with_a_new_message() {
             json!({"conversation_ids": ["c2c_dave"], "clear_message": true}),
         )
         .await;
-    assert_eq!(total(&alice).await, 3);
+    assert_eq!(total_unread(&alice).await, 3);
     for get_type in ["cloud_older", "local_older"] {
         let h = alice
             .ok(
@@ -532,7 +511,10 @@ async fn unread_filters_and_subscriptions() {
             )
             .await;
     }
-    eventually("alice's total is 5", || async { total(&alice).await == 5 }).await;
+    eventually("alice's total is 5", || async {
+        total_unread(&alice).await == 5
+    })
+    .await;
 
     let by = |f: Value| json!({ "filter": f });
     let n = |v: Value| v["total_unread_count"].as_u64().unwrap_or(u64::MAX);
@@ -639,7 +621,10 @@ async fn receive_options_mute_the_total_but_keep_the_count() {
             json!({"text": "g", "group_id": "g1"}),
         )
         .await;
-    eventually("alice's total is 3", || async { total(&alice).await == 3 }).await;
+    eventually("alice's total is 3", || async {
+        total_unread(&alice).await == 3
+    })
+    .await;
 
     alice
         .ok(
@@ -647,7 +632,7 @@ async fn receive_options_mute_the_total_but_keep_the_count() {
             json!({"user_ids": ["bob"], "opt": "not_notify"}),
         )
         .await;
-    assert_eq!(total(&alice).await, 1);
+    assert_eq!(total_unread(&alice).await, 1);
     let c = conv(&alice, "c2c_bob").await;
     assert_eq!(
         (c["unread_count"].clone(), c["recv_opt"].clone()),
@@ -672,16 +657,17 @@ async fn receive_options_mute_the_total_but_keep_the_count() {
             json!({"group_id": "g1", "opt": "not_notify_except_at"}),
         )
         .await;
-    assert_eq!(total(&alice).await, 0);
+    assert_eq!(total_unread(&alice).await, 0);
     // Still counted per conversation; still announced as messages.
     send_c2c_text(&bob, "alice", "muted but here").await;
     eventually("bob's conversation counts 3", || async {
         conv(&alice, "c2c_bob").await["unread_count"] == 3
     })
     .await;
-    assert_eq!(total(&alice).await, 0);
+    assert_eq!(total_unread(&alice).await, 0);
     eventually("the other device mutes too", || async {
-        conv(&web, "group_g1").await["recv_opt"] == "not_notify_except_at" && total(&web).await == 0
+        conv(&web, "group_g1").await["recv_opt"] == "not_notify_except_at"
+            && total_unread(&web).await == 0
     })
     .await;
 
@@ -692,7 +678,7 @@ async fn receive_options_mute_the_total_but_keep_the_count() {
             json!({"user_ids": ["bob"], "opt": "receive"}),
         )
         .await;
-    assert_eq!(total(&alice).await, 3);
+    assert_eq!(total_unread(&alice).await, 3);
 
     // The global option: a daily window.
     let window = json!({"opt": "not_notify", "start_hour": 22, "start_minute": 30,
@@ -801,7 +787,7 @@ async fn reading_on_one_device_clears_the_other_by_conversation_type_and_all() {
             .await;
     }
     for c in [&pc, &web] {
-        eventually("total 7", || async { total(c).await == 7 }).await;
+        eventually("total 7", || async { total_unread(c).await == 7 }).await;
     }
 
     // Up to a seq: bob's first two messages.
@@ -821,12 +807,12 @@ async fn reading_on_one_device_clears_the_other_by_conversation_type_and_all() {
         json!({"conversation_id": "c2c"}),
     )
     .await;
-    assert_eq!(total(&pc).await, 2);
-    eventually("web total 2", || async { total(&web).await == 2 }).await;
+    assert_eq!(total_unread(&pc).await, 2);
+    eventually("web total 2", || async { total_unread(&web).await == 2 }).await;
     // Everything.
     pc.ok("mark_all_message_as_read", json!({})).await;
-    assert_eq!(total(&pc).await, 0);
-    eventually("web total 0", || async { total(&web).await == 0 }).await;
+    assert_eq!(total_unread(&pc).await, 0);
+    eventually("web total 0", || async { total_unread(&web).await == 0 }).await;
     let last = web.events("on_total_unread_message_count_changed");
     assert_eq!(
         last.last().map(|e| e["total_unread_count"].clone()),

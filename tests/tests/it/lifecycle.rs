@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestServer, eventually, send_c2c_text, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -41,34 +41,6 @@ async fn history(c: &TestClient, get_type: &str, user_id: &str) -> Vec<Value> {
 
 fn texts(list: &[Value]) -> Vec<String> {
     list.iter().map(text_of).collect()
-}
-
-/// Waits (bounded) until `f` holds, re-evaluating every 50 ms.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never held: {what}");
-}
-
-/// The next `n` received messages that are not group tips (membership notices).
-async fn expect_user_messages(c: &TestClient, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let ev = c.expect_event("on_recv_new_message", WAIT).await;
-        let m = ev["message"].clone();
-        if m["elem_list"][0]["elem_type"] != json!("group_tips") {
-            out.push(m);
-        }
-    }
-    out
 }
 
 async fn conversation(c: &TestClient, id: &str) -> Value {
@@ -224,7 +196,7 @@ async fn group_owner_and_admins_revoke_others_messages_members_may_not() {
         )
         .await;
     for c in [&owner, &admin, &m2] {
-        let got = expect_user_messages(c, 2).await;
+        let got = c.expect_messages(2, WAIT).await;
         assert_eq!(texts(&got), ["first", "second"]);
     }
     assert_eq!(
@@ -259,7 +231,7 @@ async fn group_owner_and_admins_revoke_others_messages_members_may_not() {
             json!({ "group_id": "room", "text": "third" }),
         )
         .await;
-    expect_user_messages(&m1, 1).await;
+    m1.expect_messages(1, WAIT).await;
     m2.ok("revoke_message", json!({ "msg_id": c["msg_id"] }))
         .await;
     let ev = m1.expect_event("on_recv_message_revoked", WAIT).await;
@@ -898,7 +870,7 @@ async fn owners_and_admins_pin_group_messages_members_see_the_list_and_events() 
             .await;
         ids.push(m["msg_id"].clone());
     }
-    expect_user_messages(&member, 2).await;
+    member.expect_messages(2, WAIT).await;
 
     assert_eq!(
         member
@@ -1033,7 +1005,7 @@ async fn targeted_group_messages_reach_only_their_receiver_and_follow_the_seed_r
             json!({ "message": text, "group_id": "t", "receiver": "m1" }),
         )
         .await;
-    let got = expect_user_messages(&m1, 1).await;
+    let got = m1.expect_messages(1, WAIT).await;
     assert_eq!(got[0]["msg_id"], sent["msg_id"]);
     let seen = |c: &TestClient| {
         c.events("on_recv_new_message")

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestServer, eventually, send_c2c_text, text_of, total_unread};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -19,27 +19,6 @@ fn seqs(list: &[Value]) -> Vec<u64> {
 
 fn history(v: &Value) -> Vec<Value> {
     v["message_list"].as_array().cloned().unwrap_or_default()
-}
-
-async fn total_unread(c: &TestClient) -> u64 {
-    c.ok("get_total_unread_message_count", json!({})).await["total_unread_count"]
-        .as_u64()
-        .unwrap_or(u64::MAX)
-}
-
-/// Waits (bounded) until `f` holds, re-evaluating every 50 ms.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never held: {what}");
 }
 
 #[tokio::test]

@@ -45,22 +45,6 @@ async fn with_plugins(server: &TestServer, plugins: Value, extra: Value) -> Test
     TestClient::with_config(server, config).await
 }
 
-/// The next `n` received messages that carry user content (group tips are skipped).
-async fn expect_user_messages(c: &TestClient, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    for _ in 0..50 {
-        if out.len() == n {
-            break;
-        }
-        let m = c.expect_messages(1, WAIT).await.remove(0);
-        if m["elem_list"][0]["elem_type"] != "group_tips" {
-            out.push(m);
-        }
-    }
-    assert_eq!(out.len(), n, "{out:?}");
-    out
-}
-
 fn history(v: &Value) -> Vec<Value> {
     v["message_list"].as_array().cloned().unwrap_or_default()
 }
@@ -211,7 +195,7 @@ async fn at_text_is_filtered_and_custom_descriptions_only_when_configured() {
         .await;
     assert_eq!(text_of(&sent), "@bob you *****");
     assert_eq!(sent["group_at_user_list"], json!(["bob"]));
-    let got = expect_user_messages(&bob, 1).await;
+    let got = bob.expect_messages(1, WAIT).await;
     assert_eq!(text_of(&got[0]), "@bob you *****");
 
     let custom = json!({"data": "{\"card\":1}", "description": "crap card", "extension": "x"});
@@ -226,7 +210,7 @@ async fn at_text_is_filtered_and_custom_descriptions_only_when_configured() {
         .ok("send_message", json!({"message": msg, "receiver": "bob"}))
         .await;
     assert_eq!(sent["elem_list"][0]["description"], "crap card");
-    let got = expect_user_messages(&bob, 2).await;
+    let got = bob.expect_messages(2, WAIT).await;
     let descriptions: Vec<&Value> = got
         .iter()
         .map(|m| &m["elem_list"][0]["description"])

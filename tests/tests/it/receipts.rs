@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestProxy, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestProxy, TestServer, eventually, send_c2c_text, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -20,21 +20,6 @@ fn fast(platform: &str) -> Value {
 async fn conv(c: &TestClient, id: &str) -> Value {
     c.ok("get_conversation", json!({ "conversation_id": id }))
         .await
-}
-
-/// Waits (bounded) until `f` holds, re-evaluating every 100 ms.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("condition never held: {what}");
 }
 
 #[tokio::test]
