@@ -85,10 +85,11 @@ pub async fn run(server: &TestServer, args: &FanoutArgs) -> Result<(), String> {
     // Every member's pushes go to one collector.
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
     for conn in connections {
-        let (_keep, mut frames) = conn.split();
+        // The sending half lives as long as the reader: dropping it would close the socket.
+        let (sending_half, mut frames) = conn.split();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let _keep = _keep;
+            let _sending_half = sending_half;
             while let Ok(frame) = frames.next_frame().await {
                 if let Some(pb::frame::Body::Push(pb::Push {
                     kind: Some(pb::push::Kind::Message(p)),

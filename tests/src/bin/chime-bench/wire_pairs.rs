@@ -77,7 +77,8 @@ async fn run_pair(
             Ok::<(), String>(())
         })
     };
-    let (_keep, mut frames) = receiver.split();
+    // The receiver's sending half lives until the end: dropping it would close the socket.
+    let (_receiver_sink, mut frames) = receiver.split();
     let mut result = PairResult::default();
     let mut seen = vec![false; messages];
     let mut received = 0;
