@@ -955,10 +955,13 @@ async fn a_message_waiting_offline_can_be_cancelled_and_never_leaves() {
             )
             .await
     });
+    // Stored, not just created: `find_messages` also answers a message whose send has not
+    // reached the store yet (content filters run first); local history lists stored ones only.
     eventually("the message waits in the outbox", || async {
-        find(&alice, &id)
+        history(&alice, "local_older", "bob")
             .await
-            .is_some_and(|m| m["status"] == json!("sending"))
+            .iter()
+            .any(|m| m["msg_id"] == id && m["status"] == json!("sending"))
     })
     .await;
     alice
