@@ -116,6 +116,16 @@ pub enum PluginError {
         /// The last failure.
         last_error: String,
     },
+    /// A transport plugin's connection failed on the network (reported by the engine: closed or
+    /// timed out before the server answered the login). Counts towards disabling the plugin like
+    /// a failed call.
+    #[error("plugin {name}: network failure: {reason}")]
+    Network {
+        /// The plugin's name.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
     /// The plugin answered something the ABI does not allow (unknown action, non-UTF-8 text).
     #[error("plugin {name}: invalid result: {reason}")]
     InvalidResult {

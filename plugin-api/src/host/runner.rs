@@ -9,7 +9,8 @@
 //! tokio runtime waits for its blocking threads at shutdown and a hung plugin would then hang the
 //! engine's shutdown too.
 //!
-//! Health: every failure (error status, panic, timeout, invalid result) bumps a counter of
+//! Health: every failure (error status, panic, timeout, invalid result, and a transport's network
+//! failure reported by the engine) bumps a counter of
 //! consecutive failures, every success resets it; at the threshold the plugin is disabled and every
 //! later call answers [`PluginError::Disabled`] at once. That degrades one capability (the engine
 //! sends unfiltered text, or falls back to WebSocket) and never the process.
@@ -205,8 +206,52 @@ impl CallRunner {
         }
     }
 
+    /// Counts a failure the host's caller observed outside a call (a transport connection that
+    /// never carried a login, say), exactly like a failed call.
+    pub fn record_failure(&self, error: PluginError) {
+        self.record::<()>(&Err(error));
+    }
+
+    /// Counts a success the host's caller observed outside a call: the failure streak ends.
+    pub fn record_success(&self) {
+        self.record(&Ok(()));
+    }
+
     /// Runs `call` on a call thread and awaits it for at most `timeout`.
     pub async fn call<T, F>(self: &Arc<Self>, timeout: Duration, call: F) -> Result<T, PluginError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, PluginError> + Send + 'static,
+    {
+        let result = self.call_unrecorded(timeout, call).await;
+        self.record(&result);
+        result
+    }
+
+    /// Like [`call`](Self::call), but only a failure counts: a success does not end the failure
+    /// streak, because only the caller knows whether what the call started worked (a transport's
+    /// `connect` succeeds before the connection has carried anything).
+    pub async fn call_counting_failures<T, F>(
+        self: &Arc<Self>,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, PluginError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, PluginError> + Send + 'static,
+    {
+        let result = self.call_unrecorded(timeout, call).await;
+        if result.is_err() {
+            self.record(&result);
+        }
+        result
+    }
+
+    async fn call_unrecorded<T, F>(
+        self: &Arc<Self>,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, PluginError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, PluginError> + Send + 'static,
@@ -219,7 +264,7 @@ impl CallRunner {
                 let _ = sender.send(result);
             })
         }));
-        let result = match submitted {
+        match submitted {
             Err(error) => Err(error),
             Ok(()) => match tokio::time::timeout(timeout, receiver).await {
                 Ok(Ok(result)) => result,
@@ -232,9 +277,7 @@ impl CallRunner {
                     timeout,
                 }),
             },
-        };
-        self.record(&result);
-        result
+        }
     }
 
     /// Like [`call`](Self::call) but blocks the calling thread (for `load`, which is synchronous).

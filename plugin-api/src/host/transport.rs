@@ -86,8 +86,34 @@ impl TransportPlugin {
         self.shared.info()
     }
 
+    /// Whether the host has put the plugin aside (too many failures in a row): every call then
+    /// answers [`PluginError::Disabled`] at once.
+    pub fn is_disabled(&self) -> bool {
+        self.shared.runner.status().disabled
+    }
+
+    /// Reports that a connection of this plugin failed on the network after `connect` returned
+    /// (it closed or timed out before carrying the login). Counts towards disabling the plugin
+    /// like a failed call (`HostConfig::failure_threshold` in a row).
+    pub fn report_network_failure(&self, reason: &str) {
+        self.shared.runner.record_failure(PluginError::Network {
+            name: self.shared.library.name.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Reports that a connection of this plugin carried the login: its failure streak ends.
+    pub fn report_connected(&self) {
+        self.shared.runner.record_success();
+    }
+
     /// Opens a connection to `url` with per-connection options (`{}` when none). Events (frames,
     /// close, errors) arrive on the returned receiver.
+    ///
+    /// A failed `connect` counts towards disabling the plugin; a successful one does not end a
+    /// failure streak: the caller says whether the connection worked
+    /// ([`report_connected`](Self::report_connected) /
+    /// [`report_network_failure`](Self::report_network_failure)).
     pub async fn connect(
         &self,
         url: &str,
@@ -103,7 +129,7 @@ impl TransportPlugin {
         let (connection, user_data) = self
             .shared
             .runner
-            .call(timeout, move || {
+            .call_counting_failures(timeout, move || {
                 let user_data = Box::into_raw(Box::new(sender)).cast::<c_void>();
                 let mut connection: *mut c_void = std::ptr::null_mut();
                 let mut error = ChimeBuf::EMPTY;
