@@ -342,6 +342,11 @@ impl ConnectionActor {
                     self.shared.events.emit(name, data);
                 }
             }
+            Some(push::Kind::Community(c)) => {
+                if let Some((name, data)) = super::community::event_of(&c) {
+                    self.shared.events.emit(name, data);
+                }
+            }
             Some(push::Kind::Kicked(k)) => {
                 tracing::info!("kicked offline: {} {}", k.code, k.desc);
                 self.end_session(ctx);

@@ -1,6 +1,7 @@
 //! The engine's actors (ARCHITECTURE.md §2), each the only owner of its slice of state and the
 //! only writer of its store tables, and the messages they share.
 
+pub mod community;
 pub mod connection;
 pub mod conversation;
 pub mod group;
