@@ -8,6 +8,7 @@ use chime_proto::pb::{self, elem::Content};
 use serde_json::{Map, Value, json};
 
 use crate::ApiError;
+use crate::media::{self, image_type};
 use crate::model::{StoredElem, StoredMessage, StoredPushInfo, elem_kind};
 
 /// `pb::Priority` value from its api.md spelling.
@@ -106,6 +107,7 @@ pub fn elem_from_json(v: &Value) -> Result<StoredElem, ApiError> {
             str_field(v, "description")?,
             str_field(v, "extension")?,
         )),
+        "image" | "sound" | "video" | "file" | "location" | "face" => media_from_json(kind, v),
         other => Err(ApiError::new(
             chime_proto::codes::ERR_INVALID_MSG_ELEM,
             format!("elem_type {other} not supported yet"),
@@ -135,6 +137,12 @@ fn elem_to_json(e: &StoredElem) -> Value {
             o.insert("compatible_text".into(), json!(m.compatible_text));
             o.insert("layers".into(), json!(m.layers));
         }
+        elem_kind::IMAGE
+        | elem_kind::SOUND
+        | elem_kind::VIDEO
+        | elem_kind::FILE
+        | elem_kind::LOCATION
+        | elem_kind::FACE => media_to_json(e, &mut o),
         elem_kind::GROUP_TIPS => {
             o.insert("elem_type".into(), json!("group_tips"));
             o.insert("type".into(), json!(e.tips_type));
@@ -148,6 +156,201 @@ fn elem_to_json(e: &StoredElem) -> Value {
     Value::Object(o)
 }
 
+/// The local path of `variant` of a media elem on the device that created it ("" elsewhere).
+fn local_path(e: &StoredElem, variant: &str) -> String {
+    e.media
+        .as_ref()
+        .and_then(|r| {
+            r.files
+                .iter()
+                .find(|f| f.variants.iter().any(|v| v == variant))
+        })
+        .map(|f| f.path.clone())
+        .unwrap_or_default()
+}
+
+/// The JSON fields of a media elem (the seed's V2TIM*Elem field names in snake_case). `url`s are
+/// empty: `get_elem_url` answers a fresh signed one.
+fn media_to_json(e: &StoredElem, o: &mut Map<String, Value>) {
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.to_owned(), v);
+    };
+    match media::content(e) {
+        Some(Content::Image(i)) => {
+            put("elem_type", json!("image"));
+            put("path", json!(local_path(e, "origin")));
+            put("image_format", json!(i.format));
+            let list: Vec<Value> = i
+                .images
+                .iter()
+                .map(|x| {
+                    json!({
+                        "type": image_type::name(x.image_type), "uuid": x.uuid, "size": x.size,
+                        "width": x.width, "height": x.height, "url": x.url,
+                    })
+                })
+                .collect();
+            put("image_list", Value::Array(list));
+        }
+        Some(Content::Sound(s)) => {
+            put("elem_type", json!("sound"));
+            put("path", json!(local_path(e, "sound")));
+            put("uuid", json!(s.uuid));
+            put("data_size", json!(s.data_size));
+            put("duration", json!(s.duration));
+            put("url", json!(s.url));
+        }
+        Some(Content::Video(v)) => {
+            put("elem_type", json!("video"));
+            put("video_path", json!(local_path(e, "video")));
+            put("video_uuid", json!(v.video_uuid));
+            put("video_size", json!(v.video_size));
+            put("video_type", json!(v.video_type));
+            put("duration", json!(v.duration));
+            put("video_url", json!(v.video_url));
+            put("snapshot_path", json!(local_path(e, "snapshot")));
+            put("snapshot_uuid", json!(v.snapshot_uuid));
+            put("snapshot_size", json!(v.snapshot_size));
+            put("snapshot_width", json!(v.snapshot_width));
+            put("snapshot_height", json!(v.snapshot_height));
+            put("snapshot_url", json!(v.snapshot_url));
+        }
+        Some(Content::File(f)) => {
+            put("elem_type", json!("file"));
+            put("path", json!(local_path(e, "file")));
+            put("uuid", json!(f.uuid));
+            put("file_name", json!(f.file_name));
+            put("file_size", json!(f.file_size));
+            put("url", json!(f.url));
+        }
+        Some(Content::Location(l)) => {
+            put("elem_type", json!("location"));
+            put("desc", json!(l.desc));
+            put("longitude", json!(l.longitude));
+            put("latitude", json!(l.latitude));
+        }
+        Some(Content::Face(f)) => {
+            put("elem_type", json!("face"));
+            put("index", json!(f.index));
+            put_bytes(o, "data", &f.data);
+        }
+        _ => put("elem_type", json!("unknown")),
+    }
+}
+
+fn u64_field(obj: &Value, field: &str) -> Result<u64, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            ApiError::invalid_param(format!("{field} must be a non-negative integer"))
+        }),
+    }
+}
+
+fn u32_field(obj: &Value, field: &str) -> Result<u32, ApiError> {
+    u32::try_from(u64_field(obj, field)?)
+        .map_err(|_| ApiError::invalid_param(format!("{field} is too large")))
+}
+
+fn f64_field(obj: &Value, field: &str) -> Result<f64, ApiError> {
+    obj.get(field)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| ApiError::invalid_param(format!("{field} (number) is required")))
+}
+
+/// A media elem of a message object that this engine did not create: location and face as
+/// given; files only by uuid (already uploaded, e.g. a message built by another process), since
+/// a local file is uploaded only through `create_*_message`.
+fn media_from_json(kind: &str, v: &Value) -> Result<StoredElem, ApiError> {
+    let need_uuid = |uuid: &str, field: &str| {
+        if uuid.is_empty() {
+            Err(ApiError::new(
+                chime_proto::codes::ERR_INVALID_MSG_ELEM,
+                format!("{kind} elem without {field}: create it with create_{kind}_message"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let content = match kind {
+        "location" => Content::Location(pb::LocationElem {
+            desc: str_field(v, "desc")?,
+            longitude: f64_field(v, "longitude")?,
+            latitude: f64_field(v, "latitude")?,
+        }),
+        "face" => Content::Face(pb::FaceElem {
+            index: v
+                .get("index")
+                .and_then(Value::as_i64)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(|| ApiError::invalid_param("index (int32) is required"))?,
+            data: get_bytes(v, "data")?.unwrap_or_default(),
+        }),
+        "image" => {
+            let list = v
+                .get("image_list")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::invalid_param("image_list is required"))?;
+            let mut images = Vec::with_capacity(list.len());
+            for x in list {
+                let t = str_field(x, "type")?;
+                let info = pb::ImageInfo {
+                    image_type: image_type::from_name(&t).ok_or_else(|| {
+                        ApiError::invalid_param("image_list[].type must be origin|large|thumb")
+                    })?,
+                    uuid: str_field(x, "uuid")?,
+                    size: u64_field(x, "size")?,
+                    width: u32_field(x, "width")?,
+                    height: u32_field(x, "height")?,
+                    url: String::new(),
+                };
+                need_uuid(&info.uuid, "image_list[].uuid")?;
+                images.push(info);
+            }
+            Content::Image(pb::ImageElem {
+                images,
+                format: str_field(v, "image_format")?,
+            })
+        }
+        "sound" => {
+            let s = pb::SoundElem {
+                uuid: str_field(v, "uuid")?,
+                url: String::new(),
+                data_size: u64_field(v, "data_size")?,
+                duration: u32_field(v, "duration")?,
+            };
+            need_uuid(&s.uuid, "uuid")?;
+            Content::Sound(s)
+        }
+        "video" => {
+            let x = pb::VideoElem {
+                video_uuid: str_field(v, "video_uuid")?,
+                video_size: u64_field(v, "video_size")?,
+                video_type: str_field(v, "video_type")?,
+                duration: u32_field(v, "duration")?,
+                snapshot_uuid: str_field(v, "snapshot_uuid")?,
+                snapshot_size: u64_field(v, "snapshot_size")?,
+                snapshot_width: u32_field(v, "snapshot_width")?,
+                snapshot_height: u32_field(v, "snapshot_height")?,
+                ..Default::default()
+            };
+            need_uuid(&x.video_uuid, "video_uuid")?;
+            Content::Video(x)
+        }
+        _ => {
+            let f = pb::FileElem {
+                uuid: str_field(v, "uuid")?,
+                url: String::new(),
+                file_name: str_field(v, "file_name")?,
+                file_size: u64_field(v, "file_size")?,
+            };
+            need_uuid(&f.uuid, "uuid")?;
+            Content::File(f)
+        }
+    };
+    Ok(media::elem(content, Vec::new()))
+}
+
 fn elem_from_wire(e: &pb::Elem) -> StoredElem {
     match &e.content {
         Some(Content::Text(t)) => text_elem(&t.text),
@@ -159,6 +362,14 @@ fn elem_from_wire(e: &pb::Elem) -> StoredElem {
             merger: prost::Message::encode_to_vec(m),
             ..Default::default()
         },
+        Some(
+            c @ (Content::Image(_)
+            | Content::Sound(_)
+            | Content::Video(_)
+            | Content::File(_)
+            | Content::Location(_)
+            | Content::Face(_)),
+        ) => media::elem(c.clone(), Vec::new()),
         Some(Content::GroupTips(t)) => StoredElem {
             kind: elem_kind::GROUP_TIPS,
             tips_type: t.tips_type,
@@ -189,6 +400,12 @@ fn elem_to_wire(e: &StoredElem) -> pb::Elem {
             member_list: e.member_list.clone(),
             ..Default::default()
         })),
+        elem_kind::IMAGE
+        | elem_kind::SOUND
+        | elem_kind::VIDEO
+        | elem_kind::FILE
+        | elem_kind::LOCATION
+        | elem_kind::FACE => media::content(e).cloned(),
         _ => None,
     };
     pb::Elem { content }
@@ -466,6 +683,12 @@ pub fn matches_types(m: &StoredMessage, types: &[String]) -> bool {
                 elem_kind::CUSTOM => "custom",
                 elem_kind::GROUP_TIPS => "group_tips",
                 elem_kind::MERGER => "merger",
+                elem_kind::IMAGE => "image",
+                elem_kind::SOUND => "sound",
+                elem_kind::VIDEO => "video",
+                elem_kind::FILE => "file",
+                elem_kind::LOCATION => "location",
+                elem_kind::FACE => "face",
                 _ => "unknown",
             };
             types.iter().any(|t| t == name)

@@ -24,6 +24,7 @@ mod events;
 mod filter;
 mod handle;
 mod logging;
+mod media;
 mod model;
 mod outbox;
 mod plugins;

@@ -37,6 +37,18 @@ pub mod elem_kind {
     pub const TEXT: i32 = 1;
     /// Custom.
     pub const CUSTOM: i32 = 2;
+    /// Image (origin + large + thumb), in [`StoredElem::media`](super::StoredElem::media).
+    pub const IMAGE: i32 = 3;
+    /// Sound, in `media`.
+    pub const SOUND: i32 = 4;
+    /// Video (+ snapshot), in `media`.
+    pub const VIDEO: i32 = 5;
+    /// File, in `media`.
+    pub const FILE: i32 = 6;
+    /// Location, in `media`.
+    pub const LOCATION: i32 = 7;
+    /// Face (sticker), in `media`.
+    pub const FACE: i32 = 8;
     /// Group tips (system).
     pub const GROUP_TIPS: i32 = 9;
     /// Merged messages (chat history forwarded as one message).
@@ -73,6 +85,10 @@ pub struct StoredElem {
     /// Merger elem: the encoded `pb::MergerElem` (title, abstracts, the merged messages).
     #[prost(bytes = "vec", tag = "9")]
     pub merger: Vec<u8>,
+    /// Image, sound, video, file, location and face elems: the wire elem plus, on the sending
+    /// device, the local files still to upload (`crate::media`).
+    #[prost(message, optional, tag = "10")]
+    pub media: Option<crate::media::MediaRecord>,
 }
 
 /// Offline push info, carried as the sender set it.

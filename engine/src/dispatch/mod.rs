@@ -6,6 +6,7 @@
 mod account;
 mod conversation;
 mod group;
+mod media;
 mod message;
 mod params;
 mod relationship;
@@ -26,6 +27,7 @@ use crate::{ApiError, Result};
 enum Area {
     Account,
     Message,
+    Media,
     Conversation,
     Group,
     Relationship,
@@ -37,6 +39,7 @@ enum Area {
 const AREAS: &[(Area, &[&str], &[&str])] = &[
     (Area::Account, account::METHODS, account::PRE_LOGIN),
     (Area::Message, message::METHODS, message::PRE_LOGIN),
+    (Area::Media, media::METHODS, media::PRE_LOGIN),
     (
         Area::Conversation,
         conversation::METHODS,
@@ -83,6 +86,7 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
     match area {
         Area::Account => account::call(peers, events, method, p).await,
         Area::Message => message::call(peers, events, method, p).await,
+        Area::Media => media::call(peers, events, method, p).await,
         Area::Conversation => conversation::call(peers, events, method, p).await,
         Area::Group => group::call(peers, events, method, p).await,
         Area::Relationship => relationship::call(peers, events, method, p).await,

@@ -545,6 +545,7 @@ impl Handler<CancelSend> for MessageActor {
         let mut b = WriteBatch::new();
         Self::stage_remove(&mut b, loc, &m);
         self.acct()?.store.apply(b).map_err(db_err)?;
+        crate::media::upload::cancel(self, &id);
         self.answer(
             &id,
             Err(ApiError::new(codes::ERR_SEND_CANCELLED, "cancelled")),

@@ -75,6 +75,8 @@ pub struct MessageActor {
     /// they are written once per [`RANGES_FLUSH`] instead of with every message.
     pub(crate) ranges_cache: HashMap<String, SyncedRanges>,
     pub(crate) ranges_dirty: HashSet<String>,
+    /// Media uploads running before their messages are sent (`crate::media::upload`).
+    pub(crate) uploads: crate::media::upload::Uploads,
 }
 
 /// How often changed synced ranges are written.
@@ -120,6 +122,7 @@ impl MessageActor {
             seen_online_only: (HashSet::new(), VecDeque::new()),
             ranges_cache: HashMap::new(),
             ranges_dirty: HashSet::new(),
+            uploads: Default::default(),
         }
     }
 

@@ -64,6 +64,10 @@ impl MessageActor {
     }
 
     pub(crate) fn transmit(&mut self, m: &StoredMessage, ctx: &mut Context<Self>) {
+        // Media files are uploaded first (`crate::media::upload`), which transmits again after.
+        if crate::media::upload::intercept(self, m, ctx) {
+            return;
+        }
         let (Some(epoch), Some(peers)) = (self.online, self.peers.as_ref()) else {
             return;
         };
@@ -262,6 +266,8 @@ pub enum CreateKind {
         /// Extension.
         extension: String,
     },
+    /// One elem built elsewhere (a media elem of `crate::media::create`).
+    Elem(crate::model::StoredElem),
 }
 
 /// `create_*_message`: a message object with a fresh msg_id, kept until sent.
@@ -294,6 +300,7 @@ impl Handler<Create> for MessageActor {
             } => m
                 .elems
                 .push(codec::custom_elem(data, description, extension)),
+            CreateKind::Elem(e) => m.elems.push(e),
         }
         let j = codec::to_json(&m, self.me());
         // Bounded: a host that creates without sending does not grow this forever.
