@@ -267,7 +267,7 @@ pub enum CreateKind {
         extension: String,
     },
     /// One elem built elsewhere (a media elem of `crate::media::create`).
-    Elem(crate::model::StoredElem),
+    Elem(Box<crate::model::StoredElem>),
 }
 
 /// `create_*_message`: a message object with a fresh msg_id, kept until sent.
@@ -300,7 +300,7 @@ impl Handler<Create> for MessageActor {
             } => m
                 .elems
                 .push(codec::custom_elem(data, description, extension)),
-            CreateKind::Elem(e) => m.elems.push(e),
+            CreateKind::Elem(e) => m.elems.push(*e),
         }
         let j = codec::to_json(&m, self.me());
         // Bounded: a host that creates without sending does not grow this forever.
