@@ -140,6 +140,17 @@ pub enum Op {
     SendReceipts(pb::SendReceiptsReq),
     /// A signaling write ([`crate::signaling`]).
     Signaling(crate::signaling::SignalOp),
+    /// A community write: topics, permission groups ([`crate::community`]).
+    Community(Box<pb::CommunityReq>),
+    /// A file-store write ([`crate::files`]).
+    Files(crate::files::FileOp),
+    /// The user has been offline past the grace: leave their AVChatRooms ([`crate::groups`]).
+    LeaveLiveRooms,
+    /// Store imported history messages (REST `importmsg` / `import_group_msg`):
+    /// [`crate::http::admin::import`].
+    Import(Box<crate::http::admin::import::ImportOp>),
+    /// An offline push device or dead-letter write ([`crate::push::devices`]).
+    Push(crate::push::PushOp),
 }
 
 /// One mutation request.
@@ -173,6 +184,17 @@ pub(crate) enum Effect {
         frame: Bytes,
         skip: u64,
     },
+    /// `frame` to every online member of `group` except connection `skip` (and, unless `all`,
+    /// except the members who turned the group's messages off): one effect for a whole group,
+    /// resolved against the online sessions after the commit ([`Registry::push_members`]), so
+    /// staging a group message costs the same for 5 members as for 5,000.
+    Group {
+        app: u64,
+        group: Arc<GroupState>,
+        frame: Bytes,
+        skip: u64,
+        all: bool,
+    },
     /// A read-position push, with the unread count computed after the commit.
     Read {
         app: u64,
@@ -181,6 +203,13 @@ pub(crate) enum Effect {
         conv_key: Vec<u8>,
         read_seq: u64,
         skip: u64,
+    },
+    /// A stored message for the offline push queue ([`crate::push`]), handed over once durable.
+    OfflinePush { app: u64, encoded: Vec<u8> },
+    /// A notice to the app backend ([`crate::webhooks::notices`]), queued once durable.
+    Notice {
+        app: u64,
+        notice: crate::webhooks::Notice,
     },
 }
 
@@ -208,6 +237,8 @@ struct Stats {
 /// The staging thread's state.
 pub(crate) struct Core {
     pub store: Arc<dyn Store>,
+    /// Who is online (AVChatRoom membership follows it).
+    pub registry: Arc<Registry>,
     pub tunables: Arc<Tunables>,
     pub groups: HashMap<(u64, String), Arc<GroupState>>,
     buckets: HashMap<(u64, String), Bucket>,
@@ -236,6 +267,8 @@ pub fn spawn(
     wal: Wal,
     registry: Arc<Registry>,
     tunables: Arc<Tunables>,
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    push: Option<crate::push::Hook>,
     queue: usize,
 ) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(queue);
@@ -247,7 +280,9 @@ pub fn spawn(
         store: Arc::clone(&store),
         wal,
         checkpointed: Instant::now(),
-        registry,
+        registry: Arc::clone(&registry),
+        webhooks,
+        push,
         applied: Arc::clone(&applied),
         failed: Arc::clone(&failed),
         stats: Stats::default(),
@@ -257,6 +292,7 @@ pub fn spawn(
         .spawn(move || applier.run(from_stager))?;
     let mut core = Core {
         store,
+        registry,
         tunables,
         groups: HashMap::new(),
         buckets: HashMap::new(),
@@ -413,7 +449,7 @@ impl Core {
             Op::QuitGroup(req) => self.quit_group(txn, app, user, req, skip, fx),
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
             Op::Group(op) => self.stage_group_op(txn, app, user, *op, skip, fx),
-            Op::UpdateConv(req) => crate::conversations::update(txn, app, user, req, skip, fx),
+            Op::UpdateConv(req) => crate::conversations::update(self, txn, app, user, req, skip, fx),
             Op::SendReceipts(req) => crate::receipts::send(self, txn, app, user, req, fx),
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Annotation(op) => crate::annotations::stage(self, txn, app, user, op, skip, fx),
@@ -422,6 +458,11 @@ impl Core {
                 crate::relations::stage(txn, self.store.as_ref(), app, user, *req, skip, fx)
             }
             Op::Signaling(op) => crate::signaling::stage(self, txn, app, user, op, fx),
+            Op::Community(req) => crate::community::stage(self, txn, app, user, *req, fx),
+            Op::Files(op) => crate::files::stage(txn, app, op),
+            Op::LeaveLiveRooms => self.leave_live_rooms(txn, app, user, fx),
+            Op::Import(op) => crate::http::admin::import::stage(self, txn, app, *op),
+            Op::Push(op) => crate::push::devices::stage(txn, app, user, op),
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);
@@ -466,7 +507,13 @@ impl Core {
         };
         let info = pb::GroupInfo::decode(&raw[..]).map_err(crate::error::StoreError::from)?;
         let members = queries::load_members(self.store.as_ref(), app, group_id)?;
-        let g = Arc::new(GroupState::from_members(info, members));
+        let mut g = GroupState::from_members(info, members);
+        g.not_receive = crate::conversations::not_receiving(
+            self.store.as_ref(),
+            app,
+            &keys::group_conv(group_id),
+        )?;
+        let g = Arc::new(g);
         self.groups.insert(k, Arc::clone(&g));
         Ok(Some(g))
     }
@@ -590,6 +637,16 @@ impl Core {
         Ok(encoded)
     }
 
+    /// Hands a stored message to the offline push queue once durable (when `[push]` is set).
+    fn offline_push(&self, app: u64, msg: &pb::Message, encoded: &[u8], fx: &mut Vec<Effect>) {
+        if self.tunables.push.is_some() && !msg.online_user_only {
+            fx.push(Effect::OfflinePush {
+                app,
+                encoded: encoded.to_vec(),
+            });
+        }
+    }
+
     fn message_push(encoded: &[u8], conv_type: pb::ConvType, target: &str) -> Bytes {
         message_push_frame(encoded, conv_type, target)
     }
@@ -614,25 +671,33 @@ impl Core {
         msg.target_user_list.clear();
         let sender = msg.sender.clone();
         let receiver = msg.receiver.clone();
+        let conv = keys::c2c_conv(&sender, &receiver);
+        // A receiver who turned this conversation off gets nothing: no push, no change-log
+        // entry, and their pulls leave the message out (`conversations::pull`).
+        let delivered =
+            receiver == sender || crate::conversations::receives(txn, app, &receiver, &conv)?;
+        crate::files::grants::grant_message(self.store.as_ref(), txn, app, &conv, &msg)?;
         let encoded = if msg.online_user_only {
             msg.encode_to_vec()
         } else {
-            let conv = keys::c2c_conv(&sender, &receiver);
             let encoded = Self::append(txn, app, &conv, &mut msg, idem_key)?;
             txn.touch(app, &sender, &conv);
-            if receiver != sender {
+            if receiver != sender && delivered {
                 txn.touch(app, &receiver, &conv);
             }
             encoded
         };
+        self.offline_push(app, &msg, &encoded, fx);
         let to_receiver = Self::message_push(&encoded, pb::ConvType::C2c, &sender);
         if receiver != sender {
-            fx.push(Effect::Push {
-                app,
-                user: receiver.clone(),
-                frame: to_receiver,
-                skip,
-            });
+            if delivered {
+                fx.push(Effect::Push {
+                    app,
+                    user: receiver.clone(),
+                    frame: to_receiver,
+                    skip,
+                });
+            }
             fx.push(Effect::Push {
                 app,
                 user: sender,
@@ -673,7 +738,9 @@ impl Core {
         }
         msg.receiver.clear();
         let group_id = msg.group_id.clone();
-        let Some(group) = self.group(txn, app, &group_id)? else {
+        // A community topic: its community's members and mutes apply (`community`).
+        let members_of = crate::community::check_send(self, txn, app, &msg)?;
+        let Some(group) = self.group(txn, app, members_of.as_deref().unwrap_or(&group_id))? else {
             return Err(ApiError::new(
                 codes::ERR_SVR_GROUP_NOT_FOUND,
                 "no such group",
@@ -695,28 +762,44 @@ impl Core {
         if group.info.group_type == "AVChatRoom" {
             msg.online_user_only = true;
         }
+        let group_conv = keys::group_conv(&group_id);
+        crate::files::grants::grant_message(self.store.as_ref(), txn, app, &group_conv, &msg)?;
         let encoded = if msg.online_user_only {
             msg.encode_to_vec()
         } else {
-            let conv = keys::group_conv(&group_id);
-            Self::append(txn, app, &conv, &mut msg, idem_key)?
+            Self::append(txn, app, &group_conv, &mut msg, idem_key)?
         };
+        self.offline_push(app, &msg, &encoded, fx);
         let frame = Self::message_push(&encoded, pb::ConvType::Group, &group_id);
         if msg.target_user_list.is_empty() {
-            for member in group.members.keys() {
+            // Read diffusion: the one append above is all that is stored; the online members
+            // get the frame after the commit, resolved in one pass by the registry.
+            if group.not_receive.contains(&sender) {
                 fx.push(Effect::Push {
                     app,
-                    user: member.clone(),
+                    user: sender.clone(),
                     frame: frame.clone(),
                     skip,
                 });
             }
+            fx.push(Effect::Group {
+                app,
+                group: Arc::clone(&group),
+                frame,
+                skip,
+                all: false,
+            });
         } else {
             let mut to: Vec<&String> = msg.target_user_list.iter().collect();
             to.push(&sender);
             to.sort();
             to.dedup();
-            for user in to.into_iter().filter(|u| group.members.contains_key(*u)) {
+            let receives = |u: &&String| *u == &sender || !group.not_receive.contains(*u);
+            for user in to
+                .into_iter()
+                .filter(|u| group.members.contains_key(*u))
+                .filter(receives)
+            {
                 fx.push(Effect::Push {
                     app,
                     user: user.clone(),
@@ -754,7 +837,8 @@ impl Core {
                         "invalid group id",
                     ));
                 }
-                match self.group(txn, app, &conv_ref.target)? {
+                let members_of = crate::community::membership_group(txn, app, &conv_ref.target)?;
+                match self.group(txn, app, &members_of)? {
                     None => {
                         return Err(ApiError::new(
                             codes::ERR_SVR_GROUP_NOT_FOUND,
@@ -810,6 +894,10 @@ struct Applier {
     wal: Wal,
     checkpointed: Instant,
     registry: Arc<Registry>,
+    /// The app backend's callbacks, told about effects with a notice.
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// The offline push queue, when `[push]` is configured.
+    push: Option<crate::push::Hook>,
     applied: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
     stats: Stats,
@@ -912,6 +1000,18 @@ impl Applier {
                 frame,
                 skip,
             } => self.registry.push(app, &user, &frame, skip),
+            Effect::Group {
+                app,
+                group,
+                frame,
+                skip,
+                all,
+            } => {
+                let none = std::collections::HashSet::new();
+                let except = if all { &none } else { &group.not_receive };
+                self.registry
+                    .push_members(app, &group.members, except, &frame, skip);
+            }
             Effect::Read {
                 app,
                 user,
@@ -929,6 +1029,16 @@ impl Applier {
                     unread_count: unread,
                 }));
                 self.registry.push(app, &user, &frame, skip);
+            }
+            Effect::Notice { app, notice } => {
+                if let Some(hooks) = &self.webhooks {
+                    hooks.notify(app, notice);
+                }
+            }
+            Effect::OfflinePush { app, encoded } => {
+                if let Some(push) = &self.push {
+                    push.message(app, encoded);
+                }
             }
         }
     }

@@ -54,6 +54,20 @@ const MAX_SESSION_SECS: i64 = 10 * 365 * 86_400;
 struct Identity {
     app: u64,
     user: String,
+    /// The login's device id and platform (offline push registers this device).
+    device_id: String,
+    platform: i32,
+}
+
+impl Identity {
+    fn push_caller(&self) -> crate::push::Caller<'_> {
+        crate::push::Caller {
+            app: self.app,
+            user: &self.user,
+            device_id: &self.device_id,
+            platform: self.platform,
+        }
+    }
 }
 
 /// What a transport's reader hands the session loop.
@@ -172,6 +186,7 @@ pub async fn session<S: FrameSource>(
     let mut identity: Option<Identity> = None;
     let mut expires_at = tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
     let idle = shared.tunables.idle_timeout();
+    let mut timed_out = false;
     loop {
         let next = tokio::select! {
             r = tokio::time::timeout(idle, source.next_frame()) => r,
@@ -189,6 +204,7 @@ pub async fn session<S: FrameSource>(
         let data = match next {
             Err(_) => {
                 tracing::debug!(conn = conn.conn_id, "idle timeout");
+                timed_out = true;
                 conn.close();
                 break;
             }
@@ -250,6 +266,8 @@ pub async fn session<S: FrameSource>(
                         if let Some(w) = &identity {
                             crate::signaling::deliver_pending(&shared, w.app, &w.user, &conn);
                             crate::relations::presence_changed(&shared, w.app, &w.user, true);
+                            let login = crate::webhooks::StateChange::Login;
+                            crate::webhooks::state_changed(&shared, w.app, &w.user, login);
                         }
                     }
                     Err(e) => {
@@ -265,8 +283,13 @@ pub async fn session<S: FrameSource>(
             },
             Some(who) => {
                 if matches!(kind, ReqKind::Logout(_)) {
-                    shared.registry.logout(who.app, &who.user, conn.conn_id);
+                    if shared.registry.logout(who.app, &who.user, conn.conn_id) {
+                        crate::groups::went_offline(&shared, who.app, &who.user);
+                    }
                     crate::relations::presence_changed(&shared, who.app, &who.user, false);
+                    let logout = crate::webhooks::StateChange::Logout;
+                    crate::webhooks::state_changed(&shared, who.app, &who.user, logout);
+                    crate::push::logged_out(&shared, who.push_caller(), conn.conn_id).await;
                     conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
                     conn.close();
                     identity = None;
@@ -277,8 +300,13 @@ pub async fn session<S: FrameSource>(
         }
     }
     if let Some(who) = &identity {
-        shared.registry.logout(who.app, &who.user, conn.conn_id);
+        let current = shared.registry.is_current(who.app, &who.user, conn.conn_id);
+        if shared.registry.logout(who.app, &who.user, conn.conn_id) {
+            crate::groups::went_offline(&shared, who.app, &who.user);
+        }
         crate::relations::presence_changed(&shared, who.app, &who.user, false);
+        let end = crate::webhooks::StateChange::session_end(current, timed_out);
+        crate::webhooks::state_changed(&shared, who.app, &who.user, end);
     }
     conn.close();
 }
@@ -367,6 +395,8 @@ async fn login(
     Ok((
         Identity {
             app,
+            platform: req.platform,
+            device_id: req.device_id,
             user: req.user_id,
         },
         pb::LoginResp {
@@ -507,6 +537,15 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             submit(shared, app, user, Op::PinGroupMessage(req), reply()).await;
         }
         ReqKind::Signaling(req) => crate::signaling::request(shared, conn, app, user, id, req),
+        ReqKind::Community(req) => {
+            submit(shared, app, user, Op::Community(Box::new(req)), reply()).await;
+        }
+        k @ (ReqKind::SetPushConfig(_) | ReqKind::SetAppState(_)) => {
+            crate::push::request(shared, conn, who.push_caller(), id, k).await;
+        }
+        ReqKind::FileUploadTicket(_) => {
+            conn.send(response_frame(id, shared.files.ticket(app, user)));
+        }
         ReqKind::Relation(req) => {
             submit(shared, app, user, Op::Relation(Box::new(req)), reply()).await;
         }
@@ -534,7 +573,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     }
                     ReqKind::GetGroupsInfo(req) => queries::groups_info(store, app, &user, &req),
                     ReqKind::GetGroupMembers(req) => {
-                        queries::group_members(store, app, &user, &req)
+                        crate::groups::member_list(store, &shared.registry, app, &user, &req)
+                    }
+                    ReqKind::GetGroupOnlineCount(req) => {
+                        crate::groups::online_count(store, &shared.registry, app, &user, &req)
                     }
                     ReqKind::GetGroupMembersInfo(req) => {
                         crate::group_reads::members_info(store, app, &user, &req)
@@ -560,8 +602,18 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     ReqKind::GetExtensions(req) => {
                         crate::annotations::get_extensions(store, app, &user, &req)
                     }
+                    ReqKind::GetCommunity(req) => crate::community::get(
+                        store,
+                        &shared.tunables.admin_identifier,
+                        app,
+                        &user,
+                        &req,
+                    ),
                     ReqKind::GetPinnedGroupMessages(req) => {
                         crate::pins::list(store, app, &user, &req)
+                    }
+                    ReqKind::FileDownloadUrl(req) => {
+                        crate::files::download_url(&shared.files, store, app, &user, &req)
                     }
                     r @ (ReqKind::GetProfiles(_)
                     | ReqKind::RelationSync(_)

@@ -6,6 +6,7 @@
 //! A tips message is stored like any group message (the next seq, read diffusion: nothing per
 //! member), is sent by the operator, and is excluded from unread counts.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chime_proto::pb;
@@ -43,7 +44,7 @@ impl Core {
         &mut self,
         txn: &mut Txn<'_>,
         app: u64,
-        g: &GroupState,
+        g: &Arc<GroupState>,
         tips: pb::GroupTipsElem,
         extra: &[String],
         fx: &mut Vec<Effect>,
@@ -51,6 +52,7 @@ impl Core {
         let group_id = g.info.group_id.as_str();
         let now = now_ms();
         let op_user = tips.op_user.clone();
+        fx.extend(crate::webhooks::group_tips_effect(app, &g.info, &tips));
         let mut msg = tips_message(group_id, tips, now);
         let conv = keys::group_conv(group_id);
         let encoded = if g.info.group_type == "AVChatRoom" {
@@ -68,7 +70,14 @@ impl Core {
             Self::append(txn, app, &conv, &mut msg, idem)?
         };
         let frame = message_push_frame(&encoded, pb::ConvType::Group, group_id);
-        for user in g.members.keys().chain(extra.iter()) {
+        fx.push(Effect::Group {
+            app,
+            group: Arc::clone(g),
+            frame: frame.clone(),
+            skip: 0,
+            all: true,
+        });
+        for user in extra {
             fx.push(Effect::Push {
                 app,
                 user: user.clone(),

@@ -2,9 +2,11 @@
 
 pub mod annotations;
 pub mod commit;
+pub mod community;
 pub mod config;
 pub mod conversations;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod group_admin;
 pub mod group_apply;
@@ -16,6 +18,7 @@ pub mod http;
 pub mod keys;
 pub mod lifecycle;
 pub mod pins;
+pub mod push;
 pub mod queries;
 pub mod quic;
 pub mod receipts;
@@ -63,6 +66,10 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
     /// The app backend's callbacks (`[webhook]` in the config file), if configured.
     pub webhooks: Option<Arc<webhooks::Webhooks>>,
+    /// Offline push: which connections are in the background (docs/push.md).
+    pub push: push::Pusher,
+    /// The file store (docs/files.md): upload tickets, download URLs, its HTTP routes.
+    pub files: Arc<files::Files>,
 }
 
 /// A running server; [`RunningServer::shutdown`] stops it gracefully.
@@ -159,22 +166,32 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     store.flush()?;
     wal.reset()?;
     let registry = Arc::new(Registry::default());
+    let webhooks = match tunables.webhook.clone() {
+        Some(cfg) => Some(Arc::new(webhooks::Webhooks::new(cfg, config.apps.clone())?)),
+        None => None,
+    };
+    let (push_hook, push_jobs) = push::channel(tunables.push.as_ref()).unzip();
     let (commit, commit_thread) = commit::spawn(
         Arc::clone(&store),
         wal,
         Arc::clone(&registry),
         Arc::clone(&tunables),
+        webhooks.clone(),
+        push_hook,
         65_536,
     )?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
-    let webhooks = match tunables.webhook.clone() {
-        Some(cfg) => Some(Arc::new(webhooks::Webhooks::new(cfg)?)),
-        None => None,
-    };
+    let files = Arc::new(files::Files::open(
+        tunables.files.clone(),
+        tunables.http_public_url.clone(),
+        &config.data_dir,
+    )?);
     let shared = Arc::new(Shared {
+        push: push::Pusher::default(),
         webhooks,
+        files,
         stopping: stopped.clone(),
         store,
         registry,
@@ -194,6 +211,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(listen) => Some(http::start(Arc::clone(&shared), listen).await?),
         None => None,
     };
+    if let Some(http) = &http {
+        shared.files.set_http_url(http.url());
+    }
+    files::sweeper::spawn(Arc::clone(&shared));
+    if let Some(jobs) = push_jobs {
+        push::start(&shared, jobs)?;
+    }
     signaling::spawn_timer(Arc::clone(&shared));
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {

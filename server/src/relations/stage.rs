@@ -112,6 +112,15 @@ pub(crate) fn stage(
     Ok(RespKind::Relation(resp))
 }
 
+/// The friendships one add makes: `owner` gets `friend`, and the reverse when `both`.
+fn friend_pairs(owner: &str, friend: &str, both: bool) -> Vec<(String, String)> {
+    let mut pairs = vec![(owner.to_owned(), friend.to_owned())];
+    if both {
+        pairs.push((friend.to_owned(), owner.to_owned()));
+    }
+    pairs
+}
+
 /// The user ids of a batch, validated (7003) and bounded.
 fn checked(ids_in: &[String]) -> ApiResult<Vec<String>> {
     if ids_in.is_empty() || ids_in.len() > limit::BATCH_USERS {
@@ -548,6 +557,8 @@ impl Ctx<'_, '_> {
                 if op.both {
                     self.make_friend(&t, &me, "", "", &op.add_source, &op.add_wording)?;
                 }
+                let pairs = friend_pairs(&me, &t, op.both);
+                self.fx.push(crate::webhooks::friends_added_effect(app, pairs, &me, false));
                 self.clear_applications(&me, &t)?;
                 Ok(ok(&t))
             }
@@ -638,6 +649,8 @@ impl Ctx<'_, '_> {
                 if op.action == 2 {
                     self.make_friend(&me, &u, &op.remark, "", &a.add_source, &a.add_wording)?;
                 }
+                let pairs = friend_pairs(&u, &me, op.action == 2);
+                self.fx.push(crate::webhooks::friends_added_effect(app, pairs, &u, true));
             }
             _ => {
                 return Err(ApiError::new(code::INVALID_PARAMETERS, "invalid action"));

@@ -1,12 +1,18 @@
-//! Webhooks (第三方回调): HTTP callbacks to the app's backend around message sends.
+//! Webhooks (第三方回调): HTTP callbacks to the app's backend around message sends, and the
+//! after-the-fact notices of [`notices`] (login state, group joins and exits, friend adds).
 //!
 //! `before_send` runs before a client's message enters the commit pipeline: the backend may allow
 //! it, rewrite its body / cloud custom data, block it (the sender gets 20006), or drop it silently
 //! (the sender is told success, nobody gets it). When the backend does not answer in time, the
 //! configured policy decides (allow by default). `after_send` is a fire-and-forget notice once the
 //! message is stored. Every call is signed with the app's key so that the backend can verify it:
-//! `X-Chime-Signature: hex(HMAC-SHA256(key, X-Chime-Timestamp + "." + body))`.
+//! `X-Chime-Signature: hex(HMAC-SHA256(key, X-Chime-Timestamp + "." + body))`. A message whose
+//! sender set `disable_cloud_message_pre_hook` / `_post_hook` skips that callback.
 
+pub mod notices;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chime_proto::codes;
@@ -18,6 +24,12 @@ use sha2::Sha256;
 
 use crate::error::ApiError;
 use crate::http::admin::body;
+pub use notices::{Notice, StateChange};
+
+/// Notices queued for the dispatcher at most; past this they are dropped (with a warning).
+const NOTICE_QUEUE: usize = 10_000;
+/// Notices being posted at once at most.
+const NOTICE_CONCURRENCY: usize = 32;
 
 /// Code of a send blocked by the before-send callback (the seed's 20006).
 pub const ERR_BLOCKED_BY_CALLBACK: i32 = 20006;
@@ -40,6 +52,18 @@ pub struct WebhookConfig {
     /// Block the send when the before-send callback fails or times out (default false: allow).
     #[serde(default)]
     pub block_on_failure: bool,
+    /// Call on login, logout and disconnect (`State.StateChange`, default true).
+    #[serde(default = "yes")]
+    pub state_change: bool,
+    /// Call after members joined a group (`Group.CallbackAfterNewMemberJoin`, default true).
+    #[serde(default = "yes")]
+    pub member_join: bool,
+    /// Call after members left a group (`Group.CallbackAfterMemberExit`, default true).
+    #[serde(default = "yes")]
+    pub member_exit: bool,
+    /// Call after friends were added (`Sns.CallbackFriendAdd`, default true).
+    #[serde(default = "yes")]
+    pub friend_add: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -64,6 +88,15 @@ pub enum Verdict {
 /// The webhook client of one server.
 pub struct Webhooks {
     config: WebhookConfig,
+    poster: Poster,
+    /// The queue of the notice dispatcher: `(app, notice)`.
+    notices: tokio::sync::mpsc::Sender<(u64, Notice)>,
+}
+
+/// Posts signed callbacks to the backend's URL.
+#[derive(Clone)]
+struct Poster {
+    url: String,
     client: reqwest::Client,
 }
 
@@ -156,16 +189,7 @@ pub fn verdict(mut msg: pb::Message, answer: &Value) -> Verdict {
     }
 }
 
-impl Webhooks {
-    /// A client for `config`.
-    pub fn new(config: WebhookConfig) -> Result<Self, crate::error::ServerError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms.max(1)))
-            .build()
-            .map_err(|e| crate::error::ServerError::Config(format!("webhook client: {e}")))?;
-        Ok(Self { config, client })
-    }
-
+impl Poster {
     /// POSTs `body` to the callback URL, signed with `key`; answers the JSON reply.
     async fn post(&self, app: u64, key: &str, body: &Value) -> Result<Value, String> {
         let text = body.to_string();
@@ -173,7 +197,7 @@ impl Webhooks {
         let cmd = body["CallbackCommand"].as_str().unwrap_or_default();
         let resp = self
             .client
-            .post(&self.config.url)
+            .post(&self.url)
             .query(&[
                 ("SdkAppid", app.to_string()),
                 ("CallbackCommand", cmd.to_owned()),
@@ -191,10 +215,78 @@ impl Webhooks {
         }
         resp.json::<Value>().await.map_err(|e| e.to_string())
     }
+}
+
+/// Posts queued notices, at most [`NOTICE_CONCURRENCY`] at once, each with the client's
+/// timeout; a failure is logged and forgotten (notices are informational).
+async fn dispatch_notices(
+    poster: Poster,
+    apps: Arc<HashMap<u64, String>>,
+    mut rx: tokio::sync::mpsc::Receiver<(u64, Notice)>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(NOTICE_CONCURRENCY));
+    while let Some((app, notice)) = rx.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let poster = poster.clone();
+        let key = apps.get(&app).cloned().unwrap_or_default();
+        tokio::spawn(async move {
+            let body = notice.payload(crate::commit::now_ms());
+            if let Err(e) = poster.post(app, &key, &body).await {
+                tracing::warn!(app, command = notice.command(), "callback failed: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+impl Webhooks {
+    /// A client for `config`, signing with the keys of `apps`; starts the notice dispatcher
+    /// (so it must be called inside a tokio runtime).
+    pub fn new(
+        config: WebhookConfig,
+        apps: HashMap<u64, String>,
+    ) -> Result<Self, crate::error::ServerError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms.max(1)))
+            .build()
+            .map_err(|e| crate::error::ServerError::Config(format!("webhook client: {e}")))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            crate::error::ServerError::Config(format!("webhooks need a tokio runtime: {e}"))
+        })?;
+        let poster = Poster {
+            url: config.url.clone(),
+            client,
+        };
+        let (notices, rx) = tokio::sync::mpsc::channel(NOTICE_QUEUE);
+        runtime.spawn(dispatch_notices(poster.clone(), Arc::new(apps), rx));
+        Ok(Self {
+            config,
+            poster,
+            notices,
+        })
+    }
+
+    /// Queues `notice` for the backend if the config asks for its kind. Never waits: callable
+    /// from the commit threads; a full queue drops the notice.
+    pub fn notify(&self, app: u64, notice: Notice) {
+        if !notice.enabled(&self.config) {
+            return;
+        }
+        let command = notice.command();
+        if let Err(e) = self.notices.try_send((app, notice)) {
+            tracing::warn!(app, command, "callback not queued: {e}");
+        }
+    }
+
+    async fn post(&self, app: u64, key: &str, body: &Value) -> Result<Value, String> {
+        self.poster.post(app, key, body).await
+    }
 
     /// The before-send decision about `msg` (already stamped with its sender).
     pub async fn before_send(&self, app: u64, key: &str, msg: pb::Message) -> Verdict {
-        if !self.config.before_send {
+        if !self.config.before_send || msg.disable_cloud_message_pre_hook {
             return Verdict::Allow(Box::new(msg));
         }
         match self.post(app, key, &payload(&msg, false)).await {
@@ -215,7 +307,7 @@ impl Webhooks {
 
     /// Notifies the backend that `msg` was stored (fire and forget).
     pub fn after_send(self: &std::sync::Arc<Self>, app: u64, key: &str, msg: pb::Message) {
-        if !self.config.after_send {
+        if !self.config.after_send || msg.disable_cloud_message_post_hook {
             return;
         }
         let this = std::sync::Arc::clone(self);
@@ -277,6 +369,40 @@ pub async fn send_with_hooks(
         hooks.after_send(app, &key, stored);
     }
     answer(reply, result);
+}
+
+/// Tells the backend about a login state change of `user` (a no-op without webhooks).
+pub fn state_changed(shared: &crate::Shared, app: u64, user: &str, change: StateChange) {
+    if let Some(hooks) = &shared.webhooks {
+        let user = user.to_owned();
+        hooks.notify(app, Notice::State { user, change });
+    }
+}
+
+/// The membership notice of a group tips message being staged, as a commit effect (sent once
+/// the batch is durable), or nothing for other tips.
+pub(crate) fn group_tips_effect(
+    app: u64,
+    info: &pb::GroupInfo,
+    tips: &pb::GroupTipsElem,
+) -> Option<crate::commit::Effect> {
+    Notice::of_group_tips(info, tips).map(|notice| crate::commit::Effect::Notice { app, notice })
+}
+
+/// The friend-add notice of `pairs` `(owner, friend)` made by one write of `initiator`, as a
+/// commit effect; `response` when made by accepting an application.
+pub(crate) fn friends_added_effect(
+    app: u64,
+    pairs: Vec<(String, String)>,
+    initiator: &str,
+    response: bool,
+) -> crate::commit::Effect {
+    let notice = Notice::FriendAdd {
+        pairs,
+        initiator: initiator.to_owned(),
+        response,
+    };
+    crate::commit::Effect::Notice { app, notice }
 }
 
 fn answer(reply: crate::commit::Reply, result: crate::error::ApiResult<pb::response::Kind>) {

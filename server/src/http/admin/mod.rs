@@ -13,6 +13,7 @@
 mod account;
 pub mod body;
 mod group;
+pub mod import;
 mod message;
 mod profile;
 
@@ -265,6 +266,8 @@ async fn dispatch(ctx: &Ctx, action: &str, body: Value) -> RestResult {
         "all_member_push/im_push" => message::push_all(ctx, body).await,
         "group_open_http_svc/send_group_msg" => message::send_group(ctx, body).await,
         "group_open_http_svc/send_broadcast_msg" => message::broadcast(ctx, body).await,
+        "openim/importmsg" => import::import_c2c(ctx, body).await,
+        "group_open_http_svc/import_group_msg" => import::import_group(ctx, body).await,
         "group_open_http_svc/create_group" => group::create(ctx, body).await,
         "group_open_http_svc/add_group_member" => group::add_members(ctx, body).await,
         "group_open_http_svc/delete_group_member" => group::delete_members(ctx, body).await,
