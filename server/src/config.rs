@@ -64,6 +64,9 @@ pub struct Tunables {
     pub group_member_limits: HashMap<String, u32>,
     /// Most groups one user may join (default 1,000).
     pub max_joined_groups: u32,
+    /// Seconds a user may stay offline (no session left) before leaving the AVChatRooms they
+    /// joined (default 30: a reconnect within it keeps the membership).
+    pub live_room_offline_grace_secs: u64,
     /// Outbound frames queued per connection before it is considered too slow and closed.
     pub outbound_queue: usize,
     /// sled page cache in bytes (default 64 MiB).
@@ -77,6 +80,19 @@ pub struct Tunables {
     /// The app backend's callbacks (`[webhook]`: url, timeout_ms, before_send, after_send,
     /// block_on_failure); none by default.
     pub webhook: Option<crate::webhooks::WebhookConfig>,
+    /// Offline push (`[push]`: queue, retries, `[[push.provider]]` per business id; docs/push.md);
+    /// none by default.
+    pub push: Option<crate::push::PushConfig>,
+    /// The URL clients reach the HTTP endpoint at (the file store's base URL in upload tickets
+    /// and download URLs), e.g. behind a proxy; default `http://<--http-listen address>`.
+    pub http_public_url: Option<String>,
+    /// The file store (`[files]`: store_dir, retention_days, size limits, content types, token
+    /// and URL validity; docs/files.md).
+    pub files: crate::files::FilesConfig,
+    /// Most topics in one community (default 1,000).
+    pub community_max_topics: u32,
+    /// Most permission groups in one community (default 20).
+    pub community_max_permission_groups: u32,
 }
 
 impl Default for Tunables {
@@ -92,11 +108,17 @@ impl Default for Tunables {
             admin_identifier: "administrator".into(),
             group_member_limits: HashMap::new(),
             max_joined_groups: 1000,
+            live_room_offline_grace_secs: 30,
             outbound_queue: 8192,
             store_cache_bytes: 64 * 1024 * 1024,
             log_format: LogFormat::Text,
             log_level: None,
             webhook: None,
+            push: None,
+            http_public_url: None,
+            files: crate::files::FilesConfig::default(),
+            community_max_topics: 1000,
+            community_max_permission_groups: 20,
         }
     }
 }

@@ -14,15 +14,24 @@
 //! the flag. Deleting with `clear_message` also records `cleared_seq`, below which this user is
 //! no longer served the conversation's messages ([`pull`]).
 //!
+//! The receive option `not_receive` stops delivery, not just notification: while it is set, the
+//! conversation's messages from others are not pushed to the user, do not move the user's change
+//! log, and are never served to the user by pull or sync, even after the option is turned back
+//! on ([`RecvGaps`]: the seq spans it covered). Group tips still reach the user (membership and
+//! profile events keep working).
+//!
 //! The C2C read receipt rides on the read position: when a user marks a C2C conversation read,
 //! the peer is pushed a [`pb::PeerReadPush`] and its change log moves, so the peer's sync carries
 //! `peer_read_seq` after a reconnect too ([`peer_read_effects`]).
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use chime_proto::pb::{self, response::Kind as RespKind};
-use chime_proto::{codes, ids};
+use chime_proto::{codes, ids, unread};
 use prost::Message as _;
 
-use crate::commit::Effect;
+use crate::commit::{Core, Effect};
 use crate::config::Tunables;
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{self, Key, tag};
@@ -54,6 +63,10 @@ pub const MAX_CUSTOM_DATA_BYTES: usize = 256;
 pub const MARK_HIDE: u64 = 8;
 /// Highest receive option value (`not_notify_except_at`).
 pub const MAX_RECV_OPT: i32 = 3;
+/// The receive option that stops delivery (`not_receive`).
+pub const RECV_OPT_NOT_RECEIVE: i32 = 1;
+/// Most messages scanned back for a conversation's last message that `not_receive` left out.
+const LAST_MESSAGE_SCAN: usize = 200;
 
 fn invalid(desc: impl Into<String>) -> ApiError {
     ApiError::new(ERR_CONV_INVALID_PARAMS, desc)
@@ -93,6 +106,154 @@ fn conv_key(user: &str, c: &pb::ConvRef) -> ApiResult<Vec<u8>> {
         )),
         pb::ConvType::Unspecified => Err(invalid("conv_type is required")),
     }
+}
+
+fn recv_off_key(app: u64, conv: &[u8], user: &str) -> Vec<u8> {
+    Key::new(tag::RECV_OFF, app).s(conv).s(user.as_bytes()).done()
+}
+
+fn recv_gaps_key(app: u64, user: &str, conv: &[u8]) -> Vec<u8> {
+    Key::new(tag::RECV_GAPS, app)
+        .s(user.as_bytes())
+        .s(conv)
+        .done()
+}
+
+/// The seq spans of one user's conversation during which its receive option was
+/// `not_receive` (I/O-free): `(from, to]` pairs, the last one open (`to = u64::MAX`) while the
+/// option is still set. Messages from others in a span are never delivered to the user; the
+/// user's own messages and group tips are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecvGaps(pub Vec<(u64, u64)>);
+
+impl RecvGaps {
+    /// Decodes the stored pairs (a trailing partial pair is ignored).
+    pub fn decode(bytes: &[u8]) -> Self {
+        Self(
+            bytes
+                .chunks_exact(16)
+                .filter_map(|c| Some((keys::be_u64(c, 0)?, keys::be_u64(c, 8)?)))
+                .collect(),
+        )
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.0.len() * 16);
+        for (from, to) in &self.0 {
+            v.extend_from_slice(&from.to_be_bytes());
+            v.extend_from_slice(&to.to_be_bytes());
+        }
+        v
+    }
+
+    /// Whether `seq` lies in a span.
+    pub fn covers(&self, seq: u64) -> bool {
+        self.0.iter().any(|&(from, to)| seq > from && seq <= to)
+    }
+
+    /// Whether `m` is withheld from `user`: from someone else, not group tips, in a span.
+    pub fn hides(&self, m: &pb::Message, user: &str) -> bool {
+        m.sender != user && !is_tips(m) && self.covers(m.seq)
+    }
+
+    /// Records a closed span `(from, to]` (nothing if empty).
+    pub fn close(&mut self, from: u64, to: u64) {
+        if to > from {
+            self.0.push((from, to));
+        }
+    }
+}
+
+fn is_tips(m: &pb::Message) -> bool {
+    m.elems
+        .iter()
+        .any(|e| matches!(e.content, Some(pb::elem::Content::GroupTips(_))))
+}
+
+/// Whether `user` receives the messages of `conv` (its receive option is not `not_receive`).
+pub(crate) fn receives(txn: &Txn<'_>, app: u64, user: &str, conv: &[u8]) -> ApiResult<bool> {
+    Ok(txn.get(&recv_off_key(app, conv, user))?.is_none())
+}
+
+/// The users whose receive option for `conv` is `not_receive`.
+pub(crate) fn not_receiving(
+    store: &dyn Store,
+    app: u64,
+    conv: &[u8],
+) -> Result<HashSet<String>, StoreError> {
+    let (lo, hi) = Key::new(tag::RECV_OFF, app).s(conv).prefix_range();
+    let prefix = lo.len();
+    Ok(store
+        .scan(&lo, &hi, usize::MAX, false)?
+        .into_iter()
+        .filter_map(|(k, _)| keys::trailing_str(&k, prefix))
+        .collect())
+}
+
+/// The `not_receive` spans of `user`'s `conv`, the open one included.
+fn load_gaps(store: &dyn Store, app: u64, user: &str, conv: &[u8]) -> Result<RecvGaps, StoreError> {
+    let mut gaps = RecvGaps::decode(&store.get(&recv_gaps_key(app, user, conv))?.unwrap_or_default());
+    if let Some(v) = store.get(&recv_off_key(app, conv, user))? {
+        gaps.0.push((keys::be_u64(&v, 0).unwrap_or(0), u64::MAX));
+    }
+    Ok(gaps)
+}
+
+/// One conversation's receive option going from `old` to `new` at head seq `head`.
+struct RecvOptChange<'a> {
+    conv_ref: &'a pb::ConvRef,
+    conv: &'a [u8],
+    old: i32,
+    new: i32,
+    head: u64,
+}
+
+/// Stages a receive-option change of `user` for `conv` whose head is `head`: opens a
+/// `not_receive` span when the option becomes `not_receive`, closes it when it stops being, and
+/// keeps the cached group state's `not_receive` set in step.
+fn stage_recv_opt(
+    core: &mut Core,
+    txn: &mut Txn<'_>,
+    app: u64,
+    user: &str,
+    change: RecvOptChange<'_>,
+) -> ApiResult<()> {
+    let RecvOptChange {
+        conv_ref,
+        conv,
+        old,
+        new,
+        head,
+    } = change;
+    let (was_off, is_off) = (old == RECV_OPT_NOT_RECEIVE, new == RECV_OPT_NOT_RECEIVE);
+    if was_off == is_off {
+        return Ok(());
+    }
+    let off_key = recv_off_key(app, conv, user);
+    if is_off {
+        txn.put(off_key, head.to_be_bytes().to_vec());
+    } else {
+        let from = txn.get_u64(&off_key)?;
+        txn.del(off_key);
+        let gaps_key = recv_gaps_key(app, user, conv);
+        let mut gaps = RecvGaps::decode(&txn.get(&gaps_key)?.unwrap_or_default());
+        gaps.close(from, head);
+        if !gaps.0.is_empty() {
+            txn.put(gaps_key, gaps.encode());
+        }
+    }
+    if conv_ref.conv_type() == pb::ConvType::Group
+        && let Some(g) = core.groups.get_mut(&(app, conv_ref.target.clone()))
+    {
+        let g = Arc::make_mut(g);
+        if is_off {
+            g.not_receive.insert(user.to_owned());
+        } else {
+            g.not_receive.remove(user);
+        }
+    }
+    Ok(())
 }
 
 /// Applies a folder change to the user's folders (I/O-free).
@@ -235,6 +396,7 @@ fn check_all_recv_opt(o: &pb::AllRecvOpt) -> ApiResult<()> {
 
 /// `UpdateConv`: stages one settings change of `user` (run by the commit task).
 pub(crate) fn update(
+    core: &mut Core,
     txn: &mut Txn<'_>,
     app: u64,
     user: &str,
@@ -284,11 +446,20 @@ pub(crate) fn update(
             for (c, k) in &convs {
                 let key = settings_key(app, user, k);
                 let mut s: pb::ConvSettings = decode(txn.get(&key)?)?;
+                let old_recv_opt = s.recv_opt;
                 let head = txn.get_u64(&Key::new(tag::HEAD, app).s(k).done())?;
                 let read_moves = apply_conv_change(&mut s, per_conv, head)?;
-                staged.push((c.clone(), k.clone(), key, s, head, read_moves));
+                staged.push((c.clone(), k.clone(), key, s, head, read_moves, old_recv_opt));
             }
-            for (c, k, key, s, head, read_moves) in staged {
+            for (c, k, key, s, head, read_moves, old_recv_opt) in staged {
+                let change = RecvOptChange {
+                    conv_ref: &c,
+                    conv: &k,
+                    old: old_recv_opt,
+                    new: s.recv_opt,
+                    head,
+                };
+                stage_recv_opt(core, txn, app, user, change)?;
                 txn.put(key, s.encode_to_vec());
                 txn.touch(app, user, &k);
                 if read_moves {
@@ -390,6 +561,7 @@ pub fn sync(
             let Some(c) = st.conv.clone() else { continue };
             let k = conv_key(user, &c)?;
             st.settings = Some(load_settings(store, app, user, &k)?);
+            leave_out_withheld(store, app, user, &k, st)?;
             if c.conv_type() == pb::ConvType::C2c && c.target != user {
                 st.peer_read_seq = read_u64(
                     store,
@@ -413,19 +585,115 @@ pub fn pull(
 ) -> ApiResult<RespKind> {
     let mut kind = queries::pull(store, tunables, app, user, req)?;
     if let (RespKind::PullMessages(resp), Some(c)) = (&mut kind, &req.conv) {
-        let cleared = load_settings(store, app, user, &conv_key(user, c)?)?.cleared_seq;
+        let k = conv_key(user, c)?;
+        let cleared = load_settings(store, app, user, &k)?.cleared_seq;
         if cleared > 0 {
             resp.messages.retain(|m| m.seq > cleared);
             resp.min_seq = resp.min_seq.max(cleared + 1);
         }
+        let gaps = load_gaps(store, app, user, &k)?;
+        if !gaps.0.is_empty() {
+            resp.messages.retain(|m| !gaps.hides(m, user));
+        }
     }
     Ok(kind)
+}
+
+/// Corrects a sync entry for the messages `not_receive` withholds from `user`: they neither
+/// count as unread nor stand as the last message.
+fn leave_out_withheld(
+    store: &dyn Store,
+    app: u64,
+    user: &str,
+    conv: &[u8],
+    st: &mut pb::ConvState,
+) -> Result<(), StoreError> {
+    let gaps = load_gaps(store, app, user, conv)?;
+    if gaps.0.is_empty() || st.min_seq > st.max_seq {
+        return Ok(());
+    }
+    let scan = |from: u64, to: u64, limit: usize, reverse: bool| {
+        let start = Key::new(tag::MSG, app).s(conv).n(from).done();
+        let end = Key::new(tag::MSG, app).s(conv).n(to.saturating_add(1)).done();
+        store.scan(&start, &end, limit, reverse).map(|rows| {
+            rows.into_iter()
+                .filter_map(|(_, v)| pb::Message::decode(&v[..]).ok())
+                .collect::<Vec<_>>()
+        })
+    };
+    let visible = |m: &pb::Message| {
+        m.target_user_list.is_empty()
+            || m.sender == user
+            || m.target_user_list.iter().any(|u| u == user)
+    };
+    // Unread: the withheld messages above the read position that would have counted.
+    let from = (st.read_seq + 1)
+        .max(st.min_seq)
+        .max(st.max_seq.saturating_sub(queries::UNREAD_SCAN_CAP - 1));
+    let mut withheld = 0u32;
+    for &(lo, hi) in &gaps.0 {
+        let (lo, hi) = ((lo + 1).max(from), hi.min(st.max_seq));
+        if lo > hi {
+            continue;
+        }
+        withheld += scan(lo, hi, usize::MAX, false)?
+            .iter()
+            .filter(|m| {
+                visible(m) && gaps.hides(m, user) && unread::counts_as_unread(m, user, st.read_seq)
+            })
+            .count() as u32;
+    }
+    st.unread_count = st.unread_count.saturating_sub(withheld);
+    // Last message: the newest one the user is served.
+    if let Some(last) = &st.last_message
+        && gaps.hides(last, user)
+    {
+        let hidden = crate::lifecycle::Hidden::load(store, app, user, conv)?;
+        let below = last.seq.saturating_sub(1);
+        st.last_message = scan(st.min_seq, below, LAST_MESSAGE_SCAN, true)?
+            .into_iter()
+            .find(|m| {
+                visible(m)
+                    && !m.exclude_from_last_message
+                    && !gaps.hides(m, user)
+                    && !hidden.hides(m.seq).unwrap_or(false)
+            });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use pb::update_conv_req::Change;
+
+    #[test]
+    fn recv_gaps_withhold_others_messages_in_their_spans_only() {
+        let mut g = RecvGaps::default();
+        g.close(3, 3); // empty span: nothing recorded
+        g.close(3, 6);
+        g.0.push((9, u64::MAX));
+        assert_eq!(RecvGaps::decode(&g.encode()), g);
+        let covered: Vec<u64> = (1..=12).filter(|&s| g.covers(s)).collect();
+        assert_eq!(covered, vec![4, 5, 6, 10, 11, 12]);
+        let msg = |seq, sender: &str, tips: bool| pb::Message {
+            seq,
+            sender: sender.into(),
+            elems: if tips {
+                vec![pb::Elem {
+                    content: Some(pb::elem::Content::GroupTips(pb::GroupTipsElem::default())),
+                }]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        assert!(g.hides(&msg(5, "bob", false), "ann"));
+        assert!(!g.hides(&msg(5, "ann", false), "ann"));
+        assert!(!g.hides(&msg(5, "bob", true), "ann"));
+        assert!(!g.hides(&msg(7, "bob", false), "ann"));
+        assert_eq!(RecvGaps::decode(&[0; 20]).0, vec![(0, 0)]);
+    }
 
     fn folder(op: pb::FolderOp, name: &str, new_name: &str) -> pb::FolderChange {
         pb::FolderChange {

@@ -7,6 +7,14 @@
 //! [`crate::group_kv`] (attributes and counters), [`crate::group_tips`] (the `group_tips`
 //! messages every change leaves in the group's history).
 //!
+//! Large groups and live rooms: a group message is one append plus one
+//! [`Effect::Group`](crate::commit::Effect) that the registry resolves against the online
+//! sessions after the commit, so nothing on the sender's path is per member. An AVChatRoom's
+//! membership follows its members' sessions: a member offline longer than
+//! `live_room_offline_grace_secs` leaves ([`went_offline`], [`Core::leave_live_rooms`]), its
+//! member list and online count are its online members, and its joins and departures leave no
+//! tips (at live-room scale they would cost O(members²)).
+//!
 //! Storage: the group's shared info (`G`), one record per member (`m`, with the member's join
 //! seq, which is the history-visibility point) and a joined-group index per user (`j`). Every
 //! membership change bumps the affected user's change log (so a reconnecting device learns it by
@@ -20,11 +28,15 @@ use chime_proto::pb::{self, response::Kind as RespKind};
 use chime_proto::{codes, ids};
 use prost::Message as _;
 
-use crate::commit::{Core, Effect, now_ms};
+use crate::commit::{Command, Core, Effect, Msg, Op, Reply, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, Key, tag};
-use crate::registry::push_frame;
+use crate::registry::{Registry, push_frame};
+use crate::store::Store;
 use crate::txn::Txn;
+
+/// The live-room group type: online-only messages, membership bound to sessions.
+pub const LIVE_ROOM: &str = "AVChatRoom";
 
 /// The group types of this issue, with the seed's aliases.
 pub fn normalize_type(t: &str) -> Option<&'static str> {
@@ -74,6 +86,9 @@ pub(crate) struct GroupState {
     pub admins: HashSet<String>,
     /// user → muted until (ms); only members with a mute ever set.
     pub muted: HashMap<String, i64>,
+    /// Users whose receive option for the group is `not_receive` (messages are not pushed to
+    /// them; tips still are). Kept by [`crate::conversations`].
+    pub not_receive: HashSet<String>,
 }
 
 impl GroupState {
@@ -524,6 +539,9 @@ impl Core {
             );
         }
         let state = self.existing(txn, app, &group_id)?;
+        if state.info.group_type == LIVE_ROOM {
+            return Ok(state);
+        }
         let tips_type = if inviter.is_some() {
             pb::GroupTipsType::GroupTipsInvite
         } else {
@@ -571,14 +589,16 @@ impl Core {
         let info = state.info.clone();
         self.save_group(txn, app, state);
         let state = self.existing(txn, app, &req.group_id)?;
-        let tips = pb::GroupTipsElem {
-            tips_type: pb::GroupTipsType::GroupTipsQuit as i32,
-            op_user: user.to_owned(),
-            member_list: vec![user.to_owned()],
-            member_count: info.member_count,
-            ..Default::default()
-        };
-        self.group_tips(txn, app, &state, tips, &[], fx)?;
+        if state.info.group_type != LIVE_ROOM {
+            let tips = pb::GroupTipsElem {
+                tips_type: pb::GroupTipsType::GroupTipsQuit as i32,
+                op_user: user.to_owned(),
+                member_list: vec![user.to_owned()],
+                member_count: info.member_count,
+                ..Default::default()
+            };
+            self.group_tips(txn, app, &state, tips, &[], fx)?;
+        }
         let head = Self::head(txn, app, &req.group_id)?;
         let view = info_for(&info, "", 0, head);
         Self::change_push(
@@ -629,4 +649,139 @@ impl Core {
         self.groups.remove(&(app, req.group_id.clone()));
         Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
     }
+}
+
+impl Core {
+    /// `LeaveLiveRooms`: `user` has had no session for the grace period; unless they are back,
+    /// they leave every AVChatRoom they joined (member record, joined index, cached state and
+    /// member count; no tips, like every live-room departure).
+    pub(crate) fn leave_live_rooms(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        user: &str,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        let done = RespKind::Logout(pb::LogoutResp {});
+        if self.registry.is_online(app, user) {
+            return Ok(done);
+        }
+        let (lo, hi) = Key::new(tag::JOINED, app).s(user.as_bytes()).prefix_range();
+        let prefix = lo.len();
+        let joined: Vec<String> = self
+            .store
+            .scan(&lo, &hi, usize::MAX, false)?
+            .into_iter()
+            .filter_map(|(k, _)| keys::trailing_str(&k, prefix))
+            .collect();
+        for group_id in joined {
+            let Some(g) = self.group(txn, app, &group_id)? else {
+                continue;
+            };
+            if g.info.group_type != LIVE_ROOM || !g.members.contains_key(user) {
+                continue;
+            }
+            Self::del_member(txn, app, &group_id, user)?;
+            let mut state = (*g).clone();
+            state.members.remove(user);
+            state.admins.remove(user);
+            state.info.member_count = state.members.len() as u32;
+            let head = Self::head(txn, app, &group_id)?;
+            let view = info_for(&state.info, "", 0, head);
+            self.save_group(txn, app, state);
+            // For the user's devices when they come back (their sync also drops the group).
+            Self::change_push(
+                fx,
+                app,
+                user,
+                pb::GroupChangeKind::GroupChangeQuit,
+                view,
+                user,
+                0,
+            );
+        }
+        Ok(done)
+    }
+}
+
+/// Called when `user`'s last session ended: after `live_room_offline_grace_secs`, if they are
+/// still offline, the commit task takes them out of their AVChatRooms.
+pub fn went_offline(shared: &std::sync::Arc<crate::Shared>, app: u64, user: &str) {
+    let grace = std::time::Duration::from_secs(shared.tunables.live_room_offline_grace_secs);
+    let shared = std::sync::Arc::clone(shared);
+    let user = user.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if shared.registry.is_online(app, &user) {
+            return;
+        }
+        let cmd = Command {
+            app,
+            user,
+            op: Op::LeaveLiveRooms,
+            reply: Reply::None,
+        };
+        // Only fails when the server is stopping: nothing left to do then.
+        let _ = shared.commit.send(Msg::Cmd(cmd)).await;
+    });
+}
+
+/// The user ids of a group's member records.
+fn member_ids(store: &dyn Store, app: u64, group_id: &str) -> ApiResult<HashMap<String, ()>> {
+    let (lo, hi) = Key::new(tag::MEMBER, app)
+        .s(group_id.as_bytes())
+        .prefix_range();
+    let prefix = lo.len();
+    Ok(store
+        .scan(&lo, &hi, usize::MAX, false)?
+        .into_iter()
+        .filter_map(|(k, _)| keys::trailing_str(&k, prefix).map(|u| (u, ())))
+        .collect())
+}
+
+/// `GetGroupOnlineCount`: how many members of the group have a connected session now (any
+/// group type; the caller must be a member).
+pub fn online_count(
+    store: &dyn Store,
+    registry: &Registry,
+    app: u64,
+    user: &str,
+    req: &pb::GetGroupOnlineCountReq,
+) -> ApiResult<RespKind> {
+    crate::group_reads::require_member(store, app, &req.group_id, user)?;
+    let members = member_ids(store, app, &req.group_id)?;
+    let count = registry.count_online(app, &members) as u32;
+    Ok(RespKind::GetGroupOnlineCount(pb::GetGroupOnlineCountResp {
+        count,
+    }))
+}
+
+/// `GetGroupMembers`: [`crate::queries::group_members`], except that an AVChatRoom lists only
+/// its online members (the seed: no member list beyond who is in the room now).
+pub fn member_list(
+    store: &dyn Store,
+    registry: &Registry,
+    app: u64,
+    user: &str,
+    req: &pb::GetGroupMembersReq,
+) -> ApiResult<RespKind> {
+    if !ids::is_valid_group_id(&req.group_id) {
+        return Err(ApiError::new(
+            codes::ERR_INVALID_GROUP_ID,
+            "invalid group id",
+        ));
+    }
+    let info = crate::queries::group_info(store, app, &req.group_id)?;
+    if info.is_none_or(|i| i.group_type != LIVE_ROOM) {
+        return crate::queries::group_members(store, app, user, req);
+    }
+    crate::group_reads::require_member(store, app, &req.group_id, user)?;
+    let ids = member_ids(store, app, &req.group_id)?;
+    let mut members = Vec::new();
+    for u in registry.online_members(app, &ids) {
+        if let Some((_, m)) = crate::queries::member(store, app, &req.group_id, &u)? {
+            members.push(m);
+        }
+    }
+    Ok(crate::queries::page_members(members, req))
 }

@@ -29,16 +29,23 @@
 //! | `T` | app, conv, seq | message extensions: encoded `pb::GetExtensionsResp` |
 //! | `P` | app, group | pinned messages: encoded `pb::GetPinnedGroupMessagesResp` |
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
+//! | `o` / `v` | app, conv, user / app, user, conv | `not_receive` now (since seq) / past `not_receive` seq spans (`conversations`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
 //! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
 //! | `Q` | app, conv, seq | read receipt count of a message (u64) |
 //! | `W` / `P` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
+//! | `A` / `B` / `Z` | app, uuid / app, uuid, conv / 0, created ms, app, uuid | the file store: a file's record (JSON), the conversations granted access, the retention index (`files::grants`) |
+//! | `O` / `J` | app, user, device / app, failed ms, random | offline push: a user's registered devices, the dead letters (JSON; `push::devices`) |
 //! | `F` | app, user, table, ... | relationships: profiles, friends, applications, blacklist, friend groups, follow, subscriptions, the relationship change log (`relations::keys`) |
+//!
+//! | `k` | app, sub-table, community, ... | communities: options, topics, permission groups and their members (`community::records`) |
 //!
 //! A conversation key (`conv`) is `c` + the two user ids sorted (C2C) or `g` + the group id.
 
 /// Table tags.
 pub mod tag {
+    /// Communities: records, topics, permission-group members (`community::records`).
+    pub const COMMUNITY: u8 = b'k';
     /// Messages.
     pub const MSG: u8 = b'M';
     /// Conversation heads.
@@ -101,6 +108,22 @@ pub mod tag {
     pub const SIGNAL_PENDING: u8 = b'P';
     /// Invitation deadlines (app 0, deadline, app, invite id → empty).
     pub const SIGNAL_DEADLINE: u8 = b'w';
+    /// Stored files (app, uuid → `files::grants::FileRecord` JSON).
+    pub const FILE: u8 = b'A';
+    /// Conversations granted access to a file (app, uuid, conv → empty).
+    pub const FILE_GRANT: u8 = b'B';
+    /// Files by upload time, for retention (0, created ms, app, uuid → empty).
+    pub const FILE_AGE: u8 = b'Z';
+    /// Users who turned a conversation's messages off (`not_receive`): app, conv, user → the
+    /// conversation's head seq when they did (u64).
+    pub const RECV_OFF: u8 = b'o';
+    /// Past `not_receive` spans of a user's conversation: app, user, conv → (from, to] seq
+    /// pairs (u64, u64) whose messages from others the user is never served.
+    pub const RECV_GAPS: u8 = b'v';
+    /// Offline push devices (app, user, device id → `push::Device` JSON).
+    pub const PUSH_DEVICE: u8 = b'O';
+    /// Offline pushes that failed every try (app, failed ms, random → `push::DeadLetter` JSON).
+    pub const PUSH_DEAD: u8 = b'J';
 }
 
 /// Builds keys component by component.

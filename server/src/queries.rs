@@ -124,9 +124,12 @@ fn access(store: &dyn Store, app: u64, user: &str, conv_ref: &pb::ConvRef) -> Ap
                     "invalid group id",
                 ));
             }
-            let info = group_info(store, app, g)?;
-            let m = member(store, app, g, user)?;
+            // A community topic: its community's members read it, from its first message.
+            let owner = crate::community::membership_group(store, app, g)?;
+            let info = group_info(store, app, &owner)?;
+            let m = member(store, app, &owner, user)?;
             let floor = match (&info, &m) {
+                _ if owner != *g => 1,
                 (Some(i), Some((join_seq, _))) if i.group_type != "Meeting" => join_seq + 1,
                 _ => 1,
             };
@@ -334,21 +337,25 @@ pub fn sync(
     }
     let joined = joined_groups(store, app, user)?;
     if !has_more {
-        for g in &joined {
-            if seen_groups.contains(&g.group_id) {
+        // The joined groups, and the topics of the joined communities (`community`).
+        let mut heads: Vec<(String, u64)> =
+            joined.iter().map(|g| (g.group_id.clone(), g.max_seq)).collect();
+        heads.extend(crate::community::joined_topics(store, app, &joined)?);
+        for (group_id, max_seq) in heads {
+            if seen_groups.contains(&group_id) {
                 continue;
             }
             let known = req
                 .known_groups
                 .iter()
-                .find(|k| k.conv.as_ref().is_some_and(|c| c.target == g.group_id))
+                .find(|k| k.conv.as_ref().is_some_and(|c| c.target == group_id))
                 .map(|k| k.max_seq);
-            if known.is_some_and(|k| k >= g.max_seq) {
+            if known.is_some_and(|k| k >= max_seq) {
                 continue;
             }
             let conv_ref = pb::ConvRef {
                 conv_type: pb::ConvType::Group as i32,
-                target: g.group_id.clone(),
+                target: group_id,
             };
             let a = access(store, app, user, &conv_ref)?;
             conversations.push(conv_state(store, app, user, &a, retention)?);
@@ -377,6 +384,9 @@ pub fn pull(
         .as_ref()
         .ok_or_else(|| ApiError::new(codes::ERR_SVR_INVALID_PARAMS, "conv is required"))?;
     let a = access(store, app, user, conv_ref)?;
+    if conv_ref.conv_type() == pb::ConvType::Group {
+        crate::community::check_history(store, app, user, &conv_ref.target)?;
+    }
     if conv_ref.conv_type() == pb::ConvType::Group && !a.member {
         let exists = group_info(store, app, &conv_ref.target)?.is_some();
         return Err(if exists {
@@ -531,17 +541,23 @@ pub fn group_members(
             "not a member of the group",
         ));
     }
+    let members = load_members(store, app, &req.group_id)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    Ok(page_members(members, req))
+}
+
+/// One page of `members` for `req`: filtered by role, owner first, then administrators, then
+/// members, each by join time, then id; `next_seq` is the index of the next member.
+pub(crate) fn page_members(members: Vec<pb::GroupMember>, req: &pb::GetGroupMembersReq) -> RespKind {
     let wanted = |m: &pb::GroupMember| match req.filter.as_str() {
         "owner" => m.role == role::OWNER,
         "admin" => m.role == role::ADMIN,
         "common" => m.role == role::MEMBER,
         _ => true,
     };
-    let mut all: Vec<pb::GroupMember> = load_members(store, app, &req.group_id)?
-        .into_iter()
-        .map(|(_, m)| m)
-        .filter(wanted)
-        .collect();
+    let mut all: Vec<pb::GroupMember> = members.into_iter().filter(wanted).collect();
     // Owner first, then admins, then members; each by join time, then id.
     let rank = |m: &pb::GroupMember| match m.role.as_str() {
         role::OWNER => 0,
@@ -558,11 +574,11 @@ pub fn group_members(
     } as usize;
     let start = (req.next_seq as usize).min(all.len());
     let end = (start + count).min(all.len());
-    Ok(RespKind::GetGroupMembers(pb::GetGroupMembersResp {
+    RespKind::GetGroupMembers(pb::GetGroupMembersResp {
         members: all[start..end].to_vec(),
         next_seq: if end < all.len() { end as u64 } else { 0 },
         is_finished: end >= all.len(),
-    }))
+    })
 }
 
 /// Keys of messages older than the retention and of their idempotency records, at most about

@@ -1,8 +1,14 @@
 //! Who is online: the live sessions per (app, user), their outbound queues, and the multi-device
 //! policy applied at login. Pushes go through [`Registry::push`], which never blocks: a session
 //! whose bounded queue is full is closed (a slow client must not stall anyone else).
+//!
+//! Group fan-out ([`Registry::push_members`]) takes the lock once for the whole group and walks
+//! the smaller of the member set and the app's online users, so a message to a 5,000-member group
+//! with 20 members online costs 20 lookups, not 5,000; [`Registry::count_online`] answers the
+//! online member count the same way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,12 +76,14 @@ pub struct Session {
     pub platform: Platform,
 }
 
-type UserKey = (u64, String);
+/// The online sessions of one app's users (keyed by user id, so that a lookup by `&str`
+/// allocates nothing).
+type AppSessions = HashMap<String, Vec<Session>>;
 
 /// The online sessions of every user.
 #[derive(Default)]
 pub struct Registry {
-    users: Mutex<HashMap<UserKey, Vec<Session>>>,
+    apps: Mutex<HashMap<u64, AppSessions>>,
     next_conn: AtomicU64,
 }
 
@@ -103,9 +111,9 @@ pub struct Displaced {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserKey, Vec<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AppSessions>> {
         // Every critical section leaves the map consistent, so a poisoned lock is usable.
-        self.users.lock().unwrap_or_else(|p| p.into_inner())
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh connection id.
@@ -122,8 +130,12 @@ impl Registry {
         session: Session,
         policy: MultiDevicePolicy,
     ) -> Vec<Displaced> {
-        let mut users = self.lock();
-        let list = users.entry((app, user.to_owned())).or_default();
+        let mut apps = self.lock();
+        let list = apps
+            .entry(app)
+            .or_default()
+            .entry(user.to_owned())
+            .or_default();
         let mut displaced = Vec::new();
         let mut kept = Vec::with_capacity(list.len() + 1);
         for old in list.drain(..) {
@@ -147,62 +159,167 @@ impl Registry {
     }
 
     /// Removes the session of connection `conn_id` (no-op if it was already displaced).
-    pub fn logout(&self, app: u64, user: &str, conn_id: u64) {
-        let mut users = self.lock();
-        let key = (app, user.to_owned());
-        if let Some(list) = users.get_mut(&key) {
-            list.retain(|s| s.conn.conn_id != conn_id);
-            if list.is_empty() {
-                users.remove(&key);
-            }
+    /// Answers whether `user` has no session left.
+    pub fn logout(&self, app: u64, user: &str, conn_id: u64) -> bool {
+        let mut apps = self.lock();
+        let Some(users) = apps.get_mut(&app) else {
+            return true;
+        };
+        let Some(list) = users.get_mut(user) else {
+            return true;
+        };
+        list.retain(|s| s.conn.conn_id != conn_id);
+        if !list.is_empty() {
+            return false;
         }
+        users.remove(user);
+        if users.is_empty() {
+            apps.remove(&app);
+        }
+        true
     }
 
     /// Whether connection `conn_id` is still a registered session.
     pub fn is_current(&self, app: u64, user: &str, conn_id: u64) -> bool {
         self.lock()
-            .get(&(app, user.to_owned()))
+            .get(&app)
+            .and_then(|users| users.get(user))
             .is_some_and(|l| l.iter().any(|s| s.conn.conn_id == conn_id))
     }
 
     /// Queues `frame` on every session of `(app, user)` except connection `skip`.
     pub fn push(&self, app: u64, user: &str, frame: &Bytes, skip: u64) {
-        let users = self.lock();
-        if let Some(list) = users.get(&(app, user.to_owned())) {
-            for s in list.iter().filter(|s| s.conn.conn_id != skip) {
-                s.conn.send(frame.clone());
+        let apps = self.lock();
+        if let Some(list) = apps.get(&app).and_then(|users| users.get(user)) {
+            send_all(list, frame, skip);
+        }
+    }
+
+    /// Queues `frame` on every session of the users of `app` that are keys of `members` and not
+    /// in `except`, skipping connection `skip`, under one lock: walks the app's online users when
+    /// they are fewer than the members, else the members. Answers the number of sessions queued.
+    pub fn push_members<V, S: BuildHasher, T: BuildHasher>(
+        &self,
+        app: u64,
+        members: &HashMap<String, V, S>,
+        except: &HashSet<String, T>,
+        frame: &Bytes,
+        skip: u64,
+    ) -> usize {
+        let apps = self.lock();
+        let Some(users) = apps.get(&app) else {
+            return 0;
+        };
+        let mut queued = 0;
+        let mut deliver = |user: &str, list: &[Session]| {
+            if !except.contains(user) {
+                queued += send_all(list, frame, skip);
+            }
+        };
+        if users.len() < members.len() {
+            for (user, list) in users.iter().filter(|(u, _)| members.contains_key(*u)) {
+                deliver(user, list);
+            }
+        } else {
+            for user in members.keys() {
+                if let Some(list) = users.get(user) {
+                    deliver(user, list);
+                }
             }
         }
+        queued
+    }
+
+    /// How many keys of `members` have at least one session in `app` (walking the smaller set).
+    pub fn count_online<V, S: BuildHasher>(&self, app: u64, members: &HashMap<String, V, S>) -> usize {
+        let apps = self.lock();
+        let Some(users) = apps.get(&app) else {
+            return 0;
+        };
+        if users.len() < members.len() {
+            users.keys().filter(|u| members.contains_key(*u)).count()
+        } else {
+            members.keys().filter(|u| users.contains_key(*u)).count()
+        }
+    }
+
+    /// The keys of `members` with at least one session in `app`, in no particular order.
+    pub fn online_members<V, S: BuildHasher>(
+        &self,
+        app: u64,
+        members: &HashMap<String, V, S>,
+    ) -> Vec<String> {
+        let apps = self.lock();
+        let Some(users) = apps.get(&app) else {
+            return Vec::new();
+        };
+        if users.len() < members.len() {
+            users
+                .keys()
+                .filter(|u| members.contains_key(*u))
+                .cloned()
+                .collect()
+        } else {
+            members
+                .keys()
+                .filter(|u| users.contains_key(*u))
+                .cloned()
+                .collect()
+        }
+    }
+
+    /// Whether `(app, user)` has at least one session.
+    pub fn is_online(&self, app: u64, user: &str) -> bool {
+        self.lock()
+            .get(&app)
+            .is_some_and(|users| users.contains_key(user))
     }
 
     /// The platforms of `(app, user)`'s online sessions (empty = offline).
     pub fn platforms(&self, app: u64, user: &str) -> Vec<Platform> {
         self.lock()
-            .get(&(app, user.to_owned()))
+            .get(&app)
+            .and_then(|users| users.get(user))
             .map(|l| l.iter().map(|s| s.platform).collect())
             .unwrap_or_default()
     }
 
     /// Removes and returns every session of `(app, user)` (the REST API's kick).
     pub fn kick_all(&self, app: u64, user: &str) -> Vec<Session> {
-        self.lock()
-            .remove(&(app, user.to_owned()))
-            .unwrap_or_default()
+        let mut apps = self.lock();
+        let Some(users) = apps.get_mut(&app) else {
+            return Vec::new();
+        };
+        let sessions = users.remove(user).unwrap_or_default();
+        if users.is_empty() {
+            apps.remove(&app);
+        }
+        sessions
     }
 
     /// The users of `app` with at least one session now.
     pub fn online_user_ids(&self, app: u64) -> Vec<String> {
         self.lock()
-            .keys()
-            .filter(|(a, _)| *a == app)
-            .map(|(_, u)| u.clone())
-            .collect()
+            .get(&app)
+            .map(|users| users.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
-    /// Number of users online (for logs and tests).
+    /// Number of users online in every app (for logs and tests).
     pub fn online_users(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(HashMap::len).sum()
     }
+}
+
+/// Queues `frame` on every session of `list` but connection `skip`; answers how many.
+fn send_all(list: &[Session], frame: &Bytes, skip: u64) -> usize {
+    let mut n = 0;
+    for s in list.iter().filter(|s| s.conn.conn_id != skip) {
+        if s.conn.send(frame.clone()) {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Encodes a push frame (id 0).

@@ -46,6 +46,7 @@ pub(super) const METHODS: &[&str] = &[
     "search_groups",
     "search_group_members",
     "get_joined_community_list",
+    "get_group_online_member_count",
 ];
 
 /// The methods of this area that work before login.

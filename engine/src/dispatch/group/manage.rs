@@ -385,6 +385,16 @@ pub(crate) async fn dispatch(peers: &Peers, method: &str, p: Value) -> Result<Va
             Ok(json!({ "group_list": list }))
         }
         "search_group_members" => search_members(peers, &p, now).await,
+        "get_group_online_member_count" => {
+            let req = pb::GetGroupOnlineCountReq {
+                group_id: group_id(&p, "group_id")?,
+            };
+            let Resp::GetGroupOnlineCount(r) = call(peers, Req::GetGroupOnlineCount(req)).await?
+            else {
+                return Err(unexpected("online member count"));
+            };
+            Ok(json!({ "member_count": r.count }))
+        }
         "get_joined_community_list" => {
             let joined = peers.group.send(JoinedList).await.map_err(mailbox)??;
             let list: Vec<Value> = joined["group_list"]
