@@ -59,6 +59,9 @@ pub struct ConnectionActor {
     fallen_back: bool,
     /// The current connection attempt goes through the transport plugin.
     on_plugin: bool,
+    /// Device state the server must know (offline push token, background flag), by key: sent
+    /// again after every (re)login so that it survives reconnects ([`SessionRequest`]).
+    session_state: Vec<(&'static str, request::Kind)>,
 }
 
 impl ConnectionActor {
@@ -87,6 +90,7 @@ impl ConnectionActor {
             last_store: None,
             fallen_back: false,
             on_plugin: false,
+            session_state: Vec::new(),
         }
     }
 
@@ -604,6 +608,45 @@ impl Handler<Rpc> for ConnectionActor {
     }
 }
 
+/// A request that sets part of this device's state on the server (the offline push token,
+/// foreground / background): remembered under `key` (replacing the previous one), sent now when
+/// connected, and sent again after every (re)login, so that the server's view survives
+/// reconnects. Answers `Ok` when not connected (it goes out at the next login).
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct SessionRequest {
+    /// What part of the state it sets.
+    pub key: &'static str,
+    /// The request.
+    pub kind: request::Kind,
+}
+
+impl Handler<SessionRequest> for ConnectionActor {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: SessionRequest, _: &mut Context<Self>) -> Self::Result {
+        match self.session_state.iter_mut().find(|(k, _)| *k == msg.key) {
+            Some(slot) => slot.1 = msg.kind.clone(),
+            None => self.session_state.push((msg.key, msg.kind.clone())),
+        }
+        if self.status != LoginStatus::Logined || self.link.is_none() {
+            return Box::pin(async { Ok(()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.send_request(msg.kind, Some(tx)).is_err() {
+            return Box::pin(async { Ok(()) });
+        }
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(_)) | Err(_) => Ok(()),
+                // Lost with the connection: the next login sends it again.
+                Ok(Err(e)) if e.code == codes::ERR_NET_DISCONNECT => Ok(()),
+                Ok(Err(e)) => Err(e),
+            }
+        })
+    }
+}
+
 /// `(status, user)`.
 #[derive(Message)]
 #[rtype(result = "(LoginStatus, String)")]
@@ -663,6 +706,9 @@ impl Handler<FromTransport> for ConnectionActor {
                 });
                 self.backoff.reset();
                 self.status = LoginStatus::Logined;
+                for (_, kind) in self.session_state.clone() {
+                    let _ = self.send_request(kind, None);
+                }
                 if let Some(w) = self.login_waiter.take() {
                     let _ = w.send(Ok(()));
                 }
