@@ -2,26 +2,41 @@
 //! `search_local_messages` reads the postings of a keyword instead of every message.
 //!
 //! Keywords match as case-insensitive substrings (the seed's rule, which also serves languages
-//! written without spaces), so the index holds every trigram of the lowercased text, one key per
-//! (trigram, message location): `w trigram \0 location` → empty. A keyword of three characters or
-//! more selects the messages holding all of its trigrams; each candidate is then checked against
-//! the full criteria, so the index only narrows and never decides. Keywords shorter than three
-//! characters (and searches by sender or type alone) scan the messages instead.
+//! written without spaces), so the index holds every trigram of the lowercased text. A keyword of
+//! three characters or more selects the messages holding all of its trigrams; each candidate is
+//! then checked against the full criteria, so the index only narrows and never decides. Keywords
+//! shorter than three characters (and searches by sender or type alone) scan the messages instead.
 //!
-//! The index is maintained by the MessageActor in the same write batch as the message itself
-//! ([`stage_add`] when a message is written at a location, [`stage_del`] when it leaves one), so
-//! it is never behind the store. Revoked messages are not indexed.
+//! **Written in chunks, behind a queue.** A message has about one trigram per character, and one
+//! store key per (trigram, message) made the postings most of the engine's writes per message.
+//! So the write batch that stores a message only adds its location to a persistent queue
+//! ([`stage_add`]: `q location`); [`flush`] (the MessageActor runs it every [`FLUSH_EVERY`] and at
+//! logout) reads the queued messages and writes, per trigram, **one chunk** holding the
+//! locations of every queued message that has it (`s trigram \0 chunk-number` → locations), and
+//! removes the queue entries — in one atomic batch. A crash loses nothing: the queue is in the
+//! store with the messages, and is flushed after the restart. Until then [`candidates`] answers
+//! every queued location too, so a message is found from the moment it is stored.
+//!
+//! Postings are never removed one by one: a removed message leaves locations that no longer hold
+//! it (the candidate check finds nothing there, or a message whose text no longer matches), and a
+//! changed message is queued again at its location ([`stage_del`] then [`stage_add`]). Revoked
+//! messages are not indexed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::model::{StoredMessage, elem_kind};
-use crate::store::{Store, StoreError, WriteBatch, keys};
+use crate::store::{Store, StoreError, WriteBatch, fields, keys};
 
 /// Characters per gram.
 const GRAM: usize = 3;
 /// Candidate count below which the remaining grams are not scanned (the candidates are checked
 /// against the keyword itself anyway).
 const NARROW_ENOUGH: usize = 256;
+/// Most queued messages indexed by one [`flush`] batch.
+pub const FLUSH_BATCH: usize = 1024;
+/// How often the MessageActor flushes the queue.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// The searchable text of a message, lowercased: text elems, custom elems' description,
 /// extension and UTF-8 data.
@@ -56,36 +71,77 @@ pub fn grams(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// `s gram \0`: the prefix of every chunk of `gram`.
 fn posting_prefix(gram: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + gram.len());
+    let mut k = Vec::with_capacity(2 + gram.len() + 8);
     k.push(keys::table::SEARCH);
     k.extend_from_slice(gram.as_bytes());
     k.push(0);
     k
 }
 
-fn posting(gram: &str, loc: &[u8]) -> Vec<u8> {
+fn chunk_key(gram: &str, chunk: u64) -> Vec<u8> {
     let mut k = posting_prefix(gram);
-    k.extend_from_slice(loc);
+    k.extend_from_slice(&chunk.to_be_bytes());
     k
 }
 
-fn indexed(m: &StoredMessage) -> Option<BTreeSet<String>> {
-    (!m.revoked).then(|| grams(&searchable_text(m)))
-}
-
-/// Indexes `m`, stored at `loc`.
+/// Queues `m`, stored at `loc`, for indexing (revoked messages are not indexed).
 pub fn stage_add(b: &mut WriteBatch, loc: &[u8], m: &StoredMessage) {
-    for g in indexed(m).unwrap_or_default() {
-        b.put(posting(&g, loc), Vec::new());
+    if !m.revoked {
+        b.put(keys::index_queue(loc), Vec::new());
     }
 }
 
-/// Removes the postings of `m`, stored at `loc` until now.
-pub fn stage_del(b: &mut WriteBatch, loc: &[u8], m: &StoredMessage) {
-    for g in indexed(m).unwrap_or_default() {
-        b.delete(posting(&g, loc));
+/// `m` leaves `loc` (or changes there): takes it off the queue. Postings already written for it
+/// stay and no longer match (see the module doc).
+pub fn stage_del(b: &mut WriteBatch, loc: &[u8], _m: &StoredMessage) {
+    b.delete(keys::index_queue(loc));
+}
+
+fn queue_bounds() -> (Vec<u8>, Vec<u8>) {
+    keys::table_bounds(keys::table::INDEX_QUEUE)
+}
+
+/// Indexes up to [`FLUSH_BATCH`] queued messages: one posting chunk per trigram, the queue
+/// entries removed, in one batch. Answers how many queue entries it took.
+pub fn flush(store: &dyn Store) -> Result<usize, StoreError> {
+    let (lo, hi) = queue_bounds();
+    let queued = store.scan(&lo, &hi, false, FLUSH_BATCH)?;
+    if queued.is_empty() {
+        return Ok(0);
     }
+    let meta = keys::meta(keys::META_SEARCH_CHUNK);
+    let chunk = store
+        .get(&meta)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    let mut postings: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut b = WriteBatch::new();
+    for (qk, _) in &queued {
+        let loc = &qk[1..];
+        if let Some(v) = store.get(loc)? {
+            match prost::Message::decode(v.as_slice()) {
+                Ok(m) => {
+                    let m: StoredMessage = m;
+                    if !m.revoked {
+                        for g in grams(&searchable_text(&m)) {
+                            fields::put(postings.entry(g).or_default(), loc);
+                        }
+                    }
+                }
+                // Not indexed; a search that scans reports the corrupt value.
+                Err(e) => tracing::warn!("search index: undecodable message: {e}"),
+            }
+        }
+        b.delete(qk.clone());
+    }
+    for (g, locs) in postings {
+        b.put(chunk_key(&g, chunk), locs);
+    }
+    b.put(meta, (chunk + 1).to_be_bytes().to_vec());
+    store.apply(b)?;
+    Ok(queued.len())
 }
 
 /// The locations of the messages that may contain `keyword` (lowercased) — a superset of those
@@ -101,18 +157,21 @@ pub fn candidates(
     let mut acc: Option<BTreeSet<Vec<u8>>> = None;
     for g in gs {
         let lo = posting_prefix(&g);
-        // The prefix ends in `\0`: every posting of the gram sorts below the same prefix ending
+        // The prefix ends in `\0`: every chunk of the gram sorts below the same prefix ending
         // in `\x01`.
         let mut hi = lo.clone();
         if let Some(last) = hi.last_mut() {
             *last = 1;
         }
-        let locs: BTreeSet<Vec<u8>> = store
-            .scan(&lo, &hi, false, usize::MAX)?
-            .into_iter()
-            .map(|(k, _)| k[lo.len()..].to_vec())
-            .filter(|l| acc.as_ref().is_none_or(|a| a.contains(l)))
-            .collect();
+        let mut locs = BTreeSet::new();
+        for (_, chunk) in store.scan(&lo, &hi, false, usize::MAX)? {
+            let mut r = chunk.as_slice();
+            while let Some(loc) = fields::next(&mut r) {
+                if acc.as_ref().is_none_or(|a| a.contains(loc)) {
+                    locs.insert(loc.to_vec());
+                }
+            }
+        }
         let small = locs.len() <= NARROW_ENOUGH;
         acc = Some(locs);
         // Few enough candidates: reading and checking them costs less than scanning the
@@ -121,7 +180,13 @@ pub fn candidates(
             break;
         }
     }
-    Ok(acc)
+    // Messages not indexed yet may match too.
+    let (lo, hi) = queue_bounds();
+    let mut acc = acc.unwrap_or_default();
+    for (qk, _) in store.scan(&lo, &hi, false, usize::MAX)? {
+        acc.insert(qk[1..].to_vec());
+    }
+    Ok(Some(acc))
 }
 
 #[cfg(test)]
@@ -150,27 +215,82 @@ mod tests {
         assert_eq!(grams("你好吗").len(), 1);
     }
 
-    #[test]
-    fn candidates_follow_adds_and_deletes() {
-        let store = MemoryStore::new();
+    fn has_queued(store: &MemoryStore) -> bool {
+        let (lo, hi) = queue_bounds();
+        !store.scan(&lo, &hi, false, 1).unwrap().is_empty()
+    }
+
+    /// Stores `m` at `loc` with its queue entry, as the MessageActor's batches do.
+    fn store_at(store: &MemoryStore, loc: &[u8], m: &StoredMessage) {
         let mut b = WriteBatch::new();
-        stage_add(&mut b, b"m-1", &msg("hello world"));
-        stage_add(&mut b, b"m-2", &msg("yellow"));
+        stage_add(&mut b, loc, m);
+        b.put(loc.to_vec(), prost::Message::encode_to_vec(m));
         store.apply(b).unwrap();
+    }
+
+    fn set(locs: &[&[u8]]) -> Option<BTreeSet<Vec<u8>>> {
+        Some(locs.iter().map(|l| l.to_vec()).collect())
+    }
+
+    #[test]
+    fn queued_messages_are_candidates_until_flushed_into_chunks() {
+        let store = MemoryStore::new();
+        store_at(&store, b"m-1", &msg("hello world"));
+        store_at(&store, b"m-2", &msg("yellow"));
         let c = |k: &str| candidates(&store, k).unwrap();
-        assert_eq!(c("ello"), Some([b"m-1".to_vec(), b"m-2".to_vec()].into()));
-        assert_eq!(c("world"), Some([b"m-1".to_vec()].into()));
-        assert_eq!(c("zzz"), Some(BTreeSet::new()));
+        // Not indexed yet: every queued message may match.
+        assert!(has_queued(&store));
+        assert_eq!(c("world"), set(&[b"m-1", b"m-2"]));
+        assert_eq!(flush(&store).unwrap(), 2);
+        assert!(!has_queued(&store));
+        assert_eq!(flush(&store).unwrap(), 0);
+        assert_eq!(c("ello"), set(&[b"m-1", b"m-2"]));
+        assert_eq!(c("world"), set(&[b"m-1"]));
+        assert_eq!(c("zzz"), set(&[]));
         assert_eq!(c("he"), None);
+        // A second flush writes second chunks; a gram's chunks are read together.
+        store_at(&store, b"m-3", &msg("mellow world"));
+        assert_eq!(flush(&store).unwrap(), 1);
+        assert_eq!(c("world"), set(&[b"m-1", b"m-3"]));
+        assert_eq!(c("mel"), set(&[b"m-3"]));
+        // The first gram's candidates are few enough: the others are not read (a superset).
+        assert_eq!(c("ellow"), set(&[b"m-1", b"m-2", b"m-3"]));
+        let (lo, hi) = (posting_prefix("wor"), posting_prefix("wos"));
+        assert_eq!(store.scan(&lo, &hi, false, 10).unwrap().len(), 2);
+        assert_eq!(
+            store.get(&keys::meta(keys::META_SEARCH_CHUNK)).unwrap(),
+            Some(2u64.to_be_bytes().to_vec())
+        );
+    }
+
+    #[test]
+    fn changed_removed_and_revoked_messages() {
+        let store = MemoryStore::new();
+        store_at(&store, b"m-1", &msg("hello world"));
+        flush(&store).unwrap();
+        // Edited in place: queued again, found by its new text; the old postings stay.
         let mut b = WriteBatch::new();
         stage_del(&mut b, b"m-1", &msg("hello world"));
+        stage_add(&mut b, b"m-1", &msg("goodbye"));
+        b.put(b"m-1".to_vec(), prost::Message::encode_to_vec(&msg("goodbye")));
         store.apply(b).unwrap();
-        assert_eq!(c("ello"), Some([b"m-2".to_vec()].into()));
+        flush(&store).unwrap();
+        let c = |k: &str| candidates(&store, k).unwrap();
+        assert_eq!(c("goodbye"), set(&[b"m-1"]));
+        assert_eq!(c("world"), set(&[b"m-1"]), "stale: the check rejects it");
+        // Removed before its flush: never indexed, no longer a candidate.
+        store_at(&store, b"m-2", &msg("yellow"));
+        let mut b = WriteBatch::new();
+        stage_del(&mut b, b"m-2", &msg("yellow"));
+        b.delete(b"m-2".to_vec());
+        store.apply(b).unwrap();
+        assert_eq!(c("yellow"), set(&[b"m-1"]), "m-1's stale `ell`, not m-2");
+        assert_eq!(flush(&store).unwrap(), 0);
+        // Revoked messages are not queued.
         let mut revoked = msg("yellow");
         revoked.revoked = true;
-        let mut b = WriteBatch::new();
-        stage_add(&mut b, b"m-3", &revoked);
-        store.apply(b).unwrap();
-        assert_eq!(c("yellow"), Some([b"m-2".to_vec()].into()));
+        store_at(&store, b"m-3", &revoked);
+        assert!(!has_queued(&store));
+        assert_eq!(c("yellow"), set(&[b"m-1"]));
     }
 }

@@ -13,7 +13,7 @@
 //! (nothing of the batch was written) or present (the batch may be partly applied); opening the
 //! store replays every present entry in order — puts and deletes are idempotent — and removes it.
 
-use super::{StoreError, WriteOp};
+use super::{StoreError, WriteOp, fields};
 
 /// Prefix of journal keys: outside every table's prefix (tables are ASCII letters).
 pub const PREFIX: &[u8] = b"\xffjournal\0";
@@ -35,19 +35,13 @@ pub fn number(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    // Keys and values are far below 4 GiB (frames are limited to 4 MiB).
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
 /// Encodes a batch: per operation a tag, the key, and for a put the value, each length-prefixed.
 pub fn encode(ops: &[WriteOp]) -> Vec<u8> {
     let size: usize = ops
         .iter()
         .map(|op| match op {
-            WriteOp::Put(k, v) => 9 + k.len() + v.len(),
-            WriteOp::Delete(k) => 5 + k.len(),
+            WriteOp::Put(k, v) => 1 + fields::size(k.len()) + fields::size(v.len()),
+            WriteOp::Delete(k) => 1 + fields::size(k.len()),
         })
         .sum();
     let mut out = Vec::with_capacity(size);
@@ -55,12 +49,12 @@ pub fn encode(ops: &[WriteOp]) -> Vec<u8> {
         match op {
             WriteOp::Put(k, v) => {
                 out.push(TAG_PUT);
-                put_bytes(&mut out, k);
-                put_bytes(&mut out, v);
+                fields::put(&mut out, k);
+                fields::put(&mut out, v);
             }
             WriteOp::Delete(k) => {
                 out.push(TAG_DELETE);
-                put_bytes(&mut out, k);
+                fields::put(&mut out, k);
             }
         }
     }
@@ -76,20 +70,11 @@ fn corrupt(key: &[u8], reason: &str) -> StoreError {
 
 /// Decodes a journal entry written by [`encode`].
 pub fn decode(key: &[u8], mut bytes: &[u8]) -> Result<Vec<WriteOp>, StoreError> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = bytes.split_at(n);
-        *bytes = tail;
-        Some(head)
-    }
     fn field(bytes: &mut &[u8]) -> Option<Vec<u8>> {
-        let len = u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?) as usize;
-        take(bytes, len).map(<[u8]>::to_vec)
+        fields::next(bytes).map(<[u8]>::to_vec)
     }
     let mut ops = Vec::new();
-    while let Some(tag) = take(&mut bytes, 1) {
+    while let Some(tag) = fields::take(&mut bytes, 1) {
         let op = match tag[0] {
             TAG_PUT => field(&mut bytes)
                 .zip(field(&mut bytes))

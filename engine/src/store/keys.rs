@@ -11,7 +11,11 @@
 //! | `c` | conv_id (NUL + name: user-level settings) | the conversation record of `actors::conversation` | ConversationActor |
 //! | `g` | group_id | [`StoredGroup`](crate::model::StoredGroup) | GroupActor |
 //! | `M` | name | meta values (sync cursor, local order counter) | MessageActor |
-//! | `w` | trigram `\0` location key | empty: local search postings (`search_index`) | MessageActor |
+//! | `s` | trigram `\0` chunk number (u64 BE) | locations: a local search posting chunk (`search_index`) | MessageActor |
+//! | `q` | location key | empty: a message not yet in the search postings (`search_index`) | MessageActor |
+//!
+//! (`w` held one key per (trigram, message) before the search index wrote chunks; it is no longer
+//! read or written.)
 //!
 //! Conversation ids never contain `\0` (ids are printable ASCII), so `conv_id \0` bounds a scan.
 
@@ -35,14 +39,18 @@ pub mod table {
     pub const GROUP: u8 = b'g';
     /// Meta values.
     pub const META: u8 = b'M';
-    /// Local search index: trigram postings (`crate::search_index`).
-    pub const SEARCH: u8 = b'w';
+    /// Local search index: trigram posting chunks (`crate::search_index`).
+    pub const SEARCH: u8 = b's';
+    /// Local search index: messages waiting to be indexed (`crate::search_index`).
+    pub const INDEX_QUEUE: u8 = b'q';
 }
 
 /// Meta key of the per-user sync cursor.
 pub const META_SYNC_CURSOR: &str = "sync_cursor";
 /// Meta key of the local order counter (orders pending messages and the outbox).
 pub const META_LOCAL_ORDER: &str = "local_order";
+/// Meta key of the number of the next search posting chunk.
+pub const META_SEARCH_CHUNK: &str = "search_chunk";
 
 fn with_prefix(t: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -105,6 +113,11 @@ pub fn conversation(conv: &str) -> Vec<u8> {
 /// `g group_id`.
 pub fn group(group_id: &str) -> Vec<u8> {
     with_prefix(table::GROUP, &[group_id.as_bytes()])
+}
+
+/// `q loc`.
+pub fn index_queue(loc: &[u8]) -> Vec<u8> {
+    with_prefix(table::INDEX_QUEUE, &[loc])
 }
 
 /// `M name`.

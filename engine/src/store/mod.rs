@@ -8,6 +8,7 @@
 //! `<data_dir>/<sdk_app_id>/<user_id>/`, explicit small cache) and [`MemoryStore`]; both run the
 //! same conformance suite (`store_conformance!`).
 
+pub(crate) mod fields;
 mod journal;
 pub mod keys;
 mod memory;

@@ -84,7 +84,28 @@ pub struct SearchLocal {
     pub count: usize,
 }
 
+/// Most [`search_index::flush`] batches per timer tick (the rest waits for the next tick; until
+/// then the queued messages are searched directly).
+const FLUSH_BATCHES_PER_TICK: usize = 4;
+
 impl MessageActor {
+    /// Writes queued messages into the search postings: a few batches per call, or all of them
+    /// when `all` (at logout).
+    pub(crate) fn flush_search_index(&mut self, all: bool) {
+        let Some(acct) = &self.acct else { return };
+        let mut batches = 0;
+        while all || batches < FLUSH_BATCHES_PER_TICK {
+            match search_index::flush(acct.store.as_ref()) {
+                Ok(n) if n < search_index::FLUSH_BATCH => break,
+                Ok(_) => batches += 1,
+                Err(e) => {
+                    tracing::warn!("search index flush: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Every stored message of `conv` (or of all conversations) matching `c`, newest first.
     fn search_scan(&self, c: &Criteria, conv: Option<&str>) -> Result<Vec<StoredMessage>> {
         let store = &self.acct()?.store;
