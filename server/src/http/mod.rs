@@ -22,6 +22,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(admin::router(Arc::clone(&shared)))
+        .merge(crate::files::routes::router(Arc::clone(&shared)))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
