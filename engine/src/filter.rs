@@ -10,6 +10,9 @@
 //! its kind (`text` or `custom_description`), and e.g. the profanity filter passes descriptions
 //! unless its config says `filter_custom_description`.
 //!
+//! A send being judged can be cancelled (`cancel_send_message`, [`cancel_screening`]): the
+//! verdict is then dropped and the send answers 8021, having stored and sent nothing.
+//!
 //! **Never on the actor.** Plugin calls run on the plugin host's call threads with a timeout; the
 //! MessageActor only waits for the verdict as a future ([`screen_send`]), so it keeps serving
 //! other messages meanwhile. A plugin that fails, panics or times out degrades only the
@@ -23,7 +26,7 @@
 use actix::prelude::*;
 use chime_plugin_api::host::ContentFilterPlugin;
 use chime_plugin_api::{ContentKind, Direction, FilterOutcome};
-use chime_proto::codes;
+use chime_proto::{codes, pb};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -177,6 +180,116 @@ pub async fn screen_message_json(plugins: &Plugins, mut message: Value) -> Resul
     Ok(message)
 }
 
+/// The answer of a send cancelled by `cancel_send_message` (8021).
+pub fn cancelled() -> ApiError {
+    ApiError::new(codes::ERR_SEND_CANCELLED, "cancelled")
+}
+
+/// `cancel_send_message` of a send the content filters are judging: takes it out of
+/// screening, so that the send answers [`cancelled`] when the verdict comes instead of going
+/// on. `false` when `msg_id` is not being screened.
+pub fn cancel_screening(act: &mut MessageActor, msg_id: &str) -> bool {
+    act.screening.remove(msg_id)
+}
+
+/// The pieces of a received message a content filter judges (as [`pieces`], on the wire form).
+pub fn wire_pieces(m: &pb::Message) -> Vec<Piece> {
+    m.elems
+        .iter()
+        .enumerate()
+        .filter_map(|(elem, e)| match &e.content {
+            Some(pb::elem::Content::Text(t)) if !t.text.is_empty() => Some(Piece {
+                elem,
+                content: ContentKind::Text,
+                text: t.text.clone(),
+            }),
+            Some(pb::elem::Content::Custom(c)) if !c.description.is_empty() => Some(Piece {
+                elem,
+                content: ContentKind::CustomDescription,
+                text: c.description.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes judged pieces back into a received message.
+pub fn apply_wire(m: &mut pb::Message, judged: &[Piece]) {
+    for piece in judged {
+        match m.elems.get_mut(piece.elem).and_then(|e| e.content.as_mut()) {
+            Some(pb::elem::Content::Text(t)) if piece.content == ContentKind::Text => {
+                t.text.clone_from(&piece.text);
+            }
+            Some(pb::elem::Content::Custom(c))
+                if piece.content == ContentKind::CustomDescription =>
+            {
+                c.description.clone_from(&piece.text);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `text` masked: every character but whitespace becomes `*` (what a block of received text
+/// turns into: it was already sent, so it is masked, never dropped).
+pub fn mask(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_whitespace() { c } else { '*' })
+        .collect()
+}
+
+/// Runs every filter over every piece of received text ([`Direction::Incoming`]), in load order.
+/// Never fails: a replacement is kept, a block masks the whole piece ([`mask`]), a failing
+/// filter leaves the piece as it was.
+pub async fn judge_incoming(filters: &[ContentFilterPlugin], mut pieces: Vec<Piece>) -> Vec<Piece> {
+    for piece in &mut pieces {
+        for filter in filters {
+            match filter.filter(&piece.text, Direction::Incoming, piece.content).await {
+                Ok(FilterOutcome::Pass) => {}
+                Ok(FilterOutcome::Replaced(text)) => piece.text = text,
+                Ok(FilterOutcome::Blocked { .. }) => piece.text = mask(&piece.text),
+                Err(error) => tracing::warn!("content filter skipped on received text: {error}"),
+            }
+        }
+    }
+    pieces
+}
+
+/// The received messages `msgs` as the content filters leave them, when there is anything to
+/// screen: text of others' messages (own messages were screened on their way out) while a
+/// content filter is loaded. `None`: take `msgs` as they are. Each plugin decides whether it
+/// acts on incoming text (the profanity filter: its `filter_incoming` config).
+pub fn screen_incoming(
+    act: &MessageActor,
+    msgs: &[pb::Message],
+) -> Option<impl std::future::Future<Output = Vec<pb::Message>> + use<>> {
+    let filters = filters_of(act);
+    if filters.is_empty() {
+        return None;
+    }
+    let me = act.acct.as_ref().map(|a| a.user.clone()).unwrap_or_default();
+    let found: Vec<(usize, Vec<Piece>)> = msgs
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.sender != me)
+        .map(|(i, m)| (i, wire_pieces(m)))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let mut msgs = msgs.to_vec();
+    Some(async move {
+        for (i, pieces) in found {
+            let judged = judge_incoming(&filters, pieces).await;
+            if let Some(m) = msgs.get_mut(i) {
+                apply_wire(m, &judged);
+            }
+        }
+        msgs
+    })
+}
+
 /// The loaded content filters of the actor's engine.
 fn filters_of(act: &MessageActor) -> Vec<ContentFilterPlugin> {
     act.peers
@@ -251,13 +364,20 @@ pub fn screen_send(
     if let Some(obj) = p.message.as_object_mut() {
         obj.insert("msg_id".to_owned(), Value::String(msg_id.clone()));
     }
+    act.screening.insert(msg_id.clone());
     let judging = async move { judge(&filters, found, Direction::Outgoing).await };
     Box::pin(judging.into_actor(act).then(move |verdict, act, ctx| {
-        let prepared = verdict.and_then(|judged| {
-            apply(&mut m, &judged);
-            act.created.insert(msg_id, m);
-            prepare(act, p, ctx)
-        });
+        let prepared = if act.screening.remove(&msg_id) {
+            verdict.and_then(|judged| {
+                apply(&mut m, &judged);
+                act.created.insert(msg_id, m);
+                prepare(act, p, ctx)
+            })
+        } else {
+            // `cancel_send_message` came while the filters judged: nothing was stored or sent.
+            act.created.remove(&msg_id);
+            Err(cancelled())
+        };
         acked(prepared).into_actor(act)
     }))
 }

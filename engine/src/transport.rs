@@ -6,9 +6,13 @@
 //! recognisably stale. Above this module nothing knows which carrier is in use.
 //!
 //! Which carrier a connection uses is decided by [`select`] (I/O-free): the config's `transport`
-//! names a plugin, and `transport_url` says where it connects. When the plugin cannot connect
-//! ([`falls_back`]) and `transport_fallback` is on, the ConnectionActor moves the login session
-//! to WebSocket and emits `on_transport_fallback` (docs/guide.md).
+//! names a plugin, and `transport_url` says where it connects. A dial through the plugin retries
+//! network failures, each counted by the plugin host against the plugin, until the host puts
+//! the plugin aside (3 failures in a row, its `failure_threshold`); a connection that carries the
+//! login ends the streak. When the plugin cannot connect ([`falls_back`]) and
+//! `transport_fallback` is on, the ConnectionActor moves the login session to WebSocket and
+//! emits `on_transport_fallback` (docs/guide.md); a put-aside plugin answers at once from then
+//! on, so later sessions of the engine go to WebSocket without waiting.
 
 use std::time::Duration;
 
@@ -280,41 +284,135 @@ type PluginLink = (
     pb::LoginResp,
 );
 
+/// Why a login through the plugin did not happen.
+#[derive(Debug)]
+struct PluginFailure {
+    /// The error (9510 when the server could not be reached).
+    error: ApiError,
+    /// The host already counted it against the plugin (a failed `connect` or `send` call).
+    counted: bool,
+}
+
+impl PluginFailure {
+    fn unreachable(desc: String, counted: bool) -> Self {
+        Self {
+            error: ApiError::new(codes::ERR_NET_CONNECT_FAILED, desc),
+            counted,
+        }
+    }
+}
+
+impl From<ApiError> for PluginFailure {
+    /// An error that is not the network's (the server answered): nothing to count.
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            counted: true,
+        }
+    }
+}
+
 /// Connects through the plugin and logs in. Failing to reach the server is 9510 (which may fall
 /// back); the server's refusal keeps its own code.
 async fn plugin_handshake(
     dial: &Dial,
     plugin: &TransportPlugin,
     url: &str,
-) -> Result<PluginLink, ApiError> {
-    let unreachable = |e: String| ApiError::new(codes::ERR_NET_CONNECT_FAILED, e);
+) -> Result<PluginLink, PluginFailure> {
     let (connection, mut events) = plugin
         .connect(url, "{}")
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| PluginFailure::unreachable(e.to_string(), true))?;
     connection
         .send(login_frame(dial)?)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| PluginFailure::unreachable(e.to_string(), true))?;
     loop {
         match events.recv().await {
             Some(plugin_host::TransportEvent::Frame(bytes)) => {
                 let f = frame::decode(&bytes, dial.max_frame)
                     .map_err(|e| ApiError::new(codes::ERR_PARSE_RESPONSE, e.to_string()))?;
                 if let Some(answer) = login_answer(f) {
-                    return answer.map(|resp| (connection, events, resp));
+                    return Ok(answer.map(|resp| (connection, events, resp))?);
                 }
             }
             Some(plugin_host::TransportEvent::Error(e)) => {
                 tracing::warn!("transport plugin: {e}");
             }
             Some(plugin_host::TransportEvent::Closed(reason)) => {
-                return Err(unreachable(format!(
-                    "connection closed during login: {reason}"
-                )));
+                return Err(PluginFailure::unreachable(
+                    format!("connection closed during login: {reason}"),
+                    false,
+                ));
             }
-            None => return Err(unreachable("connection closed during login".to_owned())),
+            None => {
+                return Err(PluginFailure::unreachable(
+                    "connection closed during login".to_owned(),
+                    false,
+                ));
+            }
         }
+    }
+}
+
+/// Pause between two connection attempts through the plugin within one dial.
+const PLUGIN_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// What to do after a failed attempt through the plugin: try again, or give up with this error.
+/// A network failure is tried again until the host has put the plugin aside (its failure
+/// threshold in a row, [`TransportPlugin::is_disabled`]); the error then says so. Anything else
+/// (the server answered) is final at once.
+fn after_failure(failure: &PluginFailure, disabled: bool, attempts: u32) -> Option<ApiError> {
+    let error = &failure.error;
+    if error.code != codes::ERR_NET_CONNECT_FAILED {
+        return Some(error.clone());
+    }
+    if disabled {
+        return Some(ApiError::new(
+            error.code,
+            format!(
+                "transport put aside after {attempts} failed connection attempt(s) in a row: {}",
+                error.desc
+            ),
+        ));
+    }
+    None
+}
+
+/// Dials through the plugin until a login answer, retrying network failures (each counted by
+/// the plugin host) until the host puts the plugin aside. A connection that carried the login
+/// ends the plugin's failure streak.
+async fn plugin_dial(dial: &Dial, plugin: &TransportPlugin, url: &str) -> Result<PluginLink, ApiError> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = tokio::time::timeout(dial.timeout, plugin_handshake(dial, plugin, url));
+        // A connection dropped here (failed or timed-out login) is closed by the host.
+        let failure = match attempt.await {
+            Ok(Ok(link)) => {
+                plugin.report_connected();
+                return Ok(link);
+            }
+            Ok(Err(failure)) => failure,
+            Err(_) => PluginFailure::unreachable(
+                format!("connect/login through {url} timed out"),
+                false,
+            ),
+        };
+        if failure.error.code == codes::ERR_NET_CONNECT_FAILED && !failure.counted {
+            plugin.report_network_failure(&failure.error.desc);
+        } else if failure.error.code != codes::ERR_NET_CONNECT_FAILED {
+            // The server answered: the transport itself works.
+            plugin.report_connected();
+        }
+        if let Some(error) = after_failure(&failure, plugin.is_disabled(), attempts) {
+            return Err(error);
+        }
+        tracing::info!(
+            "transport plugin attempt {attempts} failed, trying again: {}",
+            failure.error
+        );
+        tokio::time::sleep(PLUGIN_RETRY_PAUSE).await;
     }
 }
 
@@ -324,17 +422,9 @@ async fn plugin_handshake(
 async fn run_plugin(dial: Dial, plugin: TransportPlugin, url: &str, to: Recipient<FromTransport>) {
     let epoch = dial.epoch;
     let report = |event| to.do_send(FromTransport { epoch, event });
-    let handshake = tokio::time::timeout(dial.timeout, plugin_handshake(&dial, &plugin, url));
-    // A connection dropped here (failed or timed-out login) is closed by the host.
-    let (connection, mut events, resp) = match handshake.await {
-        Ok(Ok(link)) => link,
-        Ok(Err(e)) => return report(TransportEvent::Failed(e)),
-        Err(_) => {
-            return report(TransportEvent::Failed(ApiError::new(
-                codes::ERR_NET_CONNECT_FAILED,
-                format!("connect/login through {url} timed out"),
-            )));
-        }
+    let (connection, mut events, resp) = match plugin_dial(&dial, &plugin, url).await {
+        Ok(link) => link,
+        Err(e) => return report(TransportEvent::Failed(e)),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     report(TransportEvent::Established { tx, resp });
@@ -420,6 +510,25 @@ mod tests {
         let no_url = select(&config(serde_json::json!({"transport": "quic"})), false).unwrap_err();
         assert_eq!(no_url.code, codes::ERR_INVALID_PARAMETERS);
         assert_eq!(no_url.desc, "transport_url is required with transport quic");
+    }
+
+    #[test]
+    fn network_failures_are_retried_until_the_plugin_is_put_aside() {
+        let network = PluginFailure::unreachable("connect quic://h:1: timed out".into(), true);
+        assert!(after_failure(&network, false, 1).is_none());
+        assert_eq!(
+            after_failure(&network, true, 3),
+            Some(ApiError::new(
+                codes::ERR_NET_CONNECT_FAILED,
+                "transport put aside after 3 failed connection attempt(s) in a row: \
+                 connect quic://h:1: timed out"
+            ))
+        );
+        let refused = PluginFailure::from(ApiError::new(codes::ERR_SVR_USER_SIG_EXPIRED, "x"));
+        assert_eq!(
+            after_failure(&refused, false, 1),
+            Some(ApiError::new(codes::ERR_SVR_USER_SIG_EXPIRED, "x"))
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Message reactions and extensions: small records kept per stored message, written by the commit
-//! task and read on demand; every change is pushed live (`AnnotationPush`) to the users who see
-//! the message. Unlike revokes and modifications they are not part of the message change log: a
-//! device that was offline reads the current state with `GetReactions` / `GetExtensions`.
+//! task and read on demand. Every change is recorded in the message change log of each user who
+//! sees the message (`MESSAGE_CHANGE_ANNOTATED` carrying an `AnnotationPush`), which pushes it live
+//! to their sessions and keeps it for the devices that were offline (they catch up with
+//! `PullMessageChanges` at reconnect, like revokes). The answer carries the requester's entry's
+//! version, so that the requesting device leaves its own change out when it pulls the log.
+//! The conversations are not touched: a reaction moves neither the last message nor unread.
 //!
 //! Keys: `E app conv seq` → encoded `pb::MessageReactions` (every reaction with all its users, in
 //! user id order); `T app conv seq` → encoded `pb::GetExtensionsResp` (every key, value, version).
@@ -15,10 +18,9 @@ use chime_proto::pb::{self, response::Kind as RespKind};
 use chime_proto::{codes, ids};
 use prost::Message as _;
 
-use crate::commit::{Core, Effect};
+use crate::commit::{Core, Effect, now_ms};
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{self, Key, tag};
-use crate::registry::push_frame;
 use crate::store::Store;
 use crate::txn::Txn;
 
@@ -163,23 +165,37 @@ fn audience(
     Ok(out)
 }
 
-fn push_to(
+/// Records the change `push` describes in the message change log of every user in `users`
+/// (`MESSAGE_CHANGE_ANNOTATED`), which pushes it live to their sessions but `skip` and keeps it
+/// for the devices that were offline. Answers the version of `requester`'s entry (0 = none).
+#[allow(clippy::too_many_arguments)]
+fn record_for(
+    txn: &mut Txn<'_>,
     fx: &mut Vec<Effect>,
     app: u64,
     users: &[String],
     conv: &[u8],
-    mut push: pb::AnnotationPush,
+    push: pb::AnnotationPush,
+    requester: &str,
     skip: u64,
-) {
+) -> ApiResult<u64> {
+    let mut own = 0;
     for u in users {
-        push.conv = keys::conv_ref_for(conv, u);
-        fx.push(Effect::Push {
-            app,
-            user: u.clone(),
-            frame: push_frame(pb::push::Kind::Annotation(push.clone())),
-            skip,
-        });
+        let mut annotation = push.clone();
+        annotation.conv = keys::conv_ref_for(conv, u);
+        let change = pb::MessageChange {
+            kind: pb::MessageChangeKind::MessageChangeAnnotated as i32,
+            op_user: push.op_user.clone(),
+            time_ms: now_ms(),
+            annotation: Some(annotation),
+            ..Default::default()
+        };
+        let version = crate::lifecycle::append_change(txn, app, u, conv, change, skip, fx)?;
+        if u == requester {
+            own = version;
+        }
     }
+    Ok(own)
 }
 
 /// Stages one annotation write.
@@ -228,7 +244,7 @@ fn reaction(
         .position(|r| r.reaction_id == req.reaction_id);
     let has = pos.is_some_and(|i| all.reactions[i].partial_user_list.iter().any(|u| u == user));
     if has == req.add {
-        return Ok(RespKind::Reaction(pb::ReactionResp {}));
+        return Ok(RespKind::Reaction(pb::ReactionResp::default()));
     }
     let i = match pos {
         Some(i) => i,
@@ -278,8 +294,8 @@ fn reaction(
         ..Default::default()
     };
     let to = audience(core, txn, app, &conv, &m)?;
-    push_to(fx, app, &to, &conv, push, skip);
-    Ok(RespKind::Reaction(pb::ReactionResp {}))
+    let change_version = record_for(txn, fx, app, &to, &conv, push, user, skip)?;
+    Ok(RespKind::Reaction(pb::ReactionResp { change_version }))
 }
 
 fn extensions(
@@ -321,6 +337,7 @@ fn extensions(
             ));
         }
     }
+    let mut change_version = 0;
     let mut results = Vec::new();
     let mut changed = Vec::new();
     let mut deleted = Vec::new();
@@ -397,9 +414,12 @@ fn extensions(
             ..Default::default()
         };
         let to = audience(core, txn, app, &conv, &m)?;
-        push_to(fx, app, &to, &conv, push, skip);
+        change_version = record_for(txn, fx, app, &to, &conv, push, user, skip)?;
     }
-    Ok(RespKind::Extensions(pb::ExtensionsResp { results }))
+    Ok(RespKind::Extensions(pb::ExtensionsResp {
+        results,
+        change_version,
+    }))
 }
 
 /// `GetReactions`: the reactions of each message, with up to `max_user_count` users each.

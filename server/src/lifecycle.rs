@@ -186,8 +186,26 @@ pub(crate) fn is_group_manager(
     Ok(member.role == "admin" || member.role == "owner")
 }
 
-/// Appends `change` to `user`'s change log (stamping its version) and queues its push.
+/// Appends `change` to `user`'s change log (stamping its version), touches the conversation in
+/// the user's conversation change log (its last message or unread may follow) and queues the
+/// change's push.
 fn record(
+    txn: &mut Txn<'_>,
+    app: u64,
+    user: &str,
+    conv: &[u8],
+    change: pb::MessageChange,
+    skip: u64,
+    fx: &mut Vec<Effect>,
+) -> ApiResult<()> {
+    txn.touch(app, user, conv);
+    append_change(txn, app, user, conv, change, skip, fx).map(|_| ())
+}
+
+/// Appends `change` to `user`'s change log (stamping its version) and queues its push to the
+/// user's sessions but `skip`; answers the version. The conversation itself is not touched (a
+/// change that moves neither its last message nor its unread count, such as a reaction).
+pub(crate) fn append_change(
     txn: &mut Txn<'_>,
     app: u64,
     user: &str,
@@ -195,7 +213,7 @@ fn record(
     mut change: pb::MessageChange,
     skip: u64,
     fx: &mut Vec<Effect>,
-) -> ApiResult<()> {
+) -> ApiResult<u64> {
     let head_key = Key::new(tag::MSG_CHANGE_HEAD, app)
         .s(user.as_bytes())
         .done();
@@ -210,7 +228,6 @@ fn record(
             .done(),
         change.encode_to_vec(),
     );
-    txn.touch(app, user, conv);
     fx.push(Effect::Push {
         app,
         user: user.to_owned(),
@@ -219,7 +236,7 @@ fn record(
         })),
         skip,
     });
-    Ok(())
+    Ok(version)
 }
 
 /// Stages one lifecycle write.

@@ -21,6 +21,7 @@
 //! announced when they moved.
 
 mod local_messages;
+pub mod paging;
 mod record;
 pub mod view;
 
@@ -448,16 +449,16 @@ impl ConversationActor {
         ids.iter().filter_map(|id| self.convs.get(id)).collect()
     }
 
+    /// One page of `all` (in list order) after the position `next_seq` ([`paging`]).
     fn page(&self, all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
-        let start = usize::try_from(next_seq)
-            .unwrap_or(usize::MAX)
-            .min(all.len());
-        let end = start.saturating_add(count).min(all.len());
-        let list: Vec<Value> = all[start..end].iter().map(|c| self.json(c)).collect();
+        let positions: Vec<u64> = all.iter().map(|r| view::position(r)).collect();
+        let (range, next_seq) = paging::page(&positions, next_seq, count);
+        let finished = range.end >= all.len();
+        let list: Vec<Value> = all[range].iter().map(|c| self.json(c)).collect();
         json!({
             "conversation_list": list,
-            "next_seq": end as u64,
-            "is_finished": end >= all.len(),
+            "next_seq": next_seq,
+            "is_finished": finished,
         })
     }
 }

@@ -88,12 +88,17 @@ async fn the_list_is_pinned_first_then_newest_and_pages_and_gets_by_ids() {
         .ok("get_conversation_list", json!({"next_seq": 0, "count": 2}))
         .await;
     assert_eq!(ids(&page), ["c2c_bob", "c2c_dave"]);
+    // The cursor is the position of the last one answered (its orderkey; not pinned).
+    let dave = conv(&alice, "c2c_dave").await;
     assert_eq!(
         (page["next_seq"].clone(), page["is_finished"].clone()),
-        (json!(2), json!(false))
+        (dave["orderkey"].clone(), json!(false))
     );
     let page = alice
-        .ok("get_conversation_list", json!({"next_seq": 2, "count": 2}))
+        .ok(
+            "get_conversation_list",
+            json!({"next_seq": page["next_seq"], "count": 2}),
+        )
         .await;
     assert_eq!(ids(&page), ["c2c_carol"]);
     assert_eq!(page["is_finished"], true);
@@ -944,4 +949,100 @@ async fn bench_conversations_10000() {
         CONVS * PER_CONV,
         cold.as_millis()
     );
+}
+
+/// Pages of `count` through the whole list, `between(page_number)` running before each page
+/// after the first; answers the pages.
+async fn all_pages<F, Fut>(c: &TestClient, count: usize, mut between: F) -> Vec<Vec<String>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut pages = Vec::new();
+    let mut next_seq = json!(0);
+    for n in 0..50 {
+        if n > 0 {
+            between(n).await;
+        }
+        let page = c
+            .ok(
+                "get_conversation_list",
+                json!({"next_seq": next_seq, "count": count}),
+            )
+            .await;
+        pages.push(ids(&page));
+        if page["is_finished"] == true {
+            return pages;
+        }
+        next_seq = page["next_seq"].clone();
+    }
+    panic!("the list never finished: {pages:?}");
+}
+
+#[tokio::test]
+async fn paging_by_position_stays_stable_while_new_messages_reorder_the_list() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    // Twelve conversations, u0 oldest ... u11 newest; u3 pinned.
+    for i in 0..12 {
+        send_c2c_text(&alice, &format!("u{i}"), "hi").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    alice
+        .ok(
+            "pin_conversation",
+            json!({"conversation_id": "c2c_u3", "is_pinned": true}),
+        )
+        .await;
+    let before: Vec<String> = ["u3", "u11", "u10", "u9", "u8", "u7", "u6", "u5", "u4", "u2", "u1", "u0"]
+        .iter()
+        .map(|u| format!("c2c_{u}"))
+        .collect();
+    assert_eq!(list_ids(&alice).await, before);
+
+    // While alice pages by 4, u5 and then u0 get new messages and jump to the top (just below
+    // the pinned one), behind the cursor.
+    let pages = all_pages(&alice, 4, |n| {
+        let alice = &alice;
+        async move {
+            let to = if n == 1 { "u5" } else { "u0" };
+            if n <= 2 {
+                send_c2c_text(alice, to, "again").await;
+            }
+        }
+    })
+    .await;
+    let c = |l: &[&str]| -> Vec<String> { l.iter().map(|u| format!("c2c_{u}")).collect() };
+    assert_eq!(
+        pages,
+        [
+            c(&["u3", "u11", "u10", "u9"]),
+            c(&["u8", "u7", "u6", "u4"]),
+            c(&["u2", "u1"]),
+        ]
+    );
+    // An offset would have answered u9/u8 twice; the list itself has them in the new order.
+    assert_eq!(
+        list_ids(&alice).await,
+        c(&["u3", "u0", "u5", "u11", "u10", "u9", "u8", "u7", "u6", "u4", "u2", "u1"])
+    );
+
+    // The same through the filtered list, and a page size that ends inside nothing odd.
+    let page = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"conversation_type": "c2c"}, "next_seq": 0, "count": 5}),
+        )
+        .await;
+    assert_eq!(ids(&page), c(&["u3", "u0", "u5", "u11", "u10"]));
+    let ten = conv(&alice, "c2c_u10").await;
+    assert_eq!(page["next_seq"], ten["orderkey"]);
+    let page = alice
+        .ok(
+            "get_conversation_list_by_filter",
+            json!({"filter": {"conversation_type": "c2c"}, "next_seq": page["next_seq"], "count": 100}),
+        )
+        .await;
+    assert_eq!(ids(&page), c(&["u9", "u8", "u7", "u6", "u4", "u2", "u1"]));
+    assert_eq!(page["is_finished"], true);
 }

@@ -451,3 +451,61 @@ async fn an_edit_is_screened_like_a_send() {
     assert_eq!(text_of(&found["message_list"][0]), "fine words");
     assert_eq!(found["message_list"][0]["version"], 0);
 }
+
+#[tokio::test]
+async fn a_send_cancelled_while_the_filter_judges_it_is_never_stored_or_sent() {
+    let server = TestServer::start().await;
+    let alice = with_plugins(
+        &server,
+        json!([{"path": plugin("chime_test_filter"),
+                "config": {"mode": "hang", "hang_ms": 1_500}}]),
+        json!({}),
+    )
+    .await;
+    let bob = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+
+    let created = alice
+        .ok("create_text_message", json!({ "text": "never" }))
+        .await;
+    let id = created["msg_id"].clone();
+    let engine = alice.engine.clone();
+    let pending = tokio::spawn(async move {
+        engine
+            .call(
+                "send_message",
+                json!({ "message": created, "receiver": "bob" }),
+            )
+            .await
+    });
+    // The filter holds the text for 1.5 s; cancel while it judges (the send is not stored yet).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pending.is_finished(), "the filter still judges");
+    alice
+        .ok("cancel_send_message", json!({ "msg_id": id }))
+        .await;
+    let r = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("the send call ends")
+        .expect("task");
+    assert_eq!(r.map_err(|e| e.code).err(), Some(codes::ERR_SEND_CANCELLED));
+    // Cancelling again: nothing is waiting any more.
+    assert_eq!(
+        alice
+            .err_code("cancel_send_message", json!({ "msg_id": id }))
+            .await,
+        codes::ERR_INVALID_PARAMETERS
+    );
+    let found = alice.ok("find_messages", json!({ "msg_ids": [id] })).await;
+    assert_eq!(found["message_list"], json!([]));
+    assert!(c2c_history(&alice, "bob").await.is_empty());
+
+    // The next message goes out (after its own screening) and is the only one bob ever gets.
+    let after = send_c2c_text(&alice, "bob", "after").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], after["msg_id"]);
+    assert_eq!(text_of(&got[0]), "after");
+    let bobs: Vec<String> = c2c_history(&bob, "alice").await.iter().map(text_of).collect();
+    assert_eq!(bobs, ["after"]);
+}

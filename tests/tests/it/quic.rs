@@ -261,3 +261,60 @@ async fn a_certificate_that_is_not_the_pinned_one_is_refused() {
     let sent = send_texts(&lenient, "bob", "pinned", 1).await;
     assert_eq!(ids(&pinned.expect_messages(1, WAIT).await), ids(&sent));
 }
+
+#[tokio::test]
+async fn a_quic_path_that_dies_is_retried_then_put_aside_for_websocket() {
+    let server = TestServer::start_with_quic().await;
+    let relay = LossyRelay::start(server.quic_addr(), Impairment::new(0, 0), 0x0dd).await;
+    let mut config =
+        quic_engine_config(&relay.quic_url(), &server.quic_cert_sha256(), true, 1_000);
+    // A silent path is declared dead after a second.
+    config["plugins"][0]["config"]["idle_timeout_ms"] = json!(1_000);
+    config["plugins"][0]["config"]["keep_alive_ms"] = json!(250);
+    let alice = TestClient::with_config(&server, config).await;
+    alice.login("alice").await;
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    let sent = send_texts(&alice, "bob", "quic", 1).await;
+    assert_eq!(ids(&bob.expect_messages(1, WAIT).await), ids(&sent));
+    let loaded = alice.ok("get_loaded_plugins", json!({})).await;
+    assert_eq!(loaded["plugin_list"][0]["name"], "quic", "{loaded}");
+    assert_eq!(loaded["plugin_list"][0]["is_disabled"], false, "{loaded}");
+    assert_eq!(alice.event_count("on_transport_fallback"), 0);
+
+    // The QUIC path dies: the connection is lost, reconnecting through the plugin fails three
+    // times in a row, the host puts the plugin aside and the session moves to WebSocket.
+    relay.set(Impairment::new(100, 0));
+    let fallback = alice.expect_event("on_transport_fallback", WAIT).await;
+    assert_eq!(fallback["transport"], "quic");
+    assert_eq!(fallback["fallback_transport"], "websocket");
+    assert_eq!(fallback["code"], 9510);
+    let desc = fallback["desc"].as_str().unwrap_or_default();
+    assert!(
+        desc.starts_with("transport put aside after 3 failed connection attempt(s) in a row: ")
+            && desc.contains("timed out"),
+        "fallback desc: {desc}"
+    );
+    let loaded = alice.ok("get_loaded_plugins", json!({})).await;
+    let info = &loaded["plugin_list"][0];
+    assert_eq!(info["is_disabled"], true, "{loaded}");
+    assert!(
+        info["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{loaded}"
+    );
+
+    // Over WebSocket both ways work, and nothing sent before is delivered twice.
+    let sent = send_texts(&alice, "bob", "ws", 2).await;
+    assert_eq!(ids(&bob.expect_messages(2, WAIT).await), ids(&sent));
+    let back = send_texts(&bob, "alice", "back", 1).await;
+    assert_eq!(ids(&alice.expect_messages(1, WAIT).await), ids(&back));
+    assert_eq!(alice.event_count("on_transport_fallback"), 1);
+    assert_eq!(
+        bob.next_event("on_recv_new_message", QUIET).await,
+        None,
+        "a duplicate reached bob"
+    );
+}

@@ -101,13 +101,18 @@ pub fn total_unread<'a>(records: impl Iterator<Item = &'a ConvRecord>) -> u64 {
         .sum()
 }
 
-/// List order: pinned first, then newest `orderkey`, then id (stable).
+/// List order: pinned first, then newest `orderkey` (together: [`position`], descending), then id
+/// (stable).
 pub fn order(a: &ConvRecord, b: &ConvRecord) -> std::cmp::Ordering {
-    let pa = a.settings.as_ref().is_some_and(|s| s.pinned);
-    let pb = b.settings.as_ref().is_some_and(|s| s.pinned);
-    pb.cmp(&pa)
-        .then(b.orderkey.cmp(&a.orderkey))
+    position(b)
+        .cmp(&position(a))
         .then(a.conversation_id.cmp(&b.conversation_id))
+}
+
+/// The list position of `r` (the paging cursor, [`super::paging`]).
+pub fn position(r: &ConvRecord) -> u64 {
+    let pinned = r.settings.as_ref().is_some_and(|s| s.pinned);
+    super::paging::position(pinned, r.orderkey)
 }
 
 /// The `@` kind `m` adds for `me`, if any.

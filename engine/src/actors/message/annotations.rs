@@ -306,6 +306,15 @@ impl Handler<Annotate> for MessageActor {
             for r in reqs {
                 resps.push(peers.conn.send(Rpc(r)).await.map_err(super::mailbox)??);
             }
+            // This device's own change: its answer says it, the change log must not again.
+            let own = resps.iter().find_map(|r| match &r.kind {
+                Some(response::Kind::Reaction(x)) => Some(x.change_version),
+                Some(response::Kind::Extensions(x)) => Some(x.change_version),
+                _ => None,
+            });
+            if let Some(version) = own.filter(|&v| v > 0) {
+                peers.msg.do_send(OwnAnnotation(version));
+            }
             answer(&call, resps)
         })
     }
@@ -322,7 +331,13 @@ impl Handler<AnnotationPushed> for MessageActor {
         if self.acct.is_none() {
             return;
         }
-        let p = msg.0;
+        self.announce_annotation(&msg.0);
+    }
+}
+
+impl MessageActor {
+    /// Emits the events of a reaction / extension change (live or from the change log).
+    pub(crate) fn announce_annotation(&self, p: &pb::AnnotationPush) {
         let ev = &self.shared.events;
         if !p.reactions.is_empty() {
             let list: Vec<Value> = p
@@ -348,5 +363,18 @@ impl Handler<AnnotationPushed> for MessageActor {
                 json!({ "msg_id": p.msg_id, "keys": p.extensions_deleted }),
             );
         }
+    }
+}
+
+/// This device changed a reaction or extension: the version of the change in the user's change
+/// log, which the catch-up pull must not announce to this device.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct OwnAnnotation(pub(crate) u64);
+
+impl Handler<OwnAnnotation> for MessageActor {
+    type Result = ();
+    fn handle(&mut self, msg: OwnAnnotation, _: &mut Context<Self>) {
+        self.known_annotations.insert(msg.0);
     }
 }

@@ -228,13 +228,34 @@ impl Handler<HistoryQuery> for MessageActor {
             to_time_ms: q.time_end_ms,
         }));
         let fut = peers.conn.send(req);
-        Box::pin(fut.into_actor(self).map(move |res, act, _| {
-            let resp = res.map_err(mailbox).and_then(|r| r)?;
-            if let Some(response::Kind::PullMessages(p)) = resp.kind {
-                let covered = Some((q.conversation_id.clone(), p.covered_from, p.covered_to));
-                act.ingest(&p.messages, false, covered)?;
-            }
-            act.local_page(&q, anchor).map(|l| act.history_json(l))
+        Box::pin(fut.into_actor(self).then(move |res, act, _| {
+            let pulled = match res.map_err(mailbox).and_then(|r| r) {
+                Ok(resp) => match resp.kind {
+                    Some(response::Kind::PullMessages(p)) => Some(p),
+                    _ => None,
+                },
+                Err(e) => return futures_util::future::Either::Left(fut::ready(Err(e))),
+            };
+            // Received text goes through the content filters first (`crate::filter`).
+            let screening = pulled
+                .as_ref()
+                .and_then(|p| crate::filter::screen_incoming(act, &p.messages));
+            let screened = async move {
+                match (pulled, screening) {
+                    (Some(mut p), Some(screening)) => {
+                        p.messages = screening.await;
+                        Some(p)
+                    }
+                    (pulled, _) => pulled,
+                }
+            };
+            futures_util::future::Either::Right(screened.into_actor(act).map(move |pulled, act, _| {
+                if let Some(p) = pulled {
+                    let covered = Some((q.conversation_id.clone(), p.covered_from, p.covered_to));
+                    act.ingest(&p.messages, false, covered)?;
+                }
+                act.local_page(&q, anchor).map(|l| act.history_json(l))
+            }))
         }))
     }
 }

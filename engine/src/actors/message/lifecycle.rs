@@ -105,6 +105,16 @@ impl MessageActor {
                 let Some(cr) = &c.conv else { return Ok(()) };
                 self.clear_local(&ids::conversation_id(cr), c.cleared_seq)?;
             }
+            pb::MessageChangeKind::MessageChangeAnnotated => {
+                // Announced once per device: not again when the pull of the log brings what a
+                // live push (or this device's own request) already told.
+                if self.known_annotations.insert(c.version)
+                    && announce
+                    && let Some(a) = &c.annotation
+                {
+                    self.announce_annotation(a);
+                }
+            }
             pb::MessageChangeKind::MessageChangeUnspecified => {}
         }
         Ok(())
@@ -522,7 +532,8 @@ impl Handler<InsertLocal> for MessageActor {
 }
 
 /// `cancel_send_message {msg_id}`: takes a message that is waiting in the outbox (not on the
-/// wire: e.g. while offline) out of it and out of the store; its `send_message` call answers 8021.
+/// wire: e.g. while offline) out of it and out of the store, or one still being judged by the
+/// content filters (`crate::filter`); its `send_message` call answers 8021.
 /// A message already transmitted, sent or failed cannot be cancelled (8020).
 #[derive(Message)]
 #[rtype(result = "Result<Value>")]
@@ -532,6 +543,9 @@ impl Handler<CancelSend> for MessageActor {
     type Result = Result<Value>;
     fn handle(&mut self, msg: CancelSend, _: &mut Context<Self>) -> Self::Result {
         let id = msg.0;
+        if crate::filter::cancel_screening(self, &id) {
+            return Ok(json!({}));
+        }
         let (loc, m) = self.find(&id)?.ok_or_else(|| not_found(&id))?;
         let waiting = loc.first() == Some(&keys::table::PENDING)
             && m.status == Status::Sending as i32
@@ -546,10 +560,7 @@ impl Handler<CancelSend> for MessageActor {
         Self::stage_remove(&mut b, loc, &m);
         self.acct()?.store.apply(b).map_err(db_err)?;
         crate::media::upload::cancel(self, &id);
-        self.answer(
-            &id,
-            Err(ApiError::new(codes::ERR_SEND_CANCELLED, "cancelled")),
-        );
+        self.answer(&id, Err(crate::filter::cancelled()));
         Ok(json!({}))
     }
 }
@@ -600,7 +611,10 @@ impl Handler<ChangePushed> for MessageActor {
         if let Err(e) = self.apply_change(&c, true) {
             tracing::warn!("applying a message change: {e}");
         }
-        self.start_sync(ctx);
+        // A reaction or extension moves neither a last message nor an unread count.
+        if c.kind() != pb::MessageChangeKind::MessageChangeAnnotated {
+            self.start_sync(ctx);
+        }
     }
 }
 
@@ -638,6 +652,10 @@ impl Handler<ChangesPulled> for MessageActor {
             keys::meta(META_CHANGE_CURSOR),
             msg.0.cursor.to_be_bytes().to_vec(),
         );
+        // What the cursor passed is never pulled again.
+        self.known_annotations = self
+            .known_annotations
+            .split_off(&msg.0.cursor.saturating_add(1));
         self.acct()?.store.apply(b).map_err(db_err)
     }
 }

@@ -75,6 +75,13 @@ pub struct MessageActor {
     /// they are written once per [`RANGES_FLUSH`] instead of with every message.
     pub(crate) ranges_cache: HashMap<String, SyncedRanges>,
     pub(crate) ranges_dirty: HashSet<String>,
+    /// Sends being judged by the content filters (not stored yet); `cancel_send_message` takes
+    /// the id out, and the send then answers 8021 instead of going on (`crate::filter`).
+    pub(crate) screening: HashSet<String>,
+    /// Versions of reaction/extension changes (`MESSAGE_CHANGE_ANNOTATED`) above the change
+    /// cursor that this device already knows — announced from a live push, or made by this
+    /// device — so that the catch-up pull of the change log does not announce them again.
+    pub(crate) known_annotations: std::collections::BTreeSet<u64>,
     /// Media uploads running before their messages are sent (`crate::media::upload`).
     pub(crate) uploads: crate::media::upload::Uploads,
 }
@@ -122,6 +129,8 @@ impl MessageActor {
             seen_online_only: (HashSet::new(), VecDeque::new()),
             ranges_cache: HashMap::new(),
             ranges_dirty: HashSet::new(),
+            screening: HashSet::new(),
+            known_annotations: std::collections::BTreeSet::new(),
             uploads: Default::default(),
         }
     }
@@ -222,6 +231,9 @@ impl Actor for MessageActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(WAITER_SWEEP, |act, _| act.sweep_waiters());
         ctx.run_interval(RANGES_FLUSH, |act, _| act.flush_ranges());
+        ctx.run_interval(crate::search_index::FLUSH_EVERY, |act, _| {
+            act.flush_search_index(false)
+        });
     }
 }
 
@@ -275,6 +287,7 @@ impl Handler<CloseAccount> for MessageActor {
         }
         self.flush_ranges();
         self.ranges_cache.clear();
+        self.flush_search_index(true);
         if let Some(a) = &self.acct {
             let mut b = WriteBatch::new();
             b.put(

@@ -179,6 +179,23 @@ impl Handler<Pushed> for MessageActor {
         if self.acct.is_none() {
             return;
         }
+        // Received text goes through the content filters first (`crate::filter`); the actor
+        // waits for them so that messages are still taken in in the order they came.
+        if let Some(screening) = crate::filter::screen_incoming(self, std::slice::from_ref(&w)) {
+            ctx.wait(screening.into_actor(self).map(|mut screened, act, ctx| {
+                if let Some(w) = screened.pop() {
+                    act.take_pushed(w, ctx);
+                }
+            }));
+            return;
+        }
+        self.take_pushed(w, ctx);
+    }
+}
+
+impl MessageActor {
+    /// Takes in a pushed message (after the content filters), pulling the gap before it.
+    fn take_pushed(&mut self, w: pb::Message, ctx: &mut Context<Self>) {
         let me = self.me().to_owned();
         let m = codec::from_wire(&w, &me);
         let conv = m.conversation_id();

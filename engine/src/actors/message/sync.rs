@@ -172,12 +172,29 @@ pub(crate) struct Pulled {
 }
 
 impl Handler<Pulled> for MessageActor {
-    type Result = Result<usize>;
-    fn handle(&mut self, msg: Pulled, _: &mut Context<Self>) -> Self::Result {
-        let conv = ids::conversation_id(&msg.conv);
-        let covered = Some((conv, msg.resp.covered_from, msg.resp.covered_to));
-        self.ingest(&msg.resp.messages, msg.live, covered)
-            .map(|v| v.len())
+    type Result = AtomicResponse<Self, Result<usize>>;
+    fn handle(&mut self, mut msg: Pulled, _: &mut Context<Self>) -> Self::Result {
+        // Received text goes through the content filters first (`crate::filter`), the actor
+        // waiting for them (atomic) so that pages are still taken in in order.
+        let screening = crate::filter::screen_incoming(self, &msg.resp.messages);
+        let take = move |act: &mut Self, msg: Pulled| {
+            let conv = ids::conversation_id(&msg.conv);
+            let covered = Some((conv, msg.resp.covered_from, msg.resp.covered_to));
+            act.ingest(&msg.resp.messages, msg.live, covered)
+                .map(|v| v.len())
+        };
+        match screening {
+            None => {
+                let taken = take(self, msg);
+                AtomicResponse::new(Box::pin(fut::ready(taken)))
+            }
+            Some(screening) => AtomicResponse::new(Box::pin(screening.into_actor(self).map(
+                move |screened, act, _| {
+                    msg.resp.messages = screened;
+                    take(act, msg)
+                },
+            ))),
+        }
     }
 }
 
