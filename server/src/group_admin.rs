@@ -296,6 +296,7 @@ impl Core {
         app: u64,
         group_id: &str,
     ) -> ApiResult<()> {
+        crate::community::drop_data(self.store.as_ref(), txn, app, group_id)?;
         txn.del(
             Key::new(tag::GROUP_ATTRS, app)
                 .s(group_id.as_bytes())
@@ -340,8 +341,12 @@ impl Core {
             || req.approve_opt.is_some()
             || req.is_all_muted.is_some()
             || !req.custom_info.is_empty();
-        if profile {
-            rules::edit_profile(&g, op, admin)?;
+        if profile && let Err(e) = rules::edit_profile(&g, op, admin) {
+            // A community member whose permission groups allow it changes the profile.
+            let bit = crate::community::perms::community::MANAGE_GROUP_INFO;
+            if !crate::community::grants(txn, app, &g, op, bit)? {
+                return Err(e);
+            }
         }
         if options {
             rules::edit_options(&g, op, admin)?;
@@ -505,7 +510,14 @@ impl Core {
                 });
                 continue;
             }
-            rules::manage(&g, op, u, admin)?;
+            if let Err(e) = rules::manage(&g, op, u, admin) {
+                // A community member whose permission groups allow managing members kicks
+                // ordinary members.
+                let bit = crate::community::perms::community::MANAGE_GROUP_MEMBER;
+                if g.is_staff(u) || !crate::community::grants(txn, app, &g, op, bit)? {
+                    return Err(e);
+                }
+            }
             if !kicked.contains(u) {
                 kicked.push(u.clone());
             }
@@ -703,7 +715,13 @@ impl Core {
                 "not a member of the group",
             ));
         }
-        rules::mute(&g, op, &req.user_id, self.is_app_admin(op))?;
+        if let Err(e) = rules::mute(&g, op, &req.user_id, self.is_app_admin(op)) {
+            // A community member whose permission groups allow muting mutes ordinary members.
+            let bit = crate::community::perms::community::MUTE_MEMBER;
+            if g.is_staff(&req.user_id) || !crate::community::grants(txn, app, &g, op, bit)? {
+                return Err(e);
+            }
+        }
         let Some((join_seq, mut m)) = Self::load_member(txn, app, &req.group_id, &req.user_id)?
         else {
             return Err(ApiError::new(
