@@ -1,0 +1,731 @@
+//! Communities end to end: topics as conversations of their own (messages, per-topic unread,
+//! drafts, events seen by every member), permission groups and the seed's permission bits as
+//! the server enforces them (10007 without the bit), persistence across a server restart, and
+//! bad ids and limits.
+
+use std::time::Duration;
+
+use chime_tests::{TestClient, TestServer, eventually, text_of};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+// Community permission bits (V2TIMCommunityPermissionValue).
+const MANAGE_GROUP_MEMBER: u64 = 0x2;
+const MANAGE_PERMISSION_GROUP_MEMBER: u64 = 0x8;
+const MANAGE_TOPIC_IN_COMMUNITY: u64 = 0x10;
+const MUTE_MEMBER: u64 = 0x20;
+const GET_HISTORY_MESSAGE: u64 = 0x100;
+// Topic permission bits (V2TIMTopicPermissionValue).
+const TOPIC_SEND_MESSAGE: u64 = 0x8;
+const TOPIC_GET_HISTORY: u64 = 0x10;
+
+async fn user(server: &TestServer, id: &str) -> TestClient {
+    let c = TestClient::new(server).await;
+    c.login(id).await;
+    c
+}
+
+async fn community(owner: &TestClient, id: &str, topics: bool, members: &[&str]) {
+    owner
+        .ok(
+            "create_group",
+            json!({ "group_type": "Community", "group_id": id, "group_name": id,
+                    "is_support_topic": topics, "member_list": members }),
+        )
+        .await;
+}
+
+async fn topic(c: &TestClient, group_id: &str, info: Value) -> String {
+    let r = c
+        .ok(
+            "create_topic_in_community",
+            json!({ "group_id": group_id, "topic_info": info }),
+        )
+        .await;
+    r["topic_id"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn send(c: &TestClient, group_id: &str, text: &str) -> Result<Value, i32> {
+    c.call(
+        "send_group_text_message",
+        json!({ "group_id": group_id, "text": text }),
+    )
+    .await
+    .map_err(|e| e.code)
+}
+
+async fn topic_infos(c: &TestClient, group_id: &str) -> Vec<Value> {
+    let r = c
+        .ok("get_topic_info_list", json!({ "group_id": group_id }))
+        .await;
+    r["topic_info_result_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["topic_info"].clone())
+        .collect()
+}
+
+async fn unread_of(c: &TestClient, conversation_id: &str) -> Option<u64> {
+    let r = c
+        .call(
+            "get_conversation",
+            json!({ "conversation_id": conversation_id }),
+        )
+        .await
+        .ok()?;
+    r["unread_count"].as_u64()
+}
+
+#[tokio::test]
+async fn topics_are_conversations_of_their_own_seen_by_every_member() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    community(&own, "guild", true, &["ann", "bob"]).await;
+
+    let general = topic(&own, "guild", json!({ "topic_name": "General" })).await;
+    assert_eq!(general, "guild@TOPIC#_1");
+    let news = topic(
+        &own,
+        "guild",
+        json!({ "topic_id": "guild@TOPIC#_news", "topic_name": "News",
+                "introduction": "what is new", "custom_string": "c1" }),
+    )
+    .await;
+    assert_eq!(news, "guild@TOPIC#_news");
+    for c in [&own, &ann, &bob] {
+        for t in [&general, &news] {
+            let ev = c.expect_event("on_topic_created", WAIT).await;
+            assert_eq!(ev, json!({ "group_id": "guild", "topic_id": t }));
+        }
+    }
+
+    // A message to a topic reaches every member, in the topic's own conversation.
+    let sent = send(&own, &general, "hello general").await.unwrap();
+    assert_eq!(sent["group_id"], json!(general));
+    assert_eq!(sent["seq"], json!(1), "a topic has its own seqs");
+    for c in [&ann, &bob] {
+        let got = c.expect_messages(1, WAIT).await;
+        assert_eq!(text_of(&got[0]), "hello general");
+        assert_eq!(got[0]["group_id"], json!(general));
+    }
+    send(&ann, &news, "first news").await.unwrap();
+    send(&ann, &news, "second news").await.unwrap();
+    bob.expect_messages(2, WAIT).await;
+    let conv_general = format!("group_{general}");
+    let conv_news = format!("group_{news}");
+    eventually("bob's per-topic unread", || async {
+        unread_of(&bob, &conv_general).await == Some(1)
+            && unread_of(&bob, &conv_news).await == Some(2)
+    })
+    .await;
+
+    // The topic list carries each topic's profile and the caller's conversation fields.
+    let infos = topic_infos(&bob, "guild").await;
+    assert_eq!(infos.len(), 2, "{infos:?}");
+    let g = &infos[0];
+    assert_eq!(g["topic_id"], json!(general));
+    assert_eq!(g["topic_name"], json!("General"));
+    assert_eq!(g["unread_count"], json!(1));
+    assert_eq!(text_of(&g["last_message"]), "hello general");
+    let n = &infos[1];
+    assert_eq!(
+        (
+            &n["topic_name"],
+            &n["introduction"],
+            &n["custom_string"],
+            &n["unread_count"]
+        ),
+        (
+            &json!("News"),
+            &json!("what is new"),
+            &json!("c1"),
+            &json!(2)
+        )
+    );
+    assert_eq!(text_of(&n["last_message"]), "second news");
+
+    // Reading one topic leaves the other unread; its draft is its own.
+    bob.ok("mark_group_message_as_read", json!({ "group_id": news }))
+        .await;
+    bob.ok(
+        "set_topic_info",
+        json!({ "topic_info": { "topic_id": general, "draft_text": "half a thought" } }),
+    )
+    .await;
+    let infos = topic_infos(&bob, "guild").await;
+    assert_eq!(infos[0]["unread_count"], json!(1));
+    assert_eq!(infos[0]["draft_text"], json!("half a thought"));
+    assert_eq!(infos[1]["unread_count"], json!(0));
+    assert_eq!(infos[1]["draft_text"], json!(""));
+
+    // History of a topic is the topic's only.
+    let h = ann
+        .ok(
+            "get_group_history_message_list",
+            json!({ "group_id": news, "count": 10 }),
+        )
+        .await;
+    let texts: Vec<String> = h["message_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(texts.len(), 2, "{h}");
+    assert!(texts.contains(&"first news".to_owned()) && texts.contains(&"second news".to_owned()));
+
+    // The owner changes a topic: every member hears it.
+    own.ok(
+        "set_topic_info",
+        json!({ "topic_info": { "topic_id": general, "topic_name": "Lobby",
+                                "notification": "be nice" } }),
+    )
+    .await;
+    for c in [&ann, &bob] {
+        let ev = c.expect_event("on_topic_changed", WAIT).await;
+        assert_eq!(ev["group_id"], json!("guild"));
+        assert_eq!(ev["topic_info"]["topic_id"], json!(general));
+        assert_eq!(ev["topic_info"]["topic_name"], json!("Lobby"));
+        assert_eq!(ev["topic_info"]["notification"], json!("be nice"));
+        assert_eq!(ev["topic_info"]["introduction"], json!(""));
+    }
+
+    // A muted topic refuses ordinary members (10017) but not the owner.
+    own.ok(
+        "set_topic_info",
+        json!({ "topic_info": { "topic_id": news, "is_all_muted": true } }),
+    )
+    .await;
+    assert_eq!(send(&bob, &news, "shh").await.unwrap_err(), 10017);
+    send(&own, &news, "owner speaks").await.unwrap();
+
+    // Ordinary members manage nothing: 10007.
+    assert_eq!(
+        bob.err_code(
+            "create_topic_in_community",
+            json!({ "group_id": "guild", "topic_info": { "topic_name": "mine" } })
+        )
+        .await,
+        10007
+    );
+    assert_eq!(
+        bob.err_code(
+            "set_topic_info",
+            json!({ "topic_info": { "topic_id": general, "topic_name": "x" } })
+        )
+        .await,
+        10007
+    );
+    assert_eq!(
+        bob.err_code(
+            "delete_topic_from_community",
+            json!({ "group_id": "guild", "topic_id_list": [general] })
+        )
+        .await,
+        10007
+    );
+    // A topic-enabled community is not messaged directly.
+    assert_eq!(
+        send(&own, "guild", "to the community").await.unwrap_err(),
+        10007
+    );
+
+    // Deleting: every member hears it; unknown ids are answered per id.
+    let r = own
+        .ok(
+            "delete_topic_from_community",
+            json!({ "group_id": "guild", "topic_id_list": [news, "guild@TOPIC#_gone"] }),
+        )
+        .await;
+    assert_eq!(
+        r["topic_operation_result_list"],
+        json!([
+            { "topic_id": news, "code": 0, "desc": "" },
+            { "topic_id": "guild@TOPIC#_gone", "code": 10010, "desc": "no such topic" },
+        ])
+    );
+    for c in [&ann, &bob] {
+        let ev = c.expect_event("on_topic_deleted", WAIT).await;
+        assert_eq!(ev, json!({ "group_id": "guild", "topic_id_list": [news] }));
+    }
+    let infos = topic_infos(&ann, "guild").await;
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0]["topic_id"], json!(general));
+    assert_eq!(send(&ann, &news, "anyone?").await.unwrap_err(), 10010);
+}
+
+#[tokio::test]
+async fn permission_groups_grant_what_the_defaults_withhold() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    let cat = user(&server, "cat").await;
+    community(&own, "hall", true, &["ann", "bob", "cat"]).await;
+    let t = topic(&own, "hall", json!({ "topic_name": "main" })).await;
+
+    // Permission groups off (the default): members send, manage nothing.
+    send(&bob, &t, "before").await.unwrap();
+    assert_eq!(
+        own.ok(
+            "get_community_permission_options",
+            json!({ "group_id": "hall" })
+        )
+        .await,
+        json!({ "enable_permission_group": false, "default_permissions": 0x1c0 })
+    );
+    assert_eq!(
+        bob.err_code(
+            "set_community_permission_options",
+            json!({ "group_id": "hall", "enable_permission_group": true })
+        )
+        .await,
+        10007
+    );
+    // On, with members allowed only to read history.
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "hall", "enable_permission_group": true,
+                "default_permissions": GET_HISTORY_MESSAGE }),
+    )
+    .await;
+    assert_eq!(send(&bob, &t, "now?").await.unwrap_err(), 10007);
+    assert_eq!(
+        bob.err_code(
+            "create_permission_group_in_community",
+            json!({ "permission_group_info": { "group_id": "hall",
+                    "permission_group_name": "mine", "group_permission": 1 } })
+        )
+        .await,
+        10007
+    );
+
+    // A moderators group: manage topics and permission-group members, mute and kick.
+    let mods = own
+        .ok(
+            "create_permission_group_in_community",
+            json!({ "permission_group_info": { "group_id": "hall",
+                    "permission_group_id": "mods", "permission_group_name": "Moderators",
+                    "custom_data": "m",
+                    "group_permission": MANAGE_TOPIC_IN_COMMUNITY
+                        | MANAGE_PERMISSION_GROUP_MEMBER | MUTE_MEMBER | MANAGE_GROUP_MEMBER } }),
+        )
+        .await;
+    assert_eq!(mods["permission_group_id"], json!("mods"));
+    let ev = ann.expect_event("on_create_permission_group", WAIT).await;
+    assert_eq!(
+        ev,
+        json!({ "group_id": "hall", "permission_group_info": {
+            "group_id": "hall", "permission_group_id": "mods",
+            "permission_group_name": "Moderators", "custom_data": "m",
+            "group_permission": 0x3a, "member_count": 0 } })
+    );
+    // Without the membership bob still cannot manage topics.
+    assert_eq!(
+        bob.err_code(
+            "create_topic_in_community",
+            json!({ "group_id": "hall", "topic_info": { "topic_name": "bob's" } })
+        )
+        .await,
+        10007
+    );
+    let r = own
+        .ok(
+            "add_community_members_to_permission_group",
+            json!({ "group_id": "hall", "permission_group_id": "mods",
+                    "member_list": ["bob", "stranger"] }),
+        )
+        .await;
+    assert_eq!(
+        r["member_operation_result_list"],
+        json!([
+            { "user_id": "bob", "code": 0, "desc": "" },
+            { "user_id": "stranger", "code": 10007, "desc": "not a member of the community" },
+        ])
+    );
+    for c in [&ann, &bob, &cat] {
+        let ev = c
+            .expect_event("on_add_members_to_permission_group", WAIT)
+            .await;
+        assert_eq!(
+            ev,
+            json!({ "group_id": "hall", "permission_group_id": "mods", "member_id_list": ["bob"] })
+        );
+    }
+    // Now bob manages topics and permission-group members, mutes and kicks ordinary members,
+    // but still cannot create permission groups (no bit) nor send (no bit).
+    let bobs = topic(&bob, "hall", json!({ "topic_name": "bob's" })).await;
+    assert_eq!(bobs, "hall@TOPIC#_2");
+    assert_eq!(
+        bob.err_code(
+            "create_permission_group_in_community",
+            json!({ "group_id": "hall", "permission_group_name": "x" })
+        )
+        .await,
+        10007
+    );
+    bob.ok(
+        "mute_group_member",
+        json!({ "group_id": "hall", "user_id": "cat", "seconds": 60 }),
+    )
+    .await;
+    assert_eq!(
+        bob.err_code(
+            "mute_group_member",
+            json!({ "group_id": "hall", "user_id": "own", "seconds": 60 })
+        )
+        .await,
+        10007
+    );
+    assert_eq!(send(&bob, &t, "still no").await.unwrap_err(), 10007);
+
+    // A writers group with the send bit in topic t only.
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "hall", "permission_group_id": "writers",
+                "permission_group_name": "Writers", "group_permission": 0 }),
+    )
+    .await;
+    let r = own
+        .ok(
+            "add_topic_permission_to_permission_group",
+            json!({ "group_id": "hall", "permission_group_id": "writers",
+                    "topic_permission_map": { t.clone(): TOPIC_SEND_MESSAGE | TOPIC_GET_HISTORY } }),
+        )
+        .await;
+    assert_eq!(
+        r["topic_operation_result_list"],
+        json!([{ "topic_id": t, "code": 0, "desc": "" }])
+    );
+    let ev = ann.expect_event("on_add_topic_permission", WAIT).await;
+    assert_eq!(
+        ev,
+        json!({ "group_id": "hall", "permission_group_id": "writers",
+                "topic_permission_map": { t.clone(): 0x18 } })
+    );
+    // bob adds ann to writers (he holds the permission-group member bit).
+    bob.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "hall", "permission_group_id": "writers", "member_list": ["ann"] }),
+    )
+    .await;
+    send(&ann, &t, "a writer writes").await.unwrap();
+    assert_eq!(send(&ann, &bobs, "not here").await.unwrap_err(), 10007);
+
+    // The reads.
+    let joined = ann
+        .ok(
+            "get_joined_permission_group_list_in_community",
+            json!({ "group_id": "hall" }),
+        )
+        .await;
+    let ids: Vec<&Value> = joined["permission_group_info_result_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["permission_group_info"]["permission_group_id"])
+        .collect();
+    assert_eq!(ids, vec![&json!("writers")]);
+    let all = cat
+        .ok(
+            "get_permission_group_list_in_community",
+            json!({ "group_id": "hall", "permission_group_id_list": ["mods", "nope"] }),
+        )
+        .await;
+    let list = all["permission_group_info_result_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["permission_group_info"]["member_count"], json!(1));
+    assert_eq!(list[1]["code"], json!(10010));
+    let members = cat
+        .ok(
+            "get_community_member_list_in_permission_group",
+            json!({ "group_id": "hall", "permission_group_id": "mods" }),
+        )
+        .await;
+    assert_eq!(members["member_info_list"][0]["user_id"], json!("bob"));
+    assert_eq!(members["is_finished"], json!(true));
+    let perms = cat
+        .ok(
+            "get_topic_permission_in_permission_group",
+            json!({ "group_id": "hall", "permission_group_id": "writers" }),
+        )
+        .await;
+    assert_eq!(perms["topic_permission_map"], json!({ t.clone(): 0x18 }));
+
+    // Modify to history only: ann can no longer send; delete it; then delete the group.
+    own.ok(
+        "modify_topic_permission_in_permission_group",
+        json!({ "group_id": "hall", "permission_group_id": "writers",
+                "topic_permission_map": { t.clone(): TOPIC_GET_HISTORY } }),
+    )
+    .await;
+    let ev = cat.expect_event("on_modify_topic_permission", WAIT).await;
+    assert_eq!(ev["topic_permission_map"], json!({ t.clone(): 0x10 }));
+    assert_eq!(send(&ann, &t, "again").await.unwrap_err(), 10007);
+    own.ok(
+        "delete_topic_permission_from_permission_group",
+        json!({ "group_id": "hall", "permission_group_id": "writers", "topic_id_list": [t] }),
+    )
+    .await;
+    let ev = cat.expect_event("on_delete_topic_permission", WAIT).await;
+    assert_eq!(
+        ev,
+        json!({ "group_id": "hall", "permission_group_id": "writers", "topic_id_list": [t] })
+    );
+    own.ok(
+        "modify_permission_group_info_in_community",
+        json!({ "permission_group_info": { "group_id": "hall", "permission_group_id": "mods",
+                "permission_group_name": "Mods" } }),
+    )
+    .await;
+    let ev = cat
+        .expect_event("on_change_permission_group_info", WAIT)
+        .await;
+    assert_eq!(
+        ev["permission_group_info"]["permission_group_name"],
+        json!("Mods")
+    );
+    assert_eq!(ev["permission_group_info"]["group_permission"], json!(0x3a));
+    bob.ok(
+        "remove_community_members_from_permission_group",
+        json!({ "group_id": "hall", "permission_group_id": "writers", "member_list": ["ann"] }),
+    )
+    .await;
+    let ev = cat
+        .expect_event("on_remove_members_from_permission_group", WAIT)
+        .await;
+    assert_eq!(ev["member_id_list"], json!(["ann"]));
+    own.ok(
+        "delete_permission_group_from_community",
+        json!({ "group_id": "hall", "permission_group_id_list": ["mods"] }),
+    )
+    .await;
+    let ev = cat.expect_event("on_delete_permission_group", WAIT).await;
+    assert_eq!(
+        ev,
+        json!({ "group_id": "hall", "permission_group_id_list": ["mods"] })
+    );
+    assert_eq!(
+        bob.err_code(
+            "create_topic_in_community",
+            json!({ "group_id": "hall", "topic_info": { "topic_name": "again" } })
+        )
+        .await,
+        10007
+    );
+    // Reading history needs the bit: the default includes it; without it, 10007.
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "hall", "default_permissions": 0 }),
+    )
+    .await;
+    let code = cat
+        .err_code(
+            "get_group_history_message_list",
+            json!({ "group_id": t, "count": 10 }),
+        )
+        .await;
+    assert_eq!(code, 10007);
+    // Off again: the baseline lets members send.
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "hall", "enable_permission_group": false }),
+    )
+    .await;
+    send(&ann, &t, "free again").await.unwrap();
+}
+
+#[tokio::test]
+async fn topics_and_permission_groups_survive_a_restart() {
+    let mut server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    community(&own, "keep", true, &["ann"]).await;
+    let t = topic(&own, "keep", json!({ "topic_name": "kept" })).await;
+    send(&own, &t, "one").await.unwrap();
+    send(&own, &t, "two").await.unwrap();
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "keep", "enable_permission_group": true, "default_permissions": 0 }),
+    )
+    .await;
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "keep", "permission_group_id": "readers",
+                "permission_group_name": "Readers", "group_permission": GET_HISTORY_MESSAGE }),
+    )
+    .await;
+    own.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "keep", "permission_group_id": "readers", "member_list": ["ann"] }),
+    )
+    .await;
+    own.shutdown().await;
+    server.restart().await;
+
+    // A fresh device of ann: the topic's conversation arrives by sync with its unread.
+    let ann = user(&server, "ann").await;
+    let conv = format!("group_{t}");
+    eventually("the topic conversation after sync", || async {
+        unread_of(&ann, &conv).await == Some(2)
+    })
+    .await;
+    let infos = topic_infos(&ann, "keep").await;
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0]["topic_name"], json!("kept"));
+    assert_eq!(text_of(&infos[0]["last_message"]), "two");
+    let joined = ann
+        .ok(
+            "get_joined_permission_group_list_in_community",
+            json!({ "group_id": "keep" }),
+        )
+        .await;
+    assert_eq!(
+        joined["permission_group_info_result_list"][0]["permission_group_info"]["member_count"],
+        json!(1)
+    );
+    // Still enforced: ann reads (Readers) but may not send.
+    let h = ann
+        .ok(
+            "get_group_history_message_list",
+            json!({ "group_id": t, "count": 10 }),
+        )
+        .await;
+    assert_eq!(h["message_list"].as_array().map(Vec::len), Some(2));
+    assert_eq!(send(&ann, &t, "three").await.unwrap_err(), 10007);
+    let o = ann
+        .ok(
+            "get_community_permission_options",
+            json!({ "group_id": "keep" }),
+        )
+        .await;
+    assert_eq!(
+        o,
+        json!({ "enable_permission_group": true, "default_permissions": 0 })
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_and_limits_are_refused() {
+    let server = TestServer::start_with_config(
+        "community_max_topics = 2\ncommunity_max_permission_groups = 1\n",
+    )
+    .await;
+    let own = user(&server, "own").await;
+    let out = user(&server, "out").await;
+    community(&own, "lim", true, &[]).await;
+    community(&own, "flat", false, &[]).await;
+    own.ok(
+        "create_group",
+        json!({ "group_type": "Public", "group_id": "pub", "group_name": "pub" }),
+    )
+    .await;
+
+    let t = topic(&own, "lim", json!({ "topic_name": "a" })).await;
+    topic(&own, "lim", json!({ "topic_name": "b" })).await;
+    let create = |g: &'static str, info: Value| {
+        let own = &own;
+        async move {
+            own.err_code(
+                "create_topic_in_community",
+                json!({ "group_id": g, "topic_info": info }),
+            )
+            .await
+        }
+    };
+    // Over the limit of topics.
+    assert_eq!(create("lim", json!({ "topic_name": "c" })).await, 10004);
+    // Topics need a topic-enabled Community.
+    assert_eq!(create("flat", json!({ "topic_name": "c" })).await, 10004);
+    assert_eq!(create("pub", json!({ "topic_name": "c" })).await, 10004);
+    assert_eq!(create("nowhere", json!({ "topic_name": "c" })).await, 10010);
+    assert_eq!(create("bad\nid", json!({})).await, 8501);
+    // Custom topic ids must be <group_id>@TOPIC#_<suffix>.
+    assert_eq!(
+        create("flat", json!({ "topic_id": "other@TOPIC#_x" })).await,
+        10004
+    );
+    assert_eq!(create("lim", json!({ "topic_id": "lim-x" })).await, 8501);
+    // Fields over the seed's limits.
+    assert_eq!(
+        own.err_code(
+            "set_topic_info",
+            json!({ "topic_info": { "topic_id": t, "topic_name": "n".repeat(31) } })
+        )
+        .await,
+        10004
+    );
+    assert_eq!(
+        own.err_code(
+            "set_topic_info",
+            json!({ "topic_info": { "topic_id": "lim@TOPIC#_none", "topic_name": "n" } })
+        )
+        .await,
+        10010
+    );
+    assert_eq!(
+        own.err_code(
+            "set_topic_info",
+            json!({ "topic_info": { "topic_id": "plain" } })
+        )
+        .await,
+        8501
+    );
+    // Permission groups: one at most; unknown ids; bad bits.
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "lim", "permission_group_name": "one", "group_permission": 1 }),
+    )
+    .await;
+    assert_eq!(
+        own.err_code(
+            "create_permission_group_in_community",
+            json!({ "group_id": "lim", "permission_group_name": "two" })
+        )
+        .await,
+        10004
+    );
+    assert_eq!(
+        own.err_code(
+            "create_permission_group_in_community",
+            json!({ "group_id": "flat", "group_permission": 0x800 })
+        )
+        .await,
+        10004
+    );
+    assert_eq!(
+        own.err_code(
+            "add_community_members_to_permission_group",
+            json!({ "group_id": "lim", "permission_group_id": "nope", "member_list": ["own"] })
+        )
+        .await,
+        10010
+    );
+    // Outsiders see and send nothing.
+    assert_eq!(
+        out.err_code("get_topic_info_list", json!({ "group_id": "lim" }))
+            .await,
+        10007
+    );
+    assert_eq!(send(&out, &t, "let me in").await.unwrap_err(), 10007);
+    assert_eq!(
+        out.err_code(
+            "get_group_history_message_list",
+            json!({ "group_id": t, "count": 5 })
+        )
+        .await,
+        10007
+    );
+    assert_eq!(
+        out.err_code(
+            "get_permission_group_list_in_community",
+            json!({ "group_id": "lim" })
+        )
+        .await,
+        10007
+    );
+}
