@@ -259,6 +259,8 @@ impl Core {
                 .s(group_id.as_bytes())
                 .done(),
         );
+        // A community member leaves its permission groups too.
+        crate::community::forget_member(txn, app, group_id, user)?;
         // No change-log entry: the next sync's joined-group list tells the user's devices, and
         // a conversation the user may no longer read must not make them pull it (10007).
         Ok(())

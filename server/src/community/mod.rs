@@ -15,8 +15,8 @@
 //! sending to a topic or to the community, @all, reading a topic's history, muting. Refusals
 //! are 10007. The hooks other modules call are here: [`check_send`] (the group send path),
 //! [`membership_group`] (whose members may read or mark a conversation read),
-//! [`check_history`] (pulls), [`joined_topics`] (sync), [`grants`] (mute, kick, profile), [`drop_data`]
-//! (dismissal). Writes are staged by the commit task ([`stage`]); reads are answered from the
+//! [`check_history`] (pulls), [`joined_topics`] (sync), [`grants`] (mute, kick, profile), [`forget_member`]
+//! (leaving), [`drop_data`] (dismissal). Writes are staged by the commit task ([`stage`]); reads are answered from the
 //! store ([`reads::get`]). Every change is pushed to the community's members as a
 //! `CommunityPush`.
 
@@ -335,6 +335,35 @@ pub(crate) fn grants(
     let mine = records::member_groups(txn, app, id, op)?;
     let groups = perms::groups_of(&record, &mine);
     Ok(perms::community_bits(Standing::Member, &record, &groups) & bit == bit)
+}
+
+/// The leave hook (quit, kick, dismissal): `user` leaves every permission group of community
+/// `id`, so that a member who comes back starts with the defaults. Point reads only; nothing to
+/// do for a user in no permission group (or a group that is no community).
+pub(crate) fn forget_member(
+    txn: &mut Txn<'_>,
+    app: u64,
+    id: &str,
+    user: &str,
+) -> Result<(), StoreError> {
+    let mine = records::member_groups(txn, app, id, user)?;
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let mut record = records::record(txn, app, id)?;
+    for pg in &mine {
+        txn.del(records::group_member_key(app, id, pg, user));
+        if let Some(g) = record
+            .permission_groups
+            .iter_mut()
+            .find(|g| g.permission_group_id == *pg)
+        {
+            g.member_count = g.member_count.saturating_sub(1);
+        }
+    }
+    records::put_record(txn, app, id, &record);
+    records::put_member_groups(txn, app, id, user, Vec::new());
+    Ok(())
 }
 
 /// The dismissal hook: stages the deletion of everything community `id` owns.

@@ -729,3 +729,84 @@ async fn bad_ids_and_limits_are_refused() {
         10007
     );
 }
+
+#[tokio::test]
+async fn leaving_drops_permission_groups_and_dismissal_drops_the_community() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    community(&own, "gone", true, &["ann"]).await;
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "gone", "enable_permission_group": true }),
+    )
+    .await;
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "gone", "permission_group_id": "mods",
+                "group_permission": MANAGE_TOPIC_IN_COMMUNITY }),
+    )
+    .await;
+    own.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "gone", "permission_group_id": "mods", "member_list": ["ann"] }),
+    )
+    .await;
+    topic(&ann, "gone", json!({ "topic_name": "ann's" })).await;
+
+    // Kicked and invited back: ann starts again with the defaults.
+    own.ok(
+        "kick_group_member",
+        json!({ "group_id": "gone", "member_list": ["ann"] }),
+    )
+    .await;
+    own.ok(
+        "invite_user_to_group",
+        json!({ "group_id": "gone", "user_list": ["ann"] }),
+    )
+    .await;
+    eventually("ann back in the community", || async {
+        ann.call("get_topic_info_list", json!({ "group_id": "gone" }))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert_eq!(
+        ann.err_code(
+            "create_topic_in_community",
+            json!({ "group_id": "gone", "topic_info": { "topic_name": "again" } })
+        )
+        .await,
+        10007
+    );
+    let list = own
+        .ok(
+            "get_permission_group_list_in_community",
+            json!({ "group_id": "gone" }),
+        )
+        .await;
+    assert_eq!(
+        list["permission_group_info_result_list"][0]["permission_group_info"]["member_count"],
+        json!(0)
+    );
+
+    // Dismissed and created again under the same id: no topic, no permission group is left.
+    own.ok("dismiss_group", json!({ "group_id": "gone" })).await;
+    community(&own, "gone", true, &[]).await;
+    assert!(topic_infos(&own, "gone").await.is_empty());
+    let list = own
+        .ok(
+            "get_permission_group_list_in_community",
+            json!({ "group_id": "gone" }),
+        )
+        .await;
+    assert_eq!(list["permission_group_info_result_list"], json!([]));
+    assert_eq!(
+        own.ok(
+            "get_community_permission_options",
+            json!({ "group_id": "gone" })
+        )
+        .await,
+        json!({ "enable_permission_group": false, "default_permissions": 0x1c0 })
+    );
+}
