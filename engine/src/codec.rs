@@ -533,6 +533,8 @@ pub fn from_wire(m: &pb::Message, me: &str) -> StoredMessage {
         version: m.version,
         revoker: m.revoker.clone(),
         revoke_reason: m.revoke_reason.clone(),
+        disable_cloud_message_pre_hook: m.disable_cloud_message_pre_hook,
+        disable_cloud_message_post_hook: m.disable_cloud_message_post_hook,
     }
 }
 
@@ -567,6 +569,8 @@ pub fn to_wire(m: &StoredMessage) -> pb::Message {
         version: m.version,
         revoker: m.revoker.clone(),
         revoke_reason: m.revoke_reason.clone(),
+        disable_cloud_message_pre_hook: m.disable_cloud_message_pre_hook,
+        disable_cloud_message_post_hook: m.disable_cloud_message_post_hook,
         ..Default::default()
     }
 }
@@ -621,6 +625,17 @@ pub fn to_json(m: &StoredMessage, me: &str) -> Value {
             .map_or(Value::Null, push_info_to_json),
     );
     o.insert("is_broadcast_message".into(), json!(m.is_broadcast_message));
+    o.insert(
+        "disable_cloud_message_pre_hook".into(),
+        json!(m.disable_cloud_message_pre_hook),
+    );
+    o.insert(
+        "disable_cloud_message_post_hook".into(),
+        json!(m.disable_cloud_message_post_hook),
+    );
+    // The receiver's remark for the sender: filled in, current, where message objects leave the
+    // engine (`crate::actors::relationship::remarks`).
+    o.insert("friend_remark".into(), json!(""));
     o.insert("version".into(), json!(m.version));
     if m.revoked {
         o.insert("revoker".into(), json!(m.revoker));
@@ -655,7 +670,34 @@ pub fn message_from_json(v: &Value) -> Result<StoredMessage, ApiError> {
         m.priority =
             priority_from_str(p).ok_or_else(|| ApiError::invalid_param("message.priority"))?;
     }
+    apply_hook_flags(&mut m, v)?;
     Ok(m)
+}
+
+/// Takes the sender's webhook opt-outs (`disable_cloud_message_pre_hook`,
+/// `disable_cloud_message_post_hook`) from a message object; absent = unchanged.
+pub fn apply_hook_flags(m: &mut StoredMessage, v: &Value) -> Result<(), ApiError> {
+    for (field, slot) in [
+        (
+            "disable_cloud_message_pre_hook",
+            &mut m.disable_cloud_message_pre_hook,
+        ),
+        (
+            "disable_cloud_message_post_hook",
+            &mut m.disable_cloud_message_post_hook,
+        ),
+    ] {
+        match v.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => *slot = *b,
+            Some(_) => {
+                return Err(ApiError::invalid_param(format!(
+                    "message.{field} must be a boolean"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A list of strings under `field` (absent = empty).
@@ -754,6 +796,27 @@ mod tests {
         assert_eq!(again.offline_push_info, wire.offline_push_info);
         // The sender's own view of the same message.
         assert_eq!(from_wire(&wire, "bob").peer, "alice");
+    }
+
+    #[test]
+    fn webhook_opt_outs_travel_with_the_message() {
+        let mut m = message_from_json(&json!({
+            "elem_list": [{"elem_type": "text", "text": "x"}],
+            "disable_cloud_message_pre_hook": true,
+        }))
+        .unwrap();
+        assert!(m.disable_cloud_message_pre_hook && !m.disable_cloud_message_post_hook);
+        apply_hook_flags(&mut m, &json!({"disable_cloud_message_post_hook": true})).unwrap();
+        assert!(m.disable_cloud_message_pre_hook && m.disable_cloud_message_post_hook);
+        let wire = to_wire(&m);
+        assert!(wire.disable_cloud_message_pre_hook && wire.disable_cloud_message_post_hook);
+        let back = from_wire(&wire, "me");
+        let j = to_json(&back, "me");
+        assert_eq!(j["disable_cloud_message_pre_hook"], true);
+        assert_eq!(j["disable_cloud_message_post_hook"], true);
+        assert_eq!(j["friend_remark"], "");
+        let bad = apply_hook_flags(&mut m, &json!({"disable_cloud_message_pre_hook": 1}));
+        assert_eq!(bad.unwrap_err().code, 6017);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
 
+use crate::actors::relationship::remarks::FriendRemarks;
 use crate::{CallbackMode, Event, EventHandler};
 
 /// The event that marks a gap left by the pump queue's overflow policy.
@@ -135,6 +136,8 @@ pub struct EventBus {
     handler: Arc<RwLock<Option<EventHandler>>>,
     simple: Arc<AtomicBool>,
     advanced: Arc<AtomicBool>,
+    /// The local user's friend remarks, filled into the message objects of events.
+    remarks: FriendRemarks,
 }
 
 impl EventBus {
@@ -168,7 +171,14 @@ impl EventBus {
             handler,
             simple: Arc::new(AtomicBool::new(false)),
             advanced: Arc::new(AtomicBool::new(true)),
+            remarks: FriendRemarks::default(),
         })
+    }
+
+    /// The local user's friend remarks (published by the RelationshipActor), filled into every
+    /// message object that leaves the engine by an event or a call's result.
+    pub fn remarks(&self) -> &FriendRemarks {
+        &self.remarks
     }
 
     /// The delivery mode.
@@ -193,7 +203,8 @@ impl EventBus {
     }
 
     /// Queues an event.
-    pub fn emit(&self, name: &str, data: Value) {
+    pub fn emit(&self, name: &str, mut data: Value) {
+        self.remarks.annotate(&mut data);
         self.queue(Item::Event(Event {
             name: name.to_owned(),
             data,

@@ -231,6 +231,13 @@ pub struct StoredMessage {
     /// The reason given with the revoke.
     #[prost(string, tag = "31")]
     pub revoke_reason: String,
+    /// The sender opted out of the app backend's before-send callback (tags 117.. are the
+    /// webhooks' own, clear of the others).
+    #[prost(bool, tag = "117")]
+    pub disable_cloud_message_pre_hook: bool,
+    /// The sender opted out of the app backend's after-send callback.
+    #[prost(bool, tag = "118")]
+    pub disable_cloud_message_post_hook: bool,
 }
 
 impl StoredMessage {

@@ -4,11 +4,13 @@
 //! its parameter validation and the mapping to its actor's messages; this module only routes.
 
 mod account;
+mod community;
 mod conversation;
 mod group;
 mod media;
 mod message;
 mod params;
+mod push;
 mod relationship;
 mod signaling;
 mod system;
@@ -30,8 +32,10 @@ enum Area {
     Media,
     Conversation,
     Group,
+    Community,
     Relationship,
     Signaling,
+    Push,
     System,
 }
 
@@ -46,12 +50,14 @@ const AREAS: &[(Area, &[&str], &[&str])] = &[
         conversation::PRE_LOGIN,
     ),
     (Area::Group, group::METHODS, group::PRE_LOGIN),
+    (Area::Community, community::METHODS, community::PRE_LOGIN),
     (
         Area::Relationship,
         relationship::METHODS,
         relationship::PRE_LOGIN,
     ),
     (Area::Signaling, signaling::METHODS, signaling::PRE_LOGIN),
+    (Area::Push, push::METHODS, push::PRE_LOGIN),
     (Area::System, system::METHODS, system::PRE_LOGIN),
 ];
 
@@ -83,16 +89,23 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
             return Err(ApiError::new(codes::ERR_SDK_NOT_LOGGED_IN, "not logged in"));
         }
     }
-    match area {
+    let mut out = match area {
         Area::Account => account::call(peers, events, method, p).await,
         Area::Message => message::call(peers, events, method, p).await,
         Area::Media => media::call(peers, events, method, p).await,
         Area::Conversation => conversation::call(peers, events, method, p).await,
         Area::Group => group::call(peers, events, method, p).await,
+        Area::Community => community::call(peers, events, method, p).await,
         Area::Relationship => relationship::call(peers, events, method, p).await,
         Area::Signaling => signaling::call(peers, events, method, p).await,
+        Area::Push => push::call(peers, events, method, p).await,
         Area::System => system::call(peers, events, method, p).await,
+    }?;
+    // Message objects in results carry the caller's current friend remark for their sender.
+    if matches!(area, Area::Message | Area::Conversation) {
+        events.remarks().annotate(&mut out);
     }
+    Ok(out)
 }
 
 #[cfg(test)]

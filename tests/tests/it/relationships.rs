@@ -869,97 +869,86 @@ async fn search_friends_matches_id_nick_and_remark_ranked_and_paged() {
     assert_eq!(ids(&nick, "friend_info_list"), vec!["kabob"]);
 }
 
-/// Registers `users` with a bare protocol login each (a real login through the gateway, without
-/// an engine and its store) and sets each one's allow type to "allow any".
-async fn register_allow_any(server: &TestServer, users: &[String]) {
-    use chime_proto::pb::{self, request::Kind};
-    use chime_tests::wire::WireClient;
-
-    for chunk in users.chunks(16) {
-        let jobs = chunk.iter().map(|u| async move {
-            let device = format!("bench-{u}");
-            let url = server.ws_url();
-            let mut c =
-                WireClient::login(&url, chime_tests::APP_ID, u, &server.user_sig(u), &device)
-                    .await
-                    .unwrap_or_else(|e| panic!("login of {u}: {e}"));
-            let allow = pb::RelationReq {
-                op: Some(pb::relation_req::Op::SetProfile(pb::SetProfileReq {
-                    allow_type: Some(1),
-                    nick_name: Some(format!("Nick {u}")),
-                    ..Default::default()
-                })),
-            };
-            c.call(Kind::Relation(allow))
-                .await
-                .unwrap_or_else(|e| panic!("allow type of {u}: {e}"));
-            let (mut tx, _) = c.split();
-            tx.close().await;
-        });
-        futures_util::future::join_all(jobs).await;
-    }
-}
-
-/// Benchmark (prints figures; run with `--ignored`): a friend list of 3,000 friends, cold (a new
-/// device: login → the full list synced) and warm (the same device again: login → list from its
-/// store), and `search_friends` over the 3,000.
 #[tokio::test]
-#[ignore = "benchmark: prints figures"]
-async fn bench_friend_list_of_3000_cold_warm_and_search() {
-    const N: usize = 3_000;
+async fn messages_carry_the_receivers_current_friend_remark_for_the_sender() {
     let server = TestServer::start().await;
-    let users: Vec<String> = (0..N).map(|i| format!("f{i:05}")).collect();
-    let t = std::time::Instant::now();
-    register_allow_any(&server, &users).await;
-    println!("registered {N} users in {:?}", t.elapsed());
     let alice = user(&server, "alice").await;
-    let t = std::time::Instant::now();
-    for u in &users {
-        let r = alice
-            .ok("add_friend", json!({ "user_id": u, "add_type": "single" }))
-            .await;
-        assert_eq!(r["result_code"], 0);
-    }
-    println!(
-        "added {N} friends in {:?} ({:?} each)",
-        t.elapsed(),
-        t.elapsed() / N as u32
-    );
-    alice.shutdown().await;
+    let bob = user(&server, "bob").await;
+    let carol = user(&server, "carol").await;
+    allow(&bob, "allow_any").await;
+    let r = alice
+        .ok(
+            "add_friend",
+            json!({ "user_id": "bob", "add_type": "single", "remark": "Bobby" }),
+        )
+        .await;
+    assert_eq!(r["result_code"], 0);
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let count = |v: &Value| v["friend_info_list"].as_array().map_or(0, Vec::len);
-    for round in ["cold", "warm"] {
-        let c = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
-        let t = std::time::Instant::now();
-        c.login("alice").await;
-        let mut n = 0;
-        for _ in 0..6_000 {
-            n = count(&c.ok("get_friend_list", json!({})).await);
-            if n == N {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(n, N, "{round}");
-        println!("{round}: login -> friend list of {N}: {:?}", t.elapsed());
-        if round == "warm" {
-            let t = std::time::Instant::now();
-            let rounds = 50u32;
-            for i in 0..rounds {
-                let r = c
-                    .ok(
-                        "search_friends",
-                        json!({ "keyword_list": [format!("f0{}", i % 3)] }),
-                    )
-                    .await;
-                assert!(r["total_count"].as_u64().unwrap_or(0) > 0);
-            }
-            println!(
-                "search_friends over {N}: {:?} per call",
-                t.elapsed() / rounds
-            );
-        }
-        c.shutdown().await;
-    }
+    // A new message from a friend: my remark for them; from a stranger, or my own: none.
+    let sent = send_c2c_text(&bob, "alice", "hi from bob").await;
+    let got = alice.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["sender"], "bob");
+    assert_eq!(got[0]["friend_remark"], "Bobby");
+    send_c2c_text(&carol, "alice", "hi from carol").await;
+    let got = alice.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["friend_remark"], "");
+    let mine = send_c2c_text(&alice, "bob", "hi bob").await;
+    assert_eq!(mine["friend_remark"], "");
+    // Bob never set a remark for alice.
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["friend_remark"], "");
+
+    // The remark changes: history, find results and the conversation's last message show the
+    // current one, for old messages too.
+    alice
+        .ok(
+            "set_friend_info",
+            json!({ "user_id": "bob", "friend_remark": "B." }),
+        )
+        .await;
+    let history = alice
+        .ok(
+            "get_c2c_history_message_list",
+            json!({ "user_id": "bob", "count": 10 }),
+        )
+        .await;
+    let remarks: Vec<(String, Value)> = history["message_list"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| (text_of(m), m["friend_remark"].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        remarks,
+        [
+            ("hi bob".to_owned(), json!("")),
+            ("hi from bob".to_owned(), json!("B."))
+        ]
+    );
+    let found = alice
+        .ok("find_messages", json!({ "msg_ids": [sent["msg_id"]] }))
+        .await;
+    assert_eq!(found["message_list"][0]["friend_remark"], "B.");
+    assert_eq!(found["message_list"][0]["sender"], "bob");
+    send_c2c_text(&bob, "alice", "again").await;
+    let got = alice.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["friend_remark"], "B.");
+    let conv = alice
+        .ok("get_conversation", json!({ "conversation_id": "c2c_bob" }))
+        .await;
+    assert_eq!(conv["last_message"]["friend_remark"], "B.");
+
+    // No longer a friend: no remark.
+    alice
+        .ok(
+            "delete_from_friend_list",
+            json!({ "user_ids": ["bob"], "delete_type": "single" }),
+        )
+        .await;
+    let found = alice
+        .ok("find_messages", json!({ "msg_ids": [sent["msg_id"]] }))
+        .await;
+    assert_eq!(found["message_list"][0]["friend_remark"], "");
 }

@@ -1,11 +1,12 @@
 //! The REST admin API end to end: a real server's HTTP endpoint called as the app's backend
 //! would (`/v4/<service>/<command>?sdkappid=&identifier=&usersig=&random=&contenttype=json`),
 //! with real engines observing the effects: authentication failures, accounts, online state,
-//! kick, C2C / batch / group / broadcast / push-to-all messages, groups and profiles.
+//! kick, C2C / batch / group / broadcast / push-to-all messages, groups and profiles, and the
+//! history imports (C2C and group) with their original times.
 
 use std::time::Duration;
 
-use chime_tests::{APP_ID, APP2_ID, TestClient, TestServer, text_of, user_sig_for};
+use chime_tests::{APP_ID, APP2_ID, TestClient, TestServer, text_of, total_unread, user_sig_for};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -505,4 +506,214 @@ async fn import_with_nick_and_portrait_set_change_profiles() {
     assert!(text.contains("Carol C"), "{text}");
     assert!(text.contains("https://x/c.png"), "{text}");
     assert!(text.contains("hello"), "{text}");
+}
+
+/// The history of `client` with `peer` (`user_id` or `group_id`), oldest first, without tips:
+/// `(text, timestamp)`.
+async fn history_texts(client: &TestClient, params: Value) -> Vec<(String, i64)> {
+    let out = client.ok("get_history_message_list", params).await;
+    let mut list: Vec<&Value> = out["message_list"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|m| !chime_tests::is_group_tips(m))
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort_by_key(|m| m["seq"].as_u64().unwrap_or(0));
+    list.iter()
+        .map(|m| (text_of(m), m["timestamp"].as_i64().unwrap_or(0)))
+        .collect()
+}
+
+#[tokio::test]
+async fn c2c_history_import_keeps_times_dedupes_and_pushes_nothing() {
+    let server = TestServer::start().await;
+    import(&server, &["ann", "ben"]).await;
+    let api = "openim/importmsg";
+    // Two days ago: within the history the server serves (7 days by default).
+    let t0 = chime_server::usersig::now_secs() - 2 * 86_400;
+    let msg = |sync: u32, from: &str, time: i64, random: u32, text: &str| {
+        let to = if from == "ben" { "ann" } else { "ben" };
+        json!({"SyncFromOldSystem": sync, "From_Account": from, "To_Account": to,
+               "MsgRandom": random, "MsgTimeStamp": time, "MsgBody": text_body(text)})
+    };
+    // Only the administrator imports.
+    let app = APP_ID.to_string();
+    let ann_sig = user_sig_for(APP_ID, "ann", 3600);
+    let body = msg(2, "ann", t0, 1, "x").to_string();
+    assert_eq!(
+        fail_code(&call_as(&server, &app, "ann", &ann_sig, api, &body).await),
+        60010
+    );
+    assert_eq!(
+        fail_code(&call_as(&server, &app, ADMIN, &ann_sig, api, &body).await),
+        70013
+    );
+
+    // Ben is online while the history arrives: imports are pushed to nobody.
+    let ben_online = TestClient::new(&server).await;
+    ben_online.login("ben").await;
+    let out = rest_ok(&server, api, msg(2, "ann", t0, 1, "old one")).await;
+    assert_eq!(
+        (out["MsgSeq"].clone(), out["MsgTime"].clone()),
+        (json!(1), json!(t0))
+    );
+    assert_eq!(out["MsgKey"], format!("1_1_{t0}"));
+    let out = rest_ok(&server, api, msg(2, "ben", t0 + 100, 2, "old reply")).await;
+    assert_eq!(out["MsgSeq"], 2);
+    // The same message again is stored once: the first copy's seq.
+    let out = rest_ok(&server, api, msg(2, "ann", t0, 1, "old one")).await;
+    assert_eq!(out["MsgSeq"], 1);
+    // A message of the migration itself (SyncFromOldSystem 1) counts as unread.
+    let recent = chime_server::usersig::now_secs() - 60;
+    let out = rest_ok(&server, api, msg(1, "ann", recent, 3, "while moving")).await;
+    assert_eq!(
+        (out["MsgSeq"].clone(), out["MsgTime"].clone()),
+        (json!(3), json!(recent))
+    );
+    assert_eq!(
+        ben_online.next_event("on_recv_new_message", QUIET).await,
+        None
+    );
+    ben_online.shutdown().await;
+
+    // Bad imports.
+    let bad = |v: Value| async { fail_code(&rest(&server, api, v).await) };
+    assert_eq!(bad(msg(3, "ann", t0, 1, "x")).await, 90002);
+    assert_eq!(bad(msg(2, "ghost", t0, 1, "x")).await, 70107);
+    assert_eq!(bad(msg(2, "ann", recent + 7200, 1, "future")).await, 90002);
+    assert_eq!(
+        bad(json!({"SyncFromOldSystem": 2, "From_Account": "ann"})).await,
+        90002
+    );
+
+    // A new device of ben finds the history with its original times; only the real-time
+    // import is unread.
+    let ben = TestClient::new(&server).await;
+    ben.login("ben").await;
+    chime_tests::eventually("ben synced the imported conversation", || async {
+        total_unread(&ben).await == 1
+    })
+    .await;
+    let got = history_texts(
+        &ben,
+        json!({"get_type": "cloud_older", "user_id": "ann", "count": 10}),
+    )
+    .await;
+    assert_eq!(
+        got,
+        [
+            ("old one".to_owned(), t0),
+            ("old reply".to_owned(), t0 + 100),
+            ("while moving".to_owned(), recent),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn group_history_import_in_time_order_with_per_message_results() {
+    let server = TestServer::start().await;
+    import(&server, &["ann", "ben", "cy"]).await;
+    rest_ok(
+        &server,
+        "group_open_http_svc/create_group",
+        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "old_team", "Name": "Old",
+               "MemberList": [{"Member_Account": "ben"}]}),
+    )
+    .await;
+    let api = "group_open_http_svc/import_group_msg";
+    let t0 = chime_server::usersig::now_secs() - 2 * 86_400;
+    let item = |from: &str, time: i64, text: &str| json!({"From_Account": from, "SendTime": time, "Random": 7, "MsgBody": text_body(text)});
+    // Only the administrator imports.
+    let app = APP_ID.to_string();
+    let ben_sig = user_sig_for(APP_ID, "ben", 3600);
+    let body = json!({"GroupId": "old_team", "MsgList": [item("ann", t0, "x")]});
+    let out = call_as(&server, &app, "ben", &ben_sig, api, &body.to_string()).await;
+    assert_eq!(fail_code(&out), 60010);
+
+    // Given out of order: stored by time; results in the request's order; a sender without
+    // an account fails alone.
+    let out = rest_ok(
+        &server,
+        api,
+        json!({"GroupId": "old_team", "MsgList": [
+            item("ben", t0 + 300, "third"),
+            item("ann", t0 + 100, "first"),
+            item("ghost", t0 + 150, "nobody"),
+            item("cy", t0 + 200, "second"),
+        ]}),
+    )
+    .await;
+    let list = out["MsgList"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 4, "{out}");
+    let first = list[1]["MsgSeq"].as_u64().unwrap_or(0);
+    assert!(first > 0, "{out}");
+    let row =
+        |seq: u64, time: i64| json!({"MsgSeq": seq, "MsgTime": time, "Result": 0, "ErrorCode": 0});
+    assert_eq!(list[0], row(first + 2, t0 + 300));
+    assert_eq!(list[1], row(first, t0 + 100));
+    assert_eq!(
+        list[2],
+        json!({"MsgSeq": 0, "MsgTime": t0 + 150, "Result": 1, "ErrorCode": 70107})
+    );
+    assert_eq!(list[3], row(first + 1, t0 + 200));
+    // Imported again: already there (Result 2, the first copy's seq).
+    let out = rest_ok(
+        &server,
+        api,
+        json!({"GroupId": "old_team", "MsgList": [item("ann", t0 + 100, "first")]}),
+    )
+    .await;
+    assert_eq!(
+        out["MsgList"],
+        json!([{"MsgSeq": first, "MsgTime": t0 + 100, "Result": 2, "ErrorCode": 0}])
+    );
+    // Whole-call failures: no such group, an AVChatRoom, too many messages.
+    let fail = |v: Value| async { fail_code(&rest(&server, api, v).await) };
+    let one = json!([item("ann", t0, "x")]);
+    assert_eq!(
+        fail(json!({"GroupId": "nope", "MsgList": one})).await,
+        10010
+    );
+    rest_ok(
+        &server,
+        "group_open_http_svc/create_group",
+        json!({"Owner_Account": "ann", "Type": "AVChatRoom", "GroupId": "live", "Name": "Live"}),
+    )
+    .await;
+    assert_eq!(
+        fail(json!({"GroupId": "live", "MsgList": one})).await,
+        10007
+    );
+    let many: Vec<Value> = (0..21).map(|i| item("ann", t0 + i, "m")).collect();
+    assert_eq!(
+        fail(json!({"GroupId": "old_team", "MsgList": many})).await,
+        90002
+    );
+
+    // A member's device finds them in time order, with their times, not unread.
+    let ben = TestClient::new(&server).await;
+    ben.login("ben").await;
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = history_texts(
+            &ben,
+            json!({"get_type": "cloud_older", "group_id": "old_team", "count": 20}),
+        )
+        .await;
+        if got.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got,
+        [
+            ("first".to_owned(), t0 + 100),
+            ("second".to_owned(), t0 + 200),
+            ("third".to_owned(), t0 + 300),
+        ]
+    );
+    assert_eq!(total_unread(&ben).await, 0);
 }

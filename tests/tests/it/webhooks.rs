@@ -1,7 +1,8 @@
 //! Webhooks end to end: a real server calls a backend that this test runs on 127.0.0.1 (an axum
 //! receiver recording every call): before-send allows, rewrites, blocks (20006) and silently
 //! drops; after-send reports stored messages; every call is signed with the app key; a backend
-//! that does not answer in time lets the message through (the default policy).
+//! that does not answer in time lets the message through (the default policy); login state,
+//! group joins / exits and friend adds are reported; a message may opt out of either callback.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -233,5 +234,269 @@ async fn group_sends_are_called_back_and_a_dead_backend_blocks_when_configured()
             .err_code("send_message", json!({"message": msg, "receiver": "dave"}))
             .await,
         20006
+    );
+}
+
+/// Waits (bounded) until the backend has `n` calls of `command`; answers them.
+async fn wait_calls(calls: &Calls, command: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..300 {
+        got = calls_of(calls, command);
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), n, "{command}: {got:?}");
+    got
+}
+
+fn all_signed(calls: &Calls) -> bool {
+    calls
+        .lock()
+        .map(|c| c.iter().all(|(_, _, valid)| *valid))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn login_logout_replacement_and_disconnect_are_called_back() {
+    use chime_tests::wire::WireClient;
+
+    let (url, calls) = backend().await;
+    let server = TestServer::start_with_config(&format!("[webhook]\nurl = \"{url}\"\n")).await;
+    let ws = server.ws_url();
+    let sig = server.user_sig("ann");
+    let first = WireClient::login(&ws, APP_ID, "ann", &sig, "phone")
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+    // The same device logs in again: the first session is replaced (Logout / Kicked).
+    let second = WireClient::login(&ws, APP_ID, "ann", &sig, "phone")
+        .await
+        .unwrap_or_else(|e| panic!("login again: {e}"));
+    wait_calls(&calls, "State.StateChange", 2).await;
+    // The replaced session ends when its connection does (the server closed it).
+    drop(first);
+    wait_calls(&calls, "State.StateChange", 3).await;
+    // The connection goes away without a logout (Disconnect / LinkClose).
+    drop(second);
+    wait_calls(&calls, "State.StateChange", 4).await;
+    // An engine's login and logout (Login / Register, Logout / Unregister).
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    bob.ok("logout", json!({})).await;
+    let got = wait_calls(&calls, "State.StateChange", 6).await;
+    let mut seen: Vec<(String, String, String)> = got
+        .iter()
+        .map(|v| {
+            assert!(v["EventTime"].as_i64().unwrap_or(0) > 0, "{v}");
+            let info = &v["Info"];
+            let s = |k: &str| info[k].as_str().unwrap_or("").to_owned();
+            (s("To_Account"), s("Action"), s("Reason"))
+        })
+        .collect();
+    seen.sort();
+    let t = |u: &str, a: &str, r: &str| (u.to_owned(), a.to_owned(), r.to_owned());
+    assert_eq!(
+        seen,
+        [
+            t("ann", "Disconnect", "LinkClose"),
+            t("ann", "Login", "Register"),
+            t("ann", "Login", "Register"),
+            t("ann", "Logout", "Kicked"),
+            t("bob", "Login", "Register"),
+            t("bob", "Logout", "Unregister"),
+        ]
+    );
+    assert!(all_signed(&calls));
+}
+
+#[tokio::test]
+async fn group_joins_exits_and_friend_adds_are_called_back() {
+    let (url, calls) = backend().await;
+    // Login state callbacks off: only the ones under test arrive.
+    let server = TestServer::start_with_config(&format!(
+        "[webhook]\nurl = \"{url}\"\nstate_change = false\n"
+    ))
+    .await;
+    let alice = TestClient::new(&server).await;
+    let bob = TestClient::new(&server).await;
+    let carol = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+    carol.login("carol").await;
+
+    // Public group: bob joins by himself, then quits.
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "Public", "group_id": "club", "group_name": "Club"}),
+        )
+        .await;
+    bob.ok("join_group", json!({"group_id": "club", "message": "hi"}))
+        .await;
+    bob.ok("quit_group", json!({"group_id": "club"})).await;
+    // Work group: alice invites carol, then kicks her.
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "Work", "group_id": "team", "group_name": "Team"}),
+        )
+        .await;
+    alice
+        .ok(
+            "invite_user_to_group",
+            json!({"group_id": "team", "user_list": ["carol"]}),
+        )
+        .await;
+    alice
+        .ok(
+            "kick_group_member",
+            json!({"group_id": "team", "member_list": ["carol"]}),
+        )
+        .await;
+    let joins = wait_calls(&calls, "Group.CallbackAfterNewMemberJoin", 2).await;
+    let exits = wait_calls(&calls, "Group.CallbackAfterMemberExit", 2).await;
+    let strip = |mut v: Value| {
+        assert!(v["EventTime"].as_i64().unwrap_or(0) > 0, "{v}");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("EventTime");
+        }
+        v
+    };
+    let mut joins: Vec<Value> = joins.into_iter().map(strip).collect();
+    let mut exits: Vec<Value> = exits.into_iter().map(strip).collect();
+    let by_group = |a: &Value, b: &Value| a["GroupId"].to_string().cmp(&b["GroupId"].to_string());
+    joins.sort_by(by_group);
+    exits.sort_by(by_group);
+    assert_eq!(
+        joins,
+        [
+            json!({"CallbackCommand": "Group.CallbackAfterNewMemberJoin", "GroupId": "club",
+                   "Type": "Public", "JoinType": "Apply", "Operator_Account": "bob",
+                   "NewMemberList": [{"Member_Account": "bob"}]}),
+            json!({"CallbackCommand": "Group.CallbackAfterNewMemberJoin", "GroupId": "team",
+                   "Type": "Work", "JoinType": "Invited", "Operator_Account": "alice",
+                   "NewMemberList": [{"Member_Account": "carol"}]}),
+        ]
+    );
+    assert_eq!(
+        exits,
+        [
+            json!({"CallbackCommand": "Group.CallbackAfterMemberExit", "GroupId": "club",
+                   "Type": "Public", "ExitType": "Quit", "Operator_Account": "bob",
+                   "ExitMemberList": [{"Member_Account": "bob"}]}),
+            json!({"CallbackCommand": "Group.CallbackAfterMemberExit", "GroupId": "team",
+                   "Type": "Work", "ExitType": "Kicked", "Operator_Account": "alice",
+                   "ExitMemberList": [{"Member_Account": "carol"}]}),
+        ]
+    );
+
+    // Friends: bob allows anyone, so alice's two-way add makes both pairs at once; carol needs
+    // to confirm, so her acceptance makes the pair (a response).
+    bob.ok("set_self_info", json!({"allow_type": "allow_any"}))
+        .await;
+    let r = alice
+        .ok("add_friend", json!({"user_id": "bob", "add_type": "both"}))
+        .await;
+    assert_eq!(r["result_code"], 0);
+    let adds = wait_calls(&calls, "Sns.CallbackFriendAdd", 1).await;
+    assert_eq!(adds[0]["ClientCmdType"], "Add");
+    assert_eq!(
+        adds[0]["PairList"],
+        json!([
+            {"From_Account": "alice", "To_Account": "bob", "Initiator_Account": "alice"},
+            {"From_Account": "bob", "To_Account": "alice", "Initiator_Account": "alice"},
+        ])
+    );
+    alice
+        .ok(
+            "add_friend",
+            json!({"user_id": "carol", "add_type": "single"}),
+        )
+        .await;
+    carol
+        .expect_event("on_friend_application_list_added", WAIT)
+        .await;
+    assert_eq!(calls_of(&calls, "Sns.CallbackFriendAdd").len(), 1);
+    carol
+        .ok(
+            "accept_friend_application",
+            json!({"user_id": "alice", "response_type": "agree"}),
+        )
+        .await;
+    let adds = wait_calls(&calls, "Sns.CallbackFriendAdd", 2).await;
+    assert_eq!(adds[1]["ClientCmdType"], "Response");
+    assert_eq!(
+        adds[1]["PairList"],
+        json!([{"From_Account": "alice", "To_Account": "carol", "Initiator_Account": "alice"}])
+    );
+    assert!(calls_of(&calls, "State.StateChange").is_empty());
+    assert!(all_signed(&calls));
+}
+
+#[tokio::test]
+async fn a_message_may_opt_out_of_the_before_and_after_send_callbacks() {
+    let (url, calls) = backend().await;
+    let server = TestServer::start_with_config(&format!("[webhook]\nurl = \"{url}\"\n")).await;
+    let alice = TestClient::new(&server).await;
+    let bob = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+
+    // Without the before-send callback the backend cannot block it.
+    let mut msg = alice
+        .ok(
+            "create_text_message",
+            json!({"text": "forbidden but unhooked"}),
+        )
+        .await;
+    msg["disable_cloud_message_pre_hook"] = json!(true);
+    let sent = alice
+        .ok("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    assert_eq!(sent["disable_cloud_message_pre_hook"], true);
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "forbidden but unhooked");
+    assert_eq!(got[0]["disable_cloud_message_pre_hook"], true);
+    assert_eq!(got[0]["disable_cloud_message_post_hook"], false);
+    // Without the after-send callback: called before, not after.
+    let mut msg = alice
+        .ok("create_text_message", json!({"text": "no report"}))
+        .await;
+    msg["disable_cloud_message_post_hook"] = json!(true);
+    alice
+        .ok("send_message", json!({"message": msg, "receiver": "bob"}))
+        .await;
+    bob.expect_messages(1, WAIT).await;
+    // A message with neither flag: both callbacks.
+    send_c2c_text(&alice, "bob", "plain").await;
+    bob.expect_messages(1, WAIT).await;
+
+    let after = wait_calls(&calls, "C2C.CallbackAfterSendMsg", 2).await;
+    let text = |v: &Value| {
+        v["MsgBody"][0]["MsgContent"]["Text"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut after: Vec<String> = after.iter().map(text).collect();
+    after.sort();
+    assert_eq!(after, ["forbidden but unhooked", "plain"]);
+    let before: Vec<String> = calls_of(&calls, "C2C.CallbackBeforeSendMsg")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(before, ["no report", "plain"]);
+    // Still exactly two after-send calls once things settle.
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(calls_of(&calls, "C2C.CallbackAfterSendMsg").len(), 2);
+    // A flag that is not a boolean is refused before anything is sent.
+    let mut msg = alice.ok("create_text_message", json!({"text": "x"})).await;
+    msg["disable_cloud_message_pre_hook"] = json!("yes");
+    assert_eq!(
+        alice
+            .err_code("send_message", json!({"message": msg, "receiver": "bob"}))
+            .await,
+        6017
     );
 }

@@ -366,6 +366,7 @@ impl MessageActor {
             Some(m) => m,
             None => codec::message_from_json(&p.message)?,
         };
+        codec::apply_hook_flags(&mut m, &p.message)?;
         if m.msg_id.is_empty() {
             m.msg_id = new_msg_id();
         }

@@ -14,6 +14,7 @@
 //! arrive as pushes and become events directly.
 
 pub mod json;
+pub mod remarks;
 pub mod state;
 
 use std::collections::HashMap;
@@ -124,9 +125,24 @@ impl RelationshipActor {
         {
             tracing::warn!("relationship write: {e}");
         }
+        if !(changes.friends_added.is_empty()
+            && changes.friends_deleted.is_empty()
+            && changes.friends_changed.is_empty())
+        {
+            self.publish_remarks();
+        }
         if !changes.is_empty() {
             self.emit(&changes);
         }
+    }
+
+    /// Publishes the friend remarks for message objects ([`remarks`]).
+    fn publish_remarks(&self) {
+        let remarks = self
+            .state
+            .friends()
+            .map(|f| (f.user_id.clone(), f.remark.clone()));
+        self.shared.events.remarks().replace(remarks);
     }
 
     fn friends_json(&self, ids: &[String]) -> Vec<Value> {
@@ -273,6 +289,7 @@ impl Handler<OpenAccount> for RelationshipActor {
             }
         }
         self.state = state;
+        self.publish_remarks();
         self.seen.clear();
         self.acct = Some(msg.0);
     }
@@ -283,6 +300,7 @@ impl Handler<CloseAccount> for RelationshipActor {
     fn handle(&mut self, _: CloseAccount, _: &mut Context<Self>) {
         self.acct = None;
         self.state = RelState::default();
+        self.publish_remarks();
         self.seen.clear();
     }
 }
