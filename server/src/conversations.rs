@@ -109,7 +109,10 @@ fn conv_key(user: &str, c: &pb::ConvRef) -> ApiResult<Vec<u8>> {
 }
 
 fn recv_off_key(app: u64, conv: &[u8], user: &str) -> Vec<u8> {
-    Key::new(tag::RECV_OFF, app).s(conv).s(user.as_bytes()).done()
+    Key::new(tag::RECV_OFF, app)
+        .s(conv)
+        .s(user.as_bytes())
+        .done()
 }
 
 fn recv_gaps_key(app: u64, user: &str, conv: &[u8]) -> Vec<u8> {
@@ -193,7 +196,11 @@ pub(crate) fn not_receiving(
 
 /// The `not_receive` spans of `user`'s `conv`, the open one included.
 fn load_gaps(store: &dyn Store, app: u64, user: &str, conv: &[u8]) -> Result<RecvGaps, StoreError> {
-    let mut gaps = RecvGaps::decode(&store.get(&recv_gaps_key(app, user, conv))?.unwrap_or_default());
+    let mut gaps = RecvGaps::decode(
+        &store
+            .get(&recv_gaps_key(app, user, conv))?
+            .unwrap_or_default(),
+    );
     if let Some(v) = store.get(&recv_off_key(app, conv, user))? {
         gaps.0.push((keys::be_u64(&v, 0).unwrap_or(0), u64::MAX));
     }
@@ -614,7 +621,10 @@ fn leave_out_withheld(
     }
     let scan = |from: u64, to: u64, limit: usize, reverse: bool| {
         let start = Key::new(tag::MSG, app).s(conv).n(from).done();
-        let end = Key::new(tag::MSG, app).s(conv).n(to.saturating_add(1)).done();
+        let end = Key::new(tag::MSG, app)
+            .s(conv)
+            .n(to.saturating_add(1))
+            .done();
         store.scan(&start, &end, limit, reverse).map(|rows| {
             rows.into_iter()
                 .filter_map(|(_, v)| pb::Message::decode(&v[..]).ok())

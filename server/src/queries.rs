@@ -338,8 +338,10 @@ pub fn sync(
     let joined = joined_groups(store, app, user)?;
     if !has_more {
         // The joined groups, and the topics of the joined communities (`community`).
-        let mut heads: Vec<(String, u64)> =
-            joined.iter().map(|g| (g.group_id.clone(), g.max_seq)).collect();
+        let mut heads: Vec<(String, u64)> = joined
+            .iter()
+            .map(|g| (g.group_id.clone(), g.max_seq))
+            .collect();
         heads.extend(crate::community::joined_topics(store, app, &joined)?);
         for (group_id, max_seq) in heads {
             if seen_groups.contains(&group_id) {
@@ -550,7 +552,10 @@ pub fn group_members(
 
 /// One page of `members` for `req`: filtered by role, owner first, then administrators, then
 /// members, each by join time, then id; `next_seq` is the index of the next member.
-pub(crate) fn page_members(members: Vec<pb::GroupMember>, req: &pb::GetGroupMembersReq) -> RespKind {
+pub(crate) fn page_members(
+    members: Vec<pb::GroupMember>,
+    req: &pb::GetGroupMembersReq,
+) -> RespKind {
     let wanted = |m: &pb::GroupMember| match req.filter.as_str() {
         "owner" => m.role == role::OWNER,
         "admin" => m.role == role::ADMIN,

@@ -231,7 +231,11 @@ impl Registry {
     }
 
     /// How many keys of `members` have at least one session in `app` (walking the smaller set).
-    pub fn count_online<V, S: BuildHasher>(&self, app: u64, members: &HashMap<String, V, S>) -> usize {
+    pub fn count_online<V, S: BuildHasher>(
+        &self,
+        app: u64,
+        members: &HashMap<String, V, S>,
+    ) -> usize {
         let apps = self.lock();
         let Some(users) = apps.get(&app) else {
             return 0;

@@ -26,6 +26,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod avchatroom;
+mod big_group;
 mod fanout;
 mod idle;
 mod wire_pairs;
@@ -61,6 +63,10 @@ enum Workload {
     W3,
     /// 2,000 idle connections: memory and login rate.
     W4,
+    /// AVChatRoom fan-out: 2,000 online viewers ([`avchatroom`]).
+    Avchatroom,
+    /// Sender ack latency in a 5,000-member group ([`big_group`]).
+    BigGroup,
     /// W1, W2, w2-wire, W3 then W4.
     All,
 }
@@ -504,6 +510,12 @@ fn main() -> std::process::ExitCode {
                 window: args.w3_window,
             };
             fanout::run(&w3, &shape).await?;
+        }
+        if matches!(args.workload, Workload::Avchatroom | Workload::All) {
+            avchatroom::run().await?;
+        }
+        if matches!(args.workload, Workload::BigGroup | Workload::All) {
+            big_group::run().await?;
         }
         if matches!(args.workload, Workload::W4 | Workload::All) {
             let w4 = TestServer::start().await;
