@@ -157,11 +157,18 @@ async fn topics_are_conversations_of_their_own_seen_by_every_member() {
         json!({ "topic_info": { "topic_id": general, "draft_text": "half a thought" } }),
     )
     .await;
+    bob.ok(
+        "set_group_receive_message_opt",
+        json!({ "group_id": news, "opt": "not_notify" }),
+    )
+    .await;
     let infos = topic_infos(&bob, "guild").await;
     assert_eq!(infos[0]["unread_count"], json!(1));
     assert_eq!(infos[0]["draft_text"], json!("half a thought"));
+    assert_eq!(infos[0]["recv_opt"], json!("receive"));
     assert_eq!(infos[1]["unread_count"], json!(0));
     assert_eq!(infos[1]["draft_text"], json!(""));
+    assert_eq!(infos[1]["recv_opt"], json!("not_notify"));
 
     // History of a topic is the topic's only.
     let h = ann
