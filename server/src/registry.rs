@@ -424,6 +424,85 @@ mod tests {
     }
 
     #[test]
+    fn group_fan_out_reaches_online_members_once_whichever_side_is_smaller() {
+        let reg = Registry::default();
+        let u = MultiDevicePolicy::Unlimited;
+        let mut queues = HashMap::new();
+        for (user, device) in [
+            ("a", "d1"),
+            ("a", "d2"),
+            ("b", "d1"),
+            ("c", "d1"),
+            ("x", "d1"),
+        ] {
+            let (tx, rx) = mpsc::channel(4);
+            let conn = ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new()));
+            let id = conn.conn_id;
+            let s = Session {
+                conn,
+                device_id: device.into(),
+                platform: Platform::Windows,
+            };
+            reg.login(1, user, s, u);
+            queues.insert((user, device), (id, rx));
+        }
+        // Another app's "a" must not get app 1's frames.
+        let (tx, mut other_rx) = mpsc::channel(4);
+        let other = Session {
+            conn: ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new())),
+            device_id: "d1".into(),
+            platform: Platform::Windows,
+        };
+        reg.login(2, "a", other, u);
+        let frame = Bytes::from_static(b"f");
+        let skip = queues[&("a", "d2")].0;
+        // Few members (walks the members), then many (walks the online users).
+        let few: HashMap<String, u64> = [("a", 1), ("b", 1), ("offline", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let mut many = few.clone();
+        many.extend((0..100).map(|i| (format!("m{i}"), 0)));
+        let except: HashSet<String> = ["b".to_owned()].into();
+        for members in [&few, &many] {
+            assert_eq!(reg.count_online(1, members), 2);
+            let mut online = reg.online_members(1, members);
+            online.sort();
+            assert_eq!(online, ["a", "b"]);
+            assert_eq!(reg.push_members(1, members, &except, &frame, skip), 1);
+            assert_eq!(reg.push_members(1, members, &HashSet::new(), &frame, 0), 3);
+        }
+        let mut received = |user, device| {
+            let rx = &mut queues.get_mut(&(user, device)).map(|q| &mut q.1);
+            let mut n = 0;
+            while let Some(Ok(_)) = rx.as_mut().map(|r| r.try_recv()) {
+                n += 1;
+            }
+            n
+        };
+        assert_eq!(received("a", "d1"), 4);
+        assert_eq!(
+            received("a", "d2"),
+            2,
+            "the skipped connection gets only the unskipped"
+        );
+        assert_eq!(
+            received("b", "d1"),
+            2,
+            "excepted from the first push of each pair"
+        );
+        assert_eq!(received("c", "d1"), 0, "not a member");
+        assert_eq!(received("x", "d1"), 0);
+        assert!(other_rx.try_recv().is_err(), "other app untouched");
+        // Logout answers whether the user is gone.
+        assert!(!reg.logout(1, "a", queues[&("a", "d1")].0));
+        assert!(reg.logout(1, "a", queues[&("a", "d2")].0));
+        assert!(!reg.is_online(1, "a"));
+        assert!(reg.is_online(2, "a"));
+        assert_eq!(reg.online_users(), 4);
+    }
+
+    #[test]
     fn other_policies() {
         let reg = Registry::default();
         let s = MultiDevicePolicy::Single;
