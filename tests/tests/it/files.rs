@@ -11,6 +11,8 @@ use std::time::Duration;
 use chime_plugin_api::abi::CHIME_STATUS_CANCELLED;
 use chime_plugin_api::host::{HostConfig, PluginError, PluginHost, ProgressFn, UploaderPlugin};
 use chime_proto::pb::{self, request::Kind as ReqKind, response::Kind as RespKind};
+use chime_server::commit::now_ms;
+use chime_server::files::signing::Signer;
 use chime_tests::wire::{WireClient, WireError};
 use chime_tests::{APP_ID, TestServer, eventually, plugin_library};
 use serde_json::{Value, json};
@@ -602,8 +604,7 @@ async fn download_urls_go_to_the_owner_and_members_of_conversations_it_was_sent_
 
 #[tokio::test]
 async fn tampered_and_expired_signatures_and_tokens_are_refused() {
-    let server =
-        TestServer::start_with_config("[files]\nurl_ttl_secs = 1\ntoken_ttl_secs = 1\n").await;
+    let server = TestServer::start_with_config("[files]\nurl_ttl_secs = 120\n").await;
     let dir = tempfile::tempdir().unwrap();
     let plugin = uploader(json!({}));
     let mut alice = login(&server, "alice").await;
@@ -612,7 +613,13 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
     let (uuid, _) = upload(&plugin, &path, &t, "image/png", "s/0/origin", &Recorder::default())
         .await
         .unwrap();
+    let before = now_ms();
     let url = download_url(&mut alice, &uuid).await.unwrap();
+    assert!(
+        (before + 119_000..=now_ms() + 120_000).contains(&url.expires_at_ms),
+        "url_ttl_secs = 120: {}",
+        url.expires_at_ms - before
+    );
     let http = reqwest::Client::new();
     let r = http.get(&url.url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -638,33 +645,33 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
         let (status, body) = http_json(http.get(&bad).send().await.unwrap()).await;
         assert_eq!((status, body["code"].as_i64()), (403, Some(10007)), "{what}: {body}");
     }
-    // Expired: the URL and the upload token (both valid 1 s here).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (status, body) = http_json(http.get(&url.url).send().await.unwrap()).await;
+    // Signed with the store's own secret (read from its data dir): valid until it expires.
+    let secret = std::fs::read(server.data_dir().join("files/secret")).unwrap();
+    let signer = Signer::new(secret);
+    let signed = |exp: i64| format!("{base}?{}", signer.download_query(&uuid, exp));
+    let r = http.get(signed(now_ms() + 60_000)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, body) = http_json(http.get(signed(now_ms() - 1)).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_i64()), (403, Some(10007)), "{body}");
     assert!(body["desc"].as_str().unwrap().contains("expired"), "{body}");
-    let (status, body) = begin(
-        &http,
-        &t,
-        json!({"resume_key": "late", "size": 1, "content_type": "image/png"}),
-    )
-    .await;
-    assert_eq!((status, body["code"].as_i64()), (401, Some(70001)), "{body}");
-    // A forged or missing token.
-    let forged = pb::FileUploadTicketResp {
-        token: t.token.replace("v1.", "v1.9"),
+    // Upload tokens: expired, of an app the server does not serve, forged, missing.
+    let declared = json!({"resume_key": "k", "size": 1, "content_type": "image/png"});
+    let with_token = |token: String| pb::FileUploadTicketResp {
+        token,
         ..t.clone()
     };
-    let (status, body) = begin(
-        &http,
-        &forged,
-        json!({"resume_key": "k", "size": 1, "content_type": "image/png"}),
-    )
-    .await;
+    let expired = with_token(signer.upload_token(APP_ID, "alice", now_ms() - 1));
+    let (status, body) = begin(&http, &expired, declared.clone()).await;
+    assert_eq!((status, body["code"].as_i64()), (401, Some(70001)), "{body}");
+    let other_app = with_token(signer.upload_token(42, "alice", now_ms() + 60_000));
+    let (status, body) = begin(&http, &other_app, declared.clone()).await;
+    assert_eq!((status, body["code"].as_i64()), (401, Some(70020)), "{body}");
+    let forged = with_token(t.token.replace("v1.", "v1.9"));
+    let (status, body) = begin(&http, &forged, declared.clone()).await;
     assert_eq!((status, body["code"].as_i64()), (401, Some(70003)), "{body}");
     let r = http
         .post(format!("{}/files/uploads", t.base_url))
-        .json(&json!({"resume_key": "k", "size": 1, "content_type": "image/png"}))
+        .json(&declared)
         .send()
         .await
         .unwrap();
