@@ -100,12 +100,29 @@ pub fn classify(e: PluginError) -> Failure {
             ERR_UPLOAD_FAILED,
             format!("the upload was refused: {message}"),
         )),
+        // The file store refused the request: the plugin passes its `{code, desc, http_status}`.
+        PluginError::CallFailed { message, .. } if refusal(message).is_some() => {
+            match refusal(message) {
+                // An expired token: the next attempt asks for a fresh ticket.
+                Some(e) if e.code == codes::ERR_SVR_USER_SIG_EXPIRED => Failure::Transient(e),
+                Some(e) => Failure::Fatal(e),
+                None => Failure::Transient(ApiError::new(ERR_UPLOAD_FAILED, e.to_string())),
+            }
+        }
         PluginError::Disabled { .. } => Failure::Fatal(ApiError::new(
             codes::ERR_NOT_AVAILABLE,
             format!("the uploader is not available: {e}"),
         )),
         _ => Failure::Transient(ApiError::new(ERR_UPLOAD_FAILED, e.to_string())),
     }
+}
+
+/// The file store's refusal carried in a plugin error message: `{"code", "desc", ...}`.
+pub fn refusal(message: &str) -> Option<ApiError> {
+    let v: Value = serde_json::from_str(message).ok()?;
+    let code = i32::try_from(v.get("code")?.as_i64()?).ok()?;
+    let desc = v.get("desc").and_then(Value::as_str).unwrap_or_default();
+    (code != 0).then(|| ApiError::new(code, format!("the file store refused the upload: {desc}")))
 }
 
 /// Progress in percent of `done` of `total` bytes.
@@ -141,7 +158,7 @@ pub(crate) fn intercept(
     if act.uploads.active.contains_key(&id) {
         return true;
     }
-    let (Some(peers), Some(epoch)) = (act.peers.clone(), act.online) else {
+    let (Some(peers), Some(_)) = (act.peers.clone(), act.online) else {
         return true;
     };
     let Some(plugin) = peers.plugins.uploader() else {
@@ -181,7 +198,7 @@ pub(crate) fn intercept(
     );
     keep_waiting(act, &id, ctx);
     ctx.spawn(job.into_actor(act).map(move |res, act, ctx| {
-        uploaded(act, id, index, variants, epoch, res, ctx);
+        uploaded(act, id, index, variants, res, ctx);
     }));
     true
 }
@@ -270,7 +287,6 @@ fn uploaded(
     id: String,
     index: usize,
     variants: Vec<String>,
-    epoch: u64,
     res: Result<String, Failure>,
     ctx: &mut Context<MessageActor>,
 ) {
@@ -296,6 +312,11 @@ fn uploaded(
         Err(Failure::Cancelled) => forget(act, &id),
         Err(Failure::Fatal(e)) => fail(act, &id, e),
         Err(Failure::Transient(e)) => {
+            // Offline: the outbox flush of the next login transmits (resumes) it. Online (maybe
+            // on a newer connection than the attempt's): retry, counting per connection.
+            let Some(epoch) = act.online else {
+                return;
+            };
             let entry = act.uploads.attempts.entry(id.clone()).or_insert((epoch, 0));
             if entry.0 != epoch {
                 *entry = (epoch, 0);
@@ -309,12 +330,11 @@ fn uploaded(
                     format!("upload failed {n} times: {}", e.desc),
                 );
                 fail(act, &id, e);
-            } else if act.online == Some(epoch) {
+            } else {
                 ctx.run_later(RETRY_DELAY * 2u32.pow(n - 1), move |act, ctx| {
                     retry(act, &id, ctx);
                 });
             }
-            // Otherwise the outbox flush of the next login transmits (resumes) it.
         }
     }
 }
@@ -465,5 +485,18 @@ mod tests {
             Failure::Fatal(e) if e.code == 6008
         ));
         assert!(matches!(classify(failed(1)), Failure::Transient(e) if e.code == 6008));
+        let refused = |message: &str| PluginError::CallFailed {
+            name: "upload".into(),
+            status: 1,
+            message: message.into(),
+        };
+        assert!(matches!(
+            classify(refused(r#"{"code":7005,"desc":"too large","http_status":413}"#)),
+            Failure::Fatal(e) if e.code == 7005 && e.desc.ends_with("too large")
+        ));
+        assert!(matches!(
+            classify(refused(r#"{"code":70001,"desc":"token expired","http_status":401}"#)),
+            Failure::Transient(e) if e.code == 70001
+        ));
     }
 }

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod logging;
 mod login;
+mod media;
 mod messaging;
 mod network;
 mod plugins;
