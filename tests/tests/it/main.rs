@@ -2,12 +2,15 @@
 //!
 //! One integration binary with one module per area; the harness is `chime_tests`.
 
+mod community;
 mod conversations;
 mod devices;
+mod files;
 mod group_manage;
 mod groups;
 mod harness;
 mod isolation;
+mod large_groups;
 mod lifecycle;
 mod limits;
 mod logging;
@@ -15,6 +18,7 @@ mod login;
 mod media;
 mod messaging;
 mod network;
+mod offline_push;
 mod plugins;
 mod profiles;
 mod quic;
