@@ -244,7 +244,10 @@ pub fn mask(text: &str) -> String {
 pub async fn judge_incoming(filters: &[ContentFilterPlugin], mut pieces: Vec<Piece>) -> Vec<Piece> {
     for piece in &mut pieces {
         for filter in filters {
-            match filter.filter(&piece.text, Direction::Incoming, piece.content).await {
+            match filter
+                .filter(&piece.text, Direction::Incoming, piece.content)
+                .await
+            {
                 Ok(FilterOutcome::Pass) => {}
                 Ok(FilterOutcome::Replaced(text)) => piece.text = text,
                 Ok(FilterOutcome::Blocked { .. }) => piece.text = mask(&piece.text),
@@ -267,7 +270,11 @@ pub fn screen_incoming(
     if filters.is_empty() {
         return None;
     }
-    let me = act.acct.as_ref().map(|a| a.user.clone()).unwrap_or_default();
+    let me = act
+        .acct
+        .as_ref()
+        .map(|a| a.user.clone())
+        .unwrap_or_default();
     let found: Vec<(usize, Vec<Piece>)> = msgs
         .iter()
         .enumerate()

@@ -382,7 +382,11 @@ fn after_failure(failure: &PluginFailure, disabled: bool, attempts: u32) -> Opti
 /// Dials through the plugin until a login answer, retrying network failures (each counted by
 /// the plugin host) until the host puts the plugin aside. A connection that carried the login
 /// ends the plugin's failure streak.
-async fn plugin_dial(dial: &Dial, plugin: &TransportPlugin, url: &str) -> Result<PluginLink, ApiError> {
+async fn plugin_dial(
+    dial: &Dial,
+    plugin: &TransportPlugin,
+    url: &str,
+) -> Result<PluginLink, ApiError> {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -394,10 +398,9 @@ async fn plugin_dial(dial: &Dial, plugin: &TransportPlugin, url: &str) -> Result
                 return Ok(link);
             }
             Ok(Err(failure)) => failure,
-            Err(_) => PluginFailure::unreachable(
-                format!("connect/login through {url} timed out"),
-                false,
-            ),
+            Err(_) => {
+                PluginFailure::unreachable(format!("connect/login through {url} timed out"), false)
+            }
         };
         if failure.error.code == codes::ERR_NET_CONNECT_FAILED && !failure.counted {
             plugin.report_network_failure(&failure.error.desc);

@@ -562,6 +562,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     ReqKind::PullMessages(req) => {
                         conversations::pull(store, &shared.tunables, app, &user, &req)
                     }
+                    ReqKind::SearchCloudMessages(req) => {
+                        crate::search::search(store, &shared.tunables, app, &user, &req)
+                    }
                     ReqKind::GetReceipts(req) => crate::receipts::get(store, app, &user, &req),
                     ReqKind::GetReadMembers(req) => {
                         crate::receipts::members(store, app, &user, &req)

@@ -24,6 +24,7 @@ pub mod quic;
 pub mod receipts;
 pub mod registry;
 pub mod relations;
+pub mod search;
 pub mod signaling;
 pub mod store;
 pub mod txn;

@@ -91,7 +91,9 @@ fn resolve(
                     "invalid group id",
                 ));
             }
-            let Some(g) = core.group(txn, app, &c.target)? else {
+            // A community topic: its community's members (`community`).
+            let members_of = crate::community::membership_group(txn, app, &c.target)?;
+            let Some(g) = core.group(txn, app, &members_of)? else {
                 return Err(ApiError::new(
                     codes::ERR_SVR_GROUP_NOT_FOUND,
                     "no such group",
@@ -159,6 +161,21 @@ fn audience(t: &Target, m: &pb::Message, me: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Whether `user` may revoke others' messages in group conversation `conv` by the community
+/// permissions (a topic's or a community's bit).
+fn community_revoker(
+    core: &mut Core,
+    txn: &Txn<'_>,
+    app: u64,
+    conv: &[u8],
+    user: &str,
+) -> ApiResult<bool> {
+    match keys::parse_conv(conv) {
+        Some(keys::Conv::Group(id)) => crate::community::may_revoke_others(core, txn, app, &id, user),
+        _ => Ok(false),
+    }
 }
 
 /// Whether `user` manages group `group_id` (owned by `owner`): the owner, an admin, or the app
@@ -292,6 +309,8 @@ fn revoke(
     } else {
         match &t.group {
             Some(g) if is_group_manager(core, txn, app, &g.group_id, &g.owner, user)? => {}
+            // A community member whose permissions allow revoking others (`community`).
+            Some(_) if community_revoker(core, txn, app, &t.conv, user)? => {}
             Some(_) => {
                 return Err(ApiError::new(
                     codes::ERR_SVR_GROUP_PERMISSION_DENIED,
@@ -306,6 +325,7 @@ fn revoke(
             }
         }
     }
+    crate::search::unindex(txn, app, &t.conv, &m);
     m.revoked = true;
     m.revoker = user.to_owned();
     m.revoke_reason = req.reason;
@@ -364,6 +384,7 @@ fn modify(
             "a message needs at least one elem",
         ));
     }
+    let before = m.clone();
     m.elems = new.elems;
     m.cloud_custom_data = new.cloud_custom_data;
     if limits::message_body_bytes(&m) > limits::MAX_MESSAGE_BODY_BYTES {
@@ -373,6 +394,8 @@ fn modify(
         ));
     }
     m.version += 1;
+    crate::search::unindex(txn, app, &t.conv, &before);
+    crate::search::index(txn, app, &t.conv, &m);
     txn.put(msg_key(app, &t.conv, m.seq), m.encode_to_vec());
     let change = pb::MessageChange {
         kind: pb::MessageChangeKind::MessageChangeModified as i32,

@@ -452,9 +452,9 @@ impl ConversationActor {
     /// One page of `all` (in list order) after the position `next_seq` ([`paging`]).
     fn page(&self, all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
         let positions: Vec<u64> = all.iter().map(|r| view::position(r)).collect();
-        let (range, next_seq) = paging::page(&positions, next_seq, count);
-        let finished = range.end >= all.len();
-        let list: Vec<Value> = all[range].iter().map(|c| self.json(c)).collect();
+        let (picked, next_seq) = paging::page(&positions, next_seq, count);
+        let finished = paging::page(&positions, next_seq, 1).0.is_empty();
+        let list: Vec<Value> = picked.iter().map(|&i| self.json(all[i])).collect();
         json!({
             "conversation_list": list,
             "next_seq": next_seq,

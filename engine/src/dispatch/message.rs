@@ -44,6 +44,7 @@ pub(super) const METHODS: &[&str] = &[
     "set_local_custom_data",
     "set_local_custom_int",
     "search_local_messages",
+    "search_cloud_messages",
     "create_forward_message",
     "create_merger_message",
     "download_merger_message",
@@ -239,6 +240,7 @@ async fn lifecycle(peers: &Peers, method: &str, p: Value) -> Result<Value> {
             msg.send(r).await.map_err(mailbox)?
         }
         "search_local_messages" => msg.send(search_params(&p)?).await.map_err(mailbox)?,
+        "search_cloud_messages" => search_cloud(peers, search_params(&p)?).await,
         "create_forward_message" => {
             let id = req_str(&p, "msg_id")?;
             msg.send(CreateForward(id)).await.map_err(mailbox)?
@@ -434,6 +436,76 @@ fn search_params(p: &Value) -> Result<SearchLocal> {
         offset,
         count,
     })
+}
+
+/// `search_cloud_messages`: the parameters and answer of `search_local_messages`, answered by
+/// the server over the messages the user can see there (`server/src/search.rs`). Times are the
+/// server's; the cursor is the server's offset into the result.
+async fn search_cloud(peers: &Peers, q: SearchLocal) -> Result<Value> {
+    use crate::actors::connection::{GetStatus, Rpc};
+    use chime_proto::pb;
+    if q.criteria.keywords.is_empty()
+        && q.criteria.senders.is_empty()
+        && q.criteria.types.is_empty()
+    {
+        return Err(ApiError::invalid_param(
+            "keyword_list, sender_user_id_list or message_type_list is required",
+        ));
+    }
+    let conv = q
+        .conversation_id
+        .as_deref()
+        .map(crate::actors::conversation::parse_conv_id)
+        .transpose()?;
+    let req = pb::SearchCloudMessagesReq {
+        keywords: q.criteria.keywords,
+        match_all: q.criteria.match_all,
+        senders: q.criteria.senders,
+        elem_types: q.criteria.types,
+        conv,
+        from_time_ms: q.criteria.from_ms,
+        to_time_ms: q.criteria.to_ms,
+        offset: q.offset as u64,
+        count: u32::try_from(q.count).unwrap_or(u32::MAX),
+    };
+    let (_, me) = peers.conn.send(GetStatus).await.map_err(mailbox)?;
+    let resp = peers
+        .conn
+        .send(Rpc(pb::request::Kind::SearchCloudMessages(req)))
+        .await
+        .map_err(mailbox)??;
+    let Some(pb::response::Kind::SearchCloudMessages(r)) = resp.kind else {
+        return Err(ApiError::new(
+            codes::ERR_PARSE_RESPONSE,
+            "unexpected search answer",
+        ));
+    };
+    let items: Vec<Value> = r
+        .items
+        .iter()
+        .map(|item| {
+            let list: Vec<Value> = item
+                .messages
+                .iter()
+                .map(|w| codec::to_json(&codec::from_wire(w, &me), &me))
+                .collect();
+            json!({
+                "conversation_id": item.conv.as_ref().map(ids::conversation_id).unwrap_or_default(),
+                "message_count": item.message_count,
+                "message_list": list,
+            })
+        })
+        .collect();
+    let cursor = if r.next_offset == 0 {
+        String::new()
+    } else {
+        r.next_offset.to_string()
+    };
+    Ok(json!({
+        "total_count": r.total_count,
+        "message_search_result_items": items,
+        "cursor": cursor,
+    }))
 }
 
 fn custom_data(p: &Value) -> Result<Vec<u8>> {

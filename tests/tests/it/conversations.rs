@@ -994,10 +994,12 @@ async fn paging_by_position_stays_stable_while_new_messages_reorder_the_list() {
             json!({"conversation_id": "c2c_u3", "is_pinned": true}),
         )
         .await;
-    let before: Vec<String> = ["u3", "u11", "u10", "u9", "u8", "u7", "u6", "u5", "u4", "u2", "u1", "u0"]
-        .iter()
-        .map(|u| format!("c2c_{u}"))
-        .collect();
+    let before: Vec<String> = [
+        "u3", "u11", "u10", "u9", "u8", "u7", "u6", "u5", "u4", "u2", "u1", "u0",
+    ]
+    .iter()
+    .map(|u| format!("c2c_{u}"))
+    .collect();
     assert_eq!(list_ids(&alice).await, before);
 
     // While alice pages by 4, u5 and then u0 get new messages and jump to the top (just below
@@ -1008,6 +1010,11 @@ async fn paging_by_position_stays_stable_while_new_messages_reorder_the_list() {
             let to = if n == 1 { "u5" } else { "u0" };
             if n <= 2 {
                 send_c2c_text(alice, to, "again").await;
+                let moved = format!("c2c_{to}");
+                eventually("the conversation moves up", || async {
+                    list_ids(alice).await.get(1) == Some(&moved)
+                })
+                .await;
             }
         }
     })
@@ -1024,7 +1031,9 @@ async fn paging_by_position_stays_stable_while_new_messages_reorder_the_list() {
     // An offset would have answered u9/u8 twice; the list itself has them in the new order.
     assert_eq!(
         list_ids(&alice).await,
-        c(&["u3", "u0", "u5", "u11", "u10", "u9", "u8", "u7", "u6", "u4", "u2", "u1"])
+        c(&[
+            "u3", "u0", "u5", "u11", "u10", "u9", "u8", "u7", "u6", "u4", "u2", "u1"
+        ])
     );
 
     // The same through the filtered list, and a page size that ends inside nothing odd.

@@ -1054,3 +1054,109 @@ async fn targeted_group_messages_reach_only_their_receiver_and_follow_the_seed_r
         10004
     );
 }
+
+#[tokio::test]
+async fn reactions_and_extensions_reach_a_device_that_was_offline_once() {
+    let server = TestServer::start().await;
+    let alice = device(&server, "alice", "windows").await;
+    let alice_web = device(&server, "alice", "web").await;
+    let bob = device(&server, "bob", "windows").await;
+    let sent = send_c2c_text(&alice, "bob", "vote!").await;
+    let id = sent["msg_id"].clone();
+    bob.expect_messages(1, WAIT).await;
+    alice_web.expect_messages(1, WAIT).await;
+    alice_web.ok("logout", json!({})).await;
+
+    // While alice's web device is offline: bob reacts, alice (on windows) sets and deletes
+    // extensions.
+    bob.ok(
+        "add_message_reaction",
+        json!({ "msg_id": id, "reaction_id": "heart" }),
+    )
+    .await;
+    alice
+        .expect_event("on_recv_message_reaction_changed", WAIT)
+        .await;
+    alice
+        .ok(
+            "set_message_extensions",
+            json!({ "msg_id": id, "extensions": [
+                { "key": "a", "value": "1" }, { "key": "b", "value": "2" },
+            ] }),
+        )
+        .await;
+    alice
+        .ok(
+            "delete_message_extensions",
+            json!({ "msg_id": id, "keys": ["b"] }),
+        )
+        .await;
+    bob.expect_event("on_recv_message_extensions_deleted", WAIT)
+        .await;
+
+    // The web device comes back: each change once, in order, from the change log.
+    alice_web.login("alice").await;
+    let reaction = alice_web
+        .expect_event("on_recv_message_reaction_changed", WAIT)
+        .await;
+    assert_eq!(
+        reaction,
+        json!({ "change_info_list": [{ "msg_id": id, "reaction_list": [{
+            "reaction_id": "heart", "total_user_count": 1,
+            "partial_user_list": [{ "user_id": "bob" }], "reacted_by_myself": false,
+        }] }] })
+    );
+    let changed = alice_web
+        .expect_event("on_recv_message_extensions_changed", WAIT)
+        .await;
+    assert_eq!(
+        changed,
+        json!({ "msg_id": id, "extensions": [
+            { "key": "a", "value": "1", "version": 1 },
+            { "key": "b", "value": "2", "version": 1 },
+        ] })
+    );
+    let deleted = alice_web
+        .expect_event("on_recv_message_extensions_deleted", WAIT)
+        .await;
+    assert_eq!(deleted, json!({ "msg_id": id, "keys": ["b"] }));
+
+    // The device that made the changes learnt them from its answers: a reconnect of it does
+    // not announce them; nor does another reconnect of the web device repeat them.
+    alice.ok("logout", json!({})).await;
+    alice.login("alice").await;
+    alice_web.ok("logout", json!({})).await;
+    alice_web.login("alice").await;
+    for c in [&alice, &alice_web] {
+        assert_eq!(
+            c.next_event("on_recv_message_extensions_changed", QUIET)
+                .await,
+            None
+        );
+    }
+    assert_eq!(alice.events("on_recv_message_extensions_changed").len(), 0);
+    assert_eq!(
+        alice_web.events("on_recv_message_reaction_changed").len(),
+        1
+    );
+    assert_eq!(
+        alice_web.events("on_recv_message_extensions_changed").len(),
+        1
+    );
+    assert_eq!(
+        alice_web.events("on_recv_message_extensions_deleted").len(),
+        1
+    );
+    assert_eq!(alice.events("on_recv_message_reaction_changed").len(), 1);
+    // Bob got alice's extension changes live, once each.
+    assert_eq!(bob.events("on_recv_message_extensions_changed").len(), 1);
+    assert_eq!(bob.events("on_recv_message_extensions_deleted").len(), 1);
+    // And the state read on demand agrees.
+    let got = alice_web
+        .ok("get_message_extensions", json!({ "msg_id": id }))
+        .await;
+    assert_eq!(
+        got,
+        json!({ "extension_list": [{ "key": "a", "value": "1", "version": 1 }] })
+    );
+}

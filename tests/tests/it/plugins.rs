@@ -506,6 +506,58 @@ async fn a_send_cancelled_while_the_filter_judges_it_is_never_stored_or_sent() {
     let got = bob.expect_messages(1, WAIT).await;
     assert_eq!(got[0]["msg_id"], after["msg_id"]);
     assert_eq!(text_of(&got[0]), "after");
-    let bobs: Vec<String> = c2c_history(&bob, "alice").await.iter().map(text_of).collect();
+    let bobs: Vec<String> = c2c_history(&bob, "alice")
+        .await
+        .iter()
+        .map(text_of)
+        .collect();
     assert_eq!(bobs, ["after"]);
+}
+
+#[tokio::test]
+async fn received_text_is_masked_when_the_filter_is_asked_to_screen_incoming() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    let bob = with_plugins(
+        &server,
+        json!([profanity(json!({"filter_incoming": true}))]),
+        json!({}),
+    )
+    .await;
+    // The same plugin without `filter_incoming` leaves received text alone.
+    let carol = with_plugins(&server, json!([profanity(json!({}))]), json!({})).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+    carol.login("carol").await;
+
+    // Live: the push is screened before it is stored and announced.
+    send_c2c_text(&alice, "bob", "you b.a.s.t.a.r.d").await;
+    send_c2c_text(&alice, "carol", "you bastard").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "you *************");
+    let got = carol.expect_messages(1, WAIT).await;
+    assert_eq!(text_of(&got[0]), "you bastard");
+    let history: Vec<String> = c2c_history(&bob, "alice")
+        .await
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(history, ["you *************"]);
+
+    // Caught up after being offline: the pulled page is screened the same way; clean text and
+    // Chinese terms too.
+    bob.ok("logout", json!({})).await;
+    send_c2c_text(&alice, "bob", "hello there").await;
+    send_c2c_text(&alice, "bob", "你这个笨蛋").await;
+    bob.login("bob").await;
+    let got = bob.expect_messages(2, WAIT).await;
+    let texts: Vec<String> = got.iter().map(text_of).collect();
+    assert_eq!(texts, ["hello there", "你这个**"]);
+    // The sender's own copy is what was sent.
+    let sent: Vec<String> = c2c_history(&alice, "bob")
+        .await
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(sent, ["你这个笨蛋", "hello there", "you b.a.s.t.a.r.d"]);
 }

@@ -266,8 +266,7 @@ async fn a_certificate_that_is_not_the_pinned_one_is_refused() {
 async fn a_quic_path_that_dies_is_retried_then_put_aside_for_websocket() {
     let server = TestServer::start_with_quic().await;
     let relay = LossyRelay::start(server.quic_addr(), Impairment::new(0, 0), 0x0dd).await;
-    let mut config =
-        quic_engine_config(&relay.quic_url(), &server.quic_cert_sha256(), true, 1_000);
+    let mut config = quic_engine_config(&relay.quic_url(), &server.quic_cert_sha256(), true, 1_000);
     // A silent path is declared dead after a second.
     config["plugins"][0]["config"]["idle_timeout_ms"] = json!(1_000);
     config["plugins"][0]["config"]["keep_alive_ms"] = json!(250);

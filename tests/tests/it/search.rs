@@ -11,6 +11,8 @@ use chime_tests::{TestClient, TestServer};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
+const LOCAL: &str = "search_local_messages";
+const CLOUD: &str = "search_cloud_messages";
 const WORDS: [&str; 6] = ["Apple", "banana", "cherry", "delta", "echo", "foxtrot"];
 
 /// One message as the brute force sees it.
@@ -80,7 +82,7 @@ fn params(q: &Query) -> Value {
 }
 
 /// Every page of a one-conversation search: (msg_ids, total_count), checking the cursor walk.
-async fn search_conv(c: &TestClient, q: &Query, conv: &str) -> (Vec<String>, u64) {
+async fn search_conv(c: &TestClient, method: &str, q: &Query, conv: &str) -> (Vec<String>, u64) {
     let mut ids = Vec::new();
     let mut cursor = String::new();
     let mut total = None;
@@ -89,7 +91,7 @@ async fn search_conv(c: &TestClient, q: &Query, conv: &str) -> (Vec<String>, u64
         p["conversation_id"] = json!(conv);
         p["count"] = json!(4);
         p["cursor"] = json!(cursor);
-        let r = c.ok("search_local_messages", p).await;
+        let r = c.ok(method, p).await;
         let t = r["total_count"].as_u64().unwrap_or(u64::MAX);
         assert!(total.is_none_or(|x| x == t), "total_count is stable");
         total = Some(t);
@@ -112,14 +114,14 @@ async fn search_conv(c: &TestClient, q: &Query, conv: &str) -> (Vec<String>, u64
 }
 
 /// The global search: conversation → message_count, walking every page.
-async fn search_all(c: &TestClient, q: &Query) -> (BTreeMap<String, u64>, u64) {
+async fn search_all(c: &TestClient, method: &str, q: &Query) -> (BTreeMap<String, u64>, u64) {
     let mut out = BTreeMap::new();
     let mut cursor = String::new();
     for _ in 0..100 {
         let mut p = params(q);
         p["count"] = json!(2);
         p["cursor"] = json!(cursor);
-        let r = c.ok("search_local_messages", p).await;
+        let r = c.ok(method, p).await;
         let total = r["total_count"].as_u64().unwrap_or(u64::MAX);
         for item in r["message_search_result_items"]
             .as_array()
@@ -147,15 +149,9 @@ async fn search_all(c: &TestClient, q: &Query) -> (BTreeMap<String, u64>, u64) {
     panic!("cursor never finished");
 }
 
-#[tokio::test]
-async fn search_matches_a_brute_force_scan_of_the_same_messages() {
-    let server = TestServer::start().await;
-    let alice = TestClient::new(&server).await;
-    alice.login("alice").await;
-    let bob = TestClient::new(&server).await;
-    bob.login("bob").await;
-    let carol = TestClient::new(&server).await;
-    carol.login("carol").await;
+/// Alice, bob and carol exchange 36 texts and customs (C2C and in alice's group `club`, which
+/// bob joins): what each message is, for the brute force.
+async fn exchange(alice: &TestClient, bob: &TestClient, carol: &TestClient) -> Vec<Known> {
     alice
         .ok(
             "create_group",
@@ -170,11 +166,11 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
     for i in 0..36 {
         let text = rng.sentence();
         let (from, who, conv, custom) = match i % 6 {
-            0 | 1 => (&alice, "alice", "c2c_bob", false),
-            2 => (&bob, "bob", "c2c_bob", false),
-            3 => (&carol, "carol", "c2c_carol", true),
-            4 => (&alice, "alice", "group_club", false),
-            _ => (&bob, "bob", "group_club", false),
+            0 | 1 => (alice, "alice", "c2c_bob", false),
+            2 => (bob, "bob", "c2c_bob", false),
+            3 => (carol, "carol", "c2c_carol", true),
+            4 => (alice, "alice", "group_club", false),
+            _ => (bob, "bob", "group_club", false),
         };
         let sent = match (conv, custom) {
             ("group_club", _) => {
@@ -208,48 +204,12 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
             elem_type: if custom { "custom" } else { "text" },
         });
     }
-    let inserted = alice
-        .ok(
-            "insert_c2c_message_to_local_storage",
-            json!({
-                "message": { "elem_list": [{ "elem_type": "text", "text": "Banana split" }] },
-                "user_id": "carol",
-                "sender": "carol",
-            }),
-        )
-        .await;
-    all.push(Known {
-        msg_id: inserted["msg_id"].as_str().unwrap_or_default().to_owned(),
-        conv: "c2c_carol".into(),
-        sender: "carol".into(),
-        text: "banana split".into(),
-        elem_type: "text",
-    });
-    // Wait until alice's device holds every message of the others (bounded).
-    let theirs: Vec<String> = all
-        .iter()
-        .filter(|k| k.sender != "alice")
-        .map(|k| k.msg_id.clone())
-        .collect();
-    for _ in 0..300 {
-        let r = alice
-            .ok("find_messages", json!({ "msg_ids": theirs }))
-            .await;
-        if r["message_list"].as_array().map_or(0, Vec::len) == theirs.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let have = alice
-        .ok("find_messages", json!({ "msg_ids": theirs }))
-        .await;
-    assert_eq!(
-        have["message_list"].as_array().map_or(0, Vec::len),
-        theirs.len(),
-        "every message reached alice within {WAIT:?}"
-    );
+    all
+}
 
-    let queries = [
+/// The queries both searches are checked with.
+fn queries() -> Vec<Query> {
+    vec![
         Query {
             keywords: vec!["apple"],
             and: false,
@@ -298,11 +258,65 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
             senders: vec![],
             types: vec![],
         },
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn search_matches_a_brute_force_scan_of_the_same_messages() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    let carol = TestClient::new(&server).await;
+    carol.login("carol").await;
+    let mut all = exchange(&alice, &bob, &carol).await;
+    let inserted = alice
+        .ok(
+            "insert_c2c_message_to_local_storage",
+            json!({
+                "message": { "elem_list": [{ "elem_type": "text", "text": "Banana split" }] },
+                "user_id": "carol",
+                "sender": "carol",
+            }),
+        )
+        .await;
+    all.push(Known {
+        msg_id: inserted["msg_id"].as_str().unwrap_or_default().to_owned(),
+        conv: "c2c_carol".into(),
+        sender: "carol".into(),
+        text: "banana split".into(),
+        elem_type: "text",
+    });
+    // Wait until alice's device holds every message of the others (bounded).
+    let theirs: Vec<String> = all
+        .iter()
+        .filter(|k| k.sender != "alice")
+        .map(|k| k.msg_id.clone())
+        .collect();
+    for _ in 0..300 {
+        let r = alice
+            .ok("find_messages", json!({ "msg_ids": theirs }))
+            .await;
+        if r["message_list"].as_array().map_or(0, Vec::len) == theirs.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let have = alice
+        .ok("find_messages", json!({ "msg_ids": theirs }))
+        .await;
+    assert_eq!(
+        have["message_list"].as_array().map_or(0, Vec::len),
+        theirs.len(),
+        "every message reached alice within {WAIT:?}"
+    );
+
+    let queries = queries();
     for (qi, q) in queries.iter().enumerate() {
         for conv in ["c2c_bob", "c2c_carol", "group_club"] {
             let want = brute(&all, q, Some(conv));
-            let (got, total) = search_conv(&alice, q, conv).await;
+            let (got, total) = search_conv(&alice, LOCAL, q, conv).await;
             let got_set: BTreeSet<String> = got.iter().cloned().collect();
             assert_eq!(
                 got.len(),
@@ -322,7 +336,7 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
                 *want.entry(k.conv.clone()).or_default() += 1;
             }
         }
-        let (got, total) = search_all(&alice, q).await;
+        let (got, total) = search_all(&alice, LOCAL, q).await;
         assert_eq!(got, want, "query {qi} over every conversation");
         assert_eq!(
             total,
@@ -338,7 +352,7 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
     let r = alice.ok("search_local_messages", p).await;
     assert_eq!(
         r["total_count"].as_u64(),
-        Some(search_all(&alice, q).await.1)
+        Some(search_all(&alice, LOCAL, q).await.1)
     );
     let mut p = params(q);
     p["search_time_position"] = json!(4_000_000_000u64);
@@ -370,5 +384,122 @@ async fn search_matches_a_brute_force_scan_of_the_same_messages() {
             code,
             "{bad}"
         );
+    }
+}
+
+#[tokio::test]
+async fn cloud_search_matches_a_brute_force_scan_of_what_the_server_shows_the_user() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    let carol = TestClient::new(&server).await;
+    carol.login("carol").await;
+    let mut all = exchange(&alice, &bob, &carol).await;
+    // Alice revokes one of her messages and deletes one of bob's for herself: neither is found.
+    let revoked = all
+        .iter()
+        .find(|k| k.sender == "alice" && k.conv == "c2c_bob")
+        .map(|k| k.msg_id.clone())
+        .unwrap_or_default();
+    alice
+        .ok("revoke_message", json!({ "msg_id": revoked }))
+        .await;
+    let deleted = all
+        .iter()
+        .find(|k| k.sender == "bob" && k.conv == "c2c_bob")
+        .map(|k| k.msg_id.clone())
+        .unwrap_or_default();
+    for _ in 0..300 {
+        let r = alice
+            .ok("find_messages", json!({ "msg_ids": [deleted] }))
+            .await;
+        if r["message_list"].as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice
+        .ok("delete_messages", json!({ "msg_ids": [deleted] }))
+        .await;
+    all.retain(|k| k.msg_id != revoked && k.msg_id != deleted);
+
+    // A new device of alice with nothing stored: the server answers.
+    let fresh = TestClient::with_config(&server, json!({ "platform": "mac" })).await;
+    fresh.login("alice").await;
+    for (qi, q) in queries().iter().enumerate() {
+        for conv in ["c2c_bob", "c2c_carol", "group_club"] {
+            let want = brute(&all, q, Some(conv));
+            let (got, total) = search_conv(&fresh, CLOUD, q, conv).await;
+            let got_set: BTreeSet<String> = got.iter().cloned().collect();
+            assert_eq!(got.len(), got_set.len(), "query {qi} {conv}: no duplicates");
+            assert_eq!(got_set, want, "query {qi} in {conv}");
+            assert_eq!(
+                total,
+                want.len() as u64,
+                "query {qi} in {conv}: total_count"
+            );
+        }
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        for id in brute(&all, q, None) {
+            if let Some(k) = all.iter().find(|k| k.msg_id == id) {
+                *want.entry(k.conv.clone()).or_default() += 1;
+            }
+        }
+        let (got, total) = search_all(&fresh, CLOUD, q).await;
+        assert_eq!(got, want, "query {qi} over every conversation");
+        assert_eq!(total, want.len() as u64, "query {qi}: conversations");
+    }
+    // The found messages are whole message objects, newest first.
+    let mut p = params(&queries()[0]);
+    p["conversation_id"] = json!("group_club");
+    p["count"] = json!(100);
+    let r = fresh.ok(CLOUD, p).await;
+    let list = r["message_search_result_items"][0]["message_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let times: Vec<u64> = list
+        .iter()
+        .map(|m| m["timestamp"].as_u64().unwrap_or(0))
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+    assert!(
+        list.iter()
+            .all(|m| m["group_id"] == "club" && m["elem_list"][0]["elem_type"] == "text")
+    );
+
+    // Carol sees her own C2C with alice, not the group she is not in.
+    let q = Query {
+        keywords: vec![],
+        and: false,
+        senders: vec!["alice", "bob"],
+        types: vec![],
+    };
+    let (got, _) = search_all(&carol, CLOUD, &q).await;
+    assert_eq!(got, BTreeMap::new());
+    let mut p = params(&q);
+    p["conversation_id"] = json!("group_club");
+    assert_eq!(carol.err_code(CLOUD, p).await, 10007);
+
+    // Time window and bad input, as for the local search.
+    let mut p = params(&queries()[0]);
+    p["search_time_position"] = json!(4_000_000_000u64);
+    assert_eq!(fresh.ok(CLOUD, p).await["total_count"], 0);
+    for (bad, code) in [
+        (json!({}), codes::ERR_INVALID_PARAMETERS),
+        (
+            json!({ "keyword_list": ["a"], "conversation_id": "bob" }),
+            codes::ERR_INVALID_CONVERSATION,
+        ),
+        (
+            json!({ "keyword_list": ["a", "b", "c", "d", "e", "f"] }),
+            codes::ERR_INVALID_PARAMETERS,
+        ),
+    ] {
+        assert_eq!(fresh.err_code(CLOUD, bad.clone()).await, code, "{bad}");
     }
 }

@@ -22,27 +22,20 @@ pub fn position(pinned: bool, orderkey: u64) -> u64 {
 }
 
 /// One page of a list whose positions are `positions` (in list order, i.e. not increasing):
-/// the index range to answer and the `next_seq` to hand back (the last answered one's position,
-/// or the cursor unchanged when the page is empty).
-pub fn page(positions: &[u64], next_seq: u64, count: usize) -> (std::ops::Range<usize>, u64) {
-    let start = if next_seq == 0 {
-        0
-    } else {
-        // Everything at or above the cursor's position was answered already.
-        positions.partition_point(|&p| p >= next_seq)
-    };
-    let mut end = start.saturating_add(count).min(positions.len());
-    if end > start {
+/// the indexes to answer, in order, and the `next_seq` to hand back (the last answered one's
+/// position, or the cursor unchanged when the page is empty). The indexes are those below the
+/// cursor's position, whatever came before them, so a list that is momentarily out of order
+/// still never answers a conversation twice.
+pub fn page(positions: &[u64], next_seq: u64, count: usize) -> (Vec<usize>, u64) {
+    let mut after = (0..positions.len()).filter(|&i| next_seq == 0 || positions[i] < next_seq);
+    let mut out: Vec<usize> = after.by_ref().take(count).collect();
+    if let Some(&last) = out.last() {
         // Do not split a run of equal positions: the next page could not tell where it ended.
-        let last = positions[end - 1];
-        end += positions[end..].iter().take_while(|&&p| p == last).count();
+        let at = positions[last];
+        out.extend(after.take_while(|&i| positions[i] == at));
     }
-    let cursor = if end > start {
-        positions[end - 1]
-    } else {
-        next_seq
-    };
-    (start..end, cursor)
+    let cursor = out.last().map_or(next_seq, |&i| positions[i]);
+    (out, cursor)
 }
 
 #[cfg(test)]
@@ -61,16 +54,16 @@ mod tests {
     fn pages_follow_positions_not_offsets() {
         let list = [position(true, 7), 50, 40, 30, 20, 10];
         let (first, cursor) = page(&list, 0, 2);
-        assert_eq!(first, 0..2);
+        assert_eq!(first, [0, 1]);
         assert_eq!(cursor, 50);
         // A conversation moves to the top (its position grows) between two pages: the next page
         // still starts after the last one answered.
         let moved = [position(true, 7), 60, 50, 40, 20, 10];
         let (second, cursor) = page(&moved, cursor, 2);
-        assert_eq!(&moved[second.clone()], &[40, 20]);
+        assert_eq!(second, [3, 4]);
         assert_eq!(cursor, 20);
         let (third, cursor) = page(&moved, cursor, 2);
-        assert_eq!(&moved[third.clone()], &[10]);
+        assert_eq!(third, [5]);
         assert_eq!(cursor, 10);
         let (done, cursor) = page(&moved, cursor, 2);
         assert!(done.is_empty());
@@ -81,11 +74,11 @@ mod tests {
     fn a_run_of_equal_positions_is_never_split() {
         let list = [30, 20, 20, 20, 10];
         let (first, cursor) = page(&list, 0, 2);
-        assert_eq!(first, 0..4);
+        assert_eq!(first, [0, 1, 2, 3]);
         assert_eq!(cursor, 20);
         let (second, _) = page(&list, cursor, 2);
-        assert_eq!(second, 4..5);
-        assert_eq!(page(&[], 0, 5), (0..0, 0));
-        assert_eq!(page(&list, 0, 0), (0..0, 0));
+        assert_eq!(second, [4]);
+        assert_eq!(page(&[], 0, 5), (vec![], 0));
+        assert_eq!(page(&list, 0, 0), (vec![], 0));
     }
 }

@@ -375,6 +375,6 @@ pub(crate) struct OwnAnnotation(pub(crate) u64);
 impl Handler<OwnAnnotation> for MessageActor {
     type Result = ();
     fn handle(&mut self, msg: OwnAnnotation, _: &mut Context<Self>) {
-        self.known_annotations.insert(msg.0);
+        self.known_annotations.1.insert(msg.0);
     }
 }

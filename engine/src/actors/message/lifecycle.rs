@@ -108,7 +108,7 @@ impl MessageActor {
             pb::MessageChangeKind::MessageChangeAnnotated => {
                 // Announced once per device: not again when the pull of the log brings what a
                 // live push (or this device's own request) already told.
-                if self.known_annotations.insert(c.version)
+                if self.known_annotations.1.insert(c.version)
                     && announce
                     && let Some(a) = &c.annotation
                 {
@@ -653,8 +653,9 @@ impl Handler<ChangesPulled> for MessageActor {
             msg.0.cursor.to_be_bytes().to_vec(),
         );
         // What the cursor passed is never pulled again.
-        self.known_annotations = self
+        self.known_annotations.1 = self
             .known_annotations
+            .1
             .split_off(&msg.0.cursor.saturating_add(1));
         self.acct()?.store.apply(b).map_err(db_err)
     }

@@ -80,8 +80,9 @@ pub struct MessageActor {
     pub(crate) screening: HashSet<String>,
     /// Versions of reaction/extension changes (`MESSAGE_CHANGE_ANNOTATED`) above the change
     /// cursor that this device already knows — announced from a live push, or made by this
-    /// device — so that the catch-up pull of the change log does not announce them again.
-    pub(crate) known_annotations: std::collections::BTreeSet<u64>,
+    /// device — so that the catch-up pull of the change log does not announce them again; with
+    /// the user whose log they are in.
+    pub(crate) known_annotations: (String, std::collections::BTreeSet<u64>),
     /// Media uploads running before their messages are sent (`crate::media::upload`).
     pub(crate) uploads: crate::media::upload::Uploads,
 }
@@ -130,7 +131,7 @@ impl MessageActor {
             ranges_cache: HashMap::new(),
             ranges_dirty: HashSet::new(),
             screening: HashSet::new(),
-            known_annotations: std::collections::BTreeSet::new(),
+            known_annotations: (String::new(), std::collections::BTreeSet::new()),
             uploads: Default::default(),
         }
     }
@@ -266,6 +267,10 @@ impl Handler<OpenAccount> for MessageActor {
         // above every order handed out before (one per send, far below a million per second).
         let clock_us = u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000);
         self.next_order = (order + 1).max(clock_us);
+        // Change versions are per user: what this device knew of another user's log is moot.
+        if self.known_annotations.0 != msg.0.user {
+            self.known_annotations = (msg.0.user.clone(), Default::default());
+        }
         self.acct = Some(msg.0);
         self.online = None;
         self.in_flight.reset();

@@ -1,0 +1,598 @@
+//! Cloud message search (issue 4, `search_cloud_messages`): the messages a user can see on the
+//! server — their C2C conversations and the groups they are a member of, within the roaming
+//! window, without what they deleted or cleared — matched by keywords (any / all,
+//! case-insensitive substrings), senders, elem types, conversation and time, newest first, in
+//! pages. The result has the shape of `search_local_messages` (docs/messages.md).
+//!
+//! **Index.** So that a keyword search does not read every message, the commit task writes the
+//! character trigrams of each stored message's searchable text as postings
+//! `n app conv gram seq → empty` ([`index`], in the same transaction as the message), rewrites
+//! them on a modification and drops them on a revoke ([`unindex`]). A keyword of three
+//! characters or more reads, per conversation, only the postings of its trigrams (intersected);
+//! the candidates are then checked against every criterion and against what the user may see
+//! (each through `conversations::pull`, the one place that rule lives). Searches by sender or
+//! type alone, or with a shorter keyword in an "or", read the conversations' messages through
+//! the same pull, page by page. Postings of messages pruned past the retention stay until the
+//! conversation is searched (a candidate that is gone is skipped).
+//!
+//! The matching rule ([`Criteria::matches`]) and the result assembly ([`assemble`]) are pure
+//! and unit-tested; the end-to-end test compares with a brute-force scan.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chime_proto::pb::{self, response::Kind as RespKind};
+use chime_proto::{codes, ids};
+
+use crate::config::Tunables;
+use crate::error::{ApiError, ApiResult, StoreError};
+use crate::keys::{self, Key, tag};
+use crate::store::Store;
+use crate::txn::Txn;
+
+/// Most keywords per search.
+pub const MAX_KEYWORDS: usize = 5;
+/// Default and largest page.
+pub const MAX_PAGE: u32 = 100;
+/// Default page.
+pub const DEFAULT_PAGE: u32 = 10;
+/// Characters per indexed gram.
+const GRAM: usize = 3;
+/// Most pull pages read per conversation when the index cannot narrow a search.
+const MAX_SCAN_PAGES: usize = 10_000;
+
+/// The searchable text of a message, lowercased: text elems, and custom elems' description,
+/// extension and UTF-8 data (the same pieces `search_local_messages` searches).
+pub fn searchable_text(m: &pb::Message) -> String {
+    let mut s = String::new();
+    for e in &m.elems {
+        match &e.content {
+            Some(pb::elem::Content::Text(t)) => s.push_str(&t.text),
+            Some(pb::elem::Content::Custom(c)) => {
+                s.push_str(&c.description);
+                s.push('\n');
+                s.push_str(&c.extension);
+                s.push('\n');
+                if let Ok(d) = std::str::from_utf8(&c.data) {
+                    s.push_str(d);
+                }
+            }
+            _ => {}
+        }
+        s.push('\n');
+    }
+    s.to_lowercase()
+}
+
+/// The distinct trigrams of `text` (lowercased); none when it is shorter than three characters.
+/// A gram never spans two pieces (the `\n` between them).
+pub fn grams(text: &str) -> BTreeSet<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(GRAM)
+        .filter(|w| !w.contains(&'\n'))
+        .map(|w| w.iter().collect())
+        .collect()
+}
+
+fn posting_prefix(app: u64, conv: &[u8], gram: &str) -> Key {
+    Key::new(tag::SEARCH, app).s(conv).s(gram.as_bytes())
+}
+
+/// Stages the postings of a message stored at `m.seq` of `conv` (commit task).
+pub(crate) fn index(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
+    if m.revoked {
+        return;
+    }
+    for g in grams(&searchable_text(m)) {
+        txn.put(posting_prefix(app, conv, &g).n(m.seq).done(), Vec::new());
+    }
+}
+
+/// Stages the removal of the postings of `m` (before a modification re-indexes it, or at a
+/// revoke).
+pub(crate) fn unindex(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
+    for g in grams(&searchable_text(m)) {
+        txn.del(posting_prefix(app, conv, &g).n(m.seq).done());
+    }
+}
+
+/// The elem type name (the JSON API's `elem_type`) of an elem.
+fn type_name(e: &pb::Elem) -> &'static str {
+    match &e.content {
+        Some(pb::elem::Content::Text(_)) => "text",
+        Some(pb::elem::Content::Custom(_)) => "custom",
+        Some(pb::elem::Content::Image(_)) => "image",
+        Some(pb::elem::Content::Sound(_)) => "sound",
+        Some(pb::elem::Content::Video(_)) => "video",
+        Some(pb::elem::Content::File(_)) => "file",
+        Some(pb::elem::Content::Location(_)) => "location",
+        Some(pb::elem::Content::Face(_)) => "face",
+        Some(pb::elem::Content::GroupTips(_)) => "group_tips",
+        Some(pb::elem::Content::Merger(_)) => "merger",
+        None => "unknown",
+    }
+}
+
+/// What a search looks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Criteria {
+    /// Keywords, lowercased; empty = any text.
+    pub keywords: Vec<String>,
+    /// All keywords must match (else any).
+    pub match_all: bool,
+    /// Senders; empty = anyone.
+    pub senders: Vec<String>,
+    /// Elem type names; empty = any.
+    pub types: Vec<String>,
+    /// Server time window in ms, inclusive; 0 = unbounded.
+    pub from_ms: i64,
+    /// End of the window; 0 = unbounded.
+    pub to_ms: i64,
+}
+
+impl Criteria {
+    /// The criteria of a request, validated (90002 for a bad one).
+    pub fn of(req: &pb::SearchCloudMessagesReq) -> ApiResult<Criteria> {
+        let keywords: Vec<String> = req
+            .keywords
+            .iter()
+            .map(|k| k.to_lowercase())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keywords.len() > MAX_KEYWORDS {
+            return Err(invalid(format!(
+                "at most {MAX_KEYWORDS} keywords per search"
+            )));
+        }
+        if keywords.is_empty() && req.senders.is_empty() && req.elem_types.is_empty() {
+            return Err(invalid("keywords, senders or elem types are required"));
+        }
+        if req.to_time_ms > 0 && req.from_time_ms > req.to_time_ms {
+            return Err(invalid("the time window ends before it starts"));
+        }
+        Ok(Criteria {
+            keywords,
+            match_all: req.match_all,
+            senders: req.senders.clone(),
+            types: req.elem_types.clone(),
+            from_ms: req.from_time_ms,
+            to_ms: req.to_time_ms,
+        })
+    }
+
+    /// Whether `m` matches (a revoked message never does).
+    pub fn matches(&self, m: &pb::Message) -> bool {
+        if m.revoked
+            || (self.from_ms > 0 && m.server_time_ms < self.from_ms)
+            || (self.to_ms > 0 && m.server_time_ms > self.to_ms)
+            || (!self.senders.is_empty() && !self.senders.contains(&m.sender))
+        {
+            return false;
+        }
+        if !self.types.is_empty()
+            && !m
+                .elems
+                .iter()
+                .any(|e| self.types.iter().any(|t| t == type_name(e)))
+        {
+            return false;
+        }
+        if self.keywords.is_empty() {
+            return true;
+        }
+        let text = searchable_text(m);
+        if self.match_all {
+            self.keywords.iter().all(|k| text.contains(k.as_str()))
+        } else {
+            self.keywords.iter().any(|k| text.contains(k.as_str()))
+        }
+    }
+}
+
+fn invalid(desc: impl Into<String>) -> ApiError {
+    ApiError::new(codes::ERR_SVR_INVALID_PARAMS, desc)
+}
+
+/// The seqs of `conv` whose postings hold every trigram of `keyword`, or `None` when the keyword
+/// is too short for the index.
+fn keyword_candidates(
+    store: &dyn Store,
+    app: u64,
+    conv: &[u8],
+    keyword: &str,
+) -> Result<Option<BTreeSet<u64>>, StoreError> {
+    let gs = grams(keyword);
+    if gs.is_empty() {
+        return Ok(None);
+    }
+    let mut acc: Option<BTreeSet<u64>> = None;
+    for g in gs {
+        let (start, end) = posting_prefix(app, conv, &g).prefix_range();
+        let seqs: BTreeSet<u64> = store
+            .scan(&start, &end, usize::MAX, false)?
+            .into_iter()
+            .filter_map(|(k, _)| keys::trailing_u64(&k))
+            .collect();
+        acc = Some(match acc {
+            None => seqs,
+            Some(a) => a.intersection(&seqs).copied().collect(),
+        });
+        if acc.as_ref().is_some_and(BTreeSet::is_empty) {
+            break;
+        }
+    }
+    Ok(acc)
+}
+
+/// The seqs of `conv` the keywords narrow the search to, or `None` when they cannot (no
+/// keyword, or an "or" with a keyword too short for the index).
+fn candidates(
+    store: &dyn Store,
+    app: u64,
+    conv: &[u8],
+    c: &Criteria,
+) -> Result<Option<BTreeSet<u64>>, StoreError> {
+    let mut acc: Option<BTreeSet<u64>> = None;
+    for k in &c.keywords {
+        let Some(set) = keyword_candidates(store, app, conv, k)? else {
+            if c.match_all {
+                continue;
+            }
+            return Ok(None);
+        };
+        acc = Some(match acc {
+            None => set,
+            Some(a) if c.match_all => a.intersection(&set).copied().collect(),
+            Some(mut a) => {
+                a.extend(set);
+                a
+            }
+        });
+    }
+    Ok(acc)
+}
+
+/// The conversations `user` may search: the one asked for, or every conversation in the user's
+/// conversation log and every group they are in.
+fn conversations(store: &dyn Store, app: u64, user: &str) -> Result<Vec<pb::ConvRef>, StoreError> {
+    let mut out: BTreeSet<(i32, String)> = BTreeSet::new();
+    let (start, end) = Key::new(tag::VER, app).s(user.as_bytes()).prefix_range();
+    let prefix = Key::new(tag::VER, app).s(user.as_bytes()).done().len();
+    for (k, _) in store.scan(&start, &end, usize::MAX, false)? {
+        // The key ends in the length-prefixed conversation key.
+        let conv = k.get(prefix + 1..).unwrap_or_default();
+        if let Some(r) = keys::conv_ref_for(conv, user) {
+            out.insert((r.conv_type, r.target));
+        }
+    }
+    let (start, end) = Key::new(tag::JOINED, app).s(user.as_bytes()).prefix_range();
+    for (k, _) in store.scan(&start, &end, usize::MAX, false)? {
+        if let Some(g) = keys::trailing_str(&k, prefix) {
+            out.insert((pb::ConvType::Group as i32, g));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(conv_type, target)| pb::ConvRef { conv_type, target })
+        .collect())
+}
+
+/// One pull of `conv` for `user` (everything the user may see: membership, join point,
+/// roaming window, deleted and cleared messages, targeted messages), newest first.
+fn pull(
+    store: &dyn Store,
+    tunables: &Tunables,
+    app: u64,
+    user: &str,
+    conv: &pb::ConvRef,
+    from_seq: u64,
+    to_seq: u64,
+    c: &Criteria,
+) -> ApiResult<pb::PullMessagesResp> {
+    let req = pb::PullMessagesReq {
+        conv: Some(conv.clone()),
+        from_seq,
+        to_seq,
+        limit: crate::queries::PULL_PAGE,
+        newest_first: true,
+        from_time_ms: c.from_ms,
+        to_time_ms: c.to_ms,
+    };
+    match crate::conversations::pull(store, tunables, app, user, &req)? {
+        RespKind::PullMessages(p) => Ok(p),
+        _ => Err(ApiError::new(
+            codes::ERR_SVR_INTERNAL,
+            "pull answered no messages",
+        )),
+    }
+}
+
+/// The matches of one conversation, in any order.
+fn search_conversation(
+    store: &dyn Store,
+    tunables: &Tunables,
+    app: u64,
+    user: &str,
+    conv: &pb::ConvRef,
+    c: &Criteria,
+) -> ApiResult<Vec<pb::Message>> {
+    let key = match conv.conv_type() {
+        pb::ConvType::C2c => keys::c2c_conv(user, &conv.target),
+        _ => keys::group_conv(&conv.target),
+    };
+    let mut out = Vec::new();
+    match candidates(store, app, &key, c)? {
+        Some(seqs) => {
+            for seq in seqs.into_iter().rev() {
+                let p = pull(store, tunables, app, user, conv, seq, seq, c)?;
+                out.extend(
+                    p.messages
+                        .into_iter()
+                        .filter(|m| m.seq == seq && c.matches(m)),
+                );
+            }
+        }
+        None => {
+            let mut hi = 0; // 0 = up to the newest
+            for _ in 0..MAX_SCAN_PAGES {
+                let p = pull(store, tunables, app, user, conv, 1, hi, c)?;
+                out.extend(p.messages.into_iter().filter(|m| c.matches(m)));
+                if p.covered_from <= p.min_seq.max(1) {
+                    break;
+                }
+                hi = p.covered_from - 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Groups `found` (newest first) into the answer: with a conversation, one item with the page
+/// of matches (`total_count` = matches); without, one item per conversation in order of its
+/// newest match, holding its count and — when it has exactly one match — that message
+/// (`total_count` = conversations).
+pub fn assemble(
+    mut found: Vec<(pb::ConvRef, pb::Message)>,
+    one_conv: Option<&pb::ConvRef>,
+    offset: u64,
+    count: u32,
+) -> pb::SearchCloudMessagesResp {
+    found.sort_by(|(_, a), (_, b)| {
+        (b.server_time_ms, b.seq, &b.msg_id).cmp(&(a.server_time_ms, a.seq, &a.msg_id))
+    });
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let count = count as usize;
+    let next = |taken: usize, total: usize| {
+        if offset.saturating_add(taken) >= total {
+            0
+        } else {
+            (offset + taken) as u64
+        }
+    };
+    if let Some(conv) = one_conv {
+        let total = found.len();
+        let page: Vec<pb::Message> = found
+            .into_iter()
+            .skip(offset)
+            .take(count)
+            .map(|(_, m)| m)
+            .collect();
+        let next_offset = next(page.len(), total);
+        let items = if total == 0 {
+            Vec::new()
+        } else {
+            vec![pb::SearchCloudMessagesItem {
+                conv: Some(conv.clone()),
+                message_count: total as u32,
+                messages: page,
+            }]
+        };
+        return pb::SearchCloudMessagesResp {
+            total_count: total as u32,
+            items,
+            next_offset,
+        };
+    }
+    let mut order: Vec<(i32, String)> = Vec::new();
+    let mut groups: HashMap<(i32, String), Vec<pb::Message>> = HashMap::new();
+    for (conv, m) in found {
+        let id = (conv.conv_type, conv.target);
+        let g = groups.entry(id.clone()).or_default();
+        if g.is_empty() {
+            order.push(id);
+        }
+        g.push(m);
+    }
+    let total = order.len();
+    let items: Vec<pb::SearchCloudMessagesItem> = order
+        .into_iter()
+        .skip(offset)
+        .take(count)
+        .map(|id| {
+            let mut msgs = groups.remove(&id).unwrap_or_default();
+            let message_count = msgs.len() as u32;
+            if msgs.len() != 1 {
+                msgs.clear();
+            }
+            pb::SearchCloudMessagesItem {
+                conv: Some(pb::ConvRef {
+                    conv_type: id.0,
+                    target: id.1,
+                }),
+                message_count,
+                messages: msgs,
+            }
+        })
+        .collect();
+    let next_offset = next(items.len(), total);
+    pb::SearchCloudMessagesResp {
+        total_count: total as u32,
+        items,
+        next_offset,
+    }
+}
+
+/// `SearchCloudMessages`.
+pub fn search(
+    store: &dyn Store,
+    tunables: &Tunables,
+    app: u64,
+    user: &str,
+    req: &pb::SearchCloudMessagesReq,
+) -> ApiResult<RespKind> {
+    let c = Criteria::of(req)?;
+    let count = match req.count {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    if let Some(conv) = &req.conv {
+        let valid = match conv.conv_type() {
+            pb::ConvType::C2c => ids::is_valid_user_id(&conv.target),
+            pb::ConvType::Group => ids::is_valid_group_id(&conv.target),
+            pb::ConvType::Unspecified => false,
+        };
+        if !valid {
+            return Err(invalid("conv must name a user or a group"));
+        }
+    }
+    let convs = match &req.conv {
+        Some(conv) => vec![conv.clone()],
+        None => conversations(store, app, user)?,
+    };
+    let mut found = Vec::new();
+    for conv in &convs {
+        match search_conversation(store, tunables, app, user, conv, &c) {
+            Ok(msgs) => found.extend(msgs.into_iter().map(|m| (conv.clone(), m))),
+            // A group the user left (or that is gone) has nothing to search, unless asked for.
+            Err(e) if req.conv.is_none() => {
+                tracing::debug!("search skips {}: {e}", conv.target);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(RespKind::SearchCloudMessages(assemble(
+        found,
+        req.conv.as_ref(),
+        req.offset,
+        count,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(seq: u64, time: i64, sender: &str, t: &str) -> pb::Message {
+        pb::Message {
+            seq,
+            server_time_ms: time,
+            sender: sender.into(),
+            msg_id: format!("m{seq}"),
+            elems: vec![pb::Elem {
+                content: Some(pb::elem::Content::Text(pb::TextElem { text: t.into() })),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn grams_stay_within_one_piece() {
+        let g = grams(&searchable_text(&text(1, 1, "a", "Hello")));
+        assert_eq!(g.into_iter().collect::<Vec<_>>(), ["ell", "hel", "llo"]);
+        assert!(grams("ab").is_empty());
+        assert!(grams("ab\ncd").is_empty());
+    }
+
+    #[test]
+    fn criteria_match_keywords_senders_types_time_and_never_revoked() {
+        let m = text(1, 1_000, "bob", "Meet at the Harbour");
+        let c = |keywords: &[&str], match_all: bool| Criteria {
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            match_all,
+            ..Default::default()
+        };
+        assert!(c(&["harbour", "nope"], false).matches(&m));
+        assert!(!c(&["harbour", "nope"], true).matches(&m));
+        assert!(c(&["meet", "harb"], true).matches(&m));
+        let by = |senders: &[&str], types: &[&str]| Criteria {
+            senders: senders.iter().map(|s| s.to_string()).collect(),
+            types: types.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(by(&["bob"], &["text"]).matches(&m));
+        assert!(!by(&["carol"], &[]).matches(&m));
+        assert!(!by(&[], &["custom"]).matches(&m));
+        let window = Criteria {
+            from_ms: 1_000,
+            to_ms: 1_000,
+            ..c(&["meet"], false)
+        };
+        assert!(window.matches(&m));
+        assert!(
+            !Criteria {
+                from_ms: 1_001,
+                ..window.clone()
+            }
+            .matches(&m)
+        );
+        let mut revoked = m.clone();
+        revoked.revoked = true;
+        assert!(!window.matches(&revoked));
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        let ok = pb::SearchCloudMessagesReq {
+            keywords: vec!["Hi".into()],
+            ..Default::default()
+        };
+        assert_eq!(Criteria::of(&ok).map(|c| c.keywords), Ok(vec!["hi".into()]));
+        let none = pb::SearchCloudMessagesReq::default();
+        assert_eq!(
+            Criteria::of(&none).map_err(|e| e.code),
+            Err(codes::ERR_SVR_INVALID_PARAMS)
+        );
+        let six = pb::SearchCloudMessagesReq {
+            keywords: (0..6).map(|i| format!("k{i}")).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Criteria::of(&six).map_err(|e| e.code),
+            Err(codes::ERR_SVR_INVALID_PARAMS)
+        );
+    }
+
+    #[test]
+    fn results_group_by_conversation_or_page_one() {
+        let c2c = |u: &str| pb::ConvRef {
+            conv_type: pb::ConvType::C2c as i32,
+            target: u.into(),
+        };
+        let found = vec![
+            (c2c("bob"), text(1, 10, "bob", "a")),
+            (c2c("carol"), text(1, 30, "carol", "b")),
+            (c2c("bob"), text(2, 20, "bob", "c")),
+        ];
+        let all = assemble(found.clone(), None, 0, 1);
+        assert_eq!(all.total_count, 2);
+        assert_eq!(all.next_offset, 1);
+        assert_eq!(all.items.len(), 1);
+        assert_eq!(all.items[0].conv, Some(c2c("carol")));
+        assert_eq!(all.items[0].message_count, 1);
+        assert_eq!(all.items[0].messages.len(), 1);
+        let rest = assemble(found.clone(), None, 1, 5);
+        assert_eq!(rest.next_offset, 0);
+        assert_eq!(rest.items[0].conv, Some(c2c("bob")));
+        assert_eq!(rest.items[0].message_count, 2);
+        assert!(rest.items[0].messages.is_empty());
+
+        let bobs: Vec<_> = found
+            .into_iter()
+            .filter(|(c, _)| c.target == "bob")
+            .collect();
+        let page = assemble(bobs, Some(&c2c("bob")), 0, 1);
+        assert_eq!(page.total_count, 2);
+        assert_eq!(page.next_offset, 1);
+        assert_eq!(page.items[0].messages[0].seq, 2);
+    }
+}
