@@ -677,6 +677,17 @@ impl Core {
             .filter_map(|(k, _)| keys::trailing_str(&k, prefix))
             .collect();
         for group_id in joined {
+            // Only live rooms are loaded: the user's other groups cost one info read each.
+            let live = match self.groups.get(&(app, group_id.clone())) {
+                Some(g) => g.info.group_type == LIVE_ROOM,
+                None => txn
+                    .get(&Key::new(tag::GROUP, app).s(group_id.as_bytes()).done())?
+                    .and_then(|raw| pb::GroupInfo::decode(&raw[..]).ok())
+                    .is_some_and(|info| info.group_type == LIVE_ROOM),
+            };
+            if !live {
+                continue;
+            }
             let Some(g) = self.group(txn, app, &group_id)? else {
                 continue;
             };
