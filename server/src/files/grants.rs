@@ -100,7 +100,11 @@ pub fn granted_convs(store: &dyn Store, app: u64, uuid: &str) -> Result<Vec<Vec<
 }
 
 /// Every key of `uuid`'s bookkeeping (record, grants, retention entry), for deletion.
-pub fn all_keys(store: &dyn Store, app: u64, record: &FileRecord) -> Result<Vec<Vec<u8>>, StoreError> {
+pub fn all_keys(
+    store: &dyn Store,
+    app: u64,
+    record: &FileRecord,
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut out = vec![
         record_key(app, &record.uuid),
         age_key(app, &record.uuid, record.created_ms),
@@ -291,8 +295,14 @@ mod tests {
         assert!(granted_convs(&store, app, "f1").unwrap().is_empty());
         // alice sends it to bob: bob may read it.
         commit(&store, |txn| {
-            grant_message(&store, txn, app, &ab, &image_message("alice", &["f1", "nope"]))
-                .unwrap();
+            grant_message(
+                &store,
+                txn,
+                app,
+                &ab,
+                &image_message("alice", &["f1", "nope"]),
+            )
+            .unwrap();
         });
         assert_eq!(check_read(&store, app, "bob", "f1").unwrap().owner, "alice");
         // bob forwards it to carol: now carol may read it too.

@@ -287,7 +287,8 @@ impl Files {
     /// `file_upload_ticket`: the base URL and an upload token for `(app, user)`.
     pub fn ticket(&self, app: u64, user: &str) -> ApiResult<RespKind> {
         let base_url = self.base_url_or_unavailable()?;
-        let ttl = i64::try_from(self.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl =
+            i64::try_from(self.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let expires_at_ms = now_ms().saturating_add(ttl);
         Ok(RespKind::FileUploadTicket(pb::FileUploadTicketResp {
             base_url,

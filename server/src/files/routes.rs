@@ -376,12 +376,7 @@ async fn complete(shared: &Arc<Shared>, mut session: Session) -> HttpResult<Sess
 }
 
 /// Runs `op` on the commit pipeline as `(app, user)` and waits for its answer.
-pub(crate) async fn commit(
-    shared: &Shared,
-    app: u64,
-    user: &str,
-    op: Op,
-) -> Result<(), ApiError> {
+pub(crate) async fn commit(shared: &Shared, app: u64, user: &str, op: Op) -> Result<(), ApiError> {
     let (tx, rx) = oneshot::channel();
     let cmd = Command {
         app,

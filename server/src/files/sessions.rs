@@ -243,32 +243,20 @@ mod tests {
     fn same_key_same_session_and_offset_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let sessions = Sessions::open(dir.path()).unwrap();
-        let s = sessions
-            .begin(1, "alice", &declared(10), 5)
-            .unwrap();
+        let s = sessions.begin(1, "alice", &declared(10), 5).unwrap();
         assert!(is_valid_upload_id(&s.upload_id));
         assert_eq!(sessions.offset(&s).unwrap(), 0);
         std::fs::write(sessions.part_path(&s.upload_id), b"1234").unwrap();
         // Reopened (a restart): the same key finds the same session at its offset.
         let sessions = Sessions::open(dir.path()).unwrap();
-        let again = sessions
-            .begin(1, "alice", &declared(10), 9)
-            .unwrap();
+        let again = sessions.begin(1, "alice", &declared(10), 9).unwrap();
         assert_eq!(again, s);
         assert_eq!(sessions.offset(&again).unwrap(), 4);
         // Another user or app with the same key is another session.
-        assert_ne!(
-            Sessions::upload_id(1, "bob", "m1/0/origin"),
-            s.upload_id
-        );
-        assert_ne!(
-            Sessions::upload_id(2, "alice", "m1/0/origin"),
-            s.upload_id
-        );
+        assert_ne!(Sessions::upload_id(1, "bob", "m1/0/origin"), s.upload_id);
+        assert_ne!(Sessions::upload_id(2, "alice", "m1/0/origin"), s.upload_id);
         // A different file under the same key starts over.
-        let other = sessions
-            .begin(1, "alice", &declared(11), 9)
-            .unwrap();
+        let other = sessions.begin(1, "alice", &declared(11), 9).unwrap();
         assert_eq!(sessions.offset(&other).unwrap(), 0);
         assert_eq!(sessions.list().unwrap(), vec![other.clone()]);
         // Complete: the offset is the size.

@@ -103,8 +103,11 @@ async fn main() {
     let progress: chime_plugin_api::host::ProgressFn = Arc::new(|_, _| {});
     let (mut ups, mut downs) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
-        let RespKind::FileUploadTicket(ticket) =
-            request(&mut client, ReqKind::FileUploadTicket(pb::FileUploadTicketReq {})).await
+        let RespKind::FileUploadTicket(ticket) = request(
+            &mut client,
+            ReqKind::FileUploadTicket(pb::FileUploadTicketReq {}),
+        )
+        .await
         else {
             panic!("unexpected ticket answer");
         };

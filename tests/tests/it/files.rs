@@ -3,6 +3,9 @@
 //! clients for tickets, download URLs and messages, and plain HTTP where the test plays a client
 //! that misbehaves.
 
+// The helpers below are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,7 +199,6 @@ async fn send(client: &mut WireClient, msg: pb::Message) {
     client
         .call(ReqKind::SendMessage(pb::SendMessageReq {
             message: Some(msg),
-            ..Default::default()
         }))
         .await
         .unwrap_or_else(|e| panic!("send: {e}"));
@@ -278,11 +280,16 @@ async fn an_uploaded_file_downloads_byte_for_byte_with_monotone_progress() {
     let url = download_url(&mut alice, &uuid).await.unwrap();
     assert_eq!(url.size, size);
     assert_eq!(url.content_type, "image/jpeg");
-    assert!(url.url.starts_with(&format!("{}/files/{uuid}?exp=", t.base_url)));
+    assert!(
+        url.url
+            .starts_with(&format!("{}/files/{uuid}?exp=", t.base_url))
+    );
     let target = dir.path().join("downloaded.jpg");
     let down = Recorder::default();
     assert_eq!(
-        download(&plugin, &target, &url.url, size, &down).await.unwrap(),
+        download(&plugin, &target, &url.url, size, &down)
+            .await
+            .unwrap(),
         size
     );
     assert_eq!(std::fs::read(&target).unwrap(), bytes);
@@ -398,7 +405,10 @@ async fn an_upload_cut_mid_body_resumes_from_what_the_server_kept() {
         .unwrap();
     assert_eq!(size, 6 * MB);
     up.assert_monotone_to(size);
-    assert!(accepted.load(Ordering::SeqCst) >= 2, "the plugin reconnected");
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 2,
+        "the plugin reconnected"
+    );
     // The server kept the part of the cut body that arrived, and the upload went on from
     // there: a report that is not on a chunk boundary.
     let reports = up.reports();
@@ -436,7 +446,10 @@ async fn an_upload_resumes_after_a_server_restart() {
     let upload_id = session["upload_id"].as_str().unwrap().to_owned();
     let half = bytes.len() / 2;
     let (status, answer) = put(&http, &t, &upload_id, 0, bytes[..half].to_vec()).await;
-    assert_eq!((status, answer["offset"].as_u64()), (200, Some(half as u64)));
+    assert_eq!(
+        (status, answer["offset"].as_u64()),
+        (200, Some(half as u64))
+    );
 
     server.restart().await;
     let mut alice = login(&server, "alice").await;
@@ -457,7 +470,11 @@ async fn an_upload_resumes_after_a_server_restart() {
         .unwrap();
     assert_eq!(size, bytes.len() as u64);
     up.assert_monotone_to(size);
-    assert_eq!(up.reports()[0], (half as u64, size), "resumed, not restarted");
+    assert_eq!(
+        up.reports()[0],
+        (half as u64, size),
+        "resumed, not restarted"
+    );
     let url = download_url(&mut alice, &uuid).await.unwrap();
     let target = dir.path().join("voice-down.m4a");
     download(&plugin, &target, &url.url, size, &Recorder::default())
@@ -539,32 +556,69 @@ async fn download_urls_go_to_the_owner_and_members_of_conversations_it_was_sent_
     let mut erin = login(&server, "erin").await;
     let t = ticket(&mut alice).await;
     let (path, _) = write_file(dir.path(), "a.png", 1000, 5);
-    let (uuid, _) = upload(&plugin, &path, &t, "image/png", "g1/0/origin", &Recorder::default())
-        .await
-        .unwrap();
+    let (uuid, _) = upload(
+        &plugin,
+        &path,
+        &t,
+        "image/png",
+        "g1/0/origin",
+        &Recorder::default(),
+    )
+    .await
+    .unwrap();
     let (path2, _) = write_file(dir.path(), "b.png", 2000, 6);
-    let (group_file, _) = upload(&plugin, &path2, &t, "image/png", "g2/0/origin", &Recorder::default())
-        .await
-        .unwrap();
+    let (group_file, _) = upload(
+        &plugin,
+        &path2,
+        &t,
+        "image/png",
+        "g2/0/origin",
+        &Recorder::default(),
+    )
+    .await
+    .unwrap();
 
     // Only the owner before any message.
-    assert_eq!(download_url(&mut alice, &uuid).await.map(|r| r.size), Ok(1000));
-    assert_eq!(download_url(&mut bob, &uuid).await.map(|r| r.size), Err(10007));
+    assert_eq!(
+        download_url(&mut alice, &uuid).await.map(|r| r.size),
+        Ok(1000)
+    );
+    assert_eq!(
+        download_url(&mut bob, &uuid).await.map(|r| r.size),
+        Err(10007)
+    );
     // Unknown and malformed uuids.
     assert_eq!(
-        download_url(&mut alice, &"0".repeat(32)).await.map(|r| r.size),
+        download_url(&mut alice, &"0".repeat(32))
+            .await
+            .map(|r| r.size),
         Err(7004)
     );
-    assert_eq!(download_url(&mut alice, "../x").await.map(|r| r.size), Err(7004));
+    assert_eq!(
+        download_url(&mut alice, "../x").await.map(|r| r.size),
+        Err(7004)
+    );
 
     // alice sends it to bob: bob may read it, carol may not.
     send(&mut alice, file_message("bob", "f1", &uuid)).await;
-    assert_eq!(download_url(&mut bob, &uuid).await.map(|r| r.size), Ok(1000));
-    assert_eq!(download_url(&mut carol, &uuid).await.map(|r| r.size), Err(10007));
+    assert_eq!(
+        download_url(&mut bob, &uuid).await.map(|r| r.size),
+        Ok(1000)
+    );
+    assert_eq!(
+        download_url(&mut carol, &uuid).await.map(|r| r.size),
+        Err(10007)
+    );
     // carol cannot grant herself (or dave) access by naming the uuid in her own message.
     send(&mut carol, file_message("dave", "f2", &uuid)).await;
-    assert_eq!(download_url(&mut carol, &uuid).await.map(|r| r.size), Err(10007));
-    assert_eq!(download_url(&mut dave, &uuid).await.map(|r| r.size), Err(10007));
+    assert_eq!(
+        download_url(&mut carol, &uuid).await.map(|r| r.size),
+        Err(10007)
+    );
+    assert_eq!(
+        download_url(&mut dave, &uuid).await.map(|r| r.size),
+        Err(10007)
+    );
     // bob forwards it to carol: now carol may.
     send(&mut bob, file_message("carol", "f3", &uuid)).await;
     let url = download_url(&mut carol, &uuid).await.unwrap();
@@ -597,9 +651,18 @@ async fn download_urls_go_to_the_owner_and_members_of_conversations_it_was_sent_
     in_group.receiver.clear();
     in_group.group_id = group_id;
     send(&mut alice, in_group).await;
-    assert_eq!(download_url(&mut dave, &group_file).await.map(|r| r.size), Ok(2000));
-    assert_eq!(download_url(&mut erin, &group_file).await.map(|r| r.size), Err(10007));
-    assert_eq!(download_url(&mut bob, &group_file).await.map(|r| r.size), Err(10007));
+    assert_eq!(
+        download_url(&mut dave, &group_file).await.map(|r| r.size),
+        Ok(2000)
+    );
+    assert_eq!(
+        download_url(&mut erin, &group_file).await.map(|r| r.size),
+        Err(10007)
+    );
+    assert_eq!(
+        download_url(&mut bob, &group_file).await.map(|r| r.size),
+        Err(10007)
+    );
 }
 
 #[tokio::test]
@@ -610,9 +673,16 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
     let mut alice = login(&server, "alice").await;
     let t = ticket(&mut alice).await;
     let (path, bytes) = write_file(dir.path(), "s.png", 4096, 7);
-    let (uuid, _) = upload(&plugin, &path, &t, "image/png", "s/0/origin", &Recorder::default())
-        .await
-        .unwrap();
+    let (uuid, _) = upload(
+        &plugin,
+        &path,
+        &t,
+        "image/png",
+        "s/0/origin",
+        &Recorder::default(),
+    )
+    .await
+    .unwrap();
     let before = now_ms();
     let url = download_url(&mut alice, &uuid).await.unwrap();
     assert!(
@@ -634,8 +704,14 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
         .unwrap();
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     for (what, bad) in [
-        ("another signature", format!("{base}?exp={exp}&sig={flipped}{}", &sig[1..])),
-        ("a later expiry", format!("{base}?exp={}&sig={sig}", exp + 3_600_000)),
+        (
+            "another signature",
+            format!("{base}?exp={exp}&sig={flipped}{}", &sig[1..]),
+        ),
+        (
+            "a later expiry",
+            format!("{base}?exp={}&sig={sig}", exp + 3_600_000),
+        ),
         ("no signature", base.to_owned()),
         (
             "another file",
@@ -643,7 +719,11 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
         ),
     ] {
         let (status, body) = http_json(http.get(&bad).send().await.unwrap()).await;
-        assert_eq!((status, body["code"].as_i64()), (403, Some(10007)), "{what}: {body}");
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (403, Some(10007)),
+            "{what}: {body}"
+        );
     }
     // Signed with the store's own secret (read from its data dir): valid until it expires.
     let secret = std::fs::read(server.data_dir().join("files/secret")).unwrap();
@@ -652,23 +732,36 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
     let r = http.get(signed(now_ms() + 60_000)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let (status, body) = http_json(http.get(signed(now_ms() - 1)).send().await.unwrap()).await;
-    assert_eq!((status, body["code"].as_i64()), (403, Some(10007)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (403, Some(10007)),
+        "{body}"
+    );
     assert!(body["desc"].as_str().unwrap().contains("expired"), "{body}");
     // Upload tokens: expired, of an app the server does not serve, forged, missing.
     let declared = json!({"resume_key": "k", "size": 1, "content_type": "image/png"});
-    let with_token = |token: String| pb::FileUploadTicketResp {
-        token,
-        ..t.clone()
-    };
+    let with_token = |token: String| pb::FileUploadTicketResp { token, ..t.clone() };
     let expired = with_token(signer.upload_token(APP_ID, "alice", now_ms() - 1));
     let (status, body) = begin(&http, &expired, declared.clone()).await;
-    assert_eq!((status, body["code"].as_i64()), (401, Some(70001)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (401, Some(70001)),
+        "{body}"
+    );
     let other_app = with_token(signer.upload_token(42, "alice", now_ms() + 60_000));
     let (status, body) = begin(&http, &other_app, declared.clone()).await;
-    assert_eq!((status, body["code"].as_i64()), (401, Some(70020)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (401, Some(70020)),
+        "{body}"
+    );
     let forged = with_token(t.token.replace("v1.", "v1.9"));
     let (status, body) = begin(&http, &forged, declared.clone()).await;
-    assert_eq!((status, body["code"].as_i64()), (401, Some(70003)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (401, Some(70003)),
+        "{body}"
+    );
     let r = http
         .post(format!("{}/files/uploads", t.base_url))
         .json(&declared)
@@ -676,7 +769,11 @@ async fn tampered_and_expired_signatures_and_tokens_are_refused() {
         .await
         .unwrap();
     let (status, body) = http_json(r).await;
-    assert_eq!((status, body["code"].as_i64()), (401, Some(70002)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (401, Some(70002)),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -689,9 +786,7 @@ async fn sizes_and_content_types_are_checked() {
     let mut alice = login(&server, "alice").await;
     let t = ticket(&mut alice).await;
     let http = reqwest::Client::new();
-    let declared = |size: u64, content_type: &str| {
-        json!({"resume_key": format!("k{size}{content_type}"), "size": size, "content_type": content_type})
-    };
+    let declared = |size: u64, content_type: &str| json!({"resume_key": format!("k{size}{content_type}"), "size": size, "content_type": content_type});
     for (size, content_type, status, code) in [
         (3000, "image/png", 200, None),
         (3001, "image/png", 413, Some(7005)),
@@ -711,7 +806,11 @@ async fn sizes_and_content_types_are_checked() {
         );
     }
     let (status, body) = begin(&http, &t, json!({"size": 3})).await;
-    assert_eq!((status, body["code"].as_i64()), (400, Some(90002)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(90002)),
+        "{body}"
+    );
 
     // The declared size is held against the bytes: more is refused, a wrong offset is told
     // the right one.
@@ -728,7 +827,11 @@ async fn sizes_and_content_types_are_checked() {
         "{body}"
     );
     let (status, body) = put(&http, &t, &id, 60, vec![b'y'; 40]).await;
-    assert_eq!((status, body["offset"].as_u64()), (200, Some(100)), "{body}");
+    assert_eq!(
+        (status, body["offset"].as_u64()),
+        (200, Some(100)),
+        "{body}"
+    );
     let uuid = body["uuid"].as_str().unwrap().to_owned();
     let url = download_url(&mut alice, &uuid).await.unwrap();
     let got = http.get(&url.url).send().await.unwrap();
@@ -759,9 +862,16 @@ async fn sizes_and_content_types_are_checked() {
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     assert!(
-        upload(&plugin, &empty, &t, "image/png", "empty", &Recorder::default())
-            .await
-            .is_err()
+        upload(
+            &plugin,
+            &empty,
+            &t,
+            "image/png",
+            "empty",
+            &Recorder::default()
+        )
+        .await
+        .is_err()
     );
 }
 
@@ -777,9 +887,16 @@ async fn retention_deletes_expired_files() {
     let mut alice = login(&server, "alice").await;
     let t = ticket(&mut alice).await;
     let (path, _) = write_file(dir.path(), "r.png", 5000, 9);
-    let (uuid, _) = upload(&plugin, &path, &t, "image/png", "r/0/origin", &Recorder::default())
-        .await
-        .unwrap();
+    let (uuid, _) = upload(
+        &plugin,
+        &path,
+        &t,
+        "image/png",
+        "r/0/origin",
+        &Recorder::default(),
+    )
+    .await
+    .unwrap();
     let object = server
         .data_dir()
         .join("files/objects")
