@@ -275,7 +275,10 @@ mod tests {
         let mut b = WriteBatch::new();
         stage_del(&mut b, b"m-1", &msg("hello world"));
         stage_add(&mut b, b"m-1", &msg("goodbye"));
-        b.put(b"m-1".to_vec(), prost::Message::encode_to_vec(&msg("goodbye")));
+        b.put(
+            b"m-1".to_vec(),
+            prost::Message::encode_to_vec(&msg("goodbye")),
+        );
         store.apply(b).unwrap();
         flush(&store).unwrap();
         let c = |k: &str| candidates(&store, k).unwrap();
