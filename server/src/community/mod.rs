@@ -15,7 +15,7 @@
 //! sending to a topic or to the community, @all, reading a topic's history, muting. Refusals
 //! are 10007. The hooks other modules call are here: [`check_send`] (the group send path),
 //! [`membership_group`] (whose members may read or mark a conversation read),
-//! [`check_history`] (pulls), [`joined_topics`] (sync), [`grants`] (mute, kick, profile), [`forget_member`]
+//! [`check_history`] (pulls), [`joined_topics`] (sync), [`grants`] (mute, kick, profile), [`may_revoke_others`] (revoke), [`forget_member`]
 //! (leaving), [`drop_data`] (dismissal). Writes are staged by the commit task ([`stage`]); reads are answered from the
 //! store ([`reads::get`]). Every change is pushed to the community's members as a
 //! `CommunityPush`.
@@ -335,6 +335,33 @@ pub(crate) fn grants(
     let mine = records::member_groups(txn, app, id, op)?;
     let groups = perms::groups_of(&record, &mine);
     Ok(perms::community_bits(Standing::Member, &record, &groups) & bit == bit)
+}
+
+/// The revoke hook: whether `user` may revoke other members' messages in conversation `id`
+/// through the community permissions: a topic's `REVOKE_OTHER_MEMBER_MESSAGE` bit (or the
+/// community's), or the community's bit for a community without topics. False for any other
+/// group and for users outside the community.
+pub(crate) fn may_revoke_others(
+    core: &mut Core,
+    txn: &Txn<'_>,
+    app: u64,
+    id: &str,
+    user: &str,
+) -> ApiResult<bool> {
+    let topic_of = records::topic_owner(txn, app, id)?;
+    let community = topic_of.clone().unwrap_or_else(|| id.to_owned());
+    match core.group(txn, app, &community)? {
+        Some(g) if g.info.group_type == "Community" => {}
+        _ => return Ok(false),
+    }
+    let Ok(ctx) = context(core, txn, app, user, &community) else {
+        return Ok(false);
+    };
+    Ok(match topic_of {
+        Some(c) => records::topic(txn, app, &c, id)?
+            .is_some_and(|t| ctx.topic_bits(&t) & perms::topic::REVOKE_OTHER_MEMBER_MESSAGE != 0),
+        None => ctx.bits() & perms::community::REVOKE_OTHER_MEMBER_MESSAGE != 0,
+    })
 }
 
 /// The leave hook (quit, kick, dismissal): `user` leaves every permission group of community

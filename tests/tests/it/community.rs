@@ -817,3 +817,60 @@ async fn leaving_drops_permission_groups_and_dismissal_drops_the_community() {
         json!({ "enable_permission_group": false, "default_permissions": 0x1c0 })
     );
 }
+
+#[tokio::test]
+async fn revoking_others_in_a_topic_needs_the_revoke_bit() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    community(&own, "rv", true, &["ann", "bob"]).await;
+    let t = topic(&own, "rv", json!({ "topic_name": "t" })).await;
+    let first = send(&ann, &t, "first").await.unwrap();
+    let second = send(&ann, &t, "second").await.unwrap();
+    bob.expect_messages(2, WAIT).await;
+
+    // bob holds no revoke bit: 10007; ann revokes her own.
+    assert_eq!(
+        bob.err_code("revoke_message", json!({ "msg_id": first["msg_id"] }))
+            .await,
+        10007
+    );
+    ann.ok("revoke_message", json!({ "msg_id": first["msg_id"] }))
+        .await;
+    let ev = bob.expect_event("on_recv_message_revoked", WAIT).await;
+    assert_eq!(ev["msg_id"], first["msg_id"]);
+
+    // With a permission group giving the topic's revoke bit, bob revokes ann's message.
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "rv", "enable_permission_group": true }),
+    )
+    .await;
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "rv", "permission_group_id": "janitors" }),
+    )
+    .await;
+    own.ok(
+        "add_topic_permission_to_permission_group",
+        json!({ "group_id": "rv", "permission_group_id": "janitors",
+                "topic_permission_map": { t.clone(): 0x20 } }),
+    )
+    .await;
+    own.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "rv", "permission_group_id": "janitors", "member_list": ["bob"] }),
+    )
+    .await;
+    bob.ok(
+        "revoke_message",
+        json!({ "msg_id": second["msg_id"], "reason": "off topic" }),
+    )
+    .await;
+    let ev = ann.expect_event("on_recv_message_revoked", WAIT).await;
+    assert_eq!(
+        ev,
+        json!({ "msg_id": second["msg_id"], "operate_user": "bob", "reason": "off topic" })
+    );
+}
