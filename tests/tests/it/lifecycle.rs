@@ -1103,7 +1103,7 @@ async fn reactions_and_extensions_reach_a_device_that_was_offline_once() {
         reaction,
         json!({ "change_info_list": [{ "msg_id": id, "reaction_list": [{
             "reaction_id": "heart", "total_user_count": 1,
-            "partial_user_list": [{ "user_id": "bob" }], "reacted_by_myself": false,
+            "partial_user_list": [{ "user_id": "bob" }],
         }] }] })
     );
     let changed = alice_web
