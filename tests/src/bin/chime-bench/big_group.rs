@@ -1,8 +1,10 @@
-//! big-group: the sender's ack latency for a message to a 5,000-member Public group (100 of
-//! them online, raw-protocol connections), against the same sender's ack latency in a 2-member
-//! group on the same server. Equal figures mean that nothing on the sender's path grows with the
-//! group: the message is one append (read diffusion) and its fan-out happens after the ack.
-//! At the end the server's commit-thread totals (staging, fsync, apply, emit) are printed.
+//! big-group: the sender's ack latency for a message to a 5,000-member Public group, in three
+//! phases on one server, 1,000 messages each, one in flight: (1) the 5,000-member group with no
+//! member online, (2) a 2-member group, (3) the 5,000-member group with 100 members online
+//! (raw-protocol connections draining their pushes). (1) against (2) is what the group's size
+//! costs the sender (read diffusion: one append; nothing per member); (3) against (1) is what
+//! the fan-out to the online members costs on a shared machine. At the end the server's
+//! commit-thread totals (staging, fsync, apply, emit) are printed.
 
 use std::time::{Duration, Instant};
 
@@ -54,11 +56,17 @@ async fn create(owner: &mut WireClient, group_id: &str, members: &[String]) -> R
         .map_err(|e| format!("create {group_id}: {e}"))
 }
 
-/// Sends `n` messages to `group_id`, one in flight; answers each ack's latency in µs.
-async fn acks(owner: &mut WireClient, group_id: &str, n: usize) -> Result<Vec<u64>, String> {
+/// Sends `n` messages to `group_id`, one in flight, with msg ids `<phase>-<i>`; answers each
+/// ack's latency in µs.
+async fn acks(
+    owner: &mut WireClient,
+    group_id: &str,
+    phase: &str,
+    n: usize,
+) -> Result<Vec<u64>, String> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let m = wire::group_text(group_id, &format!("{group_id}-{i}"), "ack latency");
+        let m = wire::group_text(group_id, &format!("{phase}-{i}"), "ack latency");
         let t = Instant::now();
         owner
             .call(ReqKind::SendMessage(pb::SendMessageReq {
@@ -83,6 +91,13 @@ pub async fn run() -> Result<(), String> {
     let members: Vec<String> = (1..MEMBERS).map(|i| format!("bg_m{i:04}")).collect();
     create(&mut owner, "bg_big", &members).await?;
     create(&mut owner, "bg_small", &members[..1]).await?;
+    acks(&mut owner, "bg_big", "warm-big", WARMUP).await?;
+    acks(&mut owner, "bg_small", "warm-small", WARMUP).await?;
+    let cpu_0 = process_cpu_micros(server.pid());
+    let offline = acks(&mut owner, "bg_big", "offline", MESSAGES).await?;
+    let cpu_1 = process_cpu_micros(server.pid());
+    let small = acks(&mut owner, "bg_small", "small", MESSAGES).await?;
+    let cpu_2 = process_cpu_micros(server.pid());
     // The online members drain their pushes and count the big group's messages.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut readers = Vec::new();
@@ -107,25 +122,26 @@ pub async fn run() -> Result<(), String> {
         }
     }
     drop(tx);
-    acks(&mut owner, "bg_big", WARMUP).await?;
-    acks(&mut owner, "bg_small", WARMUP).await?;
-    let cpu_before = process_cpu_micros(server.pid());
-    let big = acks(&mut owner, "bg_big", MESSAGES).await?;
-    let cpu_big = process_cpu_micros(server.pid());
-    let small = acks(&mut owner, "bg_small", MESSAGES).await?;
-    let cpu_small = process_cpu_micros(server.pid());
-    println!("{}", summary("ack, 5,000 members", big));
+    let cpu_3 = process_cpu_micros(server.pid());
+    let online = acks(&mut owner, "bg_big", "online", MESSAGES).await?;
+    let cpu_4 = process_cpu_micros(server.pid());
+    println!("{}", summary("ack, 5,000, none online", offline));
     println!("{}", summary("ack, 2 members", small));
-    if let (Some(a), Some(b), Some(c)) = (cpu_before, cpu_big, cpu_small) {
-        println!(
-            "server CPU per message: {:.1} µs (5,000 members, {ONLINE} online) vs {:.1} µs \
-             (2 members)",
-            b.saturating_sub(a) as f64 / MESSAGES as f64,
-            c.saturating_sub(b) as f64 / MESSAGES as f64
-        );
-    }
-    // Every online member got every big-group message (warm-up included).
-    let want = ONLINE * (WARMUP + MESSAGES);
+    println!("{}", summary("ack, 5,000, 100 online", online));
+    let per = |a: Option<u64>, b: Option<u64>| {
+        a.zip(b).map_or(f64::NAN, |(a, b)| {
+            b.saturating_sub(a) as f64 / MESSAGES as f64
+        })
+    };
+    println!(
+        "server CPU per message: {:.1} µs (5,000, none online), {:.1} µs (2 members), {:.1} µs \
+         (5,000, {ONLINE} online)",
+        per(cpu_0, cpu_1),
+        per(cpu_1, cpu_2),
+        per(cpu_3, cpu_4)
+    );
+    // Every online member got every message of the third phase.
+    let want = ONLINE * MESSAGES;
     let mut got = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while got < want {
