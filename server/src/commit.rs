@@ -205,7 +205,11 @@ pub(crate) enum Effect {
         skip: u64,
     },
     /// A stored message for the offline push queue ([`crate::push`]), handed over once durable.
-    OfflinePush { app: u64, encoded: Vec<u8> },
+    OfflinePush {
+        app: u64,
+        encoded: Vec<u8>,
+        at_us: i64,
+    },
     /// A notice to the app backend ([`crate::webhooks::notices`]), queued once durable.
     Notice {
         app: u64,
@@ -629,6 +633,7 @@ impl Core {
             Key::new(tag::MSG, app).s(conv).n(seq).done(),
             encoded.clone(),
         );
+        crate::search::index(txn, app, conv, msg);
         let mut idem = Vec::with_capacity(16 + conv.len());
         idem.extend_from_slice(&seq.to_be_bytes());
         idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());
@@ -643,6 +648,7 @@ impl Core {
             fx.push(Effect::OfflinePush {
                 app,
                 encoded: encoded.to_vec(),
+                at_us: crate::push::now_us(),
             });
         }
     }
@@ -1035,9 +1041,13 @@ impl Applier {
                     hooks.notify(app, notice);
                 }
             }
-            Effect::OfflinePush { app, encoded } => {
+            Effect::OfflinePush {
+                app,
+                encoded,
+                at_us,
+            } => {
                 if let Some(push) = &self.push {
-                    push.message(app, encoded);
+                    push.message(app, encoded, at_us);
                 }
             }
         }

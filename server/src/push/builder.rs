@@ -131,8 +131,8 @@ pub fn dnd_active(o: &pb::AllRecvOpt, now_secs: i64) -> bool {
     if duration >= DAY_SECS {
         return true;
     }
-    let start = i64::from(o.start_hour) * 3600 + i64::from(o.start_minute) * 60
-        + i64::from(o.start_second);
+    let start =
+        i64::from(o.start_hour) * 3600 + i64::from(o.start_minute) * 60 + i64::from(o.start_second);
     (now_secs.rem_euclid(DAY_SECS) - start).rem_euclid(DAY_SECS) < duration
 }
 
@@ -198,7 +198,11 @@ pub fn build(
         }
         _ => {}
     }
-    if to.all_recv_opt.as_ref().is_some_and(|o| dnd_active(o, now_secs)) {
+    if to
+        .all_recv_opt
+        .as_ref()
+        .is_some_and(|o| dnd_active(o, now_secs))
+    {
         return Err(Skip::DoNotDisturb);
     }
     let is_tips = msg
@@ -240,7 +244,11 @@ pub fn build(
         ext: info.ext,
         ios_sound: info.ios_sound,
         android_sound: info.android_sound,
-        badge: if info.ignore_ios_badge { None } else { to.badge },
+        badge: if info.ignore_ios_badge {
+            None
+        } else {
+            to.badge
+        },
         conversation_id,
         sender: msg.sender.clone(),
         msg_id: msg.msg_id.clone(),

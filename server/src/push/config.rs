@@ -174,7 +174,9 @@ mod tests {
             }
         );
         match &p.providers[1].kind {
-            ProviderKind::Apns { base_url, topic, .. } => {
+            ProviderKind::Apns {
+                base_url, topic, ..
+            } => {
                 assert_eq!(base_url, "https://api.push.apple.com");
                 assert_eq!(topic, "com.x");
             }

@@ -137,8 +137,8 @@ mod tests {
     #[test]
     fn es256_token_verifies() {
         let rng = SystemRandom::new();
-        let doc =
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap();
         let key = SigningKey::es256_from_pem(&pem(doc.as_ref())).unwrap();
         let token = key
             .sign(json!({"kid": "K1"}), &json!({"iss": "TEAM", "iat": 1}))

@@ -47,6 +47,16 @@ pub struct Job {
     pub app: u64,
     /// The encoded `pb::Message` as stored.
     pub encoded: Vec<u8>,
+    /// When it was staged ([`now_us`]): the foreground state is judged as of then.
+    pub at_us: i64,
+}
+
+/// Microseconds since the epoch: orders a message against a `do_background` that raced it (a
+/// round trip apart, so never within the same microsecond).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// The commit task's end of the queue.
@@ -55,8 +65,12 @@ pub struct Hook(mpsc::Sender<Job>);
 
 impl Hook {
     /// Queues a stored message without blocking; a full queue loses its pushes (logged).
-    pub fn message(&self, app: u64, encoded: Vec<u8>) {
-        let job = Job { app, encoded };
+    pub fn message(&self, app: u64, encoded: Vec<u8>, at_us: i64) {
+        let job = Job {
+            app,
+            encoded,
+            at_us,
+        };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.0.try_send(job) {
             tracing::warn!(app, "offline push queue full, push dropped");
         }
@@ -84,8 +98,10 @@ pub fn start(shared: &Arc<Shared>, jobs: mpsc::Receiver<Job>) -> Result<(), Serv
 /// A connection's push state.
 #[derive(Debug, Clone, Default)]
 struct ConnState {
-    /// `do_background` was the last word.
-    background: bool,
+    /// When `do_background` was the last word ([`now_us`]), `None` in the foreground.
+    background_since: Option<i64>,
+    /// The app's unread count of its last `do_background`.
+    unread_count: Option<u32>,
     /// The device key this connection registered.
     device: Option<String>,
 }
@@ -133,9 +149,10 @@ impl Pusher {
         f(map.entry(conn).or_default())
     }
 
-    /// Whether `(app, user)` has a connection whose app is in the foreground (one that did not
-    /// say `do_background`).
-    pub fn in_foreground(&self, registry: &Registry, app: u64, user: &str) -> bool {
+    /// Whether `(app, user)` had a connection in the foreground when a message was staged at
+    /// `at_us`: an online connection that had not said `do_background` by then. (The planner
+    /// runs a little after the message; an app that went to the background since still saw it.)
+    pub fn in_foreground(&self, registry: &Registry, app: u64, user: &str, at_us: i64) -> bool {
         let online = registry.platforms(app, user).len();
         if online == 0 {
             return false;
@@ -143,7 +160,10 @@ impl Pusher {
         let conns = self.conns();
         let background = conns.get(&(app, user.to_owned())).map_or(0, |m| {
             m.iter()
-                .filter(|(c, s)| s.background && registry.is_current(app, user, **c))
+                .filter(|(c, s)| {
+                    s.background_since.is_some_and(|t| t < at_us)
+                        && registry.is_current(app, user, **c)
+                })
                 .count()
         });
         online > background
@@ -213,13 +233,13 @@ pub async fn request(shared: &Shared, conn: &ConnTx, who: Caller<'_>, id: u64, k
                 return;
             }
             let key = device_key(who.device_id, &req.token);
-            let (background, old) = shared.push.with_conn(
-                &shared.registry,
-                app,
-                user,
-                conn.conn_id,
-                |s| (s.background, s.device.replace(key.clone())),
-            );
+            let ((background, unread_count), old) =
+                shared
+                    .push
+                    .with_conn(&shared.registry, app, user, conn.conn_id, |s| {
+                        let state = (s.background_since.is_some(), s.unread_count);
+                        (state, s.device.replace(key.clone()))
+                    });
             if let Some(old) = old.filter(|o| *o != key) {
                 let forget = PushOp::Forget {
                     device_id: old,
@@ -235,16 +255,19 @@ pub async fn request(shared: &Shared, conn: &ConnTx, who: Caller<'_>, id: u64, k
                 is_tpns_token: req.is_tpns_token,
                 platform: who.platform,
                 background,
-                unread_count: None,
+                unread_count,
                 updated_ms: crate::commit::now_ms(),
             };
             commit(shared, app, user, PushOp::Register(device), reply).await;
         }
         ReqKind::SetAppState(req) => {
-            let device = shared.push.with_conn(&shared.registry, app, user, conn.conn_id, |s| {
-                s.background = req.background;
-                s.device.clone()
-            });
+            let device = shared
+                .push
+                .with_conn(&shared.registry, app, user, conn.conn_id, |s| {
+                    s.background_since = req.background.then(now_us);
+                    s.unread_count = req.unread_count.filter(|_| req.background);
+                    s.device.clone()
+                });
             let Some(device_id) = device else {
                 // No device registered on this connection: only the foreground state matters.
                 conn.send(response_frame(

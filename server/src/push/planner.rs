@@ -129,7 +129,10 @@ fn try_plan(shared: &Shared, providers: &Providers, job: &Job) -> Result<Vec<Del
             .into_iter()
             .filter(|d| providers.contains_key(&d.business_id))
             .collect();
-        if devices.is_empty() || shared.push.in_foreground(&shared.registry, app, &user) {
+        let foreground = shared
+            .push
+            .in_foreground(&shared.registry, app, &user, job.at_us);
+        if devices.is_empty() || foreground {
             continue;
         }
         let conv_key = if is_group {

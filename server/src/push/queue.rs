@@ -41,7 +41,9 @@ impl RetryPolicy {
     /// The delay after failed try number `attempt` (1-based): `base`, `2 base`, `4 base`, ...,
     /// at most `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
     }
 }
@@ -109,7 +111,11 @@ async fn deliver(shared: &Shared, provider: &dyn Provider, d: Delivery, policy: 
                 return;
             }
             Err(SendError::Retry(e)) if attempt < policy.max_attempts => {
-                tracing::debug!(user = d.user, attempt, "offline push failed, will retry: {e}");
+                tracing::debug!(
+                    user = d.user,
+                    attempt,
+                    "offline push failed, will retry: {e}"
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(policy.delay(attempt)) => {}
                     _ = stopping.wait_for(|s| *s) => return,

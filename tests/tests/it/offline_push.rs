@@ -320,6 +320,9 @@ async fn device_state_is_sent_again_after_the_server_restarts() {
         })
         .await;
     }
+    // A round trip on bob's new connection: what the engine sent before it has been handled.
+    bob.ok("get_user_status", json!({"user_ids": ["bob"]}))
+        .await;
     send_c2c_text(&alice, "bob", "after restart").await;
     let p = r.wait("/push", 1).await[0].json();
     assert_eq!(p["Notification"]["desc"], "after restart");
@@ -533,12 +536,13 @@ async fn apns_request_is_http2_with_an_es256_provider_token() {
     ))
     .await;
     let bob = user(&server, "bob").await;
+    // The app's own count, reported before the token: kept for the device registered after.
+    bob.ok("do_background", json!({"unread_count": 4})).await;
     bob.ok(
         "set_offline_push_config",
         json!({"business_id": 2, "token": "a1b2c3d4"}),
     )
     .await;
-    bob.ok("do_background", json!({"unread_count": 4})).await;
     let alice = user(&server, "alice").await;
     send_c2c_text(&alice, "bob", "over h2").await;
     let seen = r.wait("/3/device/", 1).await;

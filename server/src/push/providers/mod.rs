@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::builder::Notification;
-use super::config::{PushConfig, ProviderKind};
+use super::config::{ProviderKind, PushConfig};
 use super::devices::Device;
 use crate::error::ServerError;
 
@@ -55,7 +55,10 @@ impl SendError {
 
     /// The usual mapping of an HTTP failure status.
     pub fn from_status(status: u16, body: &str) -> Self {
-        let desc = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
+        let desc = format!(
+            "HTTP {status}: {}",
+            body.chars().take(300).collect::<String>()
+        );
         match status {
             408 | 429 | 500..=599 => Self::Retry(desc),
             410 => Self::Unregistered(desc),
