@@ -267,6 +267,37 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_left_by_a_crash_is_indexed_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The message and its queue entry are stored; the process ends before any flush.
+            let store = crate::store::SledStore::open(dir.path()).unwrap();
+            let mut b = WriteBatch::new();
+            stage_add(&mut b, b"m-1", &msg("zephyrine"));
+            b.put(
+                b"m-1".to_vec(),
+                prost::Message::encode_to_vec(&msg("zephyrine")),
+            );
+            store.apply(b).unwrap();
+            store.flush().unwrap();
+        }
+        // sled's flusher thread may hold the lock a moment after the drop.
+        let store = (0..100)
+            .find_map(|_| {
+                crate::store::SledStore::open(dir.path())
+                    .inspect_err(|_| std::thread::sleep(Duration::from_millis(50)))
+                    .ok()
+            })
+            .unwrap();
+        let c = |k: &str| candidates(&store, k).unwrap();
+        assert_eq!(c("zephyr"), set(&[b"m-1"]), "searchable before the flush");
+        assert_eq!(flush(&store).unwrap(), 1);
+        assert_eq!(c("zephyr"), set(&[b"m-1"]));
+        let (lo, hi) = queue_bounds();
+        assert!(store.scan(&lo, &hi, false, 1).unwrap().is_empty());
+    }
+
+    #[test]
     fn changed_removed_and_revoked_messages() {
         let store = MemoryStore::new();
         store_at(&store, b"m-1", &msg("hello world"));
