@@ -721,10 +721,19 @@ impl Core {
 /// still offline, the commit task takes them out of their AVChatRooms.
 pub fn went_offline(shared: &std::sync::Arc<crate::Shared>, app: u64, user: &str) {
     let grace = std::time::Duration::from_secs(shared.tunables.live_room_offline_grace_secs);
-    let shared = std::sync::Arc::clone(shared);
+    // Only a weak reference waits out the grace, so a stopping server is not kept alive (and its
+    // store not kept locked) by users who went offline just before.
+    let weak = std::sync::Arc::downgrade(shared);
+    let mut stopping = shared.stopping.clone();
     let user = user.to_owned();
     tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
         if shared.registry.is_online(app, &user) {
             return;
         }
