@@ -285,8 +285,7 @@ fn pull(
     app: u64,
     user: &str,
     conv: &pb::ConvRef,
-    from_seq: u64,
-    to_seq: u64,
+    (from_seq, to_seq): (u64, u64),
     c: &Criteria,
 ) -> ApiResult<pb::PullMessagesResp> {
     let req = pb::PullMessagesReq {
@@ -324,7 +323,7 @@ fn search_conversation(
     match candidates(store, app, &key, c)? {
         Some(seqs) => {
             for seq in seqs.into_iter().rev() {
-                let p = pull(store, tunables, app, user, conv, seq, seq, c)?;
+                let p = pull(store, tunables, app, user, conv, (seq, seq), c)?;
                 out.extend(
                     p.messages
                         .into_iter()
@@ -335,7 +334,7 @@ fn search_conversation(
         None => {
             let mut hi = 0; // 0 = up to the newest
             for _ in 0..MAX_SCAN_PAGES {
-                let p = pull(store, tunables, app, user, conv, 1, hi, c)?;
+                let p = pull(store, tunables, app, user, conv, (1, hi), c)?;
                 out.extend(p.messages.into_iter().filter(|m| c.matches(m)));
                 if p.covered_from <= p.min_seq.max(1) {
                     break;
