@@ -453,7 +453,9 @@ impl Core {
             Op::QuitGroup(req) => self.quit_group(txn, app, user, req, skip, fx),
             Op::DismissGroup(req) => self.dismiss_group(txn, app, user, req, skip, fx),
             Op::Group(op) => self.stage_group_op(txn, app, user, *op, skip, fx),
-            Op::UpdateConv(req) => crate::conversations::update(self, txn, app, user, req, skip, fx),
+            Op::UpdateConv(req) => {
+                crate::conversations::update(self, txn, app, user, req, skip, fx)
+            }
             Op::SendReceipts(req) => crate::receipts::send(self, txn, app, user, req, fx),
             Op::Lifecycle(op) => crate::lifecycle::stage(self, txn, app, user, op, skip, fx),
             Op::Annotation(op) => crate::annotations::stage(self, txn, app, user, op, skip, fx),
