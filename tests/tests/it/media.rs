@@ -774,3 +774,65 @@ async fn a_second_download_of_a_uuid_comes_from_the_cache() {
         .await;
     assert_eq!(more, None);
 }
+
+#[tokio::test]
+async fn group_members_download_a_group_image_and_a_forward_carries_it_on() {
+    let server = TestServer::start().await;
+    let (alice, bob) = pair(&server, 1 << 20).await;
+    let carol = TestClient::with_config(&server, with_uploader(1 << 20)).await;
+    carol.login("carol").await;
+    alice
+        .ok(
+            "create_group",
+            json!({ "group_type": "Public", "group_id": "pics", "group_name": "Pics" }),
+        )
+        .await;
+    bob.ok("join_group", json!({ "group_id": "pics", "message": "" }))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("team.png");
+    png(&src, 900, 400);
+    let m = alice
+        .ok(
+            "create_image_message",
+            json!({"image_path": path_str(&src)}),
+        )
+        .await;
+    alice
+        .ok("send_message", json!({"message": m, "group_id": "pics"}))
+        .await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["group_id"], "pics");
+    let dims: Vec<(Value, Value)> = got[0]["elem_list"][0]["image_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["width"].clone(), i["height"].clone()))
+        .collect();
+    // Shorter side 400: the large size is the original; the thumb is 198 high.
+    assert_eq!(
+        dims,
+        [
+            (json!(900), json!(400)),
+            (json!(900), json!(400)),
+            (json!(446), json!(198))
+        ]
+    );
+    let out = dir.path().join("group.png");
+    download(&bob, &got[0]["msg_id"], 0, None, &out).await;
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
+
+    // Bob forwards it to carol, who was never in the group: the forward grants her the file.
+    let fwd = bob
+        .ok(
+            "create_forward_message",
+            json!({"msg_id": got[0]["msg_id"]}),
+        )
+        .await;
+    bob.ok("send_message", json!({"message": fwd, "receiver": "carol"}))
+        .await;
+    let got = carol.expect_messages(1, WAIT).await;
+    let thumb = dir.path().join("thumb.jpg");
+    download(&carol, &got[0]["msg_id"], 0, Some("thumb"), &thumb).await;
+    assert_eq!(image::image_dimensions(&thumb).unwrap(), (446, 198));
+}
