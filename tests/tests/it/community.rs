@@ -55,6 +55,21 @@ async fn send(c: &TestClient, group_id: &str, text: &str) -> Result<Value, i32> 
     .map_err(|e| e.code)
 }
 
+async fn at_all(c: &TestClient, group_id: &str) -> Result<Value, i32> {
+    let m = c
+        .ok(
+            "create_text_at_message",
+            json!({ "text": "all of you", "at_user_list": ["__kImSDK_MessageAtALL__"] }),
+        )
+        .await;
+    c.call(
+        "send_message",
+        json!({ "message": m, "group_id": group_id }),
+    )
+    .await
+    .map_err(|e| e.code)
+}
+
 async fn topic_infos(c: &TestClient, group_id: &str) -> Vec<Value> {
     let r = c
         .ok("get_topic_info_list", json!({ "group_id": group_id }))
@@ -873,4 +888,46 @@ async fn revoking_others_in_a_topic_needs_the_revoke_bit() {
         ev,
         json!({ "msg_id": second["msg_id"], "operate_user": "bob", "reason": "off topic" })
     );
+}
+
+#[tokio::test]
+async fn sending_and_at_all_follow_the_community_and_topic_bits() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    community(&own, "flatc", false, &["ann"]).await;
+    community(&own, "topc", true, &["ann"]).await;
+    let t = topic(&own, "topc", json!({ "topic_name": "t" })).await;
+    // A community without topics is messaged directly, by the community bits.
+    send(&ann, "flatc", "hi").await.unwrap();
+    for g in ["flatc", "topc"] {
+        own.ok(
+            "set_community_permission_options",
+            json!({ "group_id": g, "enable_permission_group": true, "default_permissions": 0 }),
+        )
+        .await;
+    }
+    assert_eq!(send(&ann, "flatc", "hi?").await.unwrap_err(), 10007);
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "flatc", "permission_group_id": "talk", "group_permission": 0x40 }),
+    )
+    .await;
+    own.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "flatc", "permission_group_id": "talk", "member_list": ["ann"] }),
+    )
+    .await;
+    send(&ann, "flatc", "hi again").await.unwrap();
+    assert_eq!(at_all(&ann, "flatc").await.unwrap_err(), 10007);
+
+    // In a topic: its default permissions give send, not @all.
+    own.ok(
+        "set_topic_info",
+        json!({ "topic_info": { "topic_id": t, "default_permissions": TOPIC_SEND_MESSAGE } }),
+    )
+    .await;
+    send(&ann, &t, "in the topic").await.unwrap();
+    assert_eq!(at_all(&ann, &t).await.unwrap_err(), 10007);
+    at_all(&own, &t).await.unwrap();
 }
