@@ -668,3 +668,27 @@ async fn fcm_exchanges_a_service_account_jwt_then_sends_v1_messages() {
         }})
     );
 }
+
+#[tokio::test]
+async fn a_dead_token_forgets_the_device() {
+    let (base, r) = receiver().await;
+    r.status.store(410, Ordering::Relaxed);
+    let server = server_with_webhook(&base, 3).await;
+    let bob = device(&server, "bob").await;
+    bob.ok("do_background", json!({})).await;
+    let carol = device(&server, "carol").await;
+    carol.ok("do_background", json!({})).await;
+    let alice = user(&server, "alice").await;
+    send_c2c_text(&alice, "bob", "to a dead token").await;
+    // 410 is not retried: one try, a dead letter, and the device is gone.
+    eventually("dead letter logged", || async {
+        server.log_tail().contains("offline push dead-lettered")
+    })
+    .await;
+    r.status.store(0, Ordering::Relaxed);
+    send_c2c_text(&alice, "bob", "nobody to push").await;
+    send_c2c_text(&alice, "carol", "marker").await;
+    r.wait("/push", 2).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(descs(&r), vec!["to a dead token", "marker"]);
+}
