@@ -594,4 +594,115 @@ mod tests {
         assert_eq!(page.next_offset, 1);
         assert_eq!(page.items[0].messages[0].seq, 2);
     }
+
+    /// Figures for docs/messages.md: `cargo test --release -p chime-server search::tests::bench
+    /// -- --ignored --nocapture`. 100,000 messages in 100 C2C conversations of one user on sled,
+    /// indexed as the commit task indexes them; a rare keyword, a common one, and a sender-only
+    /// search (no index), over every conversation and over one.
+    #[test]
+    #[ignore]
+    fn bench_cloud_search_over_100k_messages() {
+        use crate::store::SledStore;
+        use std::time::Instant;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 64 << 20).unwrap();
+        let app = 1;
+        let words = [
+            "apple", "banana", "cherry", "delta", "echo", "foxtrot", "golf",
+        ];
+        let now = crate::commit::now_ms();
+        let t0 = Instant::now();
+        for c in 0..100u64 {
+            let peer = format!("peer{c}");
+            let conv = keys::c2c_conv("alice", &peer);
+            let mut txn = Txn::new(&store, &[]);
+            for seq in 1..=1000u64 {
+                let n = (c * 1000 + seq) as usize;
+                let mut t = format!("{} {}", words[n % 7], words[(n / 7) % 7]);
+                if n % 100 == 0 {
+                    t.push_str(" zebra");
+                }
+                let sender = if seq % 2 == 0 { "alice" } else { peer.as_str() };
+                let mut m = text(seq, now - 1_000_000 + n as i64, sender, &t);
+                m.conv_type = pb::ConvType::C2c as i32;
+                m.receiver = if sender == "alice" {
+                    peer.clone()
+                } else {
+                    "alice".into()
+                };
+                index(&mut txn, app, &conv, &m);
+                txn.put(
+                    Key::new(tag::MSG, app).s(&conv).n(seq).done(),
+                    prost::Message::encode_to_vec(&m),
+                );
+            }
+            txn.put(
+                Key::new(tag::HEAD, app).s(&conv).done(),
+                1000u64.to_be_bytes().to_vec(),
+            );
+            txn.put(
+                Key::new(tag::VER, app).s(b"alice").s(&conv).done(),
+                1u64.to_be_bytes().to_vec(),
+            );
+            let staged = txn.into_staged();
+            let ops: Vec<(&[u8], Option<&[u8]>)> = staged
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            store.apply(&ops).unwrap();
+        }
+        println!("stored and indexed 100,000 messages in {:?}", t0.elapsed());
+        let tunables = Tunables::default();
+        let run = |label: &str, req: pb::SearchCloudMessagesReq| {
+            let mut best = std::time::Duration::MAX;
+            let mut total = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let r = search(&store, &tunables, app, "alice", &req).unwrap();
+                best = best.min(t.elapsed());
+                if let RespKind::SearchCloudMessages(r) = r {
+                    total = r.total_count;
+                }
+            }
+            println!("{label}: {best:?} (total_count {total})");
+        };
+        let one = pb::ConvRef {
+            conv_type: pb::ConvType::C2c as i32,
+            target: "peer7".into(),
+        };
+        run(
+            "rare keyword (1%), every conversation",
+            pb::SearchCloudMessagesReq {
+                keywords: vec!["zebra".into()],
+                ..Default::default()
+            },
+        );
+        run(
+            "rare keyword, one conversation, page of 20",
+            pb::SearchCloudMessagesReq {
+                keywords: vec!["zebra".into()],
+                conv: Some(one.clone()),
+                count: 20,
+                ..Default::default()
+            },
+        );
+        run(
+            "common keyword (1 in 7), one conversation",
+            pb::SearchCloudMessagesReq {
+                keywords: vec!["apple".into()],
+                conv: Some(one.clone()),
+                count: 20,
+                ..Default::default()
+            },
+        );
+        run(
+            "sender only (no index), one conversation",
+            pb::SearchCloudMessagesReq {
+                senders: vec!["peer7".into()],
+                conv: Some(one),
+                count: 20,
+                ..Default::default()
+            },
+        );
+    }
 }
