@@ -31,7 +31,7 @@ use crate::Shared;
 use crate::commit::{Command, Msg, Op, Reply, now_ms};
 use crate::error::ApiError;
 use crate::files::grants::FileRecord;
-use crate::files::sessions::{Declared, Session, is_valid_upload_id};
+use crate::files::sessions::{Declared, Session, Sessions, is_valid_upload_id};
 use crate::files::signing::{SignError, TokenClaims};
 use crate::files::storage::{ObjectMeta, is_valid_uuid};
 use crate::files::{FileOp, Files};
@@ -186,6 +186,11 @@ async fn begin(
         .config
         .check_declared(&declared)
         .map_err(HttpError::api)?;
+    // Serialized with the session's writers: a different file under the same key restarts the
+    // session, which must not happen under a `PUT` in progress.
+    let upload_id = Sessions::upload_id(claims.app, &claims.user, &declared.resume_key);
+    let lock = shared.files.sessions.lock(&upload_id);
+    let _writer = lock.lock().await;
     let files = Arc::clone(&shared);
     let (session, offset) = blocking("begin upload", move || {
         let sessions = &files.files.sessions;
