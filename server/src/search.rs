@@ -619,10 +619,10 @@ mod tests {
             for seq in 1..=1000u64 {
                 let n = (c * 1000 + seq) as usize;
                 let mut t = format!("{} {}", words[n % 7], words[(n / 7) % 7]);
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     t.push_str(" zebra");
                 }
-                let sender = if seq % 2 == 0 { "alice" } else { peer.as_str() };
+                let sender = if seq.is_multiple_of(2) { "alice" } else { peer.as_str() };
                 let mut m = text(seq, now - 1_000_000 + n as i64, sender, &t);
                 m.conv_type = pb::ConvType::C2c as i32;
                 m.receiver = if sender == "alice" {
