@@ -284,7 +284,29 @@ async fn login_logout_replacement_and_disconnect_are_called_back() {
     let bob = TestClient::new(&server).await;
     bob.login("bob").await;
     bob.ok("logout", json!({})).await;
-    let got = wait_calls(&calls, "State.StateChange", 6).await;
+    // Kicked by the backend over REST (Logout / Kicked once the session ends).
+    let cy = TestClient::new(&server).await;
+    cy.login("cy").await;
+    wait_calls(&calls, "State.StateChange", 7).await;
+    let kick = format!(
+        "{}/v4/im_open_login_svc/kick?sdkappid={APP_ID}&identifier=administrator&usersig={}\
+         &random=1&contenttype=json",
+        server.http_url(),
+        chime_tests::user_sig_for(APP_ID, "administrator", 3600)
+    );
+    let out: Value = reqwest::Client::new()
+        .post(kick)
+        .body(json!({"UserID": "cy"}).to_string())
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("kick: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("kick answer: {e}"));
+    assert_eq!(out["ErrorCode"], 0, "{out}");
+    cy.expect_event("on_kicked_offline", WAIT).await;
+    let got = wait_calls(&calls, "State.StateChange", 8).await;
     let mut seen: Vec<(String, String, String)> = got
         .iter()
         .map(|v| {
@@ -305,6 +327,8 @@ async fn login_logout_replacement_and_disconnect_are_called_back() {
             t("ann", "Logout", "Kicked"),
             t("bob", "Login", "Register"),
             t("bob", "Logout", "Unregister"),
+            t("cy", "Login", "Register"),
+            t("cy", "Logout", "Kicked"),
         ]
     );
     assert!(all_signed(&calls));
