@@ -692,3 +692,22 @@ async fn a_dead_token_forgets_the_device() {
     tokio::time::sleep(QUIET).await;
     assert_eq!(descs(&r), vec!["to a dead token", "marker"]);
 }
+
+#[tokio::test]
+async fn the_same_engine_registers_again_at_its_next_login() {
+    let (base, r) = receiver().await;
+    let server = server_with_webhook(&base, 3).await;
+    let bob = device(&server, "bob").await;
+    bob.ok("do_background", json!({})).await;
+    let alice = user(&server, "alice").await;
+    bob.ok("logout", json!({})).await;
+    send_c2c_text(&alice, "bob", "while logged out").await;
+    bob.login("bob").await;
+    // A round trip after the login: the token and the background state went out before it.
+    bob.ok("get_user_status", json!({"user_ids": ["bob"]}))
+        .await;
+    send_c2c_text(&alice, "bob", "logged in again").await;
+    r.wait("/push", 1).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(descs(&r), vec!["logged in again"]);
+}
