@@ -247,7 +247,8 @@ fn u64_field(obj: &Value, field: &str) -> Result<u64, ApiError> {
     }
 }
 
-fn u32_field(obj: &Value, field: &str) -> Result<u32, ApiError> {
+/// An optional non-negative integer field that fits a u32 (absent = 0).
+pub fn u32_field(obj: &Value, field: &str) -> Result<u32, ApiError> {
     u32::try_from(u64_field(obj, field)?)
         .map_err(|_| ApiError::invalid_param(format!("{field} is too large")))
 }
@@ -256,6 +257,30 @@ fn f64_field(obj: &Value, field: &str) -> Result<f64, ApiError> {
     obj.get(field)
         .and_then(Value::as_f64)
         .ok_or_else(|| ApiError::invalid_param(format!("{field} (number) is required")))
+}
+
+/// A location elem from `{desc, longitude, latitude}` (an elem object or the params of
+/// `create_location_message`), checked by [`media::create::location`].
+pub fn location_from_json(v: &Value) -> Result<StoredElem, ApiError> {
+    media::create::location(
+        str_field(v, "desc")?,
+        f64_field(v, "longitude")?,
+        f64_field(v, "latitude")?,
+    )
+}
+
+/// A face elem from `{index, data | data_base64}` (an elem object or the params of
+/// `create_face_message`).
+pub fn face_from_json(v: &Value) -> Result<StoredElem, ApiError> {
+    let index = v
+        .get("index")
+        .and_then(Value::as_i64)
+        .and_then(|i| i32::try_from(i).ok())
+        .ok_or_else(|| ApiError::invalid_param("index (int32) is required"))?;
+    Ok(media::create::face(
+        index,
+        get_bytes(v, "data")?.unwrap_or_default(),
+    ))
 }
 
 /// A media elem of a message object that this engine did not create: location and face as
@@ -273,19 +298,8 @@ fn media_from_json(kind: &str, v: &Value) -> Result<StoredElem, ApiError> {
         }
     };
     let content = match kind {
-        "location" => Content::Location(pb::LocationElem {
-            desc: str_field(v, "desc")?,
-            longitude: f64_field(v, "longitude")?,
-            latitude: f64_field(v, "latitude")?,
-        }),
-        "face" => Content::Face(pb::FaceElem {
-            index: v
-                .get("index")
-                .and_then(Value::as_i64)
-                .and_then(|i| i32::try_from(i).ok())
-                .ok_or_else(|| ApiError::invalid_param("index (int32) is required"))?,
-            data: get_bytes(v, "data")?.unwrap_or_default(),
-        }),
+        "location" => return location_from_json(v),
+        "face" => return face_from_json(v),
         "image" => {
             let list = v
                 .get("image_list")

@@ -80,16 +80,6 @@ impl Handler<OutgoingDir> for MessageActor {
     }
 }
 
-fn u32_param(p: &Value, f: &str) -> Result<u32> {
-    u32::try_from(opt_u64(p, f)?).map_err(|_| ApiError::invalid_param(format!("{f} is too large")))
-}
-
-fn f64_param(p: &Value, f: &str) -> Result<f64> {
-    p.get(f)
-        .and_then(Value::as_f64)
-        .ok_or_else(|| ApiError::invalid_param(format!("{f} (number) is required")))
-}
-
 fn index_param(p: &Value) -> Result<usize> {
     let v = p
         .get("elem_index")
@@ -122,14 +112,14 @@ pub(super) async fn call(
         }
         "create_sound_message" => {
             let path = req_str(&p, "sound_path")?;
-            let duration = u32_param(&p, "duration")?;
+            let duration = codec::u32_field(&p, "duration")?;
             let elem = blocking(move || create::sound(&path, duration)).await?;
             created(peers, elem).await
         }
         "create_video_message" => {
             let path = req_str(&p, "video_file_path")?;
             let video_type = opt_str(&p, "type")?.unwrap_or_default();
-            let duration = u32_param(&p, "duration")?;
+            let duration = codec::u32_field(&p, "duration")?;
             let snapshot = req_str(&p, "snapshot_path")?;
             let elem =
                 blocking(move || create::video(&path, &video_type, duration, &snapshot)).await?;
@@ -141,23 +131,8 @@ pub(super) async fn call(
             let elem = blocking(move || create::file(&path, &name)).await?;
             created(peers, elem).await
         }
-        "create_location_message" => {
-            let elem = create::location(
-                opt_str(&p, "desc")?.unwrap_or_default(),
-                f64_param(&p, "longitude")?,
-                f64_param(&p, "latitude")?,
-            )?;
-            created(peers, elem).await
-        }
-        "create_face_message" => {
-            let index = p
-                .get("index")
-                .and_then(Value::as_i64)
-                .and_then(|i| i32::try_from(i).ok())
-                .ok_or_else(|| ApiError::invalid_param("index (int32) is required"))?;
-            let data = codec::get_bytes(&p, "data")?.unwrap_or_default();
-            created(peers, create::face(index, data)).await
-        }
+        "create_location_message" => created(peers, codec::location_from_json(&p)?).await,
+        "create_face_message" => created(peers, codec::face_from_json(&p)?).await,
         "append_elem" => {
             let msg_id = p
                 .get("message")

@@ -391,7 +391,15 @@ async fn location_face_and_appended_elems_arrive_as_sent_without_an_uploader() {
         .map(|m| m["elem_list"].clone())
         .collect();
     assert!(elems.contains(&got[2]["elem_list"]), "{elems:?}");
-    // Bad locations are refused.
+    // Bad locations are refused, created or appended.
+    let t = alice.ok("create_text_message", json!({"text": "x"})).await;
+    let far = json!({"elem_type": "location", "desc": "", "longitude": 0.0, "latitude": 91.0});
+    assert_eq!(
+        alice
+            .err_code("append_elem", json!({"message": t, "elem": far}))
+            .await,
+        6017
+    );
     let bad = json!({"desc": "", "longitude": 200.0, "latitude": 0.0});
     assert_eq!(alice.err_code("create_location_message", bad).await, 6017);
     assert_eq!(
