@@ -34,7 +34,7 @@ const GRAM: usize = 3;
 /// against the keyword itself anyway).
 const NARROW_ENOUGH: usize = 256;
 /// Most queued messages indexed by one [`flush`] batch.
-pub const FLUSH_BATCH: usize = 4096;
+pub const FLUSH_BATCH: usize = 1024;
 /// How often the MessageActor flushes the queue. The longer, the more messages share a chunk
 /// (a frequent trigram costs one key per flush, not per message); a search reads the queued
 /// messages directly, so this bounds that extra reading, not freshness (docs/performance.md has

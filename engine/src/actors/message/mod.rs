@@ -232,8 +232,8 @@ impl Actor for MessageActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(WAITER_SWEEP, |act, _| act.sweep_waiters());
         ctx.run_interval(RANGES_FLUSH, |act, _| act.flush_ranges());
-        ctx.run_interval(crate::search_index::FLUSH_EVERY, |act, _| {
-            act.flush_search_index(false)
+        ctx.run_interval(crate::search_index::FLUSH_EVERY, |act, ctx| {
+            act.flush_search_index(ctx)
         });
     }
 }
@@ -292,7 +292,7 @@ impl Handler<CloseAccount> for MessageActor {
         }
         self.flush_ranges();
         self.ranges_cache.clear();
-        self.flush_search_index(true);
+        self.flush_search_index_all();
         if let Some(a) = &self.acct {
             let mut b = WriteBatch::new();
             b.put(

@@ -84,24 +84,31 @@ pub struct SearchLocal {
     pub count: usize,
 }
 
-/// Most [`search_index::flush`] batches per timer tick (the rest waits for the next tick; until
-/// then the queued messages are searched directly).
-const FLUSH_BATCHES_PER_TICK: usize = 4;
-
 impl MessageActor {
-    /// Writes queued messages into the search postings: a few batches per call, or all of them
-    /// when `all` (at logout).
-    pub(crate) fn flush_search_index(&mut self, all: bool) {
-        let Some(acct) = &self.acct else { return };
-        let mut batches = 0;
-        while all || batches < FLUSH_BATCHES_PER_TICK {
-            match search_index::flush(acct.store.as_ref()) {
-                Ok(n) if n < search_index::FLUSH_BATCH => break,
-                Ok(_) => batches += 1,
-                Err(e) => {
-                    tracing::warn!("search index flush: {e}");
-                    break;
-                }
+    /// Writes one batch of queued messages into the search postings; while more remain, the
+    /// next batch runs after the mailbox has had its turn (so a large catch-up never holds the
+    /// actor for more than one batch at a time).
+    pub(crate) fn flush_search_index(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_search_batch() {
+            ctx.run_later(std::time::Duration::ZERO, |act, ctx| {
+                act.flush_search_index(ctx)
+            });
+        }
+    }
+
+    /// Writes every queued message into the search postings (at logout).
+    pub(crate) fn flush_search_index_all(&mut self) {
+        while self.flush_search_batch() {}
+    }
+
+    /// One [`search_index::flush`]; answers whether more may be queued.
+    fn flush_search_batch(&mut self) -> bool {
+        let Some(acct) = &self.acct else { return false };
+        match search_index::flush(acct.store.as_ref()) {
+            Ok(n) => n >= search_index::FLUSH_BATCH,
+            Err(e) => {
+                tracing::warn!("search index flush: {e}");
+                false
             }
         }
     }
