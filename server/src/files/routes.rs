@@ -194,7 +194,14 @@ async fn begin(
     let files = Arc::clone(&shared);
     let (session, offset) = blocking("begin upload", move || {
         let sessions = &files.files.sessions;
-        let session = sessions.begin(claims.app, &claims.user, &declared, now_ms())?;
+        let mut session = sessions.begin(claims.app, &claims.user, &declared, now_ms())?;
+        // A completed upload whose file has since expired is uploaded again.
+        if let Some(uuid) = &session.uuid
+            && files.files.storage.meta(uuid)?.is_none()
+        {
+            sessions.discard(&session.upload_id)?;
+            session = sessions.begin(claims.app, &claims.user, &declared, now_ms())?;
+        }
         let offset = sessions.offset(&session)?;
         Ok((session, offset))
     })

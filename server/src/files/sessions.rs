@@ -191,10 +191,16 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Drops session `id` and its bytes.
-    pub fn remove(&self, id: &str) -> io::Result<()> {
+    /// Drops session `id` and its bytes, keeping its lock (for a caller that holds it and
+    /// begins the session again).
+    pub fn discard(&self, id: &str) -> io::Result<()> {
         remove_if_exists(&self.part_path(id))?;
-        remove_if_exists(&self.json_path(id))?;
+        remove_if_exists(&self.json_path(id))
+    }
+
+    /// Drops session `id`, its bytes and its lock.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        self.discard(id)?;
         self.forget_lock(id);
         Ok(())
     }

@@ -922,4 +922,14 @@ async fn retention_deletes_expired_files() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(gone, "the file's record outlived its bytes");
+    // Its upload session no longer answers the gone uuid: the file is uploaded again.
+    let (status, session) = begin(
+        &http,
+        &t,
+        json!({"resume_key": "r/0/origin", "size": 5000, "content_type": "image/png"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["offset"], 0);
+    assert!(session.get("uuid").is_none(), "{session}");
 }
