@@ -115,6 +115,17 @@ fn assert_monotone_to_100(progress: &[u64]) {
     assert_eq!(progress.last(), Some(&100), "{progress:?}");
 }
 
+/// `send_message` on a task of its own (it answers only after the uploads).
+fn send_in_background(
+    from: &TestClient,
+    msg: &Value,
+    to: &str,
+) -> tokio::task::JoinHandle<Result<Value, chime_engine::ApiError>> {
+    let engine = from.engine.clone();
+    let params = json!({"message": msg, "receiver": to});
+    tokio::spawn(async move { engine.call("send_message", params).await })
+}
+
 async fn send_to(from: &TestClient, msg: &Value, to: &str) -> Value {
     from.ok("send_message", json!({"message": msg, "receiver": to}))
         .await
@@ -628,13 +639,7 @@ async fn cancel_send_message_stops_an_upload() {
             json!({"file_path": path_str(&f), "file_name": "big.bin"}),
         )
         .await;
-    let engine = alice.engine.clone();
-    let msg = m.clone();
-    let sending = tokio::spawn(async move {
-        engine
-            .call("send_message", json!({"message": msg, "receiver": "bob"}))
-            .await
-    });
+    let sending = send_in_background(&alice, &m, "bob");
     let first = alice.expect_event("on_message_upload_progress", WAIT).await;
     assert_eq!(first["msg_id"], m["msg_id"]);
     alice
@@ -672,13 +677,7 @@ async fn an_upload_goes_on_across_a_server_restart() {
             json!({"file_path": path_str(&f), "file_name": "long.bin"}),
         )
         .await;
-    let engine = alice.engine.clone();
-    let msg = m.clone();
-    let sending = tokio::spawn(async move {
-        engine
-            .call("send_message", json!({"message": msg, "receiver": "bob"}))
-            .await
-    });
+    let sending = send_in_background(&alice, &m, "bob");
     alice.expect_event("on_message_upload_progress", WAIT).await;
     server.restart().await;
     let r = tokio::time::timeout(WAIT * 2, sending)
@@ -713,12 +712,7 @@ async fn an_upload_resumes_after_the_engine_restarts() {
             )
             .await;
         msg_id = m["msg_id"].clone();
-        let engine = alice.engine.clone();
-        let sending = tokio::spawn(async move {
-            engine
-                .call("send_message", json!({"message": m, "receiver": "bob"}))
-                .await
-        });
+        let sending = send_in_background(&alice, &m, "bob");
         // Stop the engine once part of the file is up.
         for _ in 0..4000 {
             if progress_of(&alice, &msg_id).last().is_some_and(|p| *p >= 3) {
