@@ -981,6 +981,10 @@ impl Applier {
             tracing::error!("group commit failed, refusing further writes: {e}");
             self.failed.store(true, Ordering::Release);
         }
+        // Every answer of the batch first, then every push in command order: no sender's ack
+        // waits for the fan-out of a message staged before it (a live room's 2,000 pushes), and
+        // pushes keep their per-conversation order.
+        let mut effects = Vec::with_capacity(pending.answers.len());
         for (reply, result, wrote, fx) in pending.answers {
             if durable.is_err() && wrote {
                 reply.send(Err(ApiError::new(
@@ -990,9 +994,10 @@ impl Applier {
                 continue;
             }
             reply.send(result);
-            for e in fx {
-                self.emit(e);
-            }
+            effects.push(fx);
+        }
+        for e in effects.into_iter().flatten() {
+            self.emit(e);
         }
         self.stats.emit_us += t2.elapsed().as_micros() as u64;
         if self.stats.batches.is_multiple_of(1000) {
