@@ -5,20 +5,35 @@
 //! message) is not answered twice and pushes nothing out of the pages still to come: no
 //! duplicates, no gaps for the conversations that did not move.
 //!
-//! Positions are `u64`s that sort like the list, descending: the top bit is "pinned", the rest the
-//! `orderkey`. Conversations sharing a position (same pin state and `orderkey`) are never split
-//! across pages: a page that ends inside such a run takes the whole run (so it may hold more than
-//! `count`). `next_seq` 0 means "from the top".
+//! Positions are `u64`s that sort like the list, descending: the top bit is "pinned", then the
+//! `orderkey` (ms), then 12 bits derived from the conversation id, so that conversations whose
+//! last messages share a millisecond (or that have none yet) still get distinct positions and a
+//! page holds exactly `count`. Should two still share a position (same pin state, millisecond and
+//! tie bits: one chance in 4,096), they are never split across pages: a page that ends inside
+//! such a run takes the whole run. `next_seq` 0 means "from the top".
 //!
 //! I/O-free: the actor hands the list in order and its positions.
 
 /// The position bit of a pinned conversation.
 const PINNED: u64 = 1 << 63;
 
-/// The list position of a conversation: pinned ones above all others, then newest `orderkey`.
-pub fn position(pinned: bool, orderkey: u64) -> u64 {
-    let key = orderkey & !PINNED;
+/// Bits of the position below the `orderkey` that tell conversations of the same millisecond
+/// apart.
+const TIE_BITS: u32 = 12;
+
+/// The list position of a conversation: pinned ones above all others, then newest `orderkey`,
+/// then a tie-break derived from `conversation_id` (stable across runs and versions).
+pub fn position(pinned: bool, orderkey: u64, conversation_id: &str) -> u64 {
+    let key = ((orderkey << TIE_BITS) | tie_break(conversation_id)) & !PINNED;
     if pinned { key | PINNED } else { key }
+}
+
+/// `TIE_BITS` bits of the FNV-1a hash of `id`: the same id always lands in the same place.
+fn tie_break(id: &str) -> u64 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    u64::from(hash) & ((1 << TIE_BITS) - 1)
 }
 
 /// One page of a list whose positions are `positions` (in list order, i.e. not increasing):
@@ -44,21 +59,45 @@ mod tests {
 
     #[test]
     fn pinned_positions_sort_above_all_others() {
-        assert!(position(true, 1) > position(false, u64::MAX >> 1));
-        assert!(position(false, 20) > position(false, 10));
-        assert!(position(true, 20) > position(true, 10));
-        assert_eq!(position(false, 5), 5);
+        let now = 1_800_000_000_000;
+        assert!(position(true, 1, "c2c_a") > position(false, now, "c2c_b"));
+        assert!(position(false, 20, "c2c_a") > position(false, 10, "c2c_b"));
+        assert!(position(true, 20, "c2c_b") > position(true, 10, "c2c_a"));
+        assert_eq!(position(false, 5, "x") >> TIE_BITS, 5);
+    }
+
+    #[test]
+    fn conversations_of_the_same_millisecond_get_distinct_stable_positions() {
+        let ids: Vec<String> = (0..100).map(|i| format!("c2c_user{i}")).collect();
+        let mut positions: Vec<u64> = ids.iter().map(|id| position(false, 1_000, id)).collect();
+        assert_eq!(positions[7], position(false, 1_000, "c2c_user7"));
+        positions.sort_unstable();
+        positions.dedup();
+        assert_eq!(positions.len(), 100);
+        // Still below the next millisecond and above the previous one.
+        assert!(positions.iter().all(|&p| p >> TIE_BITS == 1_000));
+        // Empty group conversations (no message yet, orderkey 0) page one by one too.
+        let empty: Vec<u64> = (0..10).map(|i| position(false, 0, &format!("group_g{i}"))).collect();
+        let (first, cursor) = page(&sorted_desc(&empty), 0, 3);
+        assert_eq!(first.len(), 3);
+        assert_eq!(page(&sorted_desc(&empty), cursor, 100).0.len(), 7);
+    }
+
+    fn sorted_desc(positions: &[u64]) -> Vec<u64> {
+        let mut v = positions.to_vec();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
     }
 
     #[test]
     fn pages_follow_positions_not_offsets() {
-        let list = [position(true, 7), 50, 40, 30, 20, 10];
+        let list = [position(true, 7, "p"), 50, 40, 30, 20, 10];
         let (first, cursor) = page(&list, 0, 2);
         assert_eq!(first, [0, 1]);
         assert_eq!(cursor, 50);
         // A conversation moves to the top (its position grows) between two pages: the next page
         // still starts after the last one answered.
-        let moved = [position(true, 7), 60, 50, 40, 20, 10];
+        let moved = [position(true, 7, "p"), 60, 50, 40, 20, 10];
         let (second, cursor) = page(&moved, cursor, 2);
         assert_eq!(second, [3, 4]);
         assert_eq!(cursor, 20);

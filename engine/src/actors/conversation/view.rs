@@ -112,7 +112,7 @@ pub fn order(a: &ConvRecord, b: &ConvRecord) -> std::cmp::Ordering {
 /// The list position of `r` (the paging cursor, [`super::paging`]).
 pub fn position(r: &ConvRecord) -> u64 {
     let pinned = r.settings.as_ref().is_some_and(|s| s.pinned);
-    super::paging::position(pinned, r.orderkey)
+    super::paging::position(pinned, r.orderkey, &r.conversation_id)
 }
 
 /// The `@` kind `m` adds for `me`, if any.
