@@ -77,7 +77,9 @@ mod tests {
         // Still below the next millisecond and above the previous one.
         assert!(positions.iter().all(|&p| p >> TIE_BITS == 1_000));
         // Empty group conversations (no message yet, orderkey 0) page one by one too.
-        let empty: Vec<u64> = (0..10).map(|i| position(false, 0, &format!("group_g{i}"))).collect();
+        let empty: Vec<u64> = (0..10)
+            .map(|i| position(false, 0, &format!("group_g{i}")))
+            .collect();
         let (first, cursor) = page(&sorted_desc(&empty), 0, 3);
         assert_eq!(first.len(), 3);
         assert_eq!(page(&sorted_desc(&empty), cursor, 100).0.len(), 7);
