@@ -168,8 +168,13 @@ async fn receiver() -> (String, Receiver) {
 
 /// A server whose business id 1 is the webhook provider at `base`.
 async fn server_with_webhook(base: &str, attempts: u32) -> TestServer {
+    server_with_webhook_and(base, attempts, "").await
+}
+
+/// [`server_with_webhook`] with `top` (top-level keys) at the start of the config.
+async fn server_with_webhook_and(base: &str, attempts: u32, top: &str) -> TestServer {
     TestServer::start_with_config(&format!(
-        "[push]\nmax_attempts = {attempts}\nretry_base_ms = 50\nretry_max_ms = 200\n\
+        "{top}[push]\nmax_attempts = {attempts}\nretry_base_ms = 50\nretry_max_ms = 200\n\
          [[push.provider]]\nbusiness_id = 1\nkind = \"webhook\"\nurl = \"{base}/push\"\n"
     ))
     .await
@@ -368,10 +373,20 @@ fn time_of_day(offset_secs: i64) -> (u64, u64, u64) {
     (t / 3600, t % 3600 / 60, t % 60)
 }
 
+/// Waits until the planner logged `n` messages it did not push (decisions read the receiver's
+/// settings when planned, so a test changing them waits for the decision first).
+async fn wait_skipped(server: &TestServer, n: usize) {
+    eventually(&format!("{n} skipped pushes"), || async {
+        server.log_tail().matches("no offline push").count() >= n
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn receive_options_and_the_dnd_window_are_respected() {
     let (base, r) = receiver().await;
-    let server = server_with_webhook(&base, 3).await;
+    let debug = "log_level = \"info,chime_server::push=debug\"\n";
+    let server = server_with_webhook_and(&base, 3, debug).await;
     let bob = device(&server, "bob").await;
     bob.ok("do_background", json!({})).await;
     let alice = user(&server, "alice").await;
@@ -381,6 +396,7 @@ async fn receive_options_and_the_dnd_window_are_respected() {
     )
     .await;
     send_c2c_text(&alice, "bob", "muted conversation").await;
+    wait_skipped(&server, 1).await;
     bob.ok(
         "set_c2c_receive_message_opt",
         json!({"user_ids": ["alice"], "opt": "receive"}),
@@ -395,6 +411,7 @@ async fn receive_options_and_the_dnd_window_are_respected() {
     )
     .await;
     send_c2c_text(&alice, "bob", "inside the window").await;
+    wait_skipped(&server, 2).await;
     // A window that starts in two hours.
     let (h, m, s) = time_of_day(7200);
     bob.ok(
