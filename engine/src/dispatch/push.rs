@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn params() {
         let r = config_request(&json!({"business_id": 7, "token": "abc"})).unwrap();
-        assert_eq!((r.business_id, r.token.as_str(), r.is_tpns_token), (7, "abc", false));
+        assert_eq!(
+            (r.business_id, r.token.as_str(), r.is_tpns_token),
+            (7, "abc", false)
+        );
         for bad in [
             json!({"business_id": 7}),
             json!({"business_id": 7, "token": ""}),
