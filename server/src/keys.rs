@@ -31,9 +31,9 @@
 //! | `s` | app, user, conv | the user's settings of the conversation (`pb::ConvSettings`) |
 //! | `o` / `v` | app, conv, user / app, user, conv | `not_receive` now (since seq) / past `not_receive` seq spans (`conversations`) |
 //! | `S` | app, user | the user's folders and global receive option (`pb::UserConvSettings`) |
-//! | `q` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
+//! | `r` | app, conv, seq, reader | read receipt of a message by a reader (empty) |
 //! | `Q` | app, conv, seq | read receipt count of a message (u64) |
-//! | `W` / `P` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
+//! | `W` / `p` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
 //! | `A` / `B` / `Z` | app, uuid / app, uuid, conv / 0, created ms, app, uuid | the file store: a file's record (JSON), the conversations granted access, the retention index (`files::grants`) |
 //! | `O` / `J` | app, user, device / app, failed ms, random | offline push: a user's registered devices, the dead letters (JSON; `push::devices`) |
 //! | `n` | app, conv, trigram, seq | cloud search posting (empty; `search`) |
@@ -98,7 +98,7 @@ pub mod tag {
     /// Per-user conversation-list settings (folders, global receive option).
     pub const USER_CONV_SETTINGS: u8 = b'S';
     /// Message read receipts: one per (message, reader).
-    pub const RECEIPT_READER: u8 = b'q';
+    pub const RECEIPT_READER: u8 = b'r';
     /// Message read receipt counts.
     pub const RECEIPT_COUNT: u8 = b'Q';
     /// Users and relationships (sub-tables in `relations::keys`).
@@ -106,7 +106,7 @@ pub mod tag {
     /// Signaling invitations (`pb::Invitation`), by app and invite id.
     pub const SIGNAL: u8 = b'W';
     /// Pending invitations of a user (app, invitee, invite id → empty).
-    pub const SIGNAL_PENDING: u8 = b'P';
+    pub const SIGNAL_PENDING: u8 = b'p';
     /// Invitation deadlines (app 0, deadline, app, invite id → empty).
     pub const SIGNAL_DEADLINE: u8 = b'w';
     /// Stored files (app, uuid → `files::grants::FileRecord` JSON).
@@ -265,6 +265,27 @@ pub fn trailing_str(key: &[u8], prefix_len: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two tables sharing a tag would see each other's keys in their range scans (a user id equal
+    /// to a group id, a group id equal to a conversation key): every `tag` constant of this file
+    /// must be a byte of its own.
+    #[test]
+    fn every_table_tag_is_distinct() {
+        let source = include_str!("keys.rs");
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        for line in source.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix("pub const ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": u8 = ") else {
+                continue;
+            };
+            if let Some(other) = seen.insert(value.to_owned(), name.to_owned()) {
+                panic!("{name} and {other} share the tag {value}");
+            }
+        }
+        assert!(seen.len() > 30, "found only {} tags", seen.len());
+    }
 
     #[test]
     fn conv_keys_round_trip_and_are_symmetric() {
