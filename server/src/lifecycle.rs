@@ -173,7 +173,9 @@ fn community_revoker(
     user: &str,
 ) -> ApiResult<bool> {
     match keys::parse_conv(conv) {
-        Some(keys::Conv::Group(id)) => crate::community::may_revoke_others(core, txn, app, &id, user),
+        Some(keys::Conv::Group(id)) => {
+            crate::community::may_revoke_others(core, txn, app, &id, user)
+        }
         _ => Ok(false),
     }
 }

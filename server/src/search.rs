@@ -622,7 +622,11 @@ mod tests {
                 if n.is_multiple_of(100) {
                     t.push_str(" zebra");
                 }
-                let sender = if seq.is_multiple_of(2) { "alice" } else { peer.as_str() };
+                let sender = if seq.is_multiple_of(2) {
+                    "alice"
+                } else {
+                    peer.as_str()
+                };
                 let mut m = text(seq, now - 1_000_000 + n as i64, sender, &t);
                 m.conv_type = pb::ConvType::C2c as i32;
                 m.receiver = if sender == "alice" {

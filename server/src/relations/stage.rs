@@ -558,7 +558,9 @@ impl Ctx<'_, '_> {
                     self.make_friend(&t, &me, "", "", &op.add_source, &op.add_wording)?;
                 }
                 let pairs = friend_pairs(&me, &t, op.both);
-                self.fx.push(crate::webhooks::friends_added_effect(app, pairs, &me, false));
+                self.fx.push(crate::webhooks::friends_added_effect(
+                    app, pairs, &me, false,
+                ));
                 self.clear_applications(&me, &t)?;
                 Ok(ok(&t))
             }
@@ -650,7 +652,8 @@ impl Ctx<'_, '_> {
                     self.make_friend(&me, &u, &op.remark, "", &a.add_source, &a.add_wording)?;
                 }
                 let pairs = friend_pairs(&u, &me, op.action == 2);
-                self.fx.push(crate::webhooks::friends_added_effect(app, pairs, &u, true));
+                self.fx
+                    .push(crate::webhooks::friends_added_effect(app, pairs, &u, true));
             }
             _ => {
                 return Err(ApiError::new(code::INVALID_PARAMETERS, "invalid action"));

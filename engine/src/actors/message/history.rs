@@ -249,13 +249,16 @@ impl Handler<HistoryQuery> for MessageActor {
                     (pulled, _) => pulled,
                 }
             };
-            futures_util::future::Either::Right(screened.into_actor(act).map(move |pulled, act, _| {
-                if let Some(p) = pulled {
-                    let covered = Some((q.conversation_id.clone(), p.covered_from, p.covered_to));
-                    act.ingest(&p.messages, false, covered)?;
-                }
-                act.local_page(&q, anchor).map(|l| act.history_json(l))
-            }))
+            futures_util::future::Either::Right(screened.into_actor(act).map(
+                move |pulled, act, _| {
+                    if let Some(p) = pulled {
+                        let covered =
+                            Some((q.conversation_id.clone(), p.covered_from, p.covered_to));
+                        act.ingest(&p.messages, false, covered)?;
+                    }
+                    act.local_page(&q, anchor).map(|l| act.history_json(l))
+                },
+            ))
         }))
     }
 }
