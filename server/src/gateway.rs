@@ -502,6 +502,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         | ReqKind::TransferGroupOwner(_)
         | ReqKind::MuteGroupMember(_)
         | ReqKind::SetGroupMemberInfo(_)
+        | ReqKind::MarkGroupMemberList(_)
         | ReqKind::HandleGroupApplication(_)
         | ReqKind::GroupAttributes(_)
         | ReqKind::GroupCounters(_)) => {

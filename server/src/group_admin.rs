@@ -41,6 +41,8 @@ pub enum GroupOp {
     Mute(pb::MuteGroupMemberReq),
     /// Change a member's name card or custom fields.
     SetMemberInfo(pb::SetGroupMemberInfoReq),
+    /// Set or clear a mark on members (AVChatRoom).
+    Mark(pb::MarkGroupMemberListReq),
     /// Accept or refuse a join application.
     HandleApplication(pb::HandleGroupApplicationReq),
     /// Init / set / delete attributes.
@@ -61,6 +63,7 @@ impl GroupOp {
             K::TransferGroupOwner(r) => GroupOp::Transfer(r),
             K::MuteGroupMember(r) => GroupOp::Mute(r),
             K::SetGroupMemberInfo(r) => GroupOp::SetMemberInfo(r),
+            K::MarkGroupMemberList(r) => GroupOp::Mark(r),
             K::HandleGroupApplication(r) => GroupOp::HandleApplication(r),
             K::GroupAttributes(r) => GroupOp::Attributes(r),
             K::GroupCounters(r) => GroupOp::Counters(r),
@@ -161,6 +164,18 @@ pub mod rules {
         manage(g, op, target, is_app_admin)
     }
 
+    /// `op` may mark members: only in an AVChatRoom, by its owner (the seed's rule).
+    pub(crate) fn mark(g: &GroupState, op: &str, is_app_admin: bool) -> ApiResult<()> {
+        if g.info.group_type != "AVChatRoom" {
+            return Err(deny("member marks exist only in an AVChatRoom"));
+        }
+        if is_app_admin || g.info.owner == op || g.admins.contains(op) {
+            Ok(())
+        } else {
+            Err(deny("only the owner may mark members"))
+        }
+    }
+
     /// `op` may grant or revoke administrator.
     pub(crate) fn set_role(g: &GroupState, op: &str, is_app_admin: bool) -> ApiResult<()> {
         member(g, op, is_app_admin)?;
@@ -171,6 +186,54 @@ pub mod rules {
             Ok(())
         } else {
             Err(deny("only the owner may change roles"))
+        }
+    }
+}
+
+/// Member marks (`mark_group_member_list`), as pure functions of a member's mark list.
+pub mod marks {
+    use super::*;
+
+    /// Smallest mark type an app may use (the seed reserves those below).
+    pub const MIN_MARK_TYPE: u32 = 1000;
+    /// Most marks one member carries.
+    pub const MAX_MARKS_PER_MEMBER: usize = 10;
+
+    fn invalid(desc: String) -> ApiError {
+        ApiError::new(codes::ERR_SVR_GROUP_INVALID_PARAMS, desc)
+    }
+
+    /// Checks a request naming `users` members and `mark_type`.
+    pub fn check_request(users: usize, mark_type: u32) -> ApiResult<()> {
+        if users == 0 || users > MAX_USERS_PER_CALL {
+            return Err(invalid(format!(
+                "member_list must name 1..={MAX_USERS_PER_CALL} users"
+            )));
+        }
+        if mark_type < MIN_MARK_TYPE {
+            return Err(invalid(format!("mark_type must be >= {MIN_MARK_TYPE}")));
+        }
+        Ok(())
+    }
+
+    /// Sets or clears `mark` in the ascending `list`; whether it changed. A member already
+    /// carrying [`MAX_MARKS_PER_MEMBER`] marks gets no new one (10004).
+    pub fn apply(list: &mut Vec<u32>, mark: u32, enable: bool) -> ApiResult<bool> {
+        match (list.binary_search(&mark), enable) {
+            (Ok(_), true) | (Err(_), false) => Ok(false),
+            (Ok(i), false) => {
+                list.remove(i);
+                Ok(true)
+            }
+            (Err(i), true) => {
+                if list.len() >= MAX_MARKS_PER_MEMBER {
+                    return Err(invalid(format!(
+                        "a member carries at most {MAX_MARKS_PER_MEMBER} marks"
+                    )));
+                }
+                list.insert(i, mark);
+                Ok(true)
+            }
         }
     }
 }
@@ -228,6 +291,7 @@ impl Core {
             GroupOp::Transfer(r) => self.transfer_group_owner(txn, app, user, r, fx),
             GroupOp::Mute(r) => self.mute_group_member(txn, app, user, r, fx),
             GroupOp::SetMemberInfo(r) => self.set_group_member_info(txn, app, user, r, fx),
+            GroupOp::Mark(r) => self.mark_group_members(txn, app, user, r, fx),
             GroupOp::HandleApplication(r) => {
                 self.handle_group_application(txn, app, user, r, skip, fx)
             }
@@ -758,6 +822,57 @@ impl Core {
         Ok(RespKind::MuteGroupMember(pb::MuteGroupMemberResp {}))
     }
 
+    /// `mark_group_member_list`: all-or-nothing over `member_list` (every user must be a member;
+    /// 10007 otherwise), one `GROUP_TIPS_MEMBER_MARK_CHANGE` tips for the whole change.
+    pub(crate) fn mark_group_members(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        op: &str,
+        req: pb::MarkGroupMemberListReq,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        let g = self.existing(txn, app, &req.group_id)?;
+        rules::mark(&g, op, self.is_app_admin(op))?;
+        let mut users = req.member_list;
+        users.sort();
+        users.dedup();
+        marks::check_request(users.len(), req.mark_type)?;
+        let mut changed = Vec::with_capacity(users.len());
+        for u in &users {
+            let Some((join_seq, mut m)) = Self::load_member(txn, app, &req.group_id, u)? else {
+                return Err(ApiError::new(
+                    codes::ERR_SVR_GROUP_PERMISSION_DENIED,
+                    format!("{u} is not a member of the group"),
+                ));
+            };
+            if marks::apply(&mut m.member_mark_list, req.mark_type, req.enable_mark)? {
+                changed.push((join_seq, m));
+            }
+        }
+        for (join_seq, m) in &changed {
+            Self::store_member(txn, app, &req.group_id, *join_seq, m);
+        }
+        if !changed.is_empty() {
+            let tips = pb::GroupTipsElem {
+                tips_type: pb::GroupTipsType::GroupTipsMemberMarkChange as i32,
+                op_user: op.to_owned(),
+                member_list: users.clone(),
+                member_mark_change_list: vec![pb::GroupMemberMarkChange {
+                    user_id_list: users,
+                    mark_type: req.mark_type,
+                    enable_mark: req.enable_mark,
+                }],
+                member_count: g.info.member_count,
+                ..Default::default()
+            };
+            self.group_tips(txn, app, &g, tips, &[], fx)?;
+        }
+        Ok(RespKind::MarkGroupMemberList(
+            pb::MarkGroupMemberListResp {},
+        ))
+    }
+
     pub(crate) fn set_group_member_info(
         &mut self,
         txn: &mut Txn<'_>,
@@ -877,5 +992,25 @@ mod tests {
         assert_eq!(m["b"], b"2".to_vec());
         let bad = [("x".repeat(17), b"1".to_vec())].into_iter().collect();
         assert_eq!(merge_custom(&mut m, bad).unwrap_err().code, 10004);
+    }
+
+    #[test]
+    fn marks_are_sorted_bounded_and_only_in_live_rooms() {
+        let mut l = Vec::new();
+        assert!(marks::apply(&mut l, 1002, true).unwrap());
+        assert!(marks::apply(&mut l, 1001, true).unwrap());
+        assert!(!marks::apply(&mut l, 1001, true).unwrap());
+        assert_eq!(l, vec![1001, 1002]);
+        assert!(marks::apply(&mut l, 1002, false).unwrap());
+        assert!(!marks::apply(&mut l, 1005, false).unwrap());
+        assert_eq!(l, vec![1001]);
+        let mut full: Vec<u32> = (2000..2010).collect();
+        assert_eq!(marks::apply(&mut full, 1, true).unwrap_err().code, 10004);
+        assert_eq!(marks::check_request(1, 999).unwrap_err().code, 10004);
+        assert_eq!(marks::check_request(0, 1000).unwrap_err().code, 10004);
+        assert!(marks::check_request(500, 1000).is_ok());
+        assert_eq!(code(rules::mark(&group("Public"), "own", false)), 10007);
+        assert_eq!(code(rules::mark(&group("AVChatRoom"), "mem", false)), 10007);
+        assert_eq!(code(rules::mark(&group("AVChatRoom"), "own", false)), 0);
     }
 }

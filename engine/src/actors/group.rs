@@ -89,6 +89,7 @@ pub fn member_json(m: &pb::GroupMember, now_ms: i64) -> Value {
         "mute_until": m.mute_until_ms.div_euclid(1000),
         "is_muted": m.mute_until_ms > now_ms,
         "custom_info": custom_json(&m.custom_info),
+        "member_mark_list": m.member_mark_list,
     })
 }
 

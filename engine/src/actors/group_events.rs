@@ -85,6 +85,20 @@ pub fn from_tips(group_id: &str, tips: &pb::GroupTipsElem) -> Vec<GroupEvent> {
                 json!({ "group_id": group_id, "op_user": op, "member_change_info_list": changes }),
             )]
         }
+        pb::GroupTipsType::GroupTipsMemberMarkChange => {
+            let changes: Vec<Value> = tips
+                .member_mark_change_list
+                .iter()
+                .map(|c| {
+                    json!({ "user_id_list": c.user_id_list, "mark_type": c.mark_type,
+                            "enable_mark": c.enable_mark })
+                })
+                .collect();
+            vec![(
+                "on_member_mark_changed",
+                json!({ "group_id": group_id, "op_user": op, "member_mark_change_info_list": changes }),
+            )]
+        }
         _ => Vec::new(),
     }
 }

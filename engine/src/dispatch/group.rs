@@ -32,6 +32,7 @@ pub(super) const METHODS: &[&str] = &[
     "set_group_member_role",
     "invite_user_to_group",
     "kick_group_member",
+    "mark_group_member_list",
     "get_group_application_list",
     "accept_group_application",
     "refuse_group_application",

@@ -961,3 +961,133 @@ async fn search_groups_and_members_and_community_list() {
         6017
     );
 }
+
+/// The marks of `users` in `group_id`, as `get_group_members_info` shows them to `c`.
+async fn marks_of(c: &TestClient, group_id: &str, users: &[&str]) -> Vec<(String, Value)> {
+    let r = c
+        .ok(
+            "get_group_members_info",
+            json!({ "group_id": group_id, "member_list": users }),
+        )
+        .await;
+    let mut out: Vec<(String, Value)> = r["member_info_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap_or_default().to_owned(),
+                m["member_mark_list"].clone(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[tokio::test]
+async fn avchatroom_owner_marks_members_and_everyone_sees_the_change() {
+    let server = TestServer::start().await;
+    let host = user(&server, "host").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    create(&host, "AVChatRoom", "live", json!({})).await;
+    for c in [&ann, &bob] {
+        c.ok("join_group", json!({ "group_id": "live", "message": "" }))
+            .await;
+    }
+
+    let mark = |users: Value, t: u64, on: bool| json!({ "group_id": "live", "member_list": users, "mark_type": t, "enable_mark": on });
+    host.ok(
+        "mark_group_member_list",
+        mark(json!(["ann", "bob"]), 1001, true),
+    )
+    .await;
+    for c in [&ann, &bob] {
+        let ev = c.expect_event("on_member_mark_changed", WAIT).await;
+        assert_eq!(
+            ev,
+            json!({ "group_id": "live", "op_user": "host", "member_mark_change_info_list": [
+                { "user_id_list": ["ann", "bob"], "mark_type": 1001, "enable_mark": true }] })
+        );
+    }
+    host.ok("mark_group_member_list", mark(json!(["ann"]), 1000, true))
+        .await;
+    let ev = bob.expect_event("on_member_mark_changed", WAIT).await;
+    assert_eq!(
+        ev["member_mark_change_info_list"][0]["mark_type"],
+        json!(1000)
+    );
+    assert_eq!(
+        marks_of(&bob, "live", &["ann", "bob", "host"]).await,
+        vec![
+            ("ann".to_owned(), json!([1000, 1001])),
+            ("bob".to_owned(), json!([1001])),
+            ("host".to_owned(), json!([])),
+        ]
+    );
+    host.ok("mark_group_member_list", mark(json!(["bob"]), 1001, false))
+        .await;
+    let ev = bob.expect_event("on_member_mark_changed", WAIT).await;
+    assert_eq!(
+        ev["member_mark_change_info_list"][0]["enable_mark"],
+        json!(false)
+    );
+    assert_eq!(
+        marks_of(&ann, "live", &["ann", "bob"]).await,
+        vec![
+            ("ann".to_owned(), json!([1000, 1001])),
+            ("bob".to_owned(), json!([]))
+        ]
+    );
+
+    // A member may not mark; types below 1000, an empty list, a non-member and an 11th mark are
+    // refused, and so is any group type but AVChatRoom.
+    assert_eq!(
+        ann.err_code("mark_group_member_list", mark(json!(["bob"]), 1002, true))
+            .await,
+        10007
+    );
+    assert_eq!(
+        host.err_code("mark_group_member_list", mark(json!(["bob"]), 999, true))
+            .await,
+        10004
+    );
+    assert_eq!(
+        host.err_code("mark_group_member_list", mark(json!([]), 1002, true))
+            .await,
+        10004
+    );
+    assert_eq!(
+        host.err_code("mark_group_member_list", mark(json!(["zed"]), 1002, true))
+            .await,
+        10007
+    );
+    for t in 1002..1010 {
+        host.ok("mark_group_member_list", mark(json!(["ann"]), t, true))
+            .await;
+    }
+    assert_eq!(
+        host.err_code("mark_group_member_list", mark(json!(["ann"]), 1010, true))
+            .await,
+        10004
+    );
+    create(&host, "Public", "pub", json!({})).await;
+    assert_eq!(
+        host.err_code(
+            "mark_group_member_list",
+            json!({ "group_id": "pub", "member_list": ["host"], "mark_type": 1000, "enable_mark": true })
+        )
+        .await,
+        10007
+    );
+    assert_eq!(
+        host.err_code(
+            "mark_group_member_list",
+            json!({ "group_id": "nope", "member_list": ["host"], "mark_type": 1000, "enable_mark": true })
+        )
+        .await,
+        10010
+    );
+}

@@ -253,6 +253,24 @@ pub(crate) async fn dispatch(peers: &Peers, method: &str, p: Value) -> Result<Va
             };
             Ok(json!({ "result_list": results_json(&r.results) }))
         }
+        "mark_group_member_list" => {
+            let mark_type = p
+                .get("mark_type")
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| ApiError::invalid_param("mark_type must be an integer >= 1000"))?;
+            let Some(enable_mark) = p.get("enable_mark").and_then(Value::as_bool) else {
+                return Err(ApiError::invalid_param("enable_mark must be a boolean"));
+            };
+            let req = pb::MarkGroupMemberListReq {
+                group_id: group_id(&p, "group_id")?,
+                member_list: user_list(&p, "member_list")?,
+                mark_type,
+                enable_mark,
+            };
+            call(peers, Req::MarkGroupMemberList(req)).await?;
+            Ok(json!({}))
+        }
         "get_group_application_list" => {
             let kind = Req::GetGroupApplications(pb::GetGroupApplicationsReq {});
             let Resp::GetGroupApplications(r) = call(peers, kind).await? else {
