@@ -576,8 +576,14 @@ impl Core {
             }
             if let Err(e) = rules::manage(&g, op, u, admin) {
                 // A community member whose permission groups allow managing members kicks
-                // ordinary members.
-                let bit = crate::community::perms::community::MANAGE_GROUP_MEMBER;
+                // ordinary members; banning them from re-joining (a duration) also needs the
+                // ban bit.
+                use crate::community::perms::community::{BAN_MEMBER, MANAGE_GROUP_MEMBER};
+                let bit = if req.duration > 0 {
+                    MANAGE_GROUP_MEMBER | BAN_MEMBER
+                } else {
+                    MANAGE_GROUP_MEMBER
+                };
                 if g.is_staff(u) || !crate::community::grants(txn, app, &g, op, bit)? {
                     return Err(e);
                 }

@@ -931,3 +931,77 @@ async fn sending_and_at_all_follow_the_community_and_topic_bits() {
     assert_eq!(at_all(&ann, &t).await.unwrap_err(), 10007);
     at_all(&own, &t).await.unwrap();
 }
+
+#[tokio::test]
+async fn banning_on_a_kick_needs_the_ban_bit() {
+    const BAN_MEMBER: u64 = 0x400;
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let kim = user(&server, "kim").await;
+    let ban = user(&server, "ban").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    community(&own, "club", true, &["kim", "ban", "ann", "bob"]).await;
+    own.ok(
+        "set_community_permission_options",
+        json!({ "group_id": "club", "enable_permission_group": true }),
+    )
+    .await;
+    for (id, bits, member) in [
+        ("kickers", MANAGE_GROUP_MEMBER, "kim"),
+        ("banners", MANAGE_GROUP_MEMBER | BAN_MEMBER, "ban"),
+    ] {
+        own.ok(
+            "create_permission_group_in_community",
+            json!({ "group_id": "club", "permission_group_id": id,
+                    "permission_group_name": id, "group_permission": bits }),
+        )
+        .await;
+        own.ok(
+            "add_community_members_to_permission_group",
+            json!({ "group_id": "club", "permission_group_id": id, "member_list": [member] }),
+        )
+        .await;
+    }
+    let kick = |who: &str, duration: u64| json!({ "group_id": "club", "member_list": [who], "duration": duration });
+    // kim may kick but not ban: a kick with a re-join ban is refused as a whole.
+    assert_eq!(
+        kim.err_code("kick_group_member", kick("ann", 600)).await,
+        10007
+    );
+    let r = kim.ok("kick_group_member", kick("ann", 0)).await;
+    assert_eq!(r["result_list"], json!([{ "user_id": "ann", "result": 0 }]));
+    ann.ok("join_group", json!({ "group_id": "club", "message": "" }))
+        .await;
+    // ban holds both bits: bob is kicked and may not come back.
+    let r = ban.ok("kick_group_member", kick("bob", 600)).await;
+    assert_eq!(r["result_list"], json!([{ "user_id": "bob", "result": 0 }]));
+    assert_eq!(
+        bob.err_code("join_group", json!({ "group_id": "club", "message": "" }))
+            .await,
+        10007
+    );
+    // Nobody bans the owner, and an ordinary member bans nobody.
+    assert_eq!(
+        ban.err_code("kick_group_member", kick("own", 600)).await,
+        10007
+    );
+    assert_eq!(
+        ann.err_code("kick_group_member", kick("kim", 600)).await,
+        10007
+    );
+    let members = own
+        .ok(
+            "get_group_member_list",
+            json!({ "group_id": "club", "filter": "all", "next_seq": 0, "count": 50 }),
+        )
+        .await;
+    let mut ids: Vec<&str> = members["member_info_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["ann", "ban", "kim", "own"]);
+}
