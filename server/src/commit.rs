@@ -15,7 +15,7 @@
 //! 90000 and its pushes are dropped, and every later mutation is refused (fail-stop), because
 //! later batches were staged on top of the failed one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -194,6 +194,16 @@ pub(crate) enum Effect {
         frame: Bytes,
         skip: u64,
         all: bool,
+    },
+    /// A community topic message: as `Group` for the community `group`, except also the
+    /// members who turned the topic's messages off (`topic_off`, from
+    /// [`crate::community::topic_not_receiving`]).
+    Topic {
+        app: u64,
+        group: Arc<GroupState>,
+        topic_off: HashSet<String>,
+        frame: Bytes,
+        skip: u64,
     },
     /// A read-position push, with the unread count computed after the commit.
     Read {
@@ -779,10 +789,15 @@ impl Core {
         };
         self.offline_push(app, &msg, &encoded, fx);
         let frame = Self::message_push(&encoded, pb::ConvType::Group, &group_id);
+        // A topic's own receive option counts besides the community's.
+        let topic_off = match members_of {
+            Some(_) => crate::community::topic_not_receiving(self.store.as_ref(), app, &group_id)?,
+            None => HashSet::new(),
+        };
         if msg.target_user_list.is_empty() {
             // Read diffusion: the one append above is all that is stored; the online members
             // get the frame after the commit, resolved in one pass by the registry.
-            if group.not_receive.contains(&sender) {
+            if group.not_receive.contains(&sender) || topic_off.contains(&sender) {
                 fx.push(Effect::Push {
                     app,
                     user: sender.clone(),
@@ -790,13 +805,23 @@ impl Core {
                     skip,
                 });
             }
-            fx.push(Effect::Group {
-                app,
-                group: Arc::clone(&group),
-                frame,
-                skip,
-                all: false,
-            });
+            if members_of.is_some() {
+                fx.push(Effect::Topic {
+                    app,
+                    group: Arc::clone(&group),
+                    topic_off,
+                    frame,
+                    skip,
+                });
+            } else {
+                fx.push(Effect::Group {
+                    app,
+                    group: Arc::clone(&group),
+                    frame,
+                    skip,
+                    all: false,
+                });
+            }
         } else {
             let mut to: Vec<&String> = msg.target_user_list.iter().collect();
             to.push(&sender);
@@ -1024,6 +1049,17 @@ impl Applier {
                 let except = if all { &none } else { &group.not_receive };
                 self.registry
                     .push_members(app, &group.members, except, &frame, skip);
+            }
+            Effect::Topic {
+                app,
+                group,
+                mut topic_off,
+                frame,
+                skip,
+            } => {
+                topic_off.extend(group.not_receive.iter().cloned());
+                self.registry
+                    .push_members(app, &group.members, &topic_off, &frame, skip);
             }
             Effect::Read {
                 app,

@@ -268,6 +268,22 @@ pub(crate) fn check_send(
     Ok(Some(community))
 }
 
+/// The send hook's receive options: the members whose receive option for topic `topic_id` is
+/// `not_receive` (they are left out of its messages' delivery, as are those who turned the whole
+/// community off). Read from the committed store: a change staged in the same commit batch as
+/// the message applies from the next message on.
+pub(crate) fn topic_not_receiving(
+    store: &dyn Store,
+    app: u64,
+    topic_id: &str,
+) -> ApiResult<std::collections::HashSet<String>> {
+    Ok(crate::conversations::not_receiving(
+        store,
+        app,
+        &crate::keys::group_conv(topic_id),
+    )?)
+}
+
 /// The group whose membership governs conversation `id`: its community for a topic, else `id`.
 pub(crate) fn membership_group(
     r: &(impl records::Get + ?Sized),

@@ -1005,3 +1005,45 @@ async fn banning_on_a_kick_needs_the_ban_bit() {
     ids.sort();
     assert_eq!(ids, ["ann", "ban", "kim", "own"]);
 }
+
+#[tokio::test]
+async fn a_topic_turned_off_is_not_delivered_while_the_other_topics_are() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    let cat = user(&server, "cat").await;
+    community(&own, "town", true, &["ann", "cat"]).await;
+    let quiet = topic(&own, "town", json!({ "topic_name": "quiet" })).await;
+    let loud = topic(&own, "town", json!({ "topic_name": "loud" })).await;
+    let opt = |t: &str, o: &str| json!({ "group_id": t, "opt": o });
+    ann.ok("set_group_receive_message_opt", opt(&quiet, "not_receive"))
+        .await;
+    let infos = topic_infos(&ann, "town").await;
+    assert_eq!(infos[0]["topic_id"], json!(quiet));
+    assert_eq!(infos[0]["recv_opt"], json!("not_receive"));
+    assert_eq!(infos[1]["recv_opt"], json!("receive"));
+
+    let first = send(&own, &quiet, "hush").await.unwrap();
+    let second = send(&own, &loud, "shout").await.unwrap();
+    // cat gets both; ann only the loud topic's.
+    let got = cat.expect_messages(2, WAIT).await;
+    let texts: Vec<String> = got.iter().map(text_of).collect();
+    assert_eq!(texts, ["hush", "shout"]);
+    let got = ann.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], second["msg_id"]);
+    assert_eq!(got[0]["group_id"], json!(loud));
+    assert_eq!(
+        ann.next_event("on_recv_new_message", Duration::from_millis(800))
+            .await,
+        None
+    );
+    assert_ne!(first["msg_id"], second["msg_id"]);
+
+    // Back on: the next message of the quiet topic arrives.
+    ann.ok("set_group_receive_message_opt", opt(&quiet, "receive"))
+        .await;
+    let third = send(&own, &quiet, "hello again").await.unwrap();
+    let got = ann.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], third["msg_id"]);
+    assert_eq!(got[0]["group_id"], json!(quiet));
+}
