@@ -78,8 +78,10 @@ fn locate(
                     "invalid group id",
                 ));
             }
+            // A topic's messages: its community's members.
+            let governing = crate::community::membership_group(store_get, app, &c.target)?;
             let member = Key::new(tag::MEMBER, app)
-                .s(c.target.as_bytes())
+                .s(governing.as_bytes())
                 .s(user.as_bytes())
                 .done();
             if store_get(&member)?.is_none() {
@@ -145,19 +147,21 @@ fn audience(
 ) -> ApiResult<Vec<String>> {
     let mut out = match keys::parse_conv(conv) {
         Some(keys::Conv::C2c(a, b)) => vec![a, b],
-        Some(keys::Conv::Group(g)) => match core.group(txn, app, &g)? {
-            Some(state) => state
-                .members
-                .keys()
-                .filter(|u| {
-                    m.target_user_list.is_empty()
-                        || m.sender == **u
-                        || m.target_user_list.contains(u)
-                })
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        },
+        Some(keys::Conv::Group(g)) => {
+            match core.group(txn, app, &crate::community::membership_group(txn, app, &g)?)? {
+                Some(state) => state
+                    .members
+                    .keys()
+                    .filter(|u| {
+                        m.target_user_list.is_empty()
+                            || m.sender == **u
+                            || m.target_user_list.contains(u)
+                    })
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
         None => Vec::new(),
     };
     out.sort();

@@ -46,7 +46,9 @@ pub(crate) fn pin(
             "invalid group id",
         ));
     }
-    let Some(g) = core.group(txn, app, &req.group_id)? else {
+    // A topic's pins are its own; its community's members and managers apply.
+    let governing = crate::community::membership_group(&*txn, app, &req.group_id)?;
+    let Some(g) = core.group(txn, app, &governing)? else {
         return Err(ApiError::new(
             codes::ERR_SVR_GROUP_NOT_FOUND,
             "no such group",
@@ -54,7 +56,7 @@ pub(crate) fn pin(
     };
     let owner = g.info.owner.clone();
     let members: Vec<String> = g.members.keys().cloned().collect();
-    if !crate::lifecycle::is_group_manager(core, txn, app, &req.group_id, &owner, user)? {
+    if !crate::lifecycle::is_group_manager(core, txn, app, &governing, &owner, user)? {
         return Err(ApiError::new(
             codes::ERR_SVR_GROUP_PERMISSION_DENIED,
             "only the group owner and admins pin messages",
@@ -139,13 +141,14 @@ pub fn list(
             "invalid group id",
         ));
     }
+    let governing = crate::community::membership_group(store, app, &req.group_id)?;
     let member = Key::new(tag::MEMBER, app)
-        .s(req.group_id.as_bytes())
+        .s(governing.as_bytes())
         .s(user.as_bytes())
         .done();
     if store.get(&member)?.is_none() {
         let exists = store
-            .get(&Key::new(tag::GROUP, app).s(req.group_id.as_bytes()).done())?
+            .get(&Key::new(tag::GROUP, app).s(governing.as_bytes()).done())?
             .is_some();
         return Err(if exists {
             ApiError::new(

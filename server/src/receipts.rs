@@ -108,7 +108,8 @@ pub(crate) fn send(
         let msg = load_message(|k| txn.get(k), app, &conv, r.seq)?;
         let audience = match c.conv_type() {
             pb::ConvType::Group => {
-                let g = core.group(txn, app, &c.target)?.ok_or_else(|| {
+                let governing = crate::community::membership_group(&*txn, app, &c.target)?;
+                let g = core.group(txn, app, &governing)?.ok_or_else(|| {
                     ApiError::new(codes::ERR_SVR_GROUP_NOT_FOUND, "no such group")
                 })?;
                 check_party(&msg, reader, g.members.contains_key(reader))?;
@@ -198,8 +199,9 @@ fn readers(store: &dyn Store, app: u64, conv: &[u8], seq: u64) -> ApiResult<Vec<
     Ok(out)
 }
 
-/// The group's members now (user ids), or 10010 / 10007.
+/// The group's members now (user ids), or 10010 / 10007; a topic's are its community's.
 fn group_members(store: &dyn Store, app: u64, group: &str, user: &str) -> ApiResult<Vec<String>> {
+    let group = &crate::community::membership_group(store, app, group)?;
     let members: Vec<String> = queries::load_members(store, app, group)?
         .into_iter()
         .map(|(_, m)| m.user_id)

@@ -33,6 +33,12 @@ impl Get for Txn<'_> {
     }
 }
 
+impl Get for dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError> + '_ {
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self(key)
+    }
+}
+
 impl Get for dyn Store + '_ {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(key)

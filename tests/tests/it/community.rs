@@ -1047,3 +1047,105 @@ async fn a_topic_turned_off_is_not_delivered_while_the_other_topics_are() {
     assert_eq!(got[0]["msg_id"], third["msg_id"]);
     assert_eq!(got[0]["group_id"], json!(quiet));
 }
+
+#[tokio::test]
+async fn topic_messages_are_pinned_reacted_extended_and_receipted() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let ann = user(&server, "ann").await;
+    let bob = user(&server, "bob").await;
+    community(&own, "den", true, &["ann", "bob"]).await;
+    let t = topic(&own, "den", json!({ "topic_name": "news" })).await;
+    let m = own
+        .ok("create_text_message", json!({ "text": "read me" }))
+        .await;
+    let sent = own
+        .ok(
+            "send_message",
+            json!({ "message": m, "group_id": t, "need_read_receipt": true }),
+        )
+        .await;
+    let id = sent["msg_id"].clone();
+    for c in [&ann, &bob] {
+        let got = c.expect_messages(1, WAIT).await;
+        assert_eq!(got[0]["msg_id"], id);
+    }
+
+    // Pins: the community's owner pins; members see the event and the list; a member may not.
+    own.ok(
+        "pin_group_message",
+        json!({ "group_id": t, "msg_id": id, "is_pinned": true }),
+    )
+    .await;
+    let ev = ann.expect_event("on_group_message_pinned", WAIT).await;
+    assert_eq!(ev["group_id"], json!(t));
+    assert_eq!(ev["message"]["msg_id"], id);
+    let list = bob
+        .ok("get_pinned_group_messages", json!({ "group_id": t }))
+        .await;
+    assert_eq!(list["message_list"][0]["msg_id"], id);
+    assert_eq!(list["message_list"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        ann.err_code(
+            "pin_group_message",
+            json!({ "group_id": t, "msg_id": id, "is_pinned": false })
+        )
+        .await,
+        10007
+    );
+
+    // Reactions and extensions.
+    ann.ok(
+        "add_message_reaction",
+        json!({ "msg_id": id, "reaction_id": "heart" }),
+    )
+    .await;
+    let r = bob
+        .ok("get_message_reactions", json!({ "msg_ids": [id.clone()] }))
+        .await;
+    assert_eq!(
+        r["result_list"][0]["reaction_list"][0]["reaction_id"],
+        "heart"
+    );
+    assert_eq!(
+        r["result_list"][0]["reaction_list"][0]["total_user_count"],
+        json!(1)
+    );
+    let r = bob
+        .ok(
+            "set_message_extensions",
+            json!({ "msg_id": id, "extensions": [{ "key": "vote", "value": "yes" }] }),
+        )
+        .await;
+    assert_eq!(r["result_list"][0]["result_code"], json!(0));
+    let got = ann
+        .ok("get_message_extensions", json!({ "msg_id": id }))
+        .await;
+    assert_eq!(
+        got,
+        json!({ "extension_list": [{ "key": "vote", "value": "yes", "version": 1 }] })
+    );
+
+    // Read receipts count the community's members but the sender.
+    ann.ok(
+        "send_message_read_receipts",
+        json!({ "msg_ids": [id.clone()] }),
+    )
+    .await;
+    let ev = own
+        .expect_event("on_recv_message_read_receipts", WAIT)
+        .await;
+    let r = &ev["receipt_list"][0];
+    assert_eq!(r["msg_id"], id);
+    assert_eq!(
+        (r["read_count"].clone(), r["unread_count"].clone()),
+        (json!(1), json!(1))
+    );
+    let read = own
+        .ok(
+            "get_group_message_read_member_list",
+            json!({ "msg_id": id, "filter": "unread", "next_seq": 0, "count": 10 }),
+        )
+        .await;
+    assert_eq!(read["member_list"], json!([{ "user_id": "bob" }]));
+}
