@@ -242,4 +242,22 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn member_mark_tips_map_to_the_mark_event() {
+        let mut t = tips(pb::GroupTipsType::GroupTipsMemberMarkChange, &["a", "b"]);
+        t.member_mark_change_list = vec![pb::GroupMemberMarkChange {
+            user_id_list: vec!["a".into(), "b".into()],
+            mark_type: 1001,
+            enable_mark: true,
+        }];
+        assert_eq!(
+            from_tips("g", &t),
+            vec![(
+                "on_member_mark_changed",
+                json!({"group_id": "g", "op_user": "boss", "member_mark_change_info_list": [
+                    {"user_id_list": ["a", "b"], "mark_type": 1001, "enable_mark": true}]})
+            )]
+        );
+    }
 }
