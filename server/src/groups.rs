@@ -794,14 +794,22 @@ pub fn member_list(
         ));
     }
     let info = crate::queries::group_info(store, app, &req.group_id)?;
-    if info.is_none_or(|i| i.group_type != LIVE_ROOM) {
+    if info.as_ref().is_none_or(|i| i.group_type != LIVE_ROOM) {
+        if req.mark_type != 0 && info.is_some() {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                "mark_type filters the members of an AVChatRoom only",
+            ));
+        }
         return crate::queries::group_members(store, app, user, req);
     }
     crate::group_reads::require_member(store, app, &req.group_id, user)?;
     let ids = member_ids(store, app, &req.group_id)?;
     let mut members = Vec::new();
     for u in registry.online_members(app, &ids) {
-        if let Some((_, m)) = crate::queries::member(store, app, &req.group_id, &u)? {
+        if let Some((_, m)) = crate::queries::member(store, app, &req.group_id, &u)?
+            && (req.mark_type == 0 || m.member_mark_list.contains(&req.mark_type))
+        {
             members.push(m);
         }
     }

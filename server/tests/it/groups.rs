@@ -109,6 +109,7 @@ async fn group_messages_fan_out_with_increasing_seqs_and_sync_by_known_seq() {
             filter: "all".into(),
             next_seq: 0,
             count: 1,
+            mark_type: 0,
         }))
         .await
     {

@@ -1073,7 +1073,33 @@ async fn avchatroom_owner_marks_members_and_everyone_sees_the_change() {
             .await,
         10004
     );
+    // The online member list filtered by a mark (the seed's AVChatRoom member filter).
+    host.ok(
+        "mark_group_member_list",
+        mark(json!(["bob", "host"]), 1009, true),
+    )
+    .await;
+    let list = |t: u64| {
+        json!({ "group_id": "live", "filter": "all", "next_seq": 0,
+                                "count": 50, "mark_type": t })
+    };
+    let mut marked = ids(&bob.ok("get_group_member_list", list(1009)).await["member_info_list"]);
+    marked.sort();
+    assert_eq!(marked, ["ann", "bob", "host"]);
+    let marked = ids(&bob.ok("get_group_member_list", list(1000)).await["member_info_list"]);
+    assert_eq!(marked, ["ann"]);
+    let all = ids(&bob.ok("get_group_member_list", list(0)).await["member_info_list"]);
+    assert_eq!(all.len(), 3);
     create(&host, "Public", "pub", json!({})).await;
+    assert_eq!(
+        host.err_code(
+            "get_group_member_list",
+            json!({ "group_id": "pub", "filter": "all", "next_seq": 0, "count": 50,
+                    "mark_type": 1000 })
+        )
+        .await,
+        10004
+    );
     assert_eq!(
         host.err_code(
             "mark_group_member_list",

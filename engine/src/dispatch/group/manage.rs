@@ -155,6 +155,8 @@ pub(crate) async fn dispatch(peers: &Peers, method: &str, p: Value) -> Result<Va
                 filter,
                 next_seq: opt_u64(&p, "next_seq")?,
                 count: u32::try_from(opt_u64(&p, "count")?).unwrap_or(u32::MAX),
+                mark_type: u32::try_from(opt_u64(&p, "mark_type")?)
+                    .map_err(|_| ApiError::invalid_param("mark_type too large"))?,
             };
             let Resp::GetGroupMembers(r) = call(peers, Req::GetGroupMembers(req)).await? else {
                 return Err(unexpected("member list"));
@@ -485,6 +487,7 @@ async fn search_members(peers: &Peers, p: &Value, now: i64) -> Result<Value> {
                 filter: "all".into(),
                 next_seq,
                 count: 0,
+                mark_type: 0,
             };
             let Resp::GetGroupMembers(r) = call(peers, Req::GetGroupMembers(req)).await? else {
                 return Err(unexpected("member list"));
