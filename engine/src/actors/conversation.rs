@@ -170,6 +170,11 @@ impl ConversationActor {
             let Some(r) = self.convs.get(&id) else {
                 continue;
             };
+            // Unchanged (a login sync restating every conversation as it already is): the store
+            // holds it already, and its object only changes with the folders.
+            if old.as_ref() == Some(r) && folders_before.is_none() {
+                continue;
+            }
             b.put(keys::conversation(&id), prost::Message::encode_to_vec(r));
             let was = old.as_ref().is_some_and(view::exists);
             let now = view::exists(r);
