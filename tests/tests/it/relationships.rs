@@ -283,8 +283,12 @@ async fn need_confirm_applications_agree_agree_and_add_refuse_and_read() {
         .await;
     assert_eq!(r["result_code"], 0);
     assert_eq!(relation(&bob, "dave").await, "no_relation");
-    let apps = dave.ok("get_friend_application_list", json!({})).await;
-    assert_eq!(apps["application_list"], json!([]));
+    // Dave's device learns of the refusal by the relation push that follows bob's answer.
+    chime_tests::eventually("dave's sent application is gone", || async {
+        let apps = dave.ok("get_friend_application_list", json!({})).await;
+        apps["application_list"] == json!([])
+    })
+    .await;
     // Accepting what no longer exists: 30614.
     let r = bob
         .ok("accept_friend_application", json!({ "user_id": "dave" }))
