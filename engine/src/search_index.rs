@@ -25,11 +25,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use chime_proto::search::grams;
+
 use crate::model::{StoredMessage, elem_kind};
 use crate::store::{Store, StoreError, WriteBatch, fields, keys};
 
-/// Characters per gram.
-const GRAM: usize = 3;
 /// Candidate count below which the remaining grams are not scanned (the candidates are checked
 /// against the keyword itself anyway).
 const NARROW_ENOUGH: usize = 256;
@@ -62,16 +62,6 @@ pub fn searchable_text(m: &StoredMessage) -> String {
         s.push('\n');
     }
     s.to_lowercase()
-}
-
-/// The distinct trigrams of `text` (already lowercased); none when shorter than three characters.
-pub fn grams(text: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .windows(GRAM)
-        .filter(|w| !w.contains(&'\0'))
-        .map(|w| w.iter().collect())
-        .collect()
 }
 
 /// `s gram \0`: the prefix of every chunk of `gram`.
@@ -209,10 +199,7 @@ mod tests {
     fn grams_are_lowercase_character_trigrams() {
         assert_eq!(
             grams(&searchable_text(&msg("AbCd"))),
-            ["abc", "bcd", "cd\n"]
-                .into_iter()
-                .map(String::from)
-                .collect()
+            ["abc", "bcd"].into_iter().map(String::from).collect()
         );
         assert!(grams("ab").is_empty());
         assert_eq!(grams("你好吗").len(), 1);

@@ -5,12 +5,14 @@
 //! - [`frame`]: encoding frames with the size limit enforced on both sides, for message-oriented
 //!   transports (WebSocket) and length-prefixed stream transports (QUIC).
 //! - [`codes`]: the numeric error codes shared by server and engine (api.md §6).
-//! - [`limits`], [`ids`], [`unread`]: rules both sides must apply identically, kept in one place.
+//! - [`limits`], [`ids`], [`unread`], [`search`]: rules both sides must apply identically, kept in
+//!   one place.
 
 pub mod codes;
 pub mod frame;
 pub mod ids;
 pub mod limits;
+pub mod search;
 pub mod unread;
 
 /// Generated protocol types (package `chime.v1`).

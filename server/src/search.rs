@@ -21,6 +21,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chime_proto::pb::{self, response::Kind as RespKind};
+use chime_proto::search::grams;
 use chime_proto::{codes, ids};
 
 use crate::config::Tunables;
@@ -35,8 +36,6 @@ pub const MAX_KEYWORDS: usize = 5;
 pub const MAX_PAGE: u32 = 100;
 /// Default page.
 pub const DEFAULT_PAGE: u32 = 10;
-/// Characters per indexed gram.
-const GRAM: usize = 3;
 /// Most pull pages read per conversation when the index cannot narrow a search.
 const MAX_SCAN_PAGES: usize = 10_000;
 
@@ -63,16 +62,6 @@ pub fn searchable_text(m: &pb::Message) -> String {
     s.to_lowercase()
 }
 
-/// The distinct trigrams of `text` (lowercased); none when it is shorter than three characters.
-/// A gram never spans two pieces (the `\n` between them).
-pub fn grams(text: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .windows(GRAM)
-        .filter(|w| !w.contains(&'\n'))
-        .map(|w| w.iter().collect())
-        .collect()
-}
 
 fn posting_prefix(app: u64, conv: &[u8], gram: &str) -> Key {
     Key::new(tag::SEARCH, app).s(conv).s(gram.as_bytes())

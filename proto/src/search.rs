@@ -1,0 +1,47 @@
+//! The keyword-search gram rule shared by the engine's local index (`search_local_messages`) and
+//! the server's cloud index (`search_cloud_messages`), so that both index and query text the
+//! same way.
+//!
+//! Searchable text is built from a message's pieces (text, custom description / extension /
+//! data) joined by `\n` and lowercased; an index keeps, per message, the distinct [`grams`] of
+//! that text. A keyword's grams must all be in a message's set for it to be a candidate (every
+//! candidate is then checked against the keyword itself, so the index may over-answer but never
+//! miss).
+
+use std::collections::BTreeSet;
+
+/// Characters per gram.
+pub const GRAM: usize = 3;
+
+/// The separator between the pieces of a message's searchable text; no gram spans it.
+pub const PIECE_SEPARATOR: char = '\n';
+
+/// The distinct `GRAM`-character grams of `text` (expected lowercased), none spanning
+/// [`PIECE_SEPARATOR`]; none when `text` is shorter than `GRAM` characters.
+pub fn grams(text: &str) -> BTreeSet<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(GRAM)
+        .filter(|w| !w.contains(&PIECE_SEPARATOR))
+        .map(|w| w.iter().collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grams_are_distinct_characters_not_bytes_and_never_span_pieces() {
+        assert!(grams("ab").is_empty());
+        assert_eq!(grams("你好吗").len(), 1);
+        assert_eq!(
+            grams("abcab").into_iter().collect::<Vec<_>>(),
+            ["abc", "bca", "cab"]
+        );
+        assert_eq!(
+            grams("ab\ncd").into_iter().collect::<Vec<_>>(),
+            Vec::<String>::new()
+        );
+    }
+}
