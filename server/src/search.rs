@@ -62,7 +62,6 @@ pub fn searchable_text(m: &pb::Message) -> String {
     s.to_lowercase()
 }
 
-
 fn posting_prefix(app: u64, conv: &[u8], gram: &str) -> Key {
     Key::new(tag::SEARCH, app).s(conv).s(gram.as_bytes())
 }
