@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use chime_proto::pb;
 use chime_proto::pb::request::Kind as ReqKind;
+use chime_tests::TestServer;
 use chime_tests::wire::{self, WireClient};
-use chime_tests::{APP_ID, TestServer};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{micros, process_cpu_micros, summary};
+use super::fanout::{Outcome, SERVER_CONFIG, login, report};
+use super::{micros, process_cpu_micros};
 
 /// Viewers online in the room.
 const VIEWERS: usize = 2_000;
@@ -27,21 +28,12 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 /// The room.
 const ROOM: &str = "bench_live";
 
-/// The per-group rate limit (40/s by default) would otherwise be the quantity measured.
-const SERVER_CONFIG: &str = "group_message_rate = 1000000\n";
-
 fn body(index: usize) -> String {
     format!("live:{index:06}")
 }
 
 fn parse_body(text: &str) -> Option<usize> {
     text.strip_prefix("live:")?.parse().ok()
-}
-
-async fn login(server: &TestServer, user: &str) -> Result<WireClient, String> {
-    WireClient::login(&server.ws_url(), APP_ID, user, &server.user_sig(user), user)
-        .await
-        .map_err(|e| format!("login {user}: {e}"))
 }
 
 async fn viewer(server: &TestServer, user: &str) -> Result<WireClient, String> {
@@ -178,25 +170,18 @@ pub async fn run() -> Result<(), String> {
         .map_err(|e| format!("send: {e}"))?;
     sink.close().await;
     let refused = ack_task.await.unwrap_or(0);
-    let delivered = latencies.len();
-    println!("{}", summary("latency (send → viewer)", latencies));
-    println!(
-        "delivered: {delivered} of {total} in {:.3} s = {:.0} deliveries/s",
-        elapsed.as_secs_f64(),
-        delivered as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    println!("duplicates: {duplicates}   refused sends: {refused}");
-    if let Some(cpu) = cpu {
-        println!(
-            "server CPU: {} ms total, {:.2} µs per delivery",
-            cpu / 1000,
-            cpu as f64 / delivered.max(1) as f64
-        );
-    }
-    if delivered != total || duplicates != 0 || refused != 0 {
-        return Err("avchatroom: not every delivery happened exactly once".into());
-    }
-    Ok(())
+    report(
+        "avchatroom",
+        "latency (send → viewer)",
+        Outcome {
+            latencies,
+            total,
+            elapsed,
+            duplicates,
+            refused,
+            cpu,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ fn parse_body(text: &str) -> Option<usize> {
     text.strip_prefix("w3:")?.parse().ok()
 }
 
-async fn login(server: &TestServer, user: &str) -> Result<WireClient, String> {
+/// Logs `user` in over a raw-protocol connection.
+pub async fn login(server: &TestServer, user: &str) -> Result<WireClient, String> {
     WireClient::login(&server.ws_url(), APP_ID, user, &server.user_sig(user), user)
         .await
         .map_err(|e| format!("login {user}: {e}"))
@@ -197,24 +198,62 @@ pub async fn run(server: &TestServer, args: &FanoutArgs) -> Result<(), String> {
         .map_err(|e| format!("send: {e}"))?;
     sink.close().await;
     let refused = ack_task.await.unwrap_or(0);
+    report(
+        "W3",
+        "latency (send → member)",
+        Outcome {
+            latencies,
+            total,
+            elapsed,
+            duplicates,
+            refused,
+            cpu,
+        },
+    )
+}
 
-    let delivered = latencies.len();
-    println!("{}", summary("latency (send → member)", latencies));
+/// What a fan-out run measured.
+pub struct Outcome {
+    /// Send → member latency of each delivery (µs).
+    pub latencies: Vec<u64>,
+    /// Deliveries expected (messages × members).
+    pub total: usize,
+    /// First send → last delivery.
+    pub elapsed: Duration,
+    /// Deliveries of a message a member already had.
+    pub duplicates: usize,
+    /// Sends the server refused.
+    pub refused: usize,
+    /// Server CPU over the run (µs), when readable.
+    pub cpu: Option<u64>,
+}
+
+/// Prints a fan-out run's figures (latency, deliveries/s, duplicates, server CPU per delivery)
+/// and fails unless every delivery happened exactly once.
+pub fn report(workload: &str, latency_label: &str, o: Outcome) -> Result<(), String> {
+    let delivered = o.latencies.len();
+    println!("{}", summary(latency_label, o.latencies));
     println!(
-        "delivered: {delivered} of {total} deliveries in {:.3} s = {:.0} deliveries/s",
-        elapsed.as_secs_f64(),
-        delivered as f64 / elapsed.as_secs_f64().max(1e-9)
+        "delivered: {delivered} of {} deliveries in {:.3} s = {:.0} deliveries/s",
+        o.total,
+        o.elapsed.as_secs_f64(),
+        delivered as f64 / o.elapsed.as_secs_f64().max(1e-9)
     );
-    println!("duplicates: {duplicates}   refused sends: {refused}");
-    if let Some(cpu) = cpu {
+    println!(
+        "duplicates: {}   refused sends: {}",
+        o.duplicates, o.refused
+    );
+    if let Some(cpu) = o.cpu {
         println!(
             "server CPU: {} ms total, {:.2} µs per delivery",
             cpu / 1000,
             cpu as f64 / delivered.max(1) as f64
         );
     }
-    if delivered != total || duplicates != 0 || refused != 0 {
-        return Err("W3: not every delivery happened exactly once".into());
+    if delivered != o.total || o.duplicates != 0 || o.refused != 0 {
+        return Err(format!(
+            "{workload}: not every delivery happened exactly once"
+        ));
     }
     Ok(())
 }
