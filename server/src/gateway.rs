@@ -504,6 +504,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
         | ReqKind::SetGroupMemberInfo(_)
         | ReqKind::MarkGroupMemberList(_)
         | ReqKind::HandleGroupApplication(_)
+        | ReqKind::SetGroupApplicationRead(_)
         | ReqKind::GroupAttributes(_)
         | ReqKind::GroupCounters(_)) => {
             if let Ok(op) = crate::group_admin::GroupOp::from_request(k) {
@@ -586,7 +587,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                         crate::group_reads::members_info(store, app, &user, &req)
                     }
                     ReqKind::GetGroupApplications(_) => {
-                        crate::group_reads::applications(store, app, &user)
+                        crate::group_apply::list(store, app, &user)
                     }
                     ReqKind::GetGroupAttributes(req) => {
                         crate::group_kv::get_attributes(store, app, &user, &req)

@@ -45,6 +45,8 @@ pub enum GroupOp {
     Mark(pb::MarkGroupMemberListReq),
     /// Accept or refuse a join application.
     HandleApplication(pb::HandleGroupApplicationReq),
+    /// Mark every join application the user handles as read.
+    ApplicationRead,
     /// Init / set / delete attributes.
     Attributes(pb::GroupAttributesReq),
     /// Set / increase / decrease counters.
@@ -65,6 +67,7 @@ impl GroupOp {
             K::SetGroupMemberInfo(r) => GroupOp::SetMemberInfo(r),
             K::MarkGroupMemberList(r) => GroupOp::Mark(r),
             K::HandleGroupApplication(r) => GroupOp::HandleApplication(r),
+            K::SetGroupApplicationRead(_) => GroupOp::ApplicationRead,
             K::GroupAttributes(r) => GroupOp::Attributes(r),
             K::GroupCounters(r) => GroupOp::Counters(r),
             other => return Err(Box::new(other)),
@@ -295,6 +298,7 @@ impl Core {
             GroupOp::HandleApplication(r) => {
                 self.handle_group_application(txn, app, user, r, skip, fx)
             }
+            GroupOp::ApplicationRead => self.set_group_application_read(txn, app, user),
             GroupOp::Attributes(r) => self.group_attributes(txn, app, user, r, fx),
             GroupOp::Counters(r) => self.group_counters(txn, app, user, r, fx),
         }

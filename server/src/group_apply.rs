@@ -3,16 +3,26 @@
 //! `get_group_application_list` at any time), and accept or refuse. The applicant is told the
 //! outcome (APPLICATION_PROCESSED); an accepted applicant joins like a self-join (tips, change
 //! log). Handled applications stay listed with their outcome until the group is dismissed.
+//!
+//! **Read state.** Each user has one read marker (a time, durable, written by
+//! `set_group_application_read` through the commit task). The list answers `unread_count` by
+//! one rule ([`is_unread`]): an application to a group the user owns or administers, still
+//! pending, made after the marker. A new application raises it; one handled by anyone (another
+//! administrator) leaves it. The engine keeps no copy: every device reads the list, and so the
+//! count, from here.
 
 use chime_proto::codes;
 use chime_proto::pb::{self, response::Kind as RespKind};
 use prost::Message as _;
 
 use crate::commit::{Core, Effect, now_ms};
-use crate::error::{ApiError, ApiResult};
-use crate::groups::{ERR_SVR_GROUP_ALREADY_PROCESSED, GroupState};
-use crate::keys::{Key, tag};
+use crate::community::records::Get;
+use crate::error::{ApiError, ApiResult, StoreError};
+use crate::groups::{ERR_SVR_GROUP_ALREADY_PROCESSED, GroupState, role};
+use crate::keys::{self, Key, tag};
+use crate::queries::member;
 use crate::registry::push_frame;
+use crate::store::Store;
 use crate::txn::Txn;
 
 /// Application status values of `pb::GroupApplication::handle_status`.
@@ -31,6 +41,75 @@ pub fn application_key(app: u64, group_id: &str, user: &str) -> Vec<u8> {
         .s(group_id.as_bytes())
         .s(user.as_bytes())
         .done()
+}
+
+/// The key of `user`'s application read marker: in the applications' table under the empty
+/// group id, which no group has (so no group's applications share its prefix).
+pub fn read_marker_key(app: u64, user: &str) -> Vec<u8> {
+    Key::new(tag::GROUP_APPLICATION, app)
+        .s(b"")
+        .s(user.as_bytes())
+        .done()
+}
+
+/// `user`'s read marker (ms; 0 when never set).
+pub(crate) fn read_marker(
+    r: &(impl Get + ?Sized),
+    app: u64,
+    user: &str,
+) -> Result<i64, StoreError> {
+    Ok(r.get_raw(&read_marker_key(app, user))?
+        .and_then(|v| keys::be_u64(&v, 0))
+        .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)))
+}
+
+/// The one unread rule: pending and made after the reader's marker (the list holds only the
+/// applications the reader handles).
+pub fn is_unread(a: &pb::GroupApplication, read_ms: i64) -> bool {
+    a.handle_status == status::PENDING && a.add_time_ms > read_ms
+}
+
+/// The time of a new application: now, but after every read marker of the staff who will see
+/// it, so that an application made in the millisecond of a read still counts as unread.
+fn application_time(txn: &Txn<'_>, app: u64, staff: &[&String]) -> Result<i64, StoreError> {
+    let mut t = now_ms();
+    for u in staff {
+        t = t.max(read_marker(txn, app, u)?.saturating_add(1));
+    }
+    Ok(t)
+}
+
+/// `GetGroupApplications`: the applications to every group `user` owns or administers, newest
+/// first, with the unread count of [`is_unread`].
+pub fn list(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKind> {
+    let (lo, hi) = Key::new(tag::JOINED, app).s(user.as_bytes()).prefix_range();
+    let prefix = lo.len();
+    let mut out = Vec::new();
+    for (k, _) in store.scan(&lo, &hi, usize::MAX, false)? {
+        let Some(group_id) = keys::trailing_str(&k, prefix) else {
+            continue;
+        };
+        let Some((_, m)) = member(store, app, &group_id, user)? else {
+            continue;
+        };
+        if m.role != role::OWNER && m.role != role::ADMIN {
+            continue;
+        }
+        let (alo, ahi) = Key::new(tag::GROUP_APPLICATION, app)
+            .s(group_id.as_bytes())
+            .prefix_range();
+        for (_, v) in store.scan(&alo, &ahi, usize::MAX, false)? {
+            out.push(pb::GroupApplication::decode(&v[..]).map_err(StoreError::from)?);
+        }
+    }
+    out.sort_by_key(|a| std::cmp::Reverse(a.add_time_ms));
+    let read_time_ms = read_marker(store, app, user)?;
+    let unread = out.iter().filter(|a| is_unread(a, read_time_ms)).count();
+    Ok(RespKind::GetGroupApplications(pb::GetGroupApplicationsResp {
+        applications: out,
+        unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
+        read_time_ms,
+    }))
 }
 
 fn notify(
@@ -72,11 +151,15 @@ impl Core {
                 "message longer than 300 bytes",
             ));
         }
+        let staff: Vec<&String> = std::iter::once(&g.info.owner)
+            .chain(g.admins.iter())
+            .filter(|u| g.members.contains_key(*u))
+            .collect();
         let a = pb::GroupApplication {
             group_id: g.info.group_id.clone(),
             from_user: user.to_owned(),
             add_msg: message.to_owned(),
-            add_time_ms: now_ms(),
+            add_time_ms: application_time(txn, app, &staff)?,
             handle_status: status::PENDING,
             ..Default::default()
         };
@@ -84,8 +167,7 @@ impl Core {
             application_key(app, &g.info.group_id, user),
             a.encode_to_vec(),
         );
-        let staff = std::iter::once(&g.info.owner).chain(g.admins.iter());
-        for to in staff.filter(|u| g.members.contains_key(*u)) {
+        for to in staff {
             notify(
                 fx,
                 app,
@@ -96,6 +178,24 @@ impl Core {
             );
         }
         Ok(())
+    }
+
+    /// `SetGroupApplicationRead`: `user`'s read marker moves to now (never back), so every
+    /// application listed so far is read.
+    pub(crate) fn set_group_application_read(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        user: &str,
+    ) -> ApiResult<RespKind> {
+        let now = now_ms().max(read_marker(txn, app, user)?);
+        txn.put(
+            read_marker_key(app, user),
+            u64::try_from(now).unwrap_or(0).to_be_bytes().to_vec(),
+        );
+        Ok(RespKind::SetGroupApplicationRead(
+            pb::SetGroupApplicationReadResp {},
+        ))
     }
 
     pub(crate) fn handle_group_application(

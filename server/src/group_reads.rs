@@ -1,13 +1,12 @@
-//! Read-only group requests of the management features (member profiles by id, join
-//! applications, attributes and counters live in [`crate::group_kv`]), answered straight from
-//! the store on the blocking pool like every read (see [`crate::queries`]).
+//! Read-only group requests of the management features (member profiles by id; join
+//! applications are listed by [`crate::group_apply`], attributes and counters by
+//! [`crate::group_kv`]), answered straight from the store on the blocking pool like every read
+//! (see [`crate::queries`]).
 
 use chime_proto::pb::{self, response::Kind as RespKind};
 use chime_proto::{codes, ids};
-use prost::Message as _;
 
 use crate::error::{ApiError, ApiResult};
-use crate::keys::{self, Key, tag};
 use crate::queries::{group_info, member};
 use crate::store::Store;
 
@@ -65,33 +64,4 @@ pub fn members_info(
     Ok(RespKind::GetGroupMembersInfo(pb::GetGroupMembersInfoResp {
         members,
     }))
-}
-
-/// `GetGroupApplications`: the applications to every group `user` owns or administers, newest
-/// first.
-pub fn applications(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKind> {
-    let (lo, hi) = Key::new(tag::JOINED, app).s(user.as_bytes()).prefix_range();
-    let prefix = lo.len();
-    let mut out = Vec::new();
-    for (k, _) in store.scan(&lo, &hi, usize::MAX, false)? {
-        let Some(group_id) = keys::trailing_str(&k, prefix) else {
-            continue;
-        };
-        let Some((_, m)) = member(store, app, &group_id, user)? else {
-            continue;
-        };
-        if m.role != crate::groups::role::OWNER && m.role != crate::groups::role::ADMIN {
-            continue;
-        }
-        let (alo, ahi) = Key::new(tag::GROUP_APPLICATION, app)
-            .s(group_id.as_bytes())
-            .prefix_range();
-        for (_, v) in store.scan(&alo, &ahi, usize::MAX, false)? {
-            out.push(pb::GroupApplication::decode(&v[..]).map_err(crate::error::StoreError::from)?);
-        }
-    }
-    out.sort_by_key(|a| std::cmp::Reverse(a.add_time_ms));
-    Ok(RespKind::GetGroupApplications(
-        pb::GetGroupApplicationsResp { applications: out },
-    ))
 }

@@ -36,6 +36,7 @@ pub(super) const METHODS: &[&str] = &[
     "get_group_application_list",
     "accept_group_application",
     "refuse_group_application",
+    "set_group_application_read",
     "init_group_attributes",
     "set_group_attributes",
     "delete_group_attributes",

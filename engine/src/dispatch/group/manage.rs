@@ -278,13 +278,14 @@ pub(crate) async fn dispatch(peers: &Peers, method: &str, p: Value) -> Result<Va
             let Resp::GetGroupApplications(r) = call(peers, kind).await? else {
                 return Err(unexpected("applications"));
             };
+            // The server counts the unread ones (its one rule, docs/groups.md).
             let list: Vec<Value> = r.applications.iter().map(application_json).collect();
-            let unread = r
-                .applications
-                .iter()
-                .filter(|a| a.handle_status == 0)
-                .count();
-            Ok(json!({ "application_list": list, "unread_count": unread }))
+            Ok(json!({ "application_list": list, "unread_count": r.unread_count }))
+        }
+        "set_group_application_read" => {
+            let kind = Req::SetGroupApplicationRead(pb::SetGroupApplicationReadReq {});
+            call(peers, kind).await?;
+            Ok(json!({}))
         }
         "accept_group_application" | "refuse_group_application" => {
             // Either the application object of the list, or its two ids.
