@@ -55,7 +55,7 @@ pub struct Conversation<'a> {
 }
 
 /// One notification, ready for a provider.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     /// Title.
     pub title: String,

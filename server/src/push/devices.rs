@@ -61,6 +61,74 @@ pub struct DeadLetter {
     pub error: String,
     /// When it was given up (ms).
     pub failed_ms: i64,
+    /// The provider's kind (`webhook`, `apns`, `fcm`).
+    #[serde(default)]
+    pub provider: String,
+    /// `pb::Platform` of the device.
+    #[serde(default)]
+    pub platform: i32,
+    /// A TPNS token.
+    #[serde(default)]
+    pub is_tpns_token: bool,
+}
+
+impl DeadLetter {
+    /// The device the push was for, as it was when the push failed.
+    pub fn device(&self) -> Device {
+        Device {
+            device_id: self.device_id.clone(),
+            business_id: self.business_id,
+            token: self.token.clone(),
+            is_tpns_token: self.is_tpns_token,
+            platform: self.platform,
+            background: true,
+            unread_count: None,
+            updated_ms: self.failed_ms,
+        }
+    }
+}
+
+/// The id of a dead letter: when it failed and a random tie-break, as 32 hex digits (the order
+/// of its store key, so the newest letter has the greatest id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LetterId {
+    /// When it was given up (ms).
+    pub failed_ms: u64,
+    /// The tie-break.
+    pub nonce: u64,
+}
+
+impl LetterId {
+    /// Parses the 32 hex digits of [`LetterId`]'s `Display`.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let failed_ms = u64::from_str_radix(s.get(..16)?, 16).ok()?;
+        let nonce = u64::from_str_radix(s.get(16..)?, 16).ok()?;
+        Some(Self { failed_ms, nonce })
+    }
+
+    fn key(&self, app: u64) -> Vec<u8> {
+        Key::new(tag::PUSH_DEAD, app)
+            .n(self.failed_ms)
+            .n(self.nonce)
+            .done()
+    }
+
+    fn of_key(key: &[u8]) -> Option<Self> {
+        let at = key.len().checked_sub(16)?;
+        Some(Self {
+            failed_ms: crate::keys::be_u64(key, at)?,
+            nonce: crate::keys::be_u64(key, at + 8)?,
+        })
+    }
+}
+
+impl std::fmt::Display for LetterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}{:016x}", self.failed_ms, self.nonce)
+    }
 }
 
 /// A write of the push area, applied by the commit task.
@@ -88,6 +156,8 @@ pub enum PushOp {
     },
     /// Keep a push that failed every try.
     DeadLetter(Box<DeadLetter>),
+    /// Drop dead letters (deleted or retried over the REST API; unknown ids are ignored).
+    DropDeadLetters(Vec<LetterId>),
 }
 
 fn device_key(app: u64, user: &str, device_id: &str) -> Vec<u8> {
@@ -144,11 +214,17 @@ pub(crate) fn stage(txn: &mut Txn<'_>, app: u64, user: &str, op: PushOp) -> ApiR
             Ok(RespKind::SetPushConfig(pb::SetPushConfigResp {}))
         }
         PushOp::DeadLetter(letter) => {
-            let key = Key::new(tag::PUSH_DEAD, app)
-                .n(letter.failed_ms.max(0) as u64)
-                .n(rand::random::<u64>())
-                .done();
-            txn.put(key, encode(&*letter)?);
+            let id = LetterId {
+                failed_ms: letter.failed_ms.max(0) as u64,
+                nonce: rand::random::<u64>(),
+            };
+            txn.put(id.key(app), encode(&*letter)?);
+            Ok(RespKind::SetPushConfig(pb::SetPushConfigResp {}))
+        }
+        PushOp::DropDeadLetters(ids) => {
+            for id in ids {
+                txn.del(id.key(app));
+            }
             Ok(RespKind::SetPushConfig(pb::SetPushConfigResp {}))
         }
     }
@@ -166,19 +242,37 @@ pub fn devices_of(store: &dyn Store, app: u64, user: &str) -> Result<Vec<Device>
         .collect()
 }
 
-/// The app's dead letters, oldest first, at most `limit` (capped at
-/// [`MAX_DEAD_LETTER_PAGE`]).
+/// A page of the app's dead letters, newest first: at most `limit` (capped at
+/// [`MAX_DEAD_LETTER_PAGE`]) older than `before` (all when `None`).
 pub fn dead_letters(
     store: &dyn Store,
     app: u64,
     limit: usize,
-) -> Result<Vec<DeadLetter>, StoreError> {
+    before: Option<LetterId>,
+) -> Result<Vec<(LetterId, DeadLetter)>, StoreError> {
     let (start, end) = Key::new(tag::PUSH_DEAD, app).prefix_range();
+    let end = before.map_or(end, |id| id.key(app));
     store
-        .scan(&start, &end, limit.min(MAX_DEAD_LETTER_PAGE), false)?
+        .scan(&start, &end, limit.min(MAX_DEAD_LETTER_PAGE), true)?
         .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v).map_err(corrupt))
+        .map(|(k, v)| {
+            let id = LetterId::of_key(&k)
+                .ok_or_else(|| StoreError::Corrupt("push dead letter key".into()))?;
+            Ok((id, serde_json::from_slice(&v).map_err(corrupt)?))
+        })
         .collect()
+}
+
+/// One dead letter by id.
+pub fn dead_letter(
+    store: &dyn Store,
+    app: u64,
+    id: LetterId,
+) -> Result<Option<DeadLetter>, StoreError> {
+    store
+        .get(&id.key(app))?
+        .map(|v| serde_json::from_slice(&v).map_err(corrupt))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -257,5 +351,43 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].device_id, "d2");
         assert!(devices_of(&store, 2, "u").unwrap().is_empty());
+    }
+
+    #[test]
+    fn dead_letters_page_newest_first_and_drop() {
+        let store = MemStore::default();
+        for (ms, user) in [(5, "a"), (9, "b"), (7, "c")] {
+            let letter = DeadLetter {
+                user: user.into(),
+                device_id: "d".into(),
+                business_id: 1,
+                token: "t".into(),
+                notification: Default::default(),
+                attempts: 3,
+                error: "HTTP 503".into(),
+                failed_ms: ms,
+                provider: "webhook".into(),
+                platform: 0,
+                is_tpns_token: false,
+            };
+            run(&store, user, PushOp::DeadLetter(Box::new(letter)));
+        }
+        let users = |page: &[(LetterId, DeadLetter)]| -> Vec<String> {
+            page.iter().map(|(_, l)| l.user.clone()).collect()
+        };
+        let all = dead_letters(&store, 1, 10, None).unwrap();
+        assert_eq!(users(&all), vec!["b", "c", "a"]);
+        let after = dead_letters(&store, 1, 10, Some(all[0].0)).unwrap();
+        assert_eq!(users(&after), vec!["c", "a"]);
+        let id = all[1].0;
+        assert_eq!(LetterId::parse(&id.to_string()), Some(id));
+        assert_eq!(LetterId::parse("zz"), None);
+        assert_eq!(dead_letter(&store, 1, id).unwrap().unwrap().user, "c");
+        run(&store, "admin", PushOp::DropDeadLetters(vec![id]));
+        assert_eq!(
+            users(&dead_letters(&store, 1, 10, None).unwrap()),
+            vec!["b", "a"]
+        );
+        assert!(dead_letter(&store, 1, id).unwrap().is_none());
     }
 }

@@ -23,14 +23,14 @@ pub mod providers;
 pub mod queue;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chime_proto::codes;
 use chime_proto::pb::{self, request::Kind as ReqKind};
 use tokio::sync::mpsc;
 
 pub use config::PushConfig;
-pub use devices::{DeadLetter, Device, PushOp};
+pub use devices::{DeadLetter, Device, LetterId, PushOp};
 
 use crate::Shared;
 use crate::commit::{Command, Msg, Op, Reply, response_frame};
@@ -91,7 +91,16 @@ pub fn start(shared: &Arc<Shared>, jobs: mpsc::Receiver<Job>) -> Result<(), Serv
         return Ok(());
     };
     let providers = Arc::new(providers::build(&config)?);
-    tokio::spawn(queue::run(Arc::clone(shared), jobs, providers, config));
+    let (retry_tx, retries) = mpsc::channel(config.queue.max(1));
+    // Set once: `start` runs once per server.
+    let _ = shared.push.retry.set(retry_tx);
+    tokio::spawn(queue::run(
+        Arc::clone(shared),
+        jobs,
+        retries,
+        providers,
+        config,
+    ));
     Ok(())
 }
 
@@ -113,6 +122,8 @@ pub struct Pusher {
     conns: Mutex<HashMap<(u64, String), HashMap<u64, ConnState>>>,
     /// Pushes since `do_background {unread_count}`, per (app, user, device).
     pushed: Mutex<HashMap<(u64, String, String), u32>>,
+    /// The queue's door for retried dead letters (set by [`start`]; unset without `[push]`).
+    retry: OnceLock<mpsc::Sender<providers::Delivery>>,
 }
 
 /// The key of a device: the login's device id, else the token itself.
@@ -179,6 +190,14 @@ impl Pusher {
             .or_default();
         *n = n.saturating_add(1);
         Some(base.saturating_add(*n))
+    }
+
+    /// Hands a dead letter's delivery back to the queue, tried afresh with the full retry
+    /// policy. False when the server has no `[push]` table or the queue is full or stopped.
+    pub fn retry(&self, delivery: providers::Delivery) -> bool {
+        self.retry
+            .get()
+            .is_some_and(|tx| tx.try_send(delivery).is_ok())
     }
 
     fn reset_badge(&self, app: u64, user: &str, device: &str) {

@@ -48,10 +48,12 @@ impl RetryPolicy {
     }
 }
 
-/// Runs the planner until the server stops or the commit task lets go of the queue.
+/// Runs the planner until the server stops or the commit task lets go of the queue; also takes
+/// the dead letters retried over the REST API (`retries`), tried afresh.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut jobs: mpsc::Receiver<Job>,
+    mut retries: mpsc::Receiver<Delivery>,
     providers: Arc<Providers>,
     config: PushConfig,
 ) {
@@ -59,12 +61,20 @@ pub(crate) async fn run(
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut stopping = shared.stopping.clone();
     loop {
-        let job = tokio::select! {
-            j = jobs.recv() => match j {
-                Some(j) => j,
-                None => break,
-            },
-            _ = stopping.wait_for(|s| *s) => break,
+        let next = tokio::select! {
+            j = jobs.recv() => j.map(Ok),
+            Some(d) = retries.recv() => Some(Err(d)),
+            _ = stopping.wait_for(|s| *s) => None,
+        };
+        let job = match next {
+            None => break,
+            Some(Ok(job)) => job,
+            Some(Err(retried)) => {
+                if !spawn_delivery(&shared, &providers, &slots, retried, policy).await {
+                    return;
+                }
+                continue;
+            }
         };
         let (s, p) = (Arc::clone(&shared), Arc::clone(&providers));
         let planned = tokio::task::spawn_blocking(move || planner::plan(&s, &p, &job)).await;
@@ -76,20 +86,35 @@ pub(crate) async fn run(
             }
         };
         for d in deliveries {
-            let Some(provider) = providers.get(&d.device.business_id).cloned() else {
-                continue;
-            };
-            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            if !spawn_delivery(&shared, &providers, &slots, d, policy).await {
                 return;
-            };
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                deliver(&shared, provider.as_ref(), d, policy).await;
-                drop(permit);
-            });
+            }
         }
     }
     tracing::debug!("offline push queue stopped");
+}
+
+/// Starts delivering `d` once a slot is free (a business id without a provider is skipped);
+/// false when the slots are closed.
+async fn spawn_delivery(
+    shared: &Arc<Shared>,
+    providers: &Providers,
+    slots: &Arc<Semaphore>,
+    d: Delivery,
+    policy: RetryPolicy,
+) -> bool {
+    let Some(provider) = providers.get(&d.device.business_id).cloned() else {
+        return true;
+    };
+    let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
+        return false;
+    };
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        deliver(&shared, provider.as_ref(), d, policy).await;
+        drop(permit);
+    });
+    true
 }
 
 /// Tries `d` until it is sent, fails for good, or the server stops.
@@ -146,11 +171,14 @@ async fn deliver(shared: &Shared, provider: &dyn Provider, d: Delivery, policy: 
         user: d.user.clone(),
         device_id: d.device.device_id,
         business_id: d.device.business_id,
-        token: d.device.token,
+        token: d.device.token.clone(),
         notification: d.notification,
         attempts: attempt,
         error: failure.desc().to_owned(),
         failed_ms: crate::commit::now_ms(),
+        provider: provider.kind().to_owned(),
+        platform: d.device.platform,
+        is_tpns_token: d.device.is_tpns_token,
     };
     submit(shared, d.app, &d.user, PushOp::DeadLetter(Box::new(letter))).await;
 }

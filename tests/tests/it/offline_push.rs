@@ -728,3 +728,185 @@ async fn the_same_engine_registers_again_at_its_next_login() {
     tokio::time::sleep(QUIET).await;
     assert_eq!(descs(&r), vec!["logged in again"]);
 }
+
+/// Calls the REST admin API `api` as the administrator; asserts HTTP 200 and answers the JSON.
+async fn admin(server: &TestServer, api: &str, body: Value) -> Value {
+    let sig = chime_tests::user_sig_for(APP_ID, "administrator", 3600);
+    let url = format!(
+        "{}/v4/{api}?sdkappid={APP_ID}&identifier=administrator&usersig={sig}&random=7&contenttype=json",
+        server.http_url()
+    );
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {api}: {e}"));
+    assert_eq!(resp.status(), 200, "{api}");
+    resp.json::<Value>()
+        .await
+        .unwrap_or_else(|e| panic!("{api}: not JSON: {e}"))
+}
+
+/// The dead letters' descriptions, newest first (one page of 1000).
+async fn dead_descs(server: &TestServer) -> Vec<String> {
+    let out = admin(
+        server,
+        "offline_push/get_dead_letters",
+        json!({"Limit": 1000}),
+    )
+    .await;
+    assert_eq!(out["ActionStatus"], "OK", "{out}");
+    out["DeadLetters"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| l["Desc"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_retried_and_deleted_over_rest() {
+    let (base, r) = receiver().await;
+    r.status.store(503, Ordering::Relaxed);
+    let server = server_with_webhook(&base, 2).await;
+    let bob = device(&server, "bob").await;
+    bob.ok("do_background", json!({})).await;
+    let alice = user(&server, "alice").await;
+    let mut msg_ids = Vec::new();
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let sent = send_c2c_text(&alice, "bob", text).await;
+        msg_ids.push(sent["msg_id"].as_str().unwrap_or_default().to_owned());
+        eventually("dead letter stored", || async {
+            dead_descs(&server).await.len() == i + 1
+        })
+        .await;
+    }
+    assert_eq!(dead_descs(&server).await, vec!["three", "two", "one"]);
+
+    // Paged, newest first, with the device, provider, reason, attempts and message.
+    let page1 = admin(
+        &server,
+        "offline_push/get_dead_letters",
+        json!({"Limit": 2}),
+    )
+    .await;
+    let letters = page1["DeadLetters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), 2, "{page1}");
+    let newest = &letters[0];
+    assert_eq!(newest["To_Account"], "bob");
+    assert_eq!(newest["From_Account"], "alice");
+    assert_eq!(newest["Provider"], "webhook");
+    assert_eq!(newest["BusinessId"], 1);
+    assert_eq!(newest["Token"], "tok-bob");
+    assert_eq!(newest["Attempts"], 2);
+    assert_eq!(newest["MsgId"], msg_ids[2].as_str());
+    assert_eq!(newest["ConversationId"], "c2c_alice");
+    assert_eq!(newest["Title"], "alice");
+    assert!(
+        newest["Reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("HTTP 503"),
+        "{newest}"
+    );
+    assert!(!newest["DeviceId"].as_str().unwrap_or("").is_empty());
+    assert!(newest["FailedTime"].as_i64().unwrap_or(0) > 0);
+    let next = page1["Next"].as_str().unwrap_or("").to_owned();
+    assert_eq!(next, letters[1]["Id"].as_str().unwrap_or("-"));
+    let page2 = admin(
+        &server,
+        "offline_push/get_dead_letters",
+        json!({"Limit": 2, "Next": next}),
+    )
+    .await;
+    let rest = page2["DeadLetters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rest.len(), 1, "{page2}");
+    assert_eq!(rest[0]["Desc"], "one");
+    assert_eq!(page2["Next"], "");
+
+    // Bad requests.
+    let bad = admin(
+        &server,
+        "offline_push/get_dead_letters",
+        json!({"Limit": 0}),
+    )
+    .await;
+    assert_eq!(bad["ErrorCode"], 90002, "{bad}");
+    let bad = admin(
+        &server,
+        "offline_push/retry_dead_letters",
+        json!({"Id": "xyz"}),
+    )
+    .await;
+    assert_eq!(bad["ErrorCode"], 90002, "{bad}");
+    let bad = admin(&server, "offline_push/delete_dead_letters", json!({})).await;
+    assert_eq!(bad["ErrorCode"], 90002, "{bad}");
+
+    // The gateway is healthy again: retrying one pushes it and takes it off the list.
+    r.status.store(200, Ordering::Relaxed);
+    let failed_so_far = r.pushes().len();
+    assert_eq!(failed_so_far, 6);
+    let three = letters[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let out = admin(
+        &server,
+        "offline_push/retry_dead_letters",
+        json!({"Id": three}),
+    )
+    .await;
+    assert_eq!(out["RetryCount"], 1, "{out}");
+    assert_eq!(out["HasMore"], false);
+    r.wait("/push", failed_so_far + 1).await;
+    assert_eq!(descs(&r).last().map(String::as_str), Some("three"));
+    assert_eq!(dead_descs(&server).await, vec!["two", "one"]);
+    // Retrying it again finds nothing.
+    let out = admin(
+        &server,
+        "offline_push/retry_dead_letters",
+        json!({"Id": three}),
+    )
+    .await;
+    assert_eq!(out["RetryCount"], 0, "{out}");
+
+    // Delete one, retry all the others.
+    let two = letters[1]["Id"].as_str().unwrap_or_default().to_owned();
+    let out = admin(
+        &server,
+        "offline_push/delete_dead_letters",
+        json!({"IdList": [two]}),
+    )
+    .await;
+    assert_eq!(out["DeleteCount"], 1, "{out}");
+    assert_eq!(dead_descs(&server).await, vec!["one"]);
+    let out = admin(
+        &server,
+        "offline_push/retry_dead_letters",
+        json!({"All": true}),
+    )
+    .await;
+    assert_eq!(out["RetryCount"], 1, "{out}");
+    r.wait("/push", failed_so_far + 2).await;
+    assert!(dead_descs(&server).await.is_empty());
+    tokio::time::sleep(QUIET).await;
+    let tail: Vec<String> = descs(&r).split_off(failed_so_far);
+    assert_eq!(tail, vec!["three", "one"]);
+
+    // Delete all of a list that fails again.
+    r.status.store(500, Ordering::Relaxed);
+    send_c2c_text(&alice, "bob", "four").await;
+    eventually("dead letter stored", || async {
+        dead_descs(&server).await == vec!["four"]
+    })
+    .await;
+    let out = admin(
+        &server,
+        "offline_push/delete_dead_letters",
+        json!({"All": true}),
+    )
+    .await;
+    assert_eq!(out["DeleteCount"], 1, "{out}");
+    assert!(dead_descs(&server).await.is_empty());
+}

@@ -16,6 +16,7 @@ mod group;
 pub mod import;
 mod message;
 mod profile;
+mod push;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -272,6 +273,9 @@ async fn dispatch(ctx: &Ctx, action: &str, body: Value) -> RestResult {
         "group_open_http_svc/add_group_member" => group::add_members(ctx, body).await,
         "group_open_http_svc/delete_group_member" => group::delete_members(ctx, body).await,
         "profile/portrait_set" => profile::set(ctx, body).await,
+        "offline_push/get_dead_letters" => push::list(ctx, body).await,
+        "offline_push/retry_dead_letters" => push::retry(ctx, body).await,
+        "offline_push/delete_dead_letters" => push::delete(ctx, body).await,
         _ => Err(ApiError::new(
             rest_codes::INVALID_RESOURCE,
             format!("no REST API {action}"),
