@@ -151,6 +151,9 @@ pub enum Op {
     Import(Box<crate::http::admin::import::ImportOp>),
     /// An offline push device or dead-letter write ([`crate::push::devices`]).
     Push(crate::push::PushOp),
+    /// Index the messages stored since the last flush ([`crate::search_index::flush`]); whether
+    /// more is waiting goes to the sender.
+    SearchFlush(oneshot::Sender<bool>),
 }
 
 /// One mutation request.
@@ -479,6 +482,11 @@ impl Core {
             Op::LeaveLiveRooms => self.leave_live_rooms(txn, app, user, fx),
             Op::Import(op) => crate::http::admin::import::stage(self, txn, app, *op),
             Op::Push(op) => crate::push::devices::stage(txn, app, user, op),
+            Op::SearchFlush(more) => {
+                let done = crate::search_index::flush(self.store.as_ref(), txn)?;
+                let _ = more.send(done.more);
+                Ok(RespKind::Logout(pb::LogoutResp {}))
+            }
             Op::Prune(keys) => {
                 for k in keys {
                     txn.del(k);
@@ -645,7 +653,7 @@ impl Core {
             Key::new(tag::MSG, app).s(conv).n(seq).done(),
             encoded.clone(),
         );
-        crate::search::index(txn, app, conv, msg);
+        crate::search_index::stage_new(txn, app, conv);
         let mut idem = Vec::with_capacity(16 + conv.len());
         idem.extend_from_slice(&seq.to_be_bytes());
         idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());

@@ -36,7 +36,8 @@
 //! | `W` / `p` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
 //! | `A` / `B` / `Z` | app, uuid / app, uuid, conv / 0, created ms, app, uuid | the file store: a file's record (JSON), the conversations granted access, the retention index (`files::grants`) |
 //! | `O` / `J` | app, user, device / app, failed ms, random | offline push: a user's registered devices, the dead letters (JSON; `push::devices`) |
-//! | `n` | app, conv, trigram, seq | cloud search posting (empty; `search`) |
+//! | `n` | app, conv, trigram, first seq / app, conv | cloud search posting chunk (delta-varint seqs) / the last seq indexed (`search_index`) |
+//! | `i` | app, conv [, seq] | cloud search: the conversation has messages to index / a changed message to index again (empty; `search_index`) |
 //! | `F` | app, user, table, ... | relationships: profiles, friends, applications, blacklist, friend groups, follow, subscriptions, the relationship change log (`relations::keys`) |
 //!
 //! | `k` | app, sub-table, community, ... | communities: options, topics, permission groups and their members (`community::records`) |
@@ -121,8 +122,11 @@ pub mod tag {
     /// Past `not_receive` spans of a user's conversation: app, user, conv → (from, to] seq
     /// pairs (u64, u64) whose messages from others the user is never served.
     pub const RECV_GAPS: u8 = b'v';
-    /// Cloud search postings: app, conv, trigram, seq → empty (`search`).
+    /// Cloud search postings: app, conv, trigram, first seq → seqs; app, conv → watermark
+    /// (`search_index`).
     pub const SEARCH: u8 = b'n';
+    /// Cloud search marks: app, conv [, seq] → empty (`search_index`).
+    pub const SEARCH_QUEUE: u8 = b'i';
     /// Offline push devices (app, user, device id → `push::Device` JSON).
     pub const PUSH_DEVICE: u8 = b'O';
     /// Offline pushes that failed every try (app, failed ms, random → `push::DeadLetter` JSON).

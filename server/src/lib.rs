@@ -25,6 +25,7 @@ pub mod receipts;
 pub mod registry;
 pub mod relations;
 pub mod search;
+pub mod search_index;
 pub mod signaling;
 pub mod store;
 pub mod txn;
@@ -220,6 +221,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         push::start(&shared, jobs)?;
     }
     signaling::spawn_timer(Arc::clone(&shared));
+    search_index::spawn_flusher(Arc::clone(&shared));
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {
         let mut prune = tokio::time::interval(PRUNE_EVERY);

@@ -327,7 +327,6 @@ fn revoke(
             }
         }
     }
-    crate::search::unindex(txn, app, &t.conv, &m);
     m.revoked = true;
     m.revoker = user.to_owned();
     m.revoke_reason = req.reason;
@@ -386,7 +385,6 @@ fn modify(
             "a message needs at least one elem",
         ));
     }
-    let before = m.clone();
     m.elems = new.elems;
     m.cloud_custom_data = new.cloud_custom_data;
     if limits::message_body_bytes(&m) > limits::MAX_MESSAGE_BODY_BYTES {
@@ -396,8 +394,7 @@ fn modify(
         ));
     }
     m.version += 1;
-    crate::search::unindex(txn, app, &t.conv, &before);
-    crate::search::index(txn, app, &t.conv, &m);
+    crate::search_index::stage_changed(txn, app, &t.conv, m.seq);
     txn.put(msg_key(app, &t.conv, m.seq), m.encode_to_vec());
     let change = pb::MessageChange {
         kind: pb::MessageChangeKind::MessageChangeModified as i32,

@@ -4,16 +4,16 @@
 //! case-insensitive substrings), senders, elem types, conversation and time, newest first, in
 //! pages. The result has the shape of `search_local_messages` (docs/messages.md).
 //!
-//! **Index.** So that a keyword search does not read every message, the commit task writes the
-//! character trigrams of each stored message's searchable text as postings
-//! `n app conv gram seq → empty` ([`index`], in the same transaction as the message), rewrites
-//! them on a modification and drops them on a revoke ([`unindex`]). A keyword of three
-//! characters or more reads, per conversation, only the postings of its trigrams (intersected);
-//! the candidates are then checked against every criterion and against what the user may see
-//! (each through `conversations::pull`, the one place that rule lives). Searches by sender or
-//! type alone, or with a shorter keyword in an "or", read the conversations' messages through
-//! the same pull, page by page. Postings of messages pruned past the retention stay until the
-//! conversation is searched (a candidate that is gone is skipped).
+//! **Index.** So that a keyword search does not read every message, the character trigrams of
+//! each stored message's searchable text are kept as chunked postings per conversation
+//! ([`crate::search_index`]: written in batches off the commit path, with the messages not
+//! indexed yet answered as candidates too, so nothing stored is missed). A keyword of three
+//! characters or more reads, per conversation, only the postings of its trigrams (intersected)
+//! and the pending messages; the candidates are then checked against every criterion and
+//! against what the user may see (each through `conversations::pull`, the one place that rule
+//! lives), so stale postings (revoked, modified, pruned messages) never decide. Searches by
+//! sender or type alone, or with a shorter keyword in an "or", read the conversations' messages
+//! through the same pull, page by page.
 //!
 //! The matching rule ([`Criteria::matches`]) and the result assembly ([`assemble`]) are pure
 //! and unit-tested; the end-to-end test compares with a brute-force scan.
@@ -21,14 +21,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chime_proto::pb::{self, response::Kind as RespKind};
-use chime_proto::search::grams;
 use chime_proto::{codes, ids};
 
 use crate::config::Tunables;
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{self, Key, tag};
 use crate::store::Store;
-use crate::txn::Txn;
 
 /// Most keywords per search.
 pub const MAX_KEYWORDS: usize = 5;
@@ -60,28 +58,6 @@ pub fn searchable_text(m: &pb::Message) -> String {
         s.push('\n');
     }
     s.to_lowercase()
-}
-
-fn posting_prefix(app: u64, conv: &[u8], gram: &str) -> Key {
-    Key::new(tag::SEARCH, app).s(conv).s(gram.as_bytes())
-}
-
-/// Stages the postings of a message stored at `m.seq` of `conv` (commit task).
-pub(crate) fn index(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
-    if m.revoked {
-        return;
-    }
-    for g in grams(&searchable_text(m)) {
-        txn.put(posting_prefix(app, conv, &g).n(m.seq).done(), Vec::new());
-    }
-}
-
-/// Stages the removal of the postings of `m` (before a modification re-indexes it, or at a
-/// revoke).
-pub(crate) fn unindex(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
-    for g in grams(&searchable_text(m)) {
-        txn.del(posting_prefix(app, conv, &g).n(m.seq).done());
-    }
 }
 
 /// The elem type name (the JSON API's `elem_type`) of an elem.
@@ -181,37 +157,6 @@ fn invalid(desc: impl Into<String>) -> ApiError {
     ApiError::new(codes::ERR_SVR_INVALID_PARAMS, desc)
 }
 
-/// The seqs of `conv` whose postings hold every trigram of `keyword`, or `None` when the keyword
-/// is too short for the index.
-fn keyword_candidates(
-    store: &dyn Store,
-    app: u64,
-    conv: &[u8],
-    keyword: &str,
-) -> Result<Option<BTreeSet<u64>>, StoreError> {
-    let gs = grams(keyword);
-    if gs.is_empty() {
-        return Ok(None);
-    }
-    let mut acc: Option<BTreeSet<u64>> = None;
-    for g in gs {
-        let (start, end) = posting_prefix(app, conv, &g).prefix_range();
-        let seqs: BTreeSet<u64> = store
-            .scan(&start, &end, usize::MAX, false)?
-            .into_iter()
-            .filter_map(|(k, _)| keys::trailing_u64(&k))
-            .collect();
-        acc = Some(match acc {
-            None => seqs,
-            Some(a) => a.intersection(&seqs).copied().collect(),
-        });
-        if acc.as_ref().is_some_and(BTreeSet::is_empty) {
-            break;
-        }
-    }
-    Ok(acc)
-}
-
 /// The seqs of `conv` the keywords narrow the search to, or `None` when they cannot (no
 /// keyword, or an "or" with a keyword too short for the index).
 fn candidates(
@@ -220,9 +165,11 @@ fn candidates(
     conv: &[u8],
     c: &Criteria,
 ) -> Result<Option<BTreeSet<u64>>, StoreError> {
+    // The messages not indexed yet, read before the postings (`search_index`).
+    let pending = crate::search_index::pending(store, app, conv)?;
     let mut acc: Option<BTreeSet<u64>> = None;
     for k in &c.keywords {
-        let Some(set) = keyword_candidates(store, app, conv, k)? else {
+        let Some(set) = crate::search_index::indexed(store, app, conv, k)? else {
             if c.match_all {
                 continue;
             }
@@ -237,7 +184,10 @@ fn candidates(
             }
         });
     }
-    Ok(acc)
+    Ok(acc.map(|mut a| {
+        a.extend(pending);
+        a
+    }))
 }
 
 /// The conversations `user` may search: the one asked for, or every conversation in the user's
@@ -468,6 +418,8 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::Txn;
+    use chime_proto::search::grams;
 
     fn text(seq: u64, time: i64, sender: &str, t: &str) -> pb::Message {
         pb::Message {
@@ -585,7 +537,7 @@ mod tests {
 
     /// Figures for docs/messages.md: `cargo test --release -p chime-server search::tests::bench
     /// -- --ignored --nocapture`. 100,000 messages in 100 C2C conversations of one user on sled,
-    /// indexed as the commit task indexes them; a rare keyword, a common one, and a sender-only
+    /// indexed as the commit task and its flushes index them; a rare keyword, a common one, and a sender-only
     /// search (no index), over every conversation and over one.
     #[test]
     #[ignore]
@@ -622,7 +574,7 @@ mod tests {
                 } else {
                     "alice".into()
                 };
-                index(&mut txn, app, &conv, &m);
+                crate::search_index::stage_new(&mut txn, app, &conv);
                 txn.put(
                     Key::new(tag::MSG, app).s(&conv).n(seq).done(),
                     prost::Message::encode_to_vec(&m),
@@ -642,6 +594,19 @@ mod tests {
                 .map(|(k, v)| (k.as_slice(), v.as_deref()))
                 .collect();
             store.apply(&ops).unwrap();
+        }
+        loop {
+            let mut txn = Txn::new(&store, &[]);
+            let done = crate::search_index::flush(&store, &mut txn).unwrap();
+            let staged = txn.into_staged();
+            let ops: Vec<(&[u8], Option<&[u8]>)> = staged
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            store.apply(&ops).unwrap();
+            if !done.more {
+                break;
+            }
         }
         println!("stored and indexed 100,000 messages in {:?}", t0.elapsed());
         let tunables = Tunables::default();

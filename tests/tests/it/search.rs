@@ -424,6 +424,9 @@ async fn cloud_search_matches_a_brute_force_scan_of_what_the_server_shows_the_us
         .ok("delete_messages", json!({ "msg_ids": [deleted] }))
         .await;
     all.retain(|k| k.msg_id != revoked && k.msg_id != deleted);
+    // Past the index's flush (every second), so that the postings answer, not the pending
+    // messages (`cloud_search_finds_a_message_right_after_its_ack…` covers those).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // A new device of alice with nothing stored: the server answers.
     let fresh = TestClient::with_config(&server, json!({ "platform": "mac" })).await;
@@ -502,4 +505,82 @@ async fn cloud_search_matches_a_brute_force_scan_of_what_the_server_shows_the_us
     ] {
         assert_eq!(fresh.err_code(CLOUD, bad.clone()).await, code, "{bad}");
     }
+}
+
+/// The msg_ids `c` finds for `keyword` in its C2C conversation with `peer` (cloud search).
+async fn cloud_ids(c: &TestClient, peer: &str, keyword: &'static str) -> Vec<String> {
+    let q = Query {
+        keywords: vec![keyword],
+        and: false,
+        senders: vec![],
+        types: vec![],
+    };
+    search_conv(c, CLOUD, &q, &format!("c2c_{peer}")).await.0
+}
+
+/// The cloud index is written off the commit path, in periodic flushes: a message is still found
+/// the moment its send is acked (no flush yet), by its new text once modified, never once
+/// revoked — and the same after the flush has indexed them (`server/src/search_index.rs`).
+#[tokio::test]
+async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_index_flush() {
+    let server = TestServer::start().await;
+    let alice = TestClient::new(&server).await;
+    alice.login("alice").await;
+    let bob = TestClient::new(&server).await;
+    bob.login("bob").await;
+    let send = |text: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .ok(
+                    "send_c2c_text_message",
+                    json!({ "user_id": "bob", "text": text }),
+                )
+                .await
+        }
+    };
+    let kept = send("Harbour lights at dusk").await;
+    let kept_id = kept["msg_id"].as_str().unwrap_or_default().to_owned();
+    // Searched at once after the ack, by either side.
+    assert_eq!(cloud_ids(&alice, "bob", "lights").await, [kept_id.clone()]);
+    assert_eq!(cloud_ids(&bob, "alice", "HARBOUR").await, [kept_id.clone()]);
+
+    let mut edited = kept.clone();
+    edited["elem_list"] = json!([{ "elem_type": "text", "text": "Ferry terminal at dawn" }]);
+    alice
+        .ok("modify_message", json!({ "message": edited }))
+        .await;
+    let gone = send("Rainy harbour evening").await;
+    let gone_id = gone["msg_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(cloud_ids(&alice, "bob", "rainy").await, [gone_id.clone()]);
+    alice
+        .ok("revoke_message", json!({ "msg_id": gone_id }))
+        .await;
+
+    let check = || async {
+        assert_eq!(cloud_ids(&bob, "alice", "ferry").await, [kept_id.clone()]);
+        assert_eq!(
+            cloud_ids(&bob, "alice", "lights").await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            cloud_ids(&bob, "alice", "rainy").await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            cloud_ids(&bob, "alice", "harbour").await,
+            Vec::<String>::new()
+        );
+        assert_eq!(cloud_ids(&bob, "alice", "at d").await, [kept_id.clone()]);
+    };
+    check().await;
+    // Past a flush (every second): the same answers from the chunked postings.
+    let last = send("Lighthouse keeper").await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    check().await;
+    assert_eq!(
+        cloud_ids(&alice, "bob", "lighthouse").await,
+        [last["msg_id"].as_str().unwrap_or_default().to_owned()]
+    );
+    assert_eq!(cloud_ids(&alice, "bob", "ligh").await.len(), 1);
 }
