@@ -542,8 +542,8 @@ async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_i
     let kept = send("Harbour lights at dusk").await;
     let kept_id = kept["msg_id"].as_str().unwrap_or_default().to_owned();
     // Searched at once after the ack, by either side.
-    assert_eq!(cloud_ids(&alice, "bob", "lights").await, [kept_id.clone()]);
-    assert_eq!(cloud_ids(&bob, "alice", "HARBOUR").await, [kept_id.clone()]);
+    assert_eq!(cloud_ids(&alice, "bob", "lights").await, [kept_id.as_str()]);
+    assert_eq!(cloud_ids(&bob, "alice", "HARBOUR").await, [kept_id.as_str()]);
 
     let mut edited = kept.clone();
     edited["elem_list"] = json!([{ "elem_type": "text", "text": "Ferry terminal at dawn" }]);
@@ -552,13 +552,13 @@ async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_i
         .await;
     let gone = send("Rainy harbour evening").await;
     let gone_id = gone["msg_id"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(cloud_ids(&alice, "bob", "rainy").await, [gone_id.clone()]);
+    assert_eq!(cloud_ids(&alice, "bob", "rainy").await, [gone_id.as_str()]);
     alice
         .ok("revoke_message", json!({ "msg_id": gone_id }))
         .await;
 
     let check = || async {
-        assert_eq!(cloud_ids(&bob, "alice", "ferry").await, [kept_id.clone()]);
+        assert_eq!(cloud_ids(&bob, "alice", "ferry").await, [kept_id.as_str()]);
         assert_eq!(
             cloud_ids(&bob, "alice", "lights").await,
             Vec::<String>::new()
@@ -571,7 +571,7 @@ async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_i
             cloud_ids(&bob, "alice", "harbour").await,
             Vec::<String>::new()
         );
-        assert_eq!(cloud_ids(&bob, "alice", "at d").await, [kept_id.clone()]);
+        assert_eq!(cloud_ids(&bob, "alice", "at d").await, [kept_id.as_str()]);
     };
     check().await;
     // Past a flush (every second): the same answers from the chunked postings.
