@@ -105,11 +105,13 @@ pub fn list(store: &dyn Store, app: u64, user: &str) -> ApiResult<RespKind> {
     out.sort_by_key(|a| std::cmp::Reverse(a.add_time_ms));
     let read_time_ms = read_marker(store, app, user)?;
     let unread = out.iter().filter(|a| is_unread(a, read_time_ms)).count();
-    Ok(RespKind::GetGroupApplications(pb::GetGroupApplicationsResp {
-        applications: out,
-        unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
-        read_time_ms,
-    }))
+    Ok(RespKind::GetGroupApplications(
+        pb::GetGroupApplicationsResp {
+            applications: out,
+            unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
+            read_time_ms,
+        },
+    ))
 }
 
 fn notify(
@@ -270,5 +272,37 @@ impl Core {
         Ok(RespKind::HandleGroupApplication(
             pb::HandleGroupApplicationResp {},
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(status: i32, add_time_ms: i64) -> pb::GroupApplication {
+        pb::GroupApplication {
+            handle_status: status,
+            add_time_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unread_means_pending_and_after_the_marker() {
+        assert!(is_unread(&app(status::PENDING, 5), 0));
+        assert!(is_unread(&app(status::PENDING, 5), 4));
+        assert!(!is_unread(&app(status::PENDING, 5), 5));
+        assert!(!is_unread(&app(status::ACCEPTED, 5), 0));
+        assert!(!is_unread(&app(status::REFUSED, 5), 0));
+    }
+
+    #[test]
+    fn read_markers_live_apart_from_every_group_s_applications() {
+        let marker = read_marker_key(1, "ann");
+        let (lo, hi) = Key::new(tag::GROUP_APPLICATION, 1).s(b"g").prefix_range();
+        assert!(!(lo <= marker && marker < hi));
+        // The empty group id it sits under is no group's.
+        assert!(!chime_proto::ids::is_valid_group_id(""));
+        assert!(marker.starts_with(&[tag::GROUP_APPLICATION]));
     }
 }

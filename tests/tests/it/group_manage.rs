@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chime_tests::{TestClient, TestServer, is_group_tips, text_of};
+use chime_tests::{TestClient, TestServer, eventually, is_group_tips, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -653,6 +653,143 @@ async fn join_applications_are_listed_accepted_and_refused() {
         tips_history(&ann, "ap").await.first().map(|t| t.0),
         Some(JOIN)
     );
+}
+
+/// `(unread_count, [(from_user, handle_status)])` of `c`'s application list, `None` while the
+/// call fails (a reconnect in progress).
+async fn applications_of(c: &TestClient) -> Option<(u64, Vec<(String, String)>)> {
+    let r = c.call("get_group_application_list", json!({})).await.ok()?;
+    let list = r["application_list"]
+        .as_array()?
+        .iter()
+        .map(|a| {
+            (
+                a["from_user"].as_str().unwrap_or_default().to_owned(),
+                a["handle_status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    Some((r["unread_count"].as_u64()?, list))
+}
+
+async fn unread_applications(c: &TestClient) -> u64 {
+    applications_of(c).await.map_or(u64::MAX, |a| a.0)
+}
+
+async fn apply(c: &TestClient, group_id: &str, staff: &[&TestClient]) {
+    c.ok(
+        "join_group",
+        json!({ "group_id": group_id, "message": "please" }),
+    )
+    .await;
+    for s in staff {
+        s.expect_event("on_receive_join_application", WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn application_read_state_is_per_user_shared_by_devices_and_durable() {
+    let mut server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    // Two devices of the administrator adm (a desktop and a web session coexist).
+    let pc = TestClient::with_config(&server, json!({ "platform": "windows" })).await;
+    pc.login("adm").await;
+    let web = TestClient::with_config(&server, json!({ "platform": "web" })).await;
+    web.login("adm").await;
+    let ann = user(&server, "ann").await;
+    let ben = user(&server, "ben").await;
+    let cat = user(&server, "cat").await;
+    let dan = user(&server, "dan").await;
+    create(
+        &own,
+        "Public",
+        "ra",
+        json!({ "add_opt": "auth", "member_list": ["adm"] }),
+    )
+    .await;
+    own.ok(
+        "set_group_member_role",
+        json!({ "group_id": "ra", "user_id": "adm", "role": "admin" }),
+    )
+    .await;
+    let staff = [&own, &pc, &web];
+    assert_eq!(unread_applications(&pc).await, 0);
+
+    apply(&ann, "ra", &staff).await;
+    apply(&ben, "ra", &staff).await;
+    for c in staff {
+        assert_eq!(unread_applications(c).await, 2);
+    }
+    // The applicant handles none: nothing listed, nothing unread (and reading is harmless).
+    assert_eq!(applications_of(&ann).await, Some((0, vec![])));
+    assert_eq!(
+        ann.ok("set_group_application_read", json!({})).await,
+        json!({})
+    );
+
+    // adm reads on the PC: both of adm's devices see 0; the owner's count is the owner's own.
+    assert_eq!(
+        pc.ok("set_group_application_read", json!({})).await,
+        json!({})
+    );
+    assert_eq!(unread_applications(&pc).await, 0);
+    assert_eq!(unread_applications(&web).await, 0);
+    assert_eq!(unread_applications(&own).await, 2);
+
+    // A new application raises the count again.
+    apply(&cat, "ra", &staff).await;
+    assert_eq!(unread_applications(&web).await, 1);
+    assert_eq!(unread_applications(&pc).await, 1);
+    assert_eq!(unread_applications(&own).await, 3);
+
+    // The owner refuses it: no longer unread for anyone.
+    own.ok(
+        "refuse_group_application",
+        json!({ "group_id": "ra", "from_user": "cat", "reason": "no" }),
+    )
+    .await;
+    assert_eq!(unread_applications(&web).await, 0);
+    assert_eq!(unread_applications(&own).await, 2);
+    // The owner accepts ann's: the owner's count drops; adm had read it already.
+    own.ok(
+        "accept_group_application",
+        json!({ "group_id": "ra", "from_user": "ann" }),
+    )
+    .await;
+    assert_eq!(unread_applications(&own).await, 1);
+    assert_eq!(unread_applications(&pc).await, 0);
+
+    apply(&dan, "ra", &staff).await;
+    assert_eq!(unread_applications(&web).await, 1);
+    assert_eq!(unread_applications(&own).await, 2);
+
+    // After a restart of the server the markers hold.
+    server.restart().await;
+    let want_adm = vec![
+        ("dan".to_owned(), "unhandled".to_owned()),
+        ("cat".to_owned(), "refused".to_owned()),
+        ("ben".to_owned(), "unhandled".to_owned()),
+        ("ann".to_owned(), "accepted".to_owned()),
+    ];
+    eventually(
+        "adm's web session reads the list after the restart",
+        || async { applications_of(&web).await.is_some() },
+    )
+    .await;
+    assert_eq!(applications_of(&web).await, Some((1, want_adm.clone())));
+    eventually("adm's PC reads the list after the restart", || async {
+        applications_of(&pc).await.is_some()
+    })
+    .await;
+    assert_eq!(applications_of(&pc).await, Some((1, want_adm.clone())));
+    eventually("the owner reads the list after the restart", || async {
+        applications_of(&own).await.is_some()
+    })
+    .await;
+    assert_eq!(applications_of(&own).await, Some((2, want_adm)));
+    web.ok("set_group_application_read", json!({})).await;
+    assert_eq!(unread_applications(&pc).await, 0);
+    assert_eq!(unread_applications(&own).await, 2);
 }
 
 #[tokio::test]
