@@ -1,9 +1,18 @@
 //! The sled backend: one database per `<data_dir>/<sdk_app_id>/<user_id>/`, one tree, tables as
 //! key prefixes. A [`WriteBatch`] of several operations is atomic through the store's own redo
 //! journal ([`super::journal`]), never through `sled::Batch` (see there why).
+//!
+//! **Checkpoint at close.** sled 0.34 recovers by reading its whole log from the last snapshot,
+//! and writes a snapshot only when a database is opened: the next open after a session that wrote
+//! a lot (a first sync of a big account, a day of chatting) reads all of it again — for 100,000
+//! messages about 300 ms of the app's cold start (docs/performance.md). So closing a store that
+//! took more than [`CHECKPOINT_AFTER_BYTES`] in this session opens the closed database once more,
+//! which writes the snapshot then, at logout / `un_init_sdk`, not at the next start. A process
+//! that is killed skips it; its next open recovers as before (correct, only slower).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{Entry, Store, StoreError, WriteBatch, WriteOp, journal};
 
@@ -11,6 +20,11 @@ use super::{Entry, Store, StoreError, WriteBatch, WriteOp, journal};
 const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 /// Background flush period: a crash loses at most this much of the newest writes.
 const FLUSH_EVERY_MS: u64 = 200;
+/// Keys and values written in a session above which closing the store checkpoints it (recovering
+/// this much costs the next open some 25 ms; below it the close stays instant).
+const CHECKPOINT_AFTER_BYTES: u64 = 8 * 1024 * 1024;
+/// How long the checkpoint waits for sled to release the database just closed.
+const CHECKPOINT_LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// A [`Store`] over one sled database.
 #[derive(Debug)]
@@ -18,32 +32,95 @@ pub struct SledStore {
     db: sled::Db,
     /// Number of the next journal entry.
     next_journal: AtomicU64,
+    /// Declared after `db`, so dropped after it: reopens the closed database when due.
+    checkpoint: Checkpoint,
+}
+
+/// The checkpoint at close (module doc): what this session wrote, and where.
+#[derive(Debug)]
+struct Checkpoint {
+    dir: PathBuf,
+    /// Bytes of keys and values written since open.
+    written: AtomicU64,
+}
+
+impl Checkpoint {
+    fn due(&self) -> bool {
+        self.written.load(Ordering::Relaxed) > CHECKPOINT_AFTER_BYTES
+    }
+}
+
+impl Drop for Checkpoint {
+    /// Runs after the database handle was dropped: opening it again makes sled recover the
+    /// session's log once and write a snapshot past it.
+    fn drop(&mut self) {
+        if !self.due() {
+            return;
+        }
+        let t = Instant::now();
+        // sled's background threads may hold the database's lock a moment after the drop.
+        while t.elapsed() < CHECKPOINT_LOCK_WAIT {
+            match config(&self.dir).open() {
+                Ok(db) => {
+                    drop(db);
+                    tracing::debug!(
+                        "store checkpoint of {} ({} bytes written) in {:?}",
+                        self.dir.display(),
+                        self.written.load(Ordering::Relaxed),
+                        t.elapsed()
+                    );
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        tracing::info!(
+            "store checkpoint of {} skipped: still locked",
+            self.dir.display()
+        );
+    }
 }
 
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// The one sled configuration of an engine store.
+fn config(dir: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(CACHE_CAPACITY_BYTES)
+        .flush_every_ms(Some(FLUSH_EVERY_MS))
+        .mode(sled::Mode::HighThroughput)
+}
+
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(backend)?;
+        let t = Instant::now();
+        let db = config(dir).open().map_err(backend)?;
         let store = Self {
             db,
             next_journal: AtomicU64::new(0),
+            checkpoint: Checkpoint {
+                dir: dir.to_path_buf(),
+                written: AtomicU64::new(0),
+            },
         };
         let last = store.replay_journal()?;
         store.next_journal.store(last + 1, Ordering::Relaxed);
+        tracing::debug!("store {} opened in {:?}", dir.display(), t.elapsed());
         Ok(store)
     }
 
     fn apply_op(&self, op: WriteOp) -> Result<(), StoreError> {
+        let size = match &op {
+            WriteOp::Put(k, v) => k.len() + v.len(),
+            WriteOp::Delete(k) => k.len(),
+        };
+        self.checkpoint
+            .written
+            .fetch_add(size as u64, Ordering::Relaxed);
         match op {
             WriteOp::Put(k, v) => self.db.insert(k, v).map(drop),
             WriteOp::Delete(k) => self.db.remove(k).map(drop),
@@ -111,9 +188,11 @@ impl Store for SledStore {
             return ops.pop().map_or(Ok(()), |op| self.apply_op(op));
         }
         let key = journal::key(self.next_journal.fetch_add(1, Ordering::Relaxed));
-        self.db
-            .insert(key.as_slice(), journal::encode(&ops))
-            .map_err(backend)?;
+        let entry = journal::encode(&ops);
+        self.checkpoint
+            .written
+            .fetch_add(entry.len() as u64, Ordering::Relaxed);
+        self.db.insert(key.as_slice(), entry).map_err(backend)?;
         for op in ops {
             self.apply_op(op)?;
         }
@@ -123,6 +202,17 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(backend)
+    }
+}
+
+impl Drop for SledStore {
+    /// Everything applied reaches the log before a checkpoint reads it.
+    fn drop(&mut self) {
+        if self.checkpoint.due()
+            && let Err(e) = self.db.flush()
+        {
+            tracing::warn!("store flush before checkpoint: {e}");
+        }
     }
 }
 
@@ -165,6 +255,50 @@ mod tests {
         assert_eq!(s.db.scan_prefix(journal::PREFIX).count(), 0);
         // Numbering goes on after the highest entry seen.
         assert_eq!(s.next_journal.load(Ordering::Relaxed), 42);
+    }
+
+    /// The names of sled's snapshot files in `dir`.
+    fn snapshots(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("snap.") && !n.ends_with(".in___motion"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn closing_after_a_big_session_checkpoints_and_after_a_small_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = {
+            let s = reopen(dir.path());
+            let mut b = WriteBatch::new();
+            b.put(b"k0".to_vec(), vec![1; 1000]);
+            b.put(b"k1".to_vec(), vec![2; 1000]);
+            s.apply(b).unwrap();
+            assert!(!s.checkpoint.due());
+            snapshots(dir.path())
+        };
+        // A small session leaves the snapshot its open wrote.
+        assert_eq!(snapshots(dir.path()), small);
+        {
+            let s = reopen(dir.path());
+            for i in 0..9u8 {
+                let mut b = WriteBatch::new();
+                b.put(vec![b'b', i], vec![i; 1024 * 1024]);
+                s.apply(b).unwrap();
+            }
+            assert!(s.checkpoint.due());
+        }
+        // The big one wrote a new snapshot at close, past everything it wrote.
+        let after = snapshots(dir.path());
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(!small.contains(&after[0]), "{small:?} / {after:?}");
+        let s = reopen(dir.path());
+        assert_eq!(snapshots(dir.path()), after);
+        assert_eq!(s.get(&[b'b', 8]).unwrap(), Some(vec![8; 1024 * 1024]));
+        assert_eq!(s.get(b"k1").unwrap(), Some(vec![2; 1000]));
     }
 
     #[test]
