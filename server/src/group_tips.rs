@@ -49,44 +49,56 @@ impl Core {
         extra: &[String],
         fx: &mut Vec<Effect>,
     ) -> ApiResult<()> {
-        let group_id = g.info.group_id.as_str();
-        let now = now_ms();
-        let op_user = tips.op_user.clone();
-        fx.extend(crate::webhooks::group_tips_effect(app, &g.info, &tips));
-        let mut msg = tips_message(group_id, tips, now);
-        let conv = keys::group_conv(group_id);
-        let encoded = if g.info.group_type == "AVChatRoom" {
-            msg.online_user_only = true;
-            let n = ONLINE_TIPS.fetch_add(1, Ordering::Relaxed);
-            msg.msg_id = format!("tips-{group_id}-{now}-{n}");
-            prost::Message::encode_to_vec(&msg)
-        } else {
-            let next = Self::head(txn, app, group_id)? + 1;
-            msg.msg_id = format!("tips-{group_id}-{next}");
-            let idem = Key::new(tag::IDEM, app)
-                .s(op_user.as_bytes())
-                .s(msg.msg_id.as_bytes())
-                .done();
-            Self::append(txn, app, &conv, &mut msg, idem)?
-        };
-        let frame = message_push_frame(&encoded, pb::ConvType::Group, group_id);
-        fx.push(Effect::Group {
+        append_tips(txn, app, g, tips, extra, fx)
+    }
+}
+
+/// [`Core::group_tips`] for stagers that hold no `Core` (the community's).
+pub(crate) fn append_tips(
+    txn: &mut Txn<'_>,
+    app: u64,
+    g: &Arc<GroupState>,
+    tips: pb::GroupTipsElem,
+    extra: &[String],
+    fx: &mut Vec<Effect>,
+) -> ApiResult<()> {
+    let group_id = g.info.group_id.as_str();
+    let now = now_ms();
+    let op_user = tips.op_user.clone();
+    fx.extend(crate::webhooks::group_tips_effect(app, &g.info, &tips));
+    let mut msg = tips_message(group_id, tips, now);
+    let conv = keys::group_conv(group_id);
+    let encoded = if g.info.group_type == "AVChatRoom" {
+        msg.online_user_only = true;
+        let n = ONLINE_TIPS.fetch_add(1, Ordering::Relaxed);
+        msg.msg_id = format!("tips-{group_id}-{now}-{n}");
+        prost::Message::encode_to_vec(&msg)
+    } else {
+        let next = Core::head(txn, app, group_id)? + 1;
+        msg.msg_id = format!("tips-{group_id}-{next}");
+        let idem = Key::new(tag::IDEM, app)
+            .s(op_user.as_bytes())
+            .s(msg.msg_id.as_bytes())
+            .done();
+        Core::append(txn, app, &conv, &mut msg, idem)?
+    };
+    let frame = message_push_frame(&encoded, pb::ConvType::Group, group_id);
+    fx.push(Effect::Group {
+        app,
+        group: Arc::clone(g),
+        frame: frame.clone(),
+        skip: 0,
+        all: true,
+    });
+    for user in extra {
+        fx.push(Effect::Push {
             app,
-            group: Arc::clone(g),
+            user: user.clone(),
             frame: frame.clone(),
             skip: 0,
-            all: true,
         });
-        for user in extra {
-            fx.push(Effect::Push {
-                app,
-                user: user.clone(),
-                frame: frame.clone(),
-                skip: 0,
-            });
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Communities on the engine side: the JSON form of topics and permission groups (one mapping,
-//! used by the `community` dispatch area and by the events) and the mapping of the server's
-//! `CommunityPush` to the listener events of api.md §5 (`on_topic_created`, ... and the
-//! permission-group events of the seed's `V2TIMCommunityListener`).
+//! used by the `community` dispatch area and by the events) and the mapping of a community change
+//! (`CommunityPush`, carried by a `group_tips` message of type `COMMUNITY` in the community's
+//! history, see [`super::group_events`]) to the listener events of api.md §5
+//! (`on_topic_created`, ... and the permission-group events of the seed's
+//! `V2TIMCommunityListener`).
 //!
 //! The community state itself (topics, permission groups, who may do what) is owned by the
 //! server, which enforces every permission; the engine keeps no copy of it, so there is no actor

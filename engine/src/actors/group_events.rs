@@ -1,8 +1,8 @@
 //! Which group listener events a server notification means, as pure functions.
 //!
 //! Group changes reach members in two forms: a `group_tips` message in the group's history (join,
-//! invite, quit, kick, role, profile and mute changes — stored, so members who were offline see
-//! them in history) and a `GroupNotifyPush` for what is not a message (attributes, counters, join
+//! invite, quit, kick, role, profile and mute changes, and a community's topic and permission-group
+//! changes — stored, so members who were offline see them in history) and a `GroupNotifyPush` for what is not a message (attributes, counters, join
 //! applications). The GroupActor hands both here and emits what comes back, so the mapping to the
 //! seed's `V2TIMGroupListener` callbacks lives in one place and is tested without an engine.
 
@@ -99,6 +99,13 @@ pub fn from_tips(group_id: &str, tips: &pb::GroupTipsElem) -> Vec<GroupEvent> {
                 json!({ "group_id": group_id, "op_user": op, "member_mark_change_info_list": changes }),
             )]
         }
+        // A community change: its `V2TIMCommunityListener` event (`actors::community`).
+        pb::GroupTipsType::GroupTipsCommunity => tips
+            .community
+            .as_ref()
+            .and_then(super::community::event_of)
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -165,6 +172,35 @@ pub fn from_notify(p: &pb::GroupNotifyPush) -> Vec<GroupEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn community_tips_carry_the_community_listener_event() {
+        let change = pb::CommunityPush {
+            kind: pb::CommunityEvent::PermissionGroupDeleted as i32,
+            group_id: "c".into(),
+            op_user: "own".into(),
+            permission_group_ids: vec!["pg".into()],
+            ..Default::default()
+        };
+        let t = pb::GroupTipsElem {
+            tips_type: pb::GroupTipsType::GroupTipsCommunity as i32,
+            op_user: "own".into(),
+            community: Some(change),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_tips("c", &t),
+            vec![(
+                "on_delete_permission_group",
+                json!({"group_id": "c", "permission_group_id_list": ["pg"]})
+            )]
+        );
+        let empty = pb::GroupTipsElem {
+            community: None,
+            ..t
+        };
+        assert!(from_tips("c", &empty).is_empty());
+    }
 
     fn tips(t: pb::GroupTipsType, members: &[&str]) -> pb::GroupTipsElem {
         pb::GroupTipsElem {

@@ -17,8 +17,9 @@
 //! [`membership_group`] (whose members may read or mark a conversation read),
 //! [`check_history`] (pulls), [`joined_topics`] (sync), [`grants`] (mute, kick, profile), [`may_revoke_others`] (revoke), [`forget_member`]
 //! (leaving), [`drop_data`] (dismissal). Writes are staged by the commit task ([`stage`]); reads are answered from the
-//! store ([`reads::get`]). Every change is pushed to the community's members as a
-//! `CommunityPush`.
+//! store ([`reads::get`]). Every change reaches the community's members as a `group_tips`
+//! message of type `COMMUNITY` (carrying a `CommunityPush`) in the community's history: pushed to
+//! those online, found by the others' next sync ([`Ctx::announce`]).
 
 pub(crate) mod permission_groups;
 pub mod perms;
@@ -34,7 +35,6 @@ use chime_proto::{codes, ids};
 use crate::commit::{Core, Effect};
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::groups::GroupState;
-use crate::registry::push_frame;
 use crate::store::Store;
 use crate::txn::Txn;
 use perms::Standing;
@@ -118,17 +118,27 @@ impl Ctx {
         }
     }
 
-    /// Pushes `p` to every member of the community.
-    pub fn push_all(&self, app: u64, p: pb::CommunityPush, fx: &mut Vec<Effect>) {
-        let frame = push_frame(pb::push::Kind::Community(p));
-        for member in self.g.members.keys() {
-            fx.push(Effect::Push {
-                app,
-                user: member.clone(),
-                frame: frame.clone(),
-                skip: 0,
-            });
-        }
+    /// Tells every member of the community of change `p`: a `group_tips` message of type
+    /// `COMMUNITY` carrying it, appended to the community's history like every group tips (so
+    /// members online get it pushed and members offline find it when they sync).
+    pub fn announce(
+        &self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        p: pb::CommunityPush,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<()> {
+        crate::group_tips::append_tips(txn, app, &self.g, community_tips(p), &[], fx)
+    }
+}
+
+/// The tips message body of community change `p`.
+fn community_tips(p: pb::CommunityPush) -> pb::GroupTipsElem {
+    pb::GroupTipsElem {
+        tips_type: pb::GroupTipsType::GroupTipsCommunity as i32,
+        op_user: p.op_user.clone(),
+        community: Some(p),
+        ..Default::default()
     }
 }
 

@@ -169,7 +169,7 @@ pub(crate) fn create(
     records::put_record(txn, app, &g.group_id, &ctx.record);
     let mut p = push(pb::CommunityEvent::PermissionGroupCreated, &ctx, op, &id);
     p.permission_group = Some(g);
-    ctx.push_all(app, p, fx);
+    ctx.announce(txn, app, p, fx)?;
     Ok(pb::CommunityResp {
         id,
         results: Vec::new(),
@@ -220,7 +220,7 @@ pub(crate) fn delete(
         records::put_record(txn, app, &community, &ctx.record);
         let mut p = push(pb::CommunityEvent::PermissionGroupDeleted, &ctx, op, "");
         p.permission_group_ids = gone;
-        ctx.push_all(app, p, fx);
+        ctx.announce(txn, app, p, fx)?;
     }
     Ok(pb::CommunityResp {
         id: String::new(),
@@ -264,7 +264,7 @@ pub(crate) fn modify(
         &g.permission_group_id,
     );
     p.permission_group = Some(g);
-    ctx.push_all(app, p, fx);
+    ctx.announce(txn, app, p, fx)?;
     Ok(pb::CommunityResp::default())
 }
 
@@ -336,7 +336,7 @@ pub(crate) fn members(
         };
         let mut p = push(kind, &ctx, op, &group);
         p.member_ids = changed;
-        ctx.push_all(app, p, fx);
+        ctx.announce(txn, app, p, fx)?;
     }
     Ok(pb::CommunityResp {
         id: String::new(),
@@ -445,7 +445,7 @@ pub(crate) fn topic_permissions(
         };
         let mut p = push(kind, &ctx, op, &t.permission_group_id);
         p.topic_permissions = applied;
-        ctx.push_all(app, p, fx);
+        ctx.announce(txn, app, p, fx)?;
     }
     Ok(pb::CommunityResp {
         id: String::new(),
@@ -503,7 +503,7 @@ pub(crate) fn delete_topic_permissions(
             &t.permission_group_id,
         );
         p.topic_ids = gone;
-        ctx.push_all(app, p, fx);
+        ctx.announce(txn, app, p, fx)?;
     }
     Ok(pb::CommunityResp {
         id: String::new(),

@@ -124,7 +124,7 @@ pub(crate) fn create(
     records::put_record(txn, app, &community, &ctx.record);
     let mut p = push(pb::CommunityEvent::TopicCreated, &ctx, op);
     p.topic = Some(t);
-    ctx.push_all(app, p, fx);
+    ctx.announce(txn, app, p, fx)?;
     Ok(pb::CommunityResp {
         id: topic_id,
         results: Vec::new(),
@@ -192,7 +192,7 @@ pub(crate) fn delete(
     records::put_record(txn, app, &community, &ctx.record);
     let mut p = push(pb::CommunityEvent::TopicDeleted, &ctx, op);
     p.topic_ids = gone;
-    ctx.push_all(app, p, fx);
+    ctx.announce(txn, app, p, fx)?;
     Ok(pb::CommunityResp {
         id: String::new(),
         results,
@@ -255,6 +255,6 @@ pub(crate) fn set(
     records::put_topic(txn, app, &t);
     let mut p = push(pb::CommunityEvent::TopicChanged, &ctx, op);
     p.topic = Some(t);
-    ctx.push_all(app, p, fx);
+    ctx.announce(txn, app, p, fx)?;
     Ok(pb::CommunityResp::default())
 }

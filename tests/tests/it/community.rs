@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chime_tests::{TestClient, TestServer, eventually, text_of};
+use chime_tests::{TestClient, TestServer, eventually, is_group_tips, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -629,6 +629,140 @@ async fn topics_and_permission_groups_survive_a_restart() {
         o,
         json!({ "enable_permission_group": true, "default_permissions": 0 })
     );
+}
+
+/// The community-change tips (`group_tips` of type 12) of community `group_id` that `c` has
+/// received as new messages so far, by their operator.
+fn community_tips_received(c: &TestClient, group_id: &str) -> Vec<String> {
+    c.events("on_recv_new_message")
+        .iter()
+        .map(|e| &e["message"])
+        .filter(|m| is_group_tips(m) && m["group_id"] == json!(group_id))
+        .filter(|m| m["elem_list"][0]["type"] == json!(12))
+        .map(|m| m["sender"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_offline_catches_up_on_community_changes_once() {
+    let server = TestServer::start().await;
+    let own = user(&server, "own").await;
+    let dir = tempfile::tempdir().unwrap();
+    let lobby = {
+        let ann = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+        ann.login("ann").await;
+        community(&own, "hall", true, &["ann"]).await;
+        let lobby = topic(&own, "hall", json!({ "topic_name": "Lobby" })).await;
+        // Online: the event, and the change as a tips message in the community's history.
+        let ev = ann.expect_event("on_topic_created", WAIT).await;
+        assert_eq!(ev, json!({ "group_id": "hall", "topic_id": lobby }));
+        eventually("ann's tips of the first topic", || async {
+            community_tips_received(&ann, "hall") == ["own"]
+        })
+        .await;
+        ann.shutdown().await;
+        lobby
+    };
+
+    // While ann is offline: a topic created, one changed, a permission group created with ann
+    // in it.
+    let news = topic(
+        &own,
+        "hall",
+        json!({ "topic_id": "hall@TOPIC#_news", "topic_name": "News" }),
+    )
+    .await;
+    own.ok(
+        "set_topic_info",
+        json!({ "topic_info": { "topic_id": lobby, "topic_name": "Main hall",
+                                "notification": "be nice" } }),
+    )
+    .await;
+    own.ok(
+        "create_permission_group_in_community",
+        json!({ "group_id": "hall", "permission_group_id": "mods",
+                "permission_group_name": "Mods", "group_permission": MUTE_MEMBER }),
+    )
+    .await;
+    own.ok(
+        "add_community_members_to_permission_group",
+        json!({ "group_id": "hall", "permission_group_id": "mods", "member_list": ["ann"] }),
+    )
+    .await;
+
+    // ann back on the same device: the four changes arrive once each, by the login sync.
+    let ann = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+    ann.login("ann").await;
+    ann.expect_event("on_sync_server_finish", WAIT).await;
+    eventually("ann's tips of the four changes", || async {
+        community_tips_received(&ann, "hall").len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        community_tips_received(&ann, "hall"),
+        ["own", "own", "own", "own"]
+    );
+    // And the local state is current.
+    let infos = topic_infos(&ann, "hall").await;
+    let topics: Vec<(Value, Value, Value)> = infos
+        .iter()
+        .map(|t| {
+            (
+                t["topic_id"].clone(),
+                t["topic_name"].clone(),
+                t["notification"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            (json!(lobby), json!("Main hall"), json!("be nice")),
+            (json!(news), json!("News"), json!("")),
+        ]
+    );
+    let joined = ann
+        .ok(
+            "get_joined_permission_group_list_in_community",
+            json!({ "group_id": "hall" }),
+        )
+        .await;
+    let info = &joined["permission_group_info_result_list"][0]["permission_group_info"];
+    assert_eq!(info["permission_group_id"], json!("mods"));
+    assert_eq!(info["group_permission"], json!(MUTE_MEMBER));
+    assert_eq!(info["member_count"], json!(1));
+    assert_eq!(
+        joined["permission_group_info_result_list"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // The changes are in the community's history, once, and never unread.
+    let h = ann
+        .ok(
+            "get_group_history_message_list",
+            json!({ "group_id": "hall", "count": 20 }),
+        )
+        .await;
+    let types: Vec<Value> = h["message_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| is_group_tips(m))
+        .map(|m| m["elem_list"][0]["type"].clone())
+        .filter(|t| *t == json!(12))
+        .collect();
+    assert_eq!(types.len(), 5);
+    assert_eq!(unread_of(&ann, "group_hall").await, Some(0));
+
+    // A later login with nothing new brings none of them again.
+    ann.shutdown().await;
+    let ann = TestClient::with_data_dir(&server, dir.path(), json!({})).await;
+    ann.login("ann").await;
+    ann.expect_event("on_sync_server_finish", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(community_tips_received(&ann, "hall"), Vec::<String>::new());
 }
 
 #[tokio::test]
