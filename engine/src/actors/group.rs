@@ -487,10 +487,19 @@ impl Handler<GroupNotified> for GroupActor {
 pub struct GroupTips(pub pb::Message);
 
 impl GroupActor {
-    fn apply_tips(&mut self, group_id: &str, t: &pb::GroupTipsElem) {
+    /// Brings the cached info of `group_id` up to tips `t` of seq `seq` (0: an online-only
+    /// tips). The cache's `max_seq` is the newest seq it reflects (a sync's joined list sets it
+    /// to the group's head): tips at or below it are older than the cache — e.g. taken in by a
+    /// catch-up pull after the sync's current state — and change nothing (their events still
+    /// fire).
+    fn apply_tips(&mut self, group_id: &str, seq: u64, t: &pb::GroupTipsElem) {
         let Some(mut g) = self.groups.get(group_id).cloned() else {
             return;
         };
+        if seq > 0 && seq <= g.max_seq {
+            return;
+        }
+        g.max_seq = g.max_seq.max(seq);
         let me = self
             .acct
             .as_ref()
@@ -539,7 +548,7 @@ impl Handler<GroupTips> for GroupActor {
         let m = msg.0;
         for e in &m.elems {
             if let Some(pb::elem::Content::GroupTips(t)) = &e.content {
-                self.apply_tips(&m.group_id, t);
+                self.apply_tips(&m.group_id, m.seq, t);
                 for (name, params) in super::group_events::from_tips(&m.group_id, t) {
                     self.shared.events.emit(name, params);
                 }
