@@ -18,6 +18,7 @@
 //! | `j` | app, user, group | joined-group index (empty) |
 //! | `N` | app | generated group id counter (u64) |
 //! | `q` | app, group, user | join application: encoded `pb::GroupApplication` |
+//! | `q` | app, "" (no group's id), user | the user's join-application read marker: ms (`group_apply`) |
 //! | `x` | app, group, user | re-join ban after a kick: until (i64 ms) |
 //! | `y` | app, group | group attributes: encoded `pb::GetGroupAttributesResp` |
 //! | `z` | app, group | group counters: encoded `pb::GetGroupCountersResp` |
