@@ -19,12 +19,34 @@ pub const PIECE_SEPARATOR: char = '\n';
 /// The distinct `GRAM`-character grams of `text` (expected lowercased), none spanning
 /// [`PIECE_SEPARATOR`]; none when `text` is shorter than `GRAM` characters.
 pub fn grams(text: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .windows(GRAM)
-        .filter(|w| !w.contains(&PIECE_SEPARATOR))
-        .map(|w| w.iter().collect())
-        .collect()
+    gram_slices(text).map(str::to_owned).collect()
+}
+
+/// Every `GRAM`-character gram of `text` as a slice of it, in order, repeats included, none
+/// spanning [`PIECE_SEPARATOR`] (the gram rule of [`grams`], without allocating).
+pub fn gram_slices(text: &str) -> impl Iterator<Item = &str> {
+    let mut starts = text.char_indices().map(|(i, _)| i).chain([text.len()]);
+    // A window of GRAM + 1 char boundaries: the gram is text[first..last].
+    let mut window: [usize; GRAM + 1] = [0; GRAM + 1];
+    let mut filled = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let next = starts.next()?;
+            if filled <= GRAM {
+                window[filled] = next;
+                filled += 1;
+            } else {
+                window.rotate_left(1);
+                window[GRAM] = next;
+            }
+            if filled == GRAM + 1 {
+                let g = &text[window[0]..window[GRAM]];
+                if !g.contains(PIECE_SEPARATOR) {
+                    return Some(g);
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -43,5 +65,11 @@ mod tests {
             grams("ab\ncd").into_iter().collect::<Vec<_>>(),
             Vec::<String>::new()
         );
+        assert_eq!(
+            gram_slices("aé你b\ncdef").collect::<Vec<_>>(),
+            ["aé你", "é你b", "cde", "def"]
+        );
+        assert_eq!(gram_slices("abab").collect::<Vec<_>>(), ["aba", "bab"]);
+        assert_eq!(gram_slices("ab").count(), 0);
     }
 }

@@ -38,10 +38,6 @@ use crate::wal::Wal;
 
 /// Most commands in one group commit.
 pub const MAX_BATCH: usize = 4096;
-/// Checkpoint (flush the store, empty the log) when the log grows past this.
-const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
-/// ... or at least this often while writing.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Longest client message id accepted.
 pub const MAX_MSG_ID_BYTES: usize = 128;
@@ -267,6 +263,8 @@ pub(crate) struct Core {
     /// Set by the applier when a batch could not be applied or flushed: from then on every
     /// mutation is refused (fail-stop), since later batches were staged on top of it.
     failed: Arc<AtomicBool>,
+    /// The trigrams of the messages stored since the last search index flush.
+    search: crate::search_index::Memory,
 }
 
 /// One staged batch on its way to the applier.
@@ -293,10 +291,11 @@ pub fn spawn(
     let failed = Arc::new(AtomicBool::new(false));
     // One batch may wait while another is applied: staging overlaps the apply and the fsync.
     let (to_applier, from_stager) = std::sync::mpsc::sync_channel::<Pending>(1);
+    let mut wal = wal;
+    wal.start_checkpoints(Arc::clone(&store))?;
     let applier = Applier {
         store: Arc::clone(&store),
         wal,
-        checkpointed: Instant::now(),
         registry: Arc::clone(&registry),
         webhooks,
         push,
@@ -317,6 +316,7 @@ pub fn spawn(
         inflight: VecDeque::new(),
         applied,
         failed,
+        search: Default::default(),
     };
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
@@ -384,6 +384,7 @@ impl Core {
         if self.failed.load(Ordering::Acquire) {
             self.groups.clear();
             self.inflight.clear();
+            self.search.clear();
             let answers = cmds
                 .into_iter()
                 .map(|c| {
@@ -416,6 +417,7 @@ impl Core {
             // A store read failed while moving change logs: refuse the batch's writes.
             tracing::error!("staging failed: {}", e.desc);
             self.groups.clear();
+            self.search.clear();
             for a in &mut answers {
                 if a.2 {
                     a.1 = Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store read failed"));
@@ -428,6 +430,7 @@ impl Core {
                 answers,
             };
         }
+        self.search.absorb(&mut txn);
         let staged = Arc::new(txn.into_staged());
         self.stats.writes += staged.len() as u64;
         if !staged.is_empty() {
@@ -483,7 +486,7 @@ impl Core {
             Op::Import(op) => crate::http::admin::import::stage(self, txn, app, *op),
             Op::Push(op) => crate::push::devices::stage(txn, app, user, op),
             Op::SearchFlush(more) => {
-                let done = crate::search_index::flush(self.store.as_ref(), txn)?;
+                let done = crate::search_index::flush(self.store.as_ref(), txn, &mut self.search)?;
                 let _ = more.send(done.more);
                 Ok(RespKind::Logout(pb::LogoutResp {}))
             }
@@ -653,7 +656,7 @@ impl Core {
             Key::new(tag::MSG, app).s(conv).n(seq).done(),
             encoded.clone(),
         );
-        crate::search_index::stage_new(txn, app, conv);
+        crate::search_index::stage_new(txn, app, conv, msg);
         let mut idem = Vec::with_capacity(16 + conv.len());
         idem.extend_from_slice(&seq.to_be_bytes());
         idem.extend_from_slice(&msg.server_time_ms.to_be_bytes());
@@ -933,7 +936,6 @@ impl Core {
 struct Applier {
     store: Arc<dyn Store>,
     wal: Wal,
-    checkpointed: Instant,
     registry: Arc<Registry>,
     /// The app backend's callbacks, told about effects with a notice.
     webhooks: Option<Arc<crate::webhooks::Webhooks>>,
@@ -956,17 +958,16 @@ impl Applier {
         tracing::info!("commit task stopped");
     }
 
-    /// Flushes the store and empties the write-ahead log.
+    /// Flushes the store and marks the whole write-ahead log checkpointed (at stop).
     fn checkpoint(&mut self) {
         let result = self.store.flush().and_then(|()| {
             self.wal
                 .reset()
                 .map_err(|e| crate::error::StoreError::Corrupt(format!("write-ahead log: {e}")))
         });
-        match result {
-            Ok(()) => self.checkpointed = Instant::now(),
-            // The log still holds everything: a later checkpoint or a restart recovers.
-            Err(e) => tracing::error!("checkpoint failed: {e}"),
+        // The log still holds everything: a restart recovers.
+        if let Err(e) = result {
+            tracing::error!("checkpoint failed: {e}");
         }
     }
 
@@ -1004,11 +1005,6 @@ impl Applier {
             self.stats.apply_us += t1.elapsed().as_micros() as u64;
             applied
         };
-        if durable.is_ok()
-            && (self.wal.len() > CHECKPOINT_BYTES || self.checkpointed.elapsed() > CHECKPOINT_EVERY)
-        {
-            self.checkpoint();
-        }
         let t2 = Instant::now();
         if let Err(e) = &durable {
             tracing::error!("group commit failed, refusing further writes: {e}");
@@ -1033,6 +1029,14 @@ impl Applier {
             self.emit(e);
         }
         self.stats.emit_us += t2.elapsed().as_micros() as u64;
+        // Answered: now, off every ack's path, the log's housekeeping (zeros ahead of the write
+        // position, a background checkpoint now and then).
+        if durable.is_ok() {
+            self.wal.request_checkpoint();
+            if let Err(e) = self.wal.prepare_ahead() {
+                tracing::warn!("write-ahead log: preparing the next blocks: {e}");
+            }
+        }
         if self.stats.batches.is_multiple_of(1000) {
             tracing::debug!(stats = ?self.stats, "apply");
         }

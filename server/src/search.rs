@@ -574,7 +574,7 @@ mod tests {
                 } else {
                     "alice".into()
                 };
-                crate::search_index::stage_new(&mut txn, app, &conv);
+                crate::search_index::stage_new(&mut txn, app, &conv, &m);
                 txn.put(
                     Key::new(tag::MSG, app).s(&conv).n(seq).done(),
                     prost::Message::encode_to_vec(&m),
@@ -595,9 +595,10 @@ mod tests {
                 .collect();
             store.apply(&ops).unwrap();
         }
+        let mut memory = crate::search_index::Memory::default();
         loop {
             let mut txn = Txn::new(&store, &[]);
-            let done = crate::search_index::flush(&store, &mut txn).unwrap();
+            let done = crate::search_index::flush(&store, &mut txn, &mut memory).unwrap();
             let staged = txn.into_staged();
             let ops: Vec<(&[u8], Option<&[u8]>)> = staged
                 .iter()

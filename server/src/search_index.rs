@@ -7,13 +7,15 @@
 //! storing a message only marks its conversation as having something to index
 //! ([`stage_new`]: `i app conv → empty`, one key per conversation and batch, however many
 //! messages the batch holds), and a changed message is queued by seq ([`stage_changed`]:
-//! `i app conv seq → empty`). Every [`FLUSH_EVERY`] [`spawn_flusher`] has the commit task run
-//! [`flush`]: it indexes each marked conversation's messages above its watermark
-//! (`n app conv → the last seq indexed`) and the queued seqs, writes the postings **merged into
-//! chunks** — `n app conv trigram first-seq → the seqs, ascending, delta-varint` (at most
-//! [`CHUNK_SEQS`] per chunk; a flush rewrites a trigram's last chunk with the new seqs added) —
-//! moves the watermark and removes the marks, in one transaction. The marks and the watermark are
-//! stored with the messages, so a crash loses nothing: the next flush indexes what was left.
+//! `i app conv seq → empty`). The commit task also keeps the trigrams of what it stored since
+//! the last flush in memory ([`Memory`], fed by [`Txn::index`] as each message is appended, so
+//! nothing is read back or decoded). Every [`FLUSH_EVERY`] [`spawn_flusher`] has the commit task
+//! run [`flush`]: it writes the postings **merged into chunks** — `n app conv trigram chunk →
+//! the seqs, ascending, delta-varint`; a trigram's open chunk is `chunk = u64::MAX`, and once it
+//! holds [`CHUNK_SEQS`] it is moved to `chunk = its first seq` — moves each conversation's
+//! watermark (`n app conv → the last seq indexed`) and removes the marks, in one transaction.
+//! The marks and the watermark are stored with the messages, so a crash loses nothing: after a
+//! restart (memory empty) the flush reads the messages above the watermark back from the store.
 //!
 //! **No lag visible.** [`pending`] answers the seqs of a conversation not indexed yet (above
 //! the watermark, and the queued ones); a search adds them to its candidates, so a message is
@@ -26,14 +28,14 @@
 //! decides. A modified message is queued again so that its new text is found.
 //!
 //! Flushes run one at a time: [`spawn_flusher`] sends the next only once the previous one is
-//! applied, so a flush reads the last chunks of the store itself (no chunk is in flight).
+//! applied, so a flush reads the open chunks of the store itself (no chunk is in flight).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chime_proto::pb;
-use chime_proto::search::grams;
+use chime_proto::search::{gram_slices, grams};
 use prost::Message as _;
 
 use crate::Shared;
@@ -77,9 +79,16 @@ fn head_key(app: u64, conv: &[u8]) -> Vec<u8> {
     Key::new(tag::HEAD, app).s(conv).done()
 }
 
-/// Stages "`conv` has a new message to index" (commit task, with the message).
-pub(crate) fn stage_new(txn: &mut Txn<'_>, app: u64, conv: &[u8]) {
+/// Stages "`conv` has a new message to index" (commit task, with the message `m`, stored at
+/// `m.seq`), and hands its text to the flush's [`Memory`].
+pub(crate) fn stage_new(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
     txn.put(mark_key(app, conv).done(), Vec::new());
+    let text = if m.revoked {
+        String::new()
+    } else {
+        crate::search::searchable_text(m)
+    };
+    txn.index(app, conv, m.seq, text);
 }
 
 /// Stages "the message at `seq` of `conv` changed": the next flush indexes its text again.
@@ -175,6 +184,56 @@ fn index_one(
     Ok(())
 }
 
+/// The trigrams of the messages the commit task stored since the last flush, per conversation
+/// (the seqs of each conversation are contiguous: every append goes through [`Txn::index`]).
+#[derive(Debug, Default)]
+pub(crate) struct Memory {
+    convs: HashMap<(u64, Vec<u8>), Held>,
+}
+
+/// One conversation's part of [`Memory`].
+#[derive(Debug, Default)]
+struct Held {
+    /// The first and last seq held.
+    from: u64,
+    to: u64,
+    grams: HashMap<String, Vec<u64>>,
+}
+
+impl Memory {
+    /// Takes what `txn` indexed (in append order).
+    pub(crate) fn absorb(&mut self, txn: &mut Txn<'_>) {
+        for (app, conv, seq, text) in txn.take_indexed() {
+            let held = self.convs.entry((app, conv)).or_insert_with(|| Held {
+                from: seq,
+                to: seq,
+                grams: HashMap::new(),
+            });
+            held.to = held.to.max(seq);
+            held.from = held.from.min(seq);
+            for g in gram_slices(&text) {
+                let seqs = match held.grams.get_mut(g) {
+                    Some(seqs) => seqs,
+                    None => held.grams.entry(g.to_owned()).or_default(),
+                };
+                // A gram repeated in one message is held once.
+                if seqs.last() != Some(&seq) {
+                    seqs.push(seq);
+                }
+            }
+        }
+    }
+
+    /// Forgets everything (the batch that staged it was refused).
+    pub(crate) fn clear(&mut self) {
+        self.convs.clear();
+    }
+
+    fn first_held(&self, app: u64, conv: &[u8]) -> Option<u64> {
+        self.convs.get(&(app, conv.to_vec())).map(|h| h.from)
+    }
+}
+
 /// `i app conv [seq]` → (app, conv, seq).
 fn parse_mark(key: &[u8]) -> Option<(u64, Vec<u8>, Option<u64>)> {
     let app = keys::be_u64(key, 1)?;
@@ -187,9 +246,16 @@ fn parse_mark(key: &[u8]) -> Option<(u64, Vec<u8>, Option<u64>)> {
     }
 }
 
-/// Indexes up to [`FLUSH_BATCH`] messages waiting in the marks (commit task): their postings
-/// merged into the chunks, the watermarks moved, the marks removed — staged in `txn`.
-pub(crate) fn flush(store: &dyn Store, txn: &mut Txn<'_>) -> Result<Flushed, StoreError> {
+/// Indexes what was stored since the last flush (commit task): the trigrams held in `memory`,
+/// and up to [`FLUSH_BATCH`] messages read back from the store (those stored before a restart,
+/// and changed ones) — their postings merged into the chunks, the watermarks moved, the marks
+/// removed — staged in `txn`.
+pub(crate) fn flush(
+    store: &dyn Store,
+    txn: &mut Txn<'_>,
+    memory: &mut Memory,
+) -> Result<Flushed, StoreError> {
+    memory.absorb(txn);
     let marks = store.scan(
         &[tag::SEARCH_QUEUE],
         &[tag::SEARCH_QUEUE + 1],
@@ -201,6 +267,7 @@ pub(crate) fn flush(store: &dyn Store, txn: &mut Txn<'_>) -> Result<Flushed, Sto
         more: marks.len() == FLUSH_BATCH,
     };
     let mut postings = Postings::new();
+    // Read back from the store: what memory does not hold.
     for (key, _) in marks {
         if done.messages >= FLUSH_BATCH {
             done.more = true;
@@ -221,8 +288,10 @@ pub(crate) fn flush(store: &dyn Store, txn: &mut Txn<'_>) -> Result<Flushed, Sto
                 let wm_key = watermark_key(app, &conv);
                 let from = txn.get_u64(&wm_key)? + 1;
                 let head = txn.get_u64(&head_key(app, &conv))?;
+                // Memory holds the rest from its first seq on.
+                let stop = memory.first_held(app, &conv).map_or(head, |f| f - 1);
                 let budget = (FLUSH_BATCH - done.messages) as u64;
-                let to = head.min(from.saturating_add(budget) - 1);
+                let to = stop.min(from.saturating_add(budget) - 1);
                 for seq in from..=to {
                     index_one(txn, app, &conv, seq, &mut postings)?;
                 }
@@ -232,24 +301,48 @@ pub(crate) fn flush(store: &dyn Store, txn: &mut Txn<'_>) -> Result<Flushed, Sto
                 }
                 if to >= head {
                     txn.del(key);
-                } else {
+                } else if to < stop {
                     done.more = true;
                 }
             }
         }
     }
+    // From memory: each conversation whose held seqs follow its watermark.
+    for ((app, conv), held) in std::mem::take(&mut memory.convs) {
+        let wm_key = watermark_key(app, &conv);
+        let watermark = txn.get_u64(&wm_key)?;
+        if held.from > watermark + 1 {
+            // The store's backlog before it is not read yet: a later flush.
+            done.more = true;
+            memory.convs.insert((app, conv), held);
+            continue;
+        }
+        done.messages += (held.to + 1).saturating_sub(held.from) as usize;
+        let per_gram = postings.entry((app, conv.clone())).or_default();
+        for (gram, seqs) in held.grams {
+            per_gram.entry(gram).or_default().extend(seqs);
+        }
+        if held.to > watermark {
+            txn.put(wm_key, held.to.to_be_bytes().to_vec());
+        }
+        if held.to >= txn.get_u64(&head_key(app, &conv))? {
+            txn.del(mark_key(app, &conv).done());
+        }
+    }
     for ((app, conv), per_gram) in postings {
         for (gram, seqs) in per_gram {
-            merge_chunk(store, txn, app, &conv, &gram, seqs)?;
+            merge_chunk(txn, app, &conv, &gram, seqs)?;
         }
     }
     Ok(done)
 }
 
-/// Adds `seqs` to the last chunk of `gram` in `conv`, or starts its next chunk when that one is
-/// full.
+/// The key of the open chunk of a gram (the one flushes add to).
+const OPEN_CHUNK: u64 = u64::MAX;
+
+/// Adds `seqs` to the open chunk of `gram` in `conv`; a full open chunk is first moved to the
+/// key of its first seq.
 fn merge_chunk(
-    store: &dyn Store,
     txn: &mut Txn<'_>,
     app: u64,
     conv: &[u8],
@@ -257,24 +350,18 @@ fn merge_chunk(
     mut seqs: BTreeSet<u64>,
 ) -> Result<(), StoreError> {
     let prefix = gram_prefix(app, conv, gram);
-    let (start, end) = prefix.clone().prefix_range();
-    let last = store.scan(&start, &end, 1, true)?.pop();
-    let first = seqs.first().copied().unwrap_or(0);
-    let key = match last {
-        Some((key, value)) => {
-            let mut held = BTreeSet::new();
-            decode_seqs(&key, &value, &mut held)?;
-            if held.len() < CHUNK_SEQS {
-                seqs.extend(held);
-                key
-            } else {
-                let after = keys::trailing_u64(&key).map_or(0, |k| k + 1);
-                prefix.n(first.max(after)).done()
-            }
+    let open = prefix.clone().n(OPEN_CHUNK).done();
+    if let Some(value) = txn.get(&open)? {
+        let mut held = BTreeSet::new();
+        decode_seqs(&open, &value, &mut held)?;
+        if held.len() >= CHUNK_SEQS {
+            let first = held.first().copied().unwrap_or(0);
+            txn.put(prefix.n(first).done(), value);
+        } else {
+            seqs.extend(held);
         }
-        None => prefix.n(first).done(),
-    };
-    txn.put(key, encode_seqs(&seqs));
+    }
+    txn.put(open, encode_seqs(&seqs));
     Ok(())
 }
 
@@ -390,6 +477,13 @@ mod tests {
         }
     }
 
+    /// A store and the commit task's memory of what it stored since the last flush.
+    #[derive(Default)]
+    struct Fixture {
+        store: MemStore,
+        memory: Memory,
+    }
+
     fn apply(store: &MemStore, staged: Staged) {
         let ops: Vec<(&[u8], Option<&[u8]>)> = staged
             .iter()
@@ -398,32 +492,46 @@ mod tests {
         store.apply(&ops).unwrap();
     }
 
-    /// Stores `m` at the next seq of `conv` with its mark, as `Core::append` does.
-    fn store_message(store: &MemStore, conv: &[u8], t: &str) -> u64 {
-        let mut txn = Txn::new(store, &[]);
-        let seq = txn.get_u64(&head_key(1, conv)).unwrap() + 1;
-        txn.put(head_key(1, conv), seq.to_be_bytes().to_vec());
-        txn.put(message_key(1, conv, seq), text(seq, t).encode_to_vec());
-        stage_new(&mut txn, 1, conv);
-        apply(store, txn.into_staged());
-        seq
+    impl Fixture {
+        /// Stores a message at the next seq of `conv` as `Core::append` does.
+        fn send(&mut self, conv: &[u8], t: &str) -> u64 {
+            let mut txn = Txn::new(&self.store, &[]);
+            let seq = txn.get_u64(&head_key(1, conv)).unwrap() + 1;
+            txn.put(head_key(1, conv), seq.to_be_bytes().to_vec());
+            let m = text(seq, t);
+            txn.put(message_key(1, conv, seq), m.encode_to_vec());
+            stage_new(&mut txn, 1, conv, &m);
+            self.memory.absorb(&mut txn);
+            apply(&self.store, txn.into_staged());
+            seq
+        }
+
+        fn flush(&mut self) -> Flushed {
+            let mut txn = Txn::new(&self.store, &[]);
+            let done = flush(&self.store, &mut txn, &mut self.memory).unwrap();
+            apply(&self.store, txn.into_staged());
+            done
+        }
+
+        /// What a search checks for `keyword`: the pending seqs, then the postings.
+        fn found(&self, conv: &[u8], keyword: &str) -> Vec<u64> {
+            let mut all = pending(&self.store, 1, conv).unwrap();
+            all.extend(
+                indexed(&self.store, 1, conv, keyword)
+                    .unwrap()
+                    .unwrap_or_default(),
+            );
+            all.into_iter().collect()
+        }
+
+        fn chunks(&self, conv: &[u8], gram: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+            let (start, end) = gram_prefix(1, conv, gram).prefix_range();
+            self.store.scan(&start, &end, 10, false).unwrap()
+        }
     }
 
-    fn run_flush(store: &MemStore) -> Flushed {
-        let mut txn = Txn::new(store, &[]);
-        let done = flush(store, &mut txn).unwrap();
-        apply(store, txn.into_staged());
-        done
-    }
-
-    fn found(store: &MemStore, conv: &[u8], keyword: &str) -> Vec<u64> {
-        let mut all = pending(store, 1, conv).unwrap();
-        all.extend(
-            indexed(store, 1, conv, keyword)
-                .unwrap()
-                .unwrap_or_default(),
-        );
-        all.into_iter().collect()
+    fn flushed(messages: usize, more: bool) -> Flushed {
+        Flushed { messages, more }
     }
 
     #[test]
@@ -443,147 +551,133 @@ mod tests {
 
     #[test]
     fn stored_messages_are_pending_until_flushed_into_chunks() {
-        let store = MemStore::default();
+        let mut f = Fixture::default();
         let conv = keys::c2c_conv("alice", "bob");
         let other = keys::group_conv("club");
-        assert_eq!(store_message(&store, &conv, "Hello world"), 1);
-        store_message(&store, &conv, "yellow");
-        store_message(&store, &other, "world cup");
+        assert_eq!(f.send(&conv, "Hello world"), 1);
+        f.send(&conv, "yellow");
+        f.send(&other, "world cup");
         // Not indexed yet: every stored message is a candidate, none of the postings exist.
-        assert_eq!(pending(&store, 1, &conv).unwrap(), [1, 2].into());
-        assert_eq!(indexed(&store, 1, &conv, "world").unwrap(), Some([].into()));
-        assert_eq!(indexed(&store, 1, &conv, "wo").unwrap(), None);
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), [1, 2].into());
         assert_eq!(
-            run_flush(&store),
-            Flushed {
-                messages: 3,
-                more: false
-            }
+            indexed(&f.store, 1, &conv, "world").unwrap(),
+            Some([].into())
         );
-        assert_eq!(pending(&store, 1, &conv).unwrap(), BTreeSet::new());
-        assert_eq!(found(&store, &conv, "world"), [1]);
-        assert_eq!(found(&store, &conv, "ello"), [1, 2]);
-        assert_eq!(found(&store, &conv, "zzz"), Vec::<u64>::new());
-        assert_eq!(found(&store, &other, "world"), [1]);
-        // A second flush merges into the same chunk: one key per (conv, gram).
-        store_message(&store, &conv, "mellow world");
-        assert_eq!(found(&store, &conv, "zzz"), [3], "pending until flushed");
-        assert_eq!(run_flush(&store).messages, 1);
-        assert_eq!(found(&store, &conv, "world"), [1, 3]);
-        let (start, end) = gram_prefix(1, &conv, "wor").prefix_range();
-        let chunks = store.scan(&start, &end, 10, false).unwrap();
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0].1, encode_seqs(&[1, 3].into()));
+        assert_eq!(indexed(&f.store, 1, &conv, "wo").unwrap(), None);
+        assert_eq!(f.flush(), flushed(3, false));
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), BTreeSet::new());
+        assert_eq!(f.found(&conv, "world"), [1]);
+        assert_eq!(f.found(&conv, "ello"), [1, 2]);
+        assert_eq!(f.found(&conv, "zzz"), Vec::<u64>::new());
+        assert_eq!(f.found(&other, "world"), [1]);
+        // A second flush merges into the same (open) chunk: one key per (conv, gram).
+        f.send(&conv, "mellow world");
+        assert_eq!(f.found(&conv, "zzz"), [3], "pending until flushed");
+        assert_eq!(f.flush(), flushed(1, false));
+        assert_eq!(f.found(&conv, "world"), [1, 3]);
+        let open = gram_prefix(1, &conv, "wor").n(OPEN_CHUNK).done();
         assert_eq!(
-            run_flush(&store),
-            Flushed {
-                messages: 0,
-                more: false
-            }
+            f.chunks(&conv, "wor"),
+            vec![(open, encode_seqs(&[1, 3].into()))]
         );
+        assert_eq!(f.flush(), flushed(0, false));
+        let (lo, hi) = ([tag::SEARCH_QUEUE], [tag::SEARCH_QUEUE + 1]);
+        assert_eq!(f.store.scan(&lo, &hi, 10, false).unwrap(), vec![]);
     }
 
     #[test]
-    fn a_full_chunk_starts_the_next_one() {
-        let store = MemStore::default();
+    fn a_full_chunk_moves_to_its_first_seq() {
+        let mut f = Fixture::default();
         let conv = keys::group_conv("big");
         for _ in 0..CHUNK_SEQS {
-            store_message(&store, &conv, "abc");
+            f.send(&conv, "abc");
         }
-        assert_eq!(run_flush(&store).messages, CHUNK_SEQS);
-        store_message(&store, &conv, "abc");
-        run_flush(&store);
-        let (start, end) = gram_prefix(1, &conv, "abc").prefix_range();
-        let chunks = store.scan(&start, &end, 10, false).unwrap();
-        let firsts: Vec<u64> = chunks
+        assert_eq!(f.flush(), flushed(CHUNK_SEQS, false));
+        f.send(&conv, "abc");
+        f.flush();
+        let firsts: Vec<u64> = f
+            .chunks(&conv, "abc")
             .iter()
             .filter_map(|(k, _)| keys::trailing_u64(k))
             .collect();
-        assert_eq!(firsts, [1, CHUNK_SEQS as u64 + 1]);
-        let all = indexed(&store, 1, &conv, "abc")
+        assert_eq!(firsts, [1, OPEN_CHUNK]);
+        let all = indexed(&f.store, 1, &conv, "abc")
             .unwrap()
             .unwrap_or_default();
         assert_eq!(all.len(), CHUNK_SEQS + 1);
     }
 
     #[test]
-    fn a_backlog_takes_several_flushes_and_stays_pending_meanwhile() {
-        let store = MemStore::default();
+    fn after_a_restart_the_backlog_is_read_back_in_several_flushes() {
+        let mut f = Fixture::default();
         let conv = keys::group_conv("busy");
         let n = FLUSH_BATCH + 10;
-        // One transaction: the head moves by n, the mark is written once.
-        let mut txn = Txn::new(&store, &[]);
-        for seq in 1..=n as u64 {
-            txn.put(
-                message_key(1, &conv, seq),
-                text(seq, "tide").encode_to_vec(),
-            );
-            stage_new(&mut txn, 1, &conv);
+        for _ in 0..n {
+            f.send(&conv, "tide");
         }
-        txn.put(head_key(1, &conv), (n as u64).to_be_bytes().to_vec());
-        apply(&store, txn.into_staged());
-        assert_eq!(
-            run_flush(&store),
-            Flushed {
-                messages: FLUSH_BATCH,
-                more: true
-            }
-        );
-        assert_eq!(pending(&store, 1, &conv).unwrap().len(), 10);
-        assert_eq!(found(&store, &conv, "tide").len(), n);
-        assert_eq!(
-            run_flush(&store),
-            Flushed {
-                messages: 10,
-                more: false
-            }
-        );
-        assert_eq!(pending(&store, 1, &conv).unwrap().len(), 0);
-        assert_eq!(found(&store, &conv, "tide").len(), n);
+        // The process restarts before any flush: memory is empty, the marks are stored.
+        f.memory = Memory::default();
+        let after = f.send(&conv, "tidal wave");
+        assert_eq!(f.flush(), flushed(FLUSH_BATCH, true));
+        assert_eq!(pending(&f.store, 1, &conv).unwrap().len(), 11);
+        assert_eq!(f.found(&conv, "tide").len(), n + 1);
+        // The rest of the backlog, then what memory held since the restart.
+        assert_eq!(f.flush(), flushed(11, false));
+        assert_eq!(pending(&f.store, 1, &conv).unwrap().len(), 0);
+        assert_eq!(f.found(&conv, "tide").len(), n);
+        assert_eq!(f.found(&conv, "wave"), [after]);
     }
 
     #[test]
     fn changed_and_revoked_messages() {
-        let store = MemStore::default();
+        let mut f = Fixture::default();
         let conv = keys::c2c_conv("alice", "bob");
-        store_message(&store, &conv, "hello world");
-        store_message(&store, &conv, "yellow");
-        run_flush(&store);
+        f.send(&conv, "hello world");
+        f.send(&conv, "yellow");
+        f.flush();
         // Modified: queued by seq, pending until the next flush, then found by its new text.
-        let mut txn = Txn::new(&store, &[]);
+        let mut txn = Txn::new(&f.store, &[]);
         txn.put(message_key(1, &conv, 1), text(1, "goodbye").encode_to_vec());
         stage_changed(&mut txn, 1, &conv, 1);
-        apply(&store, txn.into_staged());
-        assert_eq!(pending(&store, 1, &conv).unwrap(), [1].into());
-        assert_eq!(found(&store, &conv, "goodbye"), [1]);
-        assert_eq!(run_flush(&store).messages, 1);
-        assert_eq!(found(&store, &conv, "goodbye"), [1]);
+        apply(&f.store, txn.into_staged());
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), [1].into());
+        assert_eq!(f.found(&conv, "goodbye"), [1]);
+        assert_eq!(f.flush(), flushed(1, false));
+        assert_eq!(f.found(&conv, "goodbye"), [1]);
         // The old postings stay (the search's check rejects them).
-        assert_eq!(found(&store, &conv, "world"), [1]);
-        // Revoked before its flush: never indexed.
-        let seq = store_message(&store, &conv, "zebra");
+        assert_eq!(f.found(&conv, "world"), [1]);
+        // Revoked before its flush and read back (after a restart): not indexed.
+        let seq = f.send(&conv, "zebra");
+        f.memory = Memory::default();
         let mut revoked = text(seq, "zebra");
         revoked.revoked = true;
-        let mut txn = Txn::new(&store, &[]);
+        let mut txn = Txn::new(&f.store, &[]);
         txn.put(message_key(1, &conv, seq), revoked.encode_to_vec());
-        apply(&store, txn.into_staged());
-        run_flush(&store);
-        assert_eq!(found(&store, &conv, "zebra"), Vec::<u64>::new());
+        apply(&f.store, txn.into_staged());
+        assert_eq!(f.flush(), flushed(1, false));
+        assert_eq!(f.found(&conv, "zebra"), Vec::<u64>::new());
     }
 
     #[test]
-    fn legacy_postings_merge_into_chunks() {
-        let store = MemStore::default();
+    fn legacy_postings_stay_readable() {
+        let mut f = Fixture::default();
         let conv = keys::c2c_conv("alice", "bob");
         let legacy = gram_prefix(1, &conv, "abc").n(1).done();
-        store.apply(&[(legacy.as_slice(), Some(&[][..]))]).unwrap();
-        // The store predates the watermark: message 1 is pending again, and indexed again.
-        store_message(&store, &conv, "abc");
-        store_message(&store, &conv, "abcd");
-        assert_eq!(found(&store, &conv, "abc"), [1, 2]);
-        run_flush(&store);
-        let (start, end) = gram_prefix(1, &conv, "abc").prefix_range();
-        let chunks = store.scan(&start, &end, 10, false).unwrap();
-        assert_eq!(chunks, vec![(legacy, encode_seqs(&[1, 2].into()))]);
+        f.store
+            .apply(&[(legacy.as_slice(), Some(&[][..]))])
+            .unwrap();
+        // A store from before the watermark: message 1 is read back and indexed again.
+        f.send(&conv, "abc");
+        f.memory = Memory::default();
+        f.send(&conv, "abcd");
+        assert_eq!(f.found(&conv, "abc"), [1, 2]);
+        // Message 1 read back first, then message 2 from memory, in one flush.
+        assert_eq!(f.flush(), flushed(2, false));
+        assert_eq!(f.found(&conv, "abc"), [1, 2]);
+        let open = gram_prefix(1, &conv, "abc").n(OPEN_CHUNK).done();
+        assert_eq!(
+            f.chunks(&conv, "abc"),
+            vec![(legacy, Vec::new()), (open, encode_seqs(&[1, 2].into()))]
+        );
     }
 }

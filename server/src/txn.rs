@@ -24,6 +24,9 @@ pub struct Txn<'a> {
     touched: Vec<(u64, String, Vec<u8>)>,
     /// The touched triples, encoded as one key each, for a cheap membership test.
     touched_set: HashSet<Vec<u8>>,
+    /// Messages stored by this transaction for the cloud search index: (app, conv, seq,
+    /// searchable text), in append order ([`crate::search_index::Memory`]).
+    indexed: Vec<(u64, Vec<u8>, u64, String)>,
 }
 
 impl<'a> Txn<'a> {
@@ -36,6 +39,7 @@ impl<'a> Txn<'a> {
             staged: HashMap::new(),
             touched: Vec::new(),
             touched_set: HashSet::new(),
+            indexed: Vec::new(),
         }
     }
 
@@ -82,6 +86,17 @@ impl<'a> Txn<'a> {
             self.touched_set.insert(k);
             self.touched.push((app, user.to_owned(), conv.to_vec()));
         }
+    }
+
+    /// Records that the message at `seq` of `conv` with searchable `text` was stored (for the
+    /// cloud search index, which takes them with [`Txn::take_indexed`]).
+    pub fn index(&mut self, app: u64, conv: &[u8], seq: u64, text: String) {
+        self.indexed.push((app, conv.to_vec(), seq, text));
+    }
+
+    /// Takes what [`Txn::index`] recorded, in order.
+    pub fn take_indexed(&mut self) -> Vec<(u64, Vec<u8>, u64, String)> {
+        std::mem::take(&mut self.indexed)
     }
 
     /// Takes the touched (app, user, conv) triples.
