@@ -178,7 +178,9 @@ async fn handshake(
     ApiError,
 > {
     let fail = |code: i32| move |e: String| ApiError::new(code, e);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    // Nagle off: a request is one small frame written once; waiting to coalesce it with the next
+    // (which only comes after the answer) would stall it behind the peer's delayed ACK.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .map_err(|e| fail(codes::ERR_NET_CONNECT_FAILED)(format!("connect {url}: {e}")))?;
     let bytes = login_frame(dial)?;

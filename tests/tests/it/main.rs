@@ -28,4 +28,5 @@ mod relationships;
 mod rest;
 mod search;
 mod signaling;
+mod wal_recovery;
 mod webhooks;
