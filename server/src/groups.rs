@@ -430,6 +430,7 @@ impl Core {
             let view = info_for(&info, &m.role, now, head);
             Self::change_push(fx, app, &m.user_id, kind, view, owner, skip);
         }
+        fx.push(crate::webhooks::group_created_effect(app, &info, &members));
         Ok(RespKind::CreateGroup(pb::CreateGroupResp { group_id }))
     }
 
@@ -541,6 +542,13 @@ impl Core {
             );
         }
         let state = self.existing(txn, app, &group_id)?;
+        fx.extend(crate::webhooks::live_room_join_effect(
+            app,
+            &info,
+            op_user,
+            users,
+            inviter.is_some(),
+        ));
         if state.info.group_type == LIVE_ROOM {
             return Ok(state);
         }
@@ -601,6 +609,7 @@ impl Core {
             };
             self.group_tips(txn, app, &state, tips, &[], fx)?;
         }
+        fx.extend(crate::webhooks::live_room_exit_effect(app, &info, user));
         let head = Self::head(txn, app, &req.group_id)?;
         let view = info_for(&info, "", 0, head);
         Self::change_push(
@@ -646,6 +655,11 @@ impl Core {
                 skip,
             );
         }
+        fx.push(crate::webhooks::group_destroyed_effect(
+            app,
+            &g.info,
+            g.members.keys(),
+        ));
         txn.del(Key::new(tag::GROUP, app).s(req.group_id.as_bytes()).done());
         self.drop_group_data(txn, app, &req.group_id)?;
         self.groups.remove(&(app, req.group_id.clone()));
@@ -701,6 +715,11 @@ impl Core {
             state.info.member_count = state.members.len() as u32;
             let head = Self::head(txn, app, &group_id)?;
             let view = info_for(&state.info, "", 0, head);
+            fx.extend(crate::webhooks::live_room_exit_effect(
+                app,
+                &state.info,
+                user,
+            ));
             self.save_group(txn, app, state);
             // For the user's devices when they come back (their sync also drops the group).
             Self::change_push(

@@ -595,6 +595,9 @@ impl Ctx<'_, '_> {
         let me = self.me.clone();
         let mine = self.remove_friend(&me, u)?;
         let theirs = both && self.remove_friend(u, &me)?;
+        self.fx.extend(crate::webhooks::friends_deleted_effect(
+            self.app, &me, u, mine, theirs,
+        ));
         Ok(if mine || theirs {
             ok(u)
         } else {

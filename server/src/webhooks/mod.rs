@@ -64,6 +64,15 @@ pub struct WebhookConfig {
     /// Call after friends were added (`Sns.CallbackFriendAdd`, default true).
     #[serde(default = "yes")]
     pub friend_add: bool,
+    /// Call after a group was created (`Group.CallbackAfterCreateGroup`, default true).
+    #[serde(default = "yes")]
+    pub group_create: bool,
+    /// Call after a group was dismissed (`Group.CallbackAfterGroupDestroyed`, default true).
+    #[serde(default = "yes")]
+    pub group_destroy: bool,
+    /// Call after friends were deleted (`Sns.CallbackFriendDelete`, default true).
+    #[serde(default = "yes")]
+    pub friend_delete: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -403,6 +412,105 @@ pub(crate) fn friends_added_effect(
         response,
     };
     crate::commit::Effect::Notice { app, notice }
+}
+
+/// The creation notice of group `info` made with `members` (the owner among them), as a commit
+/// effect.
+pub(crate) fn group_created_effect(
+    app: u64,
+    info: &pb::GroupInfo,
+    members: &[pb::GroupMember],
+) -> crate::commit::Effect {
+    let notice = Notice::GroupCreated {
+        group_id: info.group_id.clone(),
+        group_type: info.group_type.clone(),
+        owner: info.owner.clone(),
+        name: info.name.clone(),
+        members: members
+            .iter()
+            .filter(|m| m.user_id != info.owner)
+            .map(|m| m.user_id.clone())
+            .collect(),
+    };
+    crate::commit::Effect::Notice { app, notice }
+}
+
+/// The dismissal notice of group `info` with its last `members`, as a commit effect.
+pub(crate) fn group_destroyed_effect<'a>(
+    app: u64,
+    info: &pb::GroupInfo,
+    members: impl IntoIterator<Item = &'a String>,
+) -> crate::commit::Effect {
+    let notice = Notice::GroupDestroyed {
+        group_id: info.group_id.clone(),
+        group_type: info.group_type.clone(),
+        owner: info.owner.clone(),
+        name: info.name.clone(),
+        members: members.into_iter().cloned().collect(),
+    };
+    crate::commit::Effect::Notice { app, notice }
+}
+
+/// The join notice of `users` entering AVChatRoom `info` (other groups are told through their
+/// join tips: nothing here), as a commit effect.
+pub(crate) fn live_room_join_effect(
+    app: u64,
+    info: &pb::GroupInfo,
+    operator: &str,
+    users: &[String],
+    invited: bool,
+) -> Option<crate::commit::Effect> {
+    (info.group_type == crate::groups::LIVE_ROOM).then(|| {
+        let notice = Notice::MemberJoin {
+            group_id: info.group_id.clone(),
+            group_type: info.group_type.clone(),
+            invited,
+            operator: operator.to_owned(),
+            members: users.to_vec(),
+        };
+        crate::commit::Effect::Notice { app, notice }
+    })
+}
+
+/// The exit notice of `user` leaving AVChatRoom `info` by themselves (quitting, or offline past
+/// the grace period; other groups are told through their quit tips), as a commit effect.
+pub(crate) fn live_room_exit_effect(
+    app: u64,
+    info: &pb::GroupInfo,
+    user: &str,
+) -> Option<crate::commit::Effect> {
+    (info.group_type == crate::groups::LIVE_ROOM).then(|| {
+        let notice = Notice::MemberExit {
+            group_id: info.group_id.clone(),
+            group_type: info.group_type.clone(),
+            kicked: false,
+            operator: user.to_owned(),
+            members: vec![user.to_owned()],
+        };
+        crate::commit::Effect::Notice { app, notice }
+    })
+}
+
+/// The friend-delete notice of `me` deleting `friend` (`mine`: `friend` left `me`'s list;
+/// `theirs`: `me` left `friend`'s), as a commit effect; nothing when neither list changed.
+pub(crate) fn friends_deleted_effect(
+    app: u64,
+    me: &str,
+    friend: &str,
+    mine: bool,
+    theirs: bool,
+) -> Option<crate::commit::Effect> {
+    let mut pairs = Vec::new();
+    if mine {
+        pairs.push((me.to_owned(), friend.to_owned()));
+    }
+    if theirs {
+        pairs.push((friend.to_owned(), me.to_owned()));
+    }
+    (!pairs.is_empty()).then_some(crate::commit::Effect::Notice {
+        app,
+        notice: Notice::FriendDelete { pairs },
+    })
 }
 
 fn answer(reply: crate::commit::Reply, result: crate::error::ApiResult<pb::response::Kind>) {

@@ -1,5 +1,6 @@
-//! The after-the-fact callbacks (notices): a user's login state changed, members joined or left a
-//! group, friends were added. Unlike before-send they decide nothing, so they never hold up the
+//! The after-the-fact callbacks (notices): a user's login state changed, a group was created or
+//! dismissed, members joined or left a group (an AVChatRoom's too), friends were added or
+//! deleted. Unlike before-send they decide nothing, so they never hold up the
 //! caller: the commit pipeline (or the gateway) hands a typed [`Notice`] to
 //! [`super::Webhooks::notify`], which only queues it; a dispatcher task builds the JSON body in
 //! the seed's REST callback format and posts it, signed, with the configured timeout. A full
@@ -94,6 +95,37 @@ pub enum Notice {
         /// The members who left.
         members: Vec<String>,
     },
+    /// `Group.CallbackAfterCreateGroup`.
+    GroupCreated {
+        /// The group.
+        group_id: String,
+        /// Its type.
+        group_type: String,
+        /// Its owner (who created it).
+        owner: String,
+        /// Its name.
+        name: String,
+        /// The members it was created with, the owner aside.
+        members: Vec<String>,
+    },
+    /// `Group.CallbackAfterGroupDestroyed`.
+    GroupDestroyed {
+        /// The group.
+        group_id: String,
+        /// Its type.
+        group_type: String,
+        /// Its owner.
+        owner: String,
+        /// Its name.
+        name: String,
+        /// Its members when it was dismissed.
+        members: Vec<String>,
+    },
+    /// `Sns.CallbackFriendDelete`.
+    FriendDelete {
+        /// `(owner, friend)`: `friend` is no longer in `owner`'s list (one pair per direction).
+        pairs: Vec<(String, String)>,
+    },
     /// `Sns.CallbackFriendAdd`.
     FriendAdd {
         /// `(owner, friend)`: `friend` is now in `owner`'s list (one pair per direction).
@@ -142,6 +174,9 @@ impl Notice {
             Notice::MemberJoin { .. } => config.member_join,
             Notice::MemberExit { .. } => config.member_exit,
             Notice::FriendAdd { .. } => config.friend_add,
+            Notice::GroupCreated { .. } => config.group_create,
+            Notice::GroupDestroyed { .. } => config.group_destroy,
+            Notice::FriendDelete { .. } => config.friend_delete,
         }
     }
 
@@ -152,6 +187,9 @@ impl Notice {
             Notice::MemberJoin { .. } => "Group.CallbackAfterNewMemberJoin",
             Notice::MemberExit { .. } => "Group.CallbackAfterMemberExit",
             Notice::FriendAdd { .. } => "Sns.CallbackFriendAdd",
+            Notice::GroupCreated { .. } => "Group.CallbackAfterCreateGroup",
+            Notice::GroupDestroyed { .. } => "Group.CallbackAfterGroupDestroyed",
+            Notice::FriendDelete { .. } => "Sns.CallbackFriendDelete",
         }
     }
 
@@ -202,6 +240,47 @@ impl Notice {
                 "ExitType": if *kicked { "Kicked" } else { "Quit" },
                 "Operator_Account": operator,
                 "ExitMemberList": accounts(members),
+            }),
+            Notice::GroupCreated {
+                group_id,
+                group_type,
+                owner,
+                name,
+                members,
+            } => json!({
+                "CallbackCommand": self.command(),
+                "EventTime": event_time_ms,
+                "GroupId": group_id,
+                "Type": group_type,
+                "Owner_Account": owner,
+                "Operator_Account": owner,
+                "Name": name,
+                "CreatedGroupNum": 1,
+                "MemberList": accounts(members),
+                "UserDefinedDataList": [],
+            }),
+            Notice::GroupDestroyed {
+                group_id,
+                group_type,
+                owner,
+                name,
+                members,
+            } => json!({
+                "CallbackCommand": self.command(),
+                "EventTime": event_time_ms,
+                "GroupId": group_id,
+                "Type": group_type,
+                "Owner_Account": owner,
+                "Name": name,
+                "MemberList": accounts(members),
+            }),
+            Notice::FriendDelete { pairs } => json!({
+                "CallbackCommand": self.command(),
+                "EventTime": event_time_ms,
+                "PairList": pairs
+                    .iter()
+                    .map(|(from, to)| json!({"From_Account": from, "To_Account": to}))
+                    .collect::<Vec<_>>(),
             }),
             Notice::FriendAdd {
                 pairs,
@@ -330,5 +409,49 @@ mod tests {
                 {"From_Account": "b", "To_Account": "a", "Initiator_Account": "a"},
             ])
         );
+    }
+
+    #[test]
+    fn group_lifecycle_and_friend_delete_payloads() {
+        let created = Notice::GroupCreated {
+            group_id: "g".into(),
+            group_type: "Public".into(),
+            owner: "o".into(),
+            name: "N".into(),
+            members: vec!["a".into()],
+        };
+        assert_eq!(
+            created.payload(3),
+            json!({"CallbackCommand": "Group.CallbackAfterCreateGroup", "EventTime": 3,
+                   "GroupId": "g", "Type": "Public", "Owner_Account": "o",
+                   "Operator_Account": "o", "Name": "N", "CreatedGroupNum": 1,
+                   "MemberList": [{"Member_Account": "a"}], "UserDefinedDataList": []})
+        );
+        let destroyed = Notice::GroupDestroyed {
+            group_id: "g".into(),
+            group_type: "Public".into(),
+            owner: "o".into(),
+            name: "N".into(),
+            members: vec!["o".into(), "a".into()],
+        };
+        assert_eq!(destroyed.command(), "Group.CallbackAfterGroupDestroyed");
+        assert_eq!(
+            destroyed.payload(4)["MemberList"],
+            json!([{"Member_Account": "o"}, {"Member_Account": "a"}])
+        );
+        let deleted = Notice::FriendDelete {
+            pairs: vec![("a".into(), "b".into())],
+        };
+        assert_eq!(
+            deleted.payload(5),
+            json!({"CallbackCommand": "Sns.CallbackFriendDelete", "EventTime": 5,
+                   "PairList": [{"From_Account": "a", "To_Account": "b"}]})
+        );
+        let mut config: WebhookConfig =
+            toml::from_str("url = \"http://x\"\nfriend_delete = false\n").unwrap();
+        assert!(!deleted.enabled(&config));
+        assert!(created.enabled(&config) && destroyed.enabled(&config));
+        config.group_create = false;
+        assert!(!created.enabled(&config));
     }
 }

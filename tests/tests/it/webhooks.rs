@@ -524,3 +524,138 @@ async fn a_message_may_opt_out_of_the_before_and_after_send_callbacks() {
         6017
     );
 }
+
+/// `v` without its `EventTime` (checked to be set).
+fn without_time(mut v: Value) -> Value {
+    assert!(v["EventTime"].as_i64().unwrap_or(0) > 0, "{v}");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("EventTime");
+    }
+    v
+}
+
+#[tokio::test]
+async fn group_create_dismiss_live_rooms_and_friend_deletes_are_called_back() {
+    let (url, calls) = backend().await;
+    let server = TestServer::start_with_config(&format!(
+        "live_room_offline_grace_secs = 1\n[webhook]\nurl = \"{url}\"\nstate_change = false\n"
+    ))
+    .await;
+    let alice = TestClient::new(&server).await;
+    let bob = TestClient::new(&server).await;
+    let carol = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+    carol.login("carol").await;
+
+    // Created with members, then dismissed.
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "Work", "group_id": "team", "group_name": "Team",
+                   "member_list": [{"user_id": "bob"}, {"user_id": "carol"}]}),
+        )
+        .await;
+    let created = wait_calls(&calls, "Group.CallbackAfterCreateGroup", 1).await;
+    assert_eq!(
+        without_time(created[0].clone()),
+        json!({"CallbackCommand": "Group.CallbackAfterCreateGroup", "GroupId": "team",
+               "Type": "Work", "Owner_Account": "alice", "Operator_Account": "alice",
+               "Name": "Team", "CreatedGroupNum": 1,
+               "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "carol"}],
+               "UserDefinedDataList": []})
+    );
+    alice.ok("dismiss_group", json!({"group_id": "team"})).await;
+    let destroyed = wait_calls(&calls, "Group.CallbackAfterGroupDestroyed", 1).await;
+    let mut d = without_time(destroyed[0].clone());
+    let mut members: Vec<String> = d["MemberList"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["Member_Account"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    members.sort();
+    assert_eq!(members, vec!["alice", "bob", "carol"]);
+    if let Some(o) = d.as_object_mut() {
+        o.remove("MemberList");
+    }
+    assert_eq!(
+        d,
+        json!({"CallbackCommand": "Group.CallbackAfterGroupDestroyed", "GroupId": "team",
+               "Type": "Work", "Owner_Account": "alice", "Name": "Team"})
+    );
+
+    // An AVChatRoom: bob joins and quits, carol joins and goes offline past the grace period.
+    alice
+        .ok(
+            "create_group",
+            json!({"group_type": "AVChatRoom", "group_id": "live", "group_name": "Live"}),
+        )
+        .await;
+    bob.ok("join_group", json!({"group_id": "live", "message": ""}))
+        .await;
+    carol
+        .ok("join_group", json!({"group_id": "live", "message": ""}))
+        .await;
+    bob.ok("quit_group", json!({"group_id": "live"})).await;
+    let joins = wait_calls(&calls, "Group.CallbackAfterNewMemberJoin", 2).await;
+    let join = |who: &str| {
+        json!({"CallbackCommand": "Group.CallbackAfterNewMemberJoin", "GroupId": "live",
+               "Type": "AVChatRoom", "JoinType": "Apply", "Operator_Account": who,
+               "NewMemberList": [{"Member_Account": who}]})
+    };
+    let joins: Vec<Value> = joins.into_iter().map(without_time).collect();
+    assert_eq!(joins, vec![join("bob"), join("carol")]);
+    let exit = |who: &str| {
+        json!({"CallbackCommand": "Group.CallbackAfterMemberExit", "GroupId": "live",
+               "Type": "AVChatRoom", "ExitType": "Quit", "Operator_Account": who,
+               "ExitMemberList": [{"Member_Account": who}]})
+    };
+    let exits = wait_calls(&calls, "Group.CallbackAfterMemberExit", 1).await;
+    assert_eq!(without_time(exits[0].clone()), exit("bob"));
+    carol.ok("logout", json!({})).await;
+    let exits = wait_calls(&calls, "Group.CallbackAfterMemberExit", 2).await;
+    assert_eq!(without_time(exits[1].clone()), exit("carol"));
+
+    // Friends: a one-way delete, then a two-way one.
+    bob.ok("set_self_info", json!({"allow_type": "allow_any"}))
+        .await;
+    alice
+        .ok("add_friend", json!({"user_id": "bob", "add_type": "both"}))
+        .await;
+    alice
+        .ok(
+            "delete_from_friend_list",
+            json!({"user_ids": ["bob"], "delete_type": "single"}),
+        )
+        .await;
+    let deletes = wait_calls(&calls, "Sns.CallbackFriendDelete", 1).await;
+    assert_eq!(
+        without_time(deletes[0].clone()),
+        json!({"CallbackCommand": "Sns.CallbackFriendDelete",
+               "PairList": [{"From_Account": "alice", "To_Account": "bob"}]})
+    );
+    alice
+        .ok("add_friend", json!({"user_id": "bob", "add_type": "single"}))
+        .await;
+    let r = alice
+        .ok(
+            "delete_from_friend_list",
+            json!({"user_ids": ["bob", "carol"], "delete_type": "both"}),
+        )
+        .await;
+    assert_eq!(r["result_list"][1]["result_code"], 31704);
+    let deletes = wait_calls(&calls, "Sns.CallbackFriendDelete", 2).await;
+    assert_eq!(
+        deletes[1]["PairList"],
+        json!([{"From_Account": "alice", "To_Account": "bob"},
+               {"From_Account": "bob", "To_Account": "alice"}])
+    );
+    tokio::time::sleep(QUIET).await;
+    // Carol was nobody's friend: her failed delete made no callback.
+    assert_eq!(calls_of(&calls, "Sns.CallbackFriendDelete").len(), 2);
+    assert_eq!(calls_of(&calls, "Group.CallbackAfterCreateGroup").len(), 2);
+    assert!(all_signed(&calls));
+}
