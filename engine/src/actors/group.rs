@@ -24,7 +24,13 @@ pub struct GroupActor {
     peers: Option<Peers>,
     acct: Option<Account>,
     groups: BTreeMap<String, StoredGroup>,
+    /// Ids of the tips messages whose events fired this session, newest last (bounded): a tips
+    /// handed over twice (by its push and by the message actor taking it in) fires once.
+    seen_tips: super::RecentIds,
 }
+
+/// Tips message ids remembered for dedupe.
+const SEEN_TIPS: usize = 4096;
 
 fn from_wire(g: &pb::GroupInfo) -> StoredGroup {
     StoredGroup {
@@ -105,6 +111,7 @@ impl GroupActor {
             peers: None,
             acct: None,
             groups: BTreeMap::new(),
+            seen_tips: super::RecentIds::default(),
         }
     }
 
@@ -178,6 +185,7 @@ impl Handler<OpenAccount> for GroupActor {
     type Result = ();
     fn handle(&mut self, msg: OpenAccount, _: &mut Context<Self>) {
         self.groups.clear();
+        self.seen_tips = Default::default();
         let (lo, hi) = keys::table_bounds(keys::table::GROUP);
         if let Ok(entries) = msg.0.store.scan(&lo, &hi, false, usize::MAX) {
             for (k, v) in entries {
@@ -195,6 +203,7 @@ impl Handler<CloseAccount> for GroupActor {
     fn handle(&mut self, _: CloseAccount, _: &mut Context<Self>) {
         self.acct = None;
         self.groups.clear();
+        self.seen_tips = Default::default();
     }
 }
 
@@ -480,8 +489,9 @@ impl Handler<GroupNotified> for GroupActor {
     }
 }
 
-/// A pushed group message carrying `group_tips` (the MessageActor stores it as a message; this
-/// actor updates its cache and emits the group listener events).
+/// A group message carrying `group_tips`, from its push or from the message actor taking it in
+/// (the MessageActor stores it as a message; this actor updates its cache and emits the group
+/// listener events, once per message id however often it is handed over).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct GroupTips(pub pb::Message);
@@ -546,6 +556,9 @@ impl Handler<GroupTips> for GroupActor {
             return;
         }
         let m = msg.0;
+        if !self.seen_tips.first_sight(&m.msg_id, SEEN_TIPS) {
+            return;
+        }
         for e in &m.elems {
             if let Some(pb::elem::Content::GroupTips(t)) = &e.content {
                 self.apply_tips(&m.group_id, m.seq, t);

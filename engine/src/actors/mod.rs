@@ -99,3 +99,44 @@ pub fn decode<T: prost::Message + Default>(
         reason: e.to_string(),
     })
 }
+
+/// The ids seen lately, at most a bounded number (the oldest forgotten first): the dedupe of
+/// things that may be handed over more than once.
+#[derive(Debug, Default)]
+pub struct RecentIds {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RecentIds {
+    /// Whether `id` was not seen lately; remembers it, keeping at most `cap` ids.
+    pub fn first_sight(&mut self, id: &str, cap: usize) -> bool {
+        if !self.set.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        while self.order.len() > cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod recent_ids_tests {
+    use super::RecentIds;
+
+    #[test]
+    fn an_id_is_new_once_until_it_is_forgotten() {
+        let mut r = RecentIds::default();
+        assert!(r.first_sight("a", 2));
+        assert!(!r.first_sight("a", 2));
+        assert!(r.first_sight("b", 2));
+        assert!(r.first_sight("c", 2));
+        // "a" was forgotten to keep two.
+        assert!(r.first_sight("a", 2));
+        assert!(!r.first_sight("c", 2));
+    }
+}
