@@ -79,7 +79,9 @@ fn chunk_key(gram: &str, chunk: u64) -> Vec<u8> {
     k
 }
 
-/// Queues `m`, stored at `loc`, for indexing (revoked messages are not indexed).
+/// Queues `m`, stored at `loc`, for indexing (revoked messages are not indexed). A message being
+/// sent is not queued by its sender: its outbox entry makes it a candidate until the ack moves
+/// it to its seq key (one queue write and delete fewer per sent message).
 pub fn stage_add(b: &mut WriteBatch, loc: &[u8], m: &StoredMessage) {
     if !m.revoked {
         b.put(keys::index_queue(loc), Vec::new());
@@ -173,11 +175,16 @@ pub fn candidates(
             break;
         }
     }
-    // Messages not indexed yet may match too.
+    // Messages not indexed yet may match too: the queued ones, and those being sent (never
+    // queued: the outbox lists them, see `stage_add`).
     let (lo, hi) = queue_bounds();
     let mut acc = acc.unwrap_or_default();
     for (qk, _) in store.scan(&lo, &hi, false, usize::MAX)? {
         acc.insert(qk[1..].to_vec());
+    }
+    let (lo, hi) = keys::table_bounds(keys::table::OUTBOX);
+    for (_, loc) in store.scan(&lo, &hi, false, usize::MAX)? {
+        acc.insert(loc);
     }
     Ok(Some(acc))
 }

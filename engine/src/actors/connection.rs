@@ -62,6 +62,9 @@ pub struct ConnectionActor {
     /// Device state the server must know (offline push token, background flag), by key: sent
     /// again after every (re)login so that it survives reconnects ([`SessionRequest`]).
     session_state: Vec<(&'static str, request::Kind)>,
+    /// Message pushes received since the mailbox was last empty, handed to the MessageActor as
+    /// one burst (one store batch there) before anything that came after them.
+    msg_burst: Vec<pb::MessagePush>,
 }
 
 impl ConnectionActor {
@@ -91,6 +94,7 @@ impl ConnectionActor {
             fallen_back: false,
             on_plugin: false,
             session_state: Vec::new(),
+            msg_burst: Vec::new(),
         }
     }
 
@@ -236,7 +240,9 @@ impl ConnectionActor {
         self.sig.clear();
     }
 
-    fn close_account(&self) -> Vec<ResponseFuture<()>> {
+    fn close_account(&mut self) -> Vec<ResponseFuture<()>> {
+        // The session's last pushes are taken in before the account closes.
+        self.hand_over_msg_burst();
         let Some(p) = self.peers().cloned() else {
             return Vec::new();
         };
@@ -298,10 +304,24 @@ impl ConnectionActor {
         }
     }
 
+    /// Hands the gathered message pushes to the MessageActor.
+    fn hand_over_msg_burst(&mut self) {
+        if self.msg_burst.is_empty() {
+            return;
+        }
+        let burst = std::mem::take(&mut self.msg_burst);
+        if let Some(peers) = self.peers() {
+            peers.msg.do_send(super::message::PushedBurst(burst));
+        }
+    }
+
     fn on_push(&mut self, push: pb::Push, ctx: &mut Context<Self>) {
         let Some(peers) = self.peers().cloned() else {
             return;
         };
+        if !matches!(push.kind, Some(push::Kind::Message(_))) {
+            self.hand_over_msg_burst();
+        }
         match push.kind {
             Some(push::Kind::Message(m)) => {
                 let tips = m.message.as_ref().filter(|msg| {
@@ -312,7 +332,14 @@ impl ConnectionActor {
                 if let Some(msg) = tips {
                     peers.group.do_send(super::group::GroupTips(msg.clone()));
                 }
-                peers.msg.do_send(super::message::Pushed(m));
+                self.msg_burst.push(m);
+                if self.msg_burst.len() >= super::message::PUSH_BURST {
+                    self.hand_over_msg_burst();
+                } else if self.msg_burst.len() == 1 {
+                    // Runs once the mailbox has been read (actix polls the actor's own futures
+                    // after its mailbox).
+                    ctx.spawn(fut::ready(()).map(|_, act: &mut Self, _| act.hand_over_msg_burst()));
+                }
             }
             Some(push::Kind::GroupNotify(g)) => {
                 peers.group.do_send(super::group::GroupNotified(g));
@@ -682,6 +709,11 @@ impl Handler<FromTransport> for ConnectionActor {
     fn handle(&mut self, msg: FromTransport, ctx: &mut Context<Self>) {
         if msg.epoch != self.epoch {
             return; // news from a connection we already gave up on
+        }
+        // Message pushes gathered so far go before anything else that came after them.
+        if !matches!(&msg.event, TransportEvent::Frame(f) if matches!(f.body, Some(Body::Push(_))))
+        {
+            self.hand_over_msg_burst();
         }
         match msg.event {
             TransportEvent::Established { tx, resp } => {

@@ -25,9 +25,10 @@ pub mod table {
     pub const MESSAGE: u8 = b'm';
     /// Messages without a seq yet (sending, failed).
     pub const PENDING: u8 = b'p';
-    /// Unique index (conversation, msg_id).
+    /// Former index (conversation, msg_id) → location: no longer written (msg_ids are unique,
+    /// [`MSG_ID`] is the one index); stores written before keep entries that deletes clear.
     pub const CONV_MSG_ID: u8 = b'u';
-    /// Index msg_id → location.
+    /// Unique index msg_id → location (also the receive pipeline's dedupe key).
     pub const MSG_ID: u8 = b'x';
     /// Synced seq ranges per conversation.
     pub const RANGES: u8 = b'r';

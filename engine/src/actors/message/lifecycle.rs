@@ -122,9 +122,11 @@ impl MessageActor {
 
     /// Stages the removal of a stored message and its indexes.
     fn stage_remove(b: &mut WriteBatch, loc: Vec<u8>, m: &StoredMessage) {
+        crate::media::discard_generated(m);
         let conv = m.conversation_id();
         crate::search_index::stage_del(b, &loc, m);
         b.delete(keys::msg_id(&m.msg_id));
+        // Stores written before the single msg_id index have this one too.
         b.delete(keys::conv_msg_id(&conv, &m.msg_id));
         if loc.first() == Some(&keys::table::PENDING) {
             b.delete(keys::outbox(m.local_order));
@@ -518,8 +520,7 @@ impl Handler<InsertLocal> for MessageActor {
         let mut b = WriteBatch::new();
         crate::search_index::stage_add(&mut b, &key, &m);
         b.put(key.clone(), prost::Message::encode_to_vec(&m));
-        b.put(keys::msg_id(&m.msg_id), key.clone());
-        b.put(keys::conv_msg_id(&conv, &m.msg_id), key);
+        b.put(keys::msg_id(&m.msg_id), key);
         self.acct()?.store.apply(b).map_err(db_err)?;
         if let Some(p) = &self.peers {
             p.conv.do_send(MessagesAdded {

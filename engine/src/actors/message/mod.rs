@@ -52,7 +52,7 @@ pub use lifecycle::{
     Revoke, SetLocalCustom,
 };
 pub use pins::{GetPinned, PinGroupMessage, PinPushed};
-pub use receive::Pushed;
+pub use receive::{PUSH_BURST, PushedBurst};
 pub use search::SearchLocal;
 pub use send::{Create, CreateKind, Resend, Send, SendParams};
 
@@ -85,6 +85,8 @@ pub struct MessageActor {
     pub(crate) known_annotations: (String, std::collections::BTreeSet<u64>),
     /// Media uploads running before their messages are sent (`crate::media::upload`).
     pub(crate) uploads: crate::media::upload::Uploads,
+    /// Acks `(msg_id, seq, server_time_ms)` not yet stored: finished together (`send`).
+    pub(crate) acks: Vec<(String, u64, i64)>,
 }
 
 /// How often changed synced ranges are written.
@@ -133,6 +135,7 @@ impl MessageActor {
             screening: HashSet::new(),
             known_annotations: (String::new(), std::collections::BTreeSet::new()),
             uploads: Default::default(),
+            acks: Vec::new(),
         }
     }
 
@@ -282,6 +285,9 @@ impl Handler<OpenAccount> for MessageActor {
 impl Handler<CloseAccount> for MessageActor {
     type Result = ();
     fn handle(&mut self, _: CloseAccount, _: &mut Context<Self>) {
+        // Acks that arrived before the logout are stored and answered.
+        self.finish_acks();
+        crate::media::upload::stop_all(self);
         for (id, list) in self.waiters.drain() {
             for (_, tx) in list {
                 let _ = tx.send(Err(ApiError::new(

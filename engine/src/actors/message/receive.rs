@@ -4,11 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use actix::prelude::*;
+use chime_proto::ids;
 use chime_proto::pb::{self, request, response};
 use serde_json::{Value, json};
 
+use super::MessageActor;
 use super::sync::Pulled;
-use super::{MessageActor, conv_ref};
 use crate::Result;
 use crate::actors::connection::Rpc;
 use crate::actors::conversation::MessagesAdded;
@@ -50,7 +51,9 @@ impl MessageActor {
             if !seen.insert((conv.clone(), m.msg_id.clone())) {
                 continue;
             }
-            let idx = keys::conv_msg_id(&conv, &m.msg_id);
+            // msg_ids are unique (the server is idempotent on (sender, msg_id) and ids carry 64
+            // random bits), so the one `msg_id → location` index is the dedupe key.
+            let idx = keys::msg_id(&m.msg_id);
             match self.acct()?.store.get(&idx).map_err(db_err)? {
                 Some(loc) if loc.first() == Some(&keys::table::PENDING) => {
                     // Our own outbox message, stored by the server before we saw its ack.
@@ -63,8 +66,7 @@ impl MessageActor {
                     let key = keys::message(&conv, m.seq);
                     crate::search_index::stage_add(&mut batch, &key, &m);
                     batch.put(key.clone(), prost::Message::encode_to_vec(&m));
-                    batch.put(idx, key.clone());
-                    batch.put(keys::msg_id(&m.msg_id), key);
+                    batch.put(idx, key);
                     self.range_entry(&mut ranges, &conv)?.insert(m.seq, m.seq);
                     changed.push(m.clone());
                     if live {
@@ -165,90 +167,192 @@ impl MessageActor {
     }
 }
 
-/// A message push from the server.
+/// Most message pushes the connection hands over as one [`PushedBurst`].
+pub const PUSH_BURST: usize = 256;
+
+/// Message pushes from the server that reached the connection together, in order: stored in one batch (the
+/// connection hands over a burst before any other push or answer that came after it).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Pushed(pub pb::MessagePush);
+pub struct PushedBurst(pub Vec<pb::MessagePush>);
 
-impl Handler<Pushed> for MessageActor {
+impl Handler<PushedBurst> for MessageActor {
     type Result = ();
-    fn handle(&mut self, msg: Pushed, ctx: &mut Context<Self>) {
-        let Some(w) = msg.0.message else {
-            return;
-        };
-        if self.acct.is_none() {
-            return;
-        }
-        // Received text goes through the content filters first (`crate::filter`); the actor
-        // waits for them so that messages are still taken in in the order they came.
-        if let Some(screening) = crate::filter::screen_incoming(self, std::slice::from_ref(&w)) {
-            ctx.wait(screening.into_actor(self).map(|mut screened, act, ctx| {
-                if let Some(w) = screened.pop() {
-                    act.take_pushed(w, ctx);
-                }
-            }));
-            return;
-        }
-        self.take_pushed(w, ctx);
+    fn handle(&mut self, msg: PushedBurst, ctx: &mut Context<Self>) {
+        self.take_pushes(msg.0.into_iter().filter_map(|p| p.message).collect(), ctx);
     }
 }
 
+/// The conversation of a wire message as the local user `me` sees it.
+fn wire_conv(w: &pb::Message, me: &str) -> pb::ConvRef {
+    if w.conv_type() == pb::ConvType::Group {
+        pb::ConvRef {
+            conv_type: pb::ConvType::Group as i32,
+            target: w.group_id.clone(),
+        }
+    } else {
+        pb::ConvRef {
+            conv_type: pb::ConvType::C2c as i32,
+            target: if w.sender == me {
+                w.receiver.clone()
+            } else {
+                w.sender.clone()
+            },
+        }
+    }
+}
+
+/// The seq ranges a burst of pushes leaves missing before its messages: per conversation, a
+/// message whose seq is beyond the highest known (`known_max`, then the burst's earlier
+/// messages) + 1. Nothing is missing in a conversation with nothing known yet.
+fn push_gaps(
+    ws: &[pb::Message],
+    me: &str,
+    mut known_max: impl FnMut(&str) -> u64,
+) -> Vec<(pb::ConvRef, u64, u64)> {
+    let mut maxes: HashMap<String, u64> = HashMap::new();
+    let mut gaps = Vec::new();
+    for w in ws.iter().filter(|w| !w.online_user_only && w.seq > 0) {
+        let conv_ref = wire_conv(w, me);
+        let conv = ids::conversation_id(&conv_ref);
+        let prev = match maxes.get(&conv) {
+            Some(&p) => p,
+            None => known_max(&conv),
+        };
+        if prev > 0 && w.seq > prev + 1 {
+            gaps.push((conv_ref, prev + 1, w.seq - 1));
+        }
+        maxes.insert(conv, prev.max(w.seq));
+    }
+    gaps
+}
+
 impl MessageActor {
-    /// Takes in a pushed message (after the content filters), pulling the gap before it.
-    fn take_pushed(&mut self, w: pb::Message, ctx: &mut Context<Self>) {
+    /// Takes in pushed messages. Received text goes through the content filters first
+    /// (`crate::filter`); the actor waits for them so that messages are still taken in in the
+    /// order they came.
+    fn take_pushes(&mut self, ws: Vec<pb::Message>, ctx: &mut Context<Self>) {
+        if ws.is_empty() || self.acct.is_none() {
+            return;
+        }
+        if let Some(screening) = crate::filter::screen_incoming(self, &ws) {
+            ctx.wait(screening.into_actor(self).map(|screened, act, ctx| {
+                act.take_pushed(screened, ctx);
+            }));
+            return;
+        }
+        self.take_pushed(ws, ctx);
+    }
+
+    /// Takes in pushed messages (after the content filters) in one batch, pulling the gaps
+    /// before them.
+    fn take_pushed(&mut self, ws: Vec<pb::Message>, ctx: &mut Context<Self>) {
+        if ws.is_empty() || self.acct.is_none() {
+            return;
+        }
         let me = self.me().to_owned();
-        let m = codec::from_wire(&w, &me);
-        let conv = m.conversation_id();
         // A seq beyond local max + 1 leaves a gap: pull it (announced like the push).
-        let prev_max = self.ranges(&conv).map(|r| r.max()).unwrap_or(0);
-        if let Err(e) = self.ingest(std::slice::from_ref(&w), true, None) {
+        let gaps = push_gaps(&ws, &me, |conv| {
+            self.ranges(conv).map(|r| r.max()).unwrap_or(0)
+        });
+        if let Err(e) = self.ingest(&ws, true, None) {
             tracing::warn!("ingest push: {e}");
             return;
         }
-        if !w.online_user_only && w.seq > 0 && prev_max > 0 && w.seq > prev_max + 1 {
-            let Some(peers) = self.peers.clone() else {
-                return;
-            };
-            let conv_ref = conv_ref(&m);
-            let me_addr = ctx.address();
-            let (from, to) = (prev_max + 1, w.seq - 1);
-            actix::spawn(async move {
-                let mut hi = to;
-                // Bounded: at most a few pages eagerly; history fills the rest on demand.
-                for _ in 0..5 {
-                    if hi < from {
-                        break;
-                    }
-                    let r = peers
-                        .conn
-                        .send(Rpc(request::Kind::PullMessages(pb::PullMessagesReq {
-                            conv: Some(conv_ref.clone()),
-                            from_seq: from,
-                            to_seq: hi,
-                            limit: 100,
-                            newest_first: true,
-                            from_time_ms: 0,
-                            to_time_ms: 0,
-                        })))
-                        .await;
-                    let Ok(Ok(resp)) = r else { break };
-                    let Some(response::Kind::PullMessages(p)) = resp.kind else {
-                        break;
-                    };
-                    let next = p.covered_from;
-                    let _ = me_addr
-                        .send(Pulled {
-                            conv: conv_ref.clone(),
-                            resp: p,
-                            live: true,
-                        })
-                        .await;
-                    if next <= from {
-                        break;
-                    }
-                    hi = next - 1;
-                }
-            });
+        for (conv_ref, from, to) in gaps {
+            self.pull_gap(conv_ref, from, to, ctx);
         }
+    }
+
+    /// Pulls the messages `from..=to` of a conversation, newest first, a few pages at most
+    /// (history fills the rest on demand); they are announced like pushes.
+    fn pull_gap(&mut self, conv_ref: pb::ConvRef, from: u64, to: u64, ctx: &mut Context<Self>) {
+        let Some(peers) = self.peers.clone() else {
+            return;
+        };
+        let me_addr = ctx.address();
+        actix::spawn(async move {
+            let mut hi = to;
+            // Bounded: at most a few pages eagerly; history fills the rest on demand.
+            for _ in 0..5 {
+                if hi < from {
+                    break;
+                }
+                let r = peers
+                    .conn
+                    .send(Rpc(request::Kind::PullMessages(pb::PullMessagesReq {
+                        conv: Some(conv_ref.clone()),
+                        from_seq: from,
+                        to_seq: hi,
+                        limit: 100,
+                        newest_first: true,
+                        from_time_ms: 0,
+                        to_time_ms: 0,
+                    })))
+                    .await;
+                let Ok(Ok(resp)) = r else { break };
+                let Some(response::Kind::PullMessages(p)) = resp.kind else {
+                    break;
+                };
+                let next = p.covered_from;
+                let _ = me_addr
+                    .send(Pulled {
+                        conv: conv_ref.clone(),
+                        resp: p,
+                        live: true,
+                    })
+                    .await;
+                if next <= from {
+                    break;
+                }
+                hi = next - 1;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+
+    fn w(sender: &str, receiver: &str, group: &str, seq: u64) -> pb::Message {
+        pb::Message {
+            msg_id: format!("{sender}-{seq}"),
+            sender: sender.into(),
+            receiver: receiver.into(),
+            group_id: group.into(),
+            conv_type: if group.is_empty() {
+                pb::ConvType::C2c as i32
+            } else {
+                pb::ConvType::Group as i32
+            },
+            seq,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn gaps_of_a_burst_are_found_per_conversation_in_order() {
+        let burst = [
+            w("alice", "me", "", 5), // known max 3: 4 is missing
+            w("alice", "me", "", 6), // follows 5
+            w("me", "alice", "", 9), // own message from another device, same conversation: 7-8
+            w("bob", "", "g1", 2),   // nothing known of g1: no gap
+            w("bob", "", "g1", 4),   // 3 missing after the burst's own 2
+            w("carol", "me", "", 0), // not stored (no seq): ignored
+        ];
+        let gaps = push_gaps(&burst, "me", |conv| if conv == "c2c_alice" { 3 } else { 0 });
+        let got: Vec<(String, u64, u64)> = gaps
+            .into_iter()
+            .map(|(c, a, b)| (ids::conversation_id(&c), a, b))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("c2c_alice".to_owned(), 4, 4),
+                ("c2c_alice".to_owned(), 7, 8),
+                ("group_g1".to_owned(), 3, 3),
+            ]
+        );
     }
 }

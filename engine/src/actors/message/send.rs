@@ -101,8 +101,11 @@ impl MessageActor {
                 seq,
                 server_time_ms,
             } => {
-                if let Err(e) = self.finish_ack(&id, seq, server_time_ms) {
-                    self.answer(&id, Err(e));
+                // Acks come in bursts (a window of sends answered together): the ones that
+                // arrive before the actor has nothing else to do are stored in one batch.
+                self.acks.push((id, seq, server_time_ms));
+                if self.acks.len() == 1 {
+                    ctx.spawn(fut::ready(()).map(|_, act: &mut Self, _| act.finish_acks()));
                 }
             }
             SendOutcome::Retry => {
@@ -129,39 +132,73 @@ impl MessageActor {
         }
     }
 
-    pub(crate) fn finish_ack(&mut self, id: &str, seq: u64, time_ms: i64) -> Result<()> {
-        if let Some(mut m) = self.transient.remove(id) {
-            m.status = Status::SendSucc as i32;
-            m.time_ms = time_ms;
-            let j = codec::to_json(&m, self.me());
-            self.answer(id, Ok(j));
-            return Ok(());
+    /// Finishes the acked sends gathered so far: moves each message to its seq key (one store
+    /// batch for all of them), then answers their calls.
+    pub(crate) fn finish_acks(&mut self) {
+        let acks = std::mem::take(&mut self.acks);
+        if acks.is_empty() || self.acct.is_none() {
+            return;
         }
-        let Some(loc) = self.locate(id)? else {
-            return Ok(());
-        };
-        let m = if loc.first() == Some(&keys::table::PENDING) {
-            let mut batch = WriteBatch::new();
-            let mut ranges = HashMap::new();
-            let m = self.promote(&loc, seq, time_ms, &mut batch, &mut ranges)?;
-            self.acct()?.store.apply(batch).map_err(db_err)?;
-            self.stage_ranges(ranges);
-            if let Some(p) = &self.peers {
-                p.conv.do_send(MessagesAdded {
-                    msgs: vec![m.clone()],
-                    live: true,
-                });
+        let mut batch = WriteBatch::new();
+        let mut ranges = HashMap::new();
+        let mut promoted: Vec<StoredMessage> = Vec::new();
+        let mut done: Vec<(String, Result<StoredMessage>)> = Vec::new();
+        for (id, seq, time_ms) in acks {
+            if let Some(mut m) = self.transient.remove(&id) {
+                m.status = Status::SendSucc as i32;
+                m.time_ms = time_ms;
+                done.push((id, Ok(m)));
+                continue;
             }
-            m
-        } else {
-            match self.load_at(&loc)? {
-                Some(m) => m,
-                None => return Ok(()),
+            let r = (|| -> Result<Option<StoredMessage>> {
+                let Some(loc) = self.locate(&id)? else {
+                    return Ok(None);
+                };
+                if loc.first() != Some(&keys::table::PENDING) {
+                    return self.load_at(&loc);
+                }
+                // Acked twice in one burst (a resend's ack): the first promotion stands.
+                if promoted.iter().any(|m| m.msg_id == id) {
+                    return Ok(None);
+                }
+                let m = self.promote(&loc, seq, time_ms, &mut batch, &mut ranges)?;
+                promoted.push(m.clone());
+                Ok(Some(m))
+            })();
+            match r {
+                Ok(Some(m)) => done.push((id, Ok(m))),
+                Ok(None) => {}
+                Err(e) => done.push((id, Err(e))),
             }
-        };
-        let j = codec::to_json(&m, self.me());
-        self.answer(id, Ok(j));
-        Ok(())
+        }
+        if !batch.is_empty()
+            && let Err(e) = self
+                .acct()
+                .and_then(|a| a.store.apply(batch).map_err(db_err))
+        {
+            // Nothing of the batch is stored: those messages stay in the outbox.
+            for (id, r) in &mut done {
+                if promoted.iter().any(|m| m.msg_id == *id) {
+                    *r = Err(e.clone());
+                }
+            }
+            promoted.clear();
+            ranges.clear();
+        }
+        self.stage_ranges(ranges);
+        if !promoted.is_empty()
+            && let Some(p) = &self.peers
+        {
+            p.conv.do_send(MessagesAdded {
+                msgs: promoted,
+                live: true,
+            });
+        }
+        let me = self.me().to_owned();
+        for (id, r) in done {
+            let r = r.map(|m| codec::to_json(&m, &me));
+            self.answer(&id, r);
+        }
     }
 
     /// Moves a pending message to its `(conversation, seq)` key (or drops it from the store when
@@ -181,22 +218,24 @@ impl MessageActor {
             ));
         };
         let conv = m.conversation_id();
+        // A message being sent is never queued for the search index (it is found through the
+        // outbox); one that failed before may be.
+        if m.status != Status::Sending as i32 {
+            crate::search_index::stage_del(batch, loc, &m);
+        }
         m.seq = seq;
         m.time_ms = time_ms;
         m.status = Status::SendSucc as i32;
-        crate::search_index::stage_del(batch, loc, &m);
         batch.delete(loc.to_vec());
         batch.delete(keys::outbox(m.local_order));
         if seq == 0 {
             batch.delete(keys::msg_id(&m.msg_id));
-            batch.delete(keys::conv_msg_id(&conv, &m.msg_id));
             return Ok(m);
         }
         let key = keys::message(&conv, seq);
         crate::search_index::stage_add(batch, &key, &m);
         batch.put(key.clone(), prost::Message::encode_to_vec(&m));
-        batch.put(keys::msg_id(&m.msg_id), key.clone());
-        batch.put(keys::conv_msg_id(&conv, &m.msg_id), key);
+        batch.put(keys::msg_id(&m.msg_id), key);
         self.range_entry(ranges, &conv)?.insert(seq, seq);
         Ok(m)
     }
@@ -210,6 +249,8 @@ impl MessageActor {
         {
             m.status = Status::SendFail as i32;
             let mut b = WriteBatch::new();
+            // Out of the outbox: searchable through the index from now on.
+            crate::search_index::stage_add(&mut b, &loc, &m);
             b.put(loc, prost::Message::encode_to_vec(&m));
             b.delete(keys::outbox(m.local_order));
             self.acct()?.store.apply(b).map_err(db_err)?;
@@ -242,10 +283,10 @@ impl MessageActor {
         let conv = m.conversation_id();
         let key = keys::pending(&conv, m.local_order);
         let mut b = WriteBatch::new();
-        crate::search_index::stage_add(&mut b, &key, m);
+        // Not queued for the search index: a search finds it through its outbox entry
+        // (`search_index::candidates`), and the ack moves it to its seq key, queued there.
         b.put(key.clone(), prost::Message::encode_to_vec(m));
         b.put(keys::msg_id(&m.msg_id), key.clone());
-        b.put(keys::conv_msg_id(&conv, &m.msg_id), key.clone());
         b.put(keys::outbox(m.local_order), key);
         self.acct()?.store.apply(b).map_err(db_err)
     }
@@ -489,6 +530,8 @@ impl Handler<Resend> for MessageActor {
             if m.status == Status::SendFail as i32 {
                 m.status = Status::Sending as i32;
                 let mut b = WriteBatch::new();
+                // Back in the outbox, which a search reads (see `persist_new`).
+                crate::search_index::stage_del(&mut b, &loc, &m);
                 b.put(loc.clone(), prost::Message::encode_to_vec(&m));
                 b.put(keys::outbox(m.local_order), loc);
                 self.acct()?.store.apply(b).map_err(db_err)?;

@@ -75,10 +75,10 @@ fn receive_pipeline_announces_each_message_exactly_once() {
                 addr.send(pulled(&[1, 2, 3], true)).await.unwrap().unwrap(),
                 3
             );
-            addr.send(Pushed(pb::MessagePush {
+            addr.send(PushedBurst(vec![pb::MessagePush {
                 message: Some(wire(3)),
                 conv: None,
-            }))
+            }]))
             .await
             .unwrap();
             assert_eq!(
@@ -86,10 +86,10 @@ fn receive_pipeline_announces_each_message_exactly_once() {
                 0
             );
             assert_eq!(addr.send(pulled(&[1, 2], true)).await.unwrap().unwrap(), 0);
-            addr.send(Pushed(pb::MessagePush {
+            addr.send(PushedBurst(vec![pb::MessagePush {
                 message: Some(wire(5)),
                 conv: None,
-            }))
+            }]))
             .await
             .unwrap();
             let q = HistoryQuery {
