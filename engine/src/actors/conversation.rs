@@ -520,6 +520,8 @@ impl Handler<OpenAccount> for ConversationActor {
         let us_key = keys::conversation(USER_SETTINGS_KEY);
         match msg.0.store.scan(&lo, &hi, false, usize::MAX) {
             Ok(entries) => {
+                // Sized once: growing a map of 10,000 records rehashes them all several times.
+                self.convs = HashMap::with_capacity(entries.len());
                 for (k, v) in entries {
                     if k == us_key {
                         match decode::<pb::UserConvSettings>(&k, &v) {

@@ -858,16 +858,20 @@ async fn timed(c: &TestClient, method: &str, params: Value, n: usize) -> Vec<u64
 
 /// Benchmark (issue 3; figures in docs/performance.md): an account with 10,000 conversations and
 /// 100,000 messages — the first page of the list, the total unread, and a cold start (init +
-/// login + first page). Run with `cargo nextest run -p chime-tests --run-ignored only -E
-/// 'test(bench_conversations)' --no-capture`.
+/// login + first page) after a clean exit and after a kill, each checking the unread counts
+/// against the rule. Run with `cargo nextest run -p chime-tests --run-ignored only -E
+/// 'test(bench_conversations)' --no-capture`; `CHIME_BENCH_DATA_DIR=<dir>` keeps the store.
 #[tokio::test]
 #[ignore = "benchmark: prints figures, takes minutes"]
 async fn bench_conversations_10000() {
     const CONVS: usize = 10_000;
     const PER_CONV: usize = 10;
     let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
+    // `CHIME_BENCH_DATA_DIR` keeps the account's store for profiling its opening afterwards.
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("CHIME_BENCH_DATA_DIR")
+        .map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);
+    let alice = TestClient::with_data_dir(&server, &dir, fast("windows")).await;
     alice.login("alice").await;
     let t0 = std::time::Instant::now();
     let engine = alice.engine.clone();
@@ -900,6 +904,31 @@ async fn bench_conversations_10000() {
         CONVS,
         t0.elapsed().as_secs_f64()
     );
+    // Unread to check across the cold start: three peers send alice 5, 4 and 3 messages and she
+    // reads u1's 4 up to its second. By the rule: 5 + 2 + 3 = 10 (her own 100,000 never count).
+    for (u, n) in [("u0", 5), ("u1", 4), ("u2", 3)] {
+        let peer = user(&server, u).await;
+        for i in 0..n {
+            send_c2c_text(&peer, "alice", &format!("p{i}")).await;
+        }
+    }
+    eventually("alice has the peers' 12 messages", || async {
+        total_unread(&alice).await == 12
+    })
+    .await;
+    let u1 = conv(&alice, "c2c_u1").await;
+    let second = u1["last_message"]["seq"].as_u64().unwrap() - 2;
+    alice
+        .ok(
+            "clean_conversation_unread_message_count",
+            json!({"conversation_id": "c2c_u1", "clean_sequence": second}),
+        )
+        .await;
+    let expected = [("c2c_u0", 5), ("c2c_u1", 2), ("c2c_u2", 3), ("c2c_u3", 0)];
+    for (id, n) in expected {
+        assert_eq!(conv(&alice, id).await["unread_count"], n, "{id}");
+    }
+    assert_eq!(total_unread(&alice).await, 10);
     let page = alice
         .ok(
             "get_conversation_list",
@@ -929,31 +958,73 @@ async fn bench_conversations_10000() {
         p(&unread, 50.0),
         p(&unread, 99.0)
     );
-    alice.shutdown().await;
-    drop(alice);
-    // Freeing the first engine's 100,000+ recorded events (a harness artifact, not SDK work) runs
-    // on another thread for a while; let it end so that it does not compete with the cold start.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // What an app killed now leaves behind: its store as it is on disk (sled flushes every
+    // 200 ms and takes a torn tail as a crash), without the checkpoint a clean close makes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = tempfile::tempdir().unwrap();
+    copy_dir(&dir, killed.path());
     let t = std::time::Instant::now();
-    let alice = TestClient::with_data_dir(&server, dir.path(), fast("windows")).await;
-    alice.login("alice").await;
-    let page = alice
-        .ok(
-            "get_conversation_list",
-            json!({"next_seq": 0, "count": 100}),
-        )
-        .await;
-    let cold = t.elapsed();
-    assert_eq!(
-        page["conversation_list"].as_array().map(Vec::len),
-        Some(100)
-    );
+    alice.shutdown().await;
     println!(
-        "bench: cold start (init + login + first page) with {CONVS} conversations and {} \
-         messages: {} ms",
-        CONVS * PER_CONV,
-        cold.as_millis()
+        "bench: clean shutdown (with the store's checkpoint): {} ms",
+        t.elapsed().as_millis()
     );
+    drop(alice);
+    for (what, dir) in [
+        ("after a clean exit", dir.as_path()),
+        ("after a kill", killed.path()),
+    ] {
+        // Freeing the previous engine's recorded events (100,000+ for the first; a harness
+        // artifact, not SDK work) runs on another thread for a while; let it end first.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let t = std::time::Instant::now();
+        let alice = TestClient::with_data_dir(&server, dir, fast("windows")).await;
+        let init = t.elapsed();
+        alice.login("alice").await;
+        let login = t.elapsed();
+        let page = alice
+            .ok(
+                "get_conversation_list",
+                json!({"next_seq": 0, "count": 100}),
+            )
+            .await;
+        let cold = t.elapsed();
+        assert_eq!(
+            page["conversation_list"].as_array().map(Vec::len),
+            Some(100)
+        );
+        // The peers' conversations are the newest: first in the page, with their unread counts.
+        let first: Vec<String> = ids(&page).into_iter().take(3).collect();
+        assert_eq!(first, ["c2c_u2", "c2c_u1", "c2c_u0"]);
+        assert_eq!(total_unread(&alice).await, 10);
+        for (id, n) in expected {
+            assert_eq!(conv(&alice, id).await["unread_count"], n, "{id}");
+        }
+        println!(
+            "bench: cold start {what} (init + login + first page) with {CONVS} conversations and \
+             {} messages: {} ms (init {} ms, login {} ms, first page {} ms)",
+            CONVS * PER_CONV,
+            cold.as_millis(),
+            init.as_millis(),
+            (login - init).as_millis(),
+            (cold - login).as_millis()
+        );
+        alice.shutdown().await;
+    }
+}
+
+/// Copies the files of `from` into `to`, recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
 
 /// Pages of `count` through the whole list, `between(page_number)` running before each page
