@@ -148,6 +148,16 @@ fn elem_to_json(e: &StoredElem) -> Value {
             o.insert("type".into(), json!(e.tips_type));
             o.insert("op_user".into(), json!(e.op_user));
             o.insert("member_list".into(), json!(e.member_list));
+            // A community change (type 12): the listener event it stands for.
+            if let Some((event, data)) = tips_community(e)
+                .as_ref()
+                .and_then(crate::actors::community::event_of)
+            {
+                o.insert(
+                    "community_change".into(),
+                    json!({ "event": event, "data": data }),
+                );
+            }
         }
         _ => {
             o.insert("elem_type".into(), json!("unknown"));
@@ -389,10 +399,24 @@ fn elem_from_wire(e: &pb::Elem) -> StoredElem {
             tips_type: t.tips_type,
             op_user: t.op_user.clone(),
             member_list: t.member_list.clone(),
+            // A community change is kept whole (encoded `pb::CommunityPush`).
+            data: t
+                .community
+                .as_ref()
+                .map(prost::Message::encode_to_vec)
+                .unwrap_or_default(),
             ..Default::default()
         },
         _ => StoredElem::default(),
     }
+}
+
+/// The community change a stored `group_tips` elem keeps (type 12), if any.
+fn tips_community(e: &StoredElem) -> Option<pb::CommunityPush> {
+    if e.data.is_empty() {
+        return None;
+    }
+    <pb::CommunityPush as prost::Message>::decode(e.data.as_slice()).ok()
 }
 
 fn elem_to_wire(e: &StoredElem) -> pb::Elem {
@@ -412,6 +436,7 @@ fn elem_to_wire(e: &StoredElem) -> pb::Elem {
             tips_type: e.tips_type,
             op_user: e.op_user.clone(),
             member_list: e.member_list.clone(),
+            community: tips_community(e),
             ..Default::default()
         })),
         elem_kind::IMAGE
@@ -754,6 +779,49 @@ pub fn matches_types(m: &StoredMessage, types: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn community_tips_keep_their_change_through_the_store() {
+        let change = pb::CommunityPush {
+            kind: pb::CommunityEvent::TopicCreated as i32,
+            group_id: "c".into(),
+            op_user: "own".into(),
+            topic: Some(pb::TopicInfo {
+                topic_id: "c@TOPIC#_1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let tips = pb::GroupTipsElem {
+            tips_type: pb::GroupTipsType::GroupTipsCommunity as i32,
+            op_user: "own".into(),
+            community: Some(change.clone()),
+            ..Default::default()
+        };
+        let elem = pb::Elem {
+            content: Some(Content::GroupTips(tips)),
+        };
+        let stored = elem_from_wire(&elem);
+        let Some(Content::GroupTips(back)) = elem_to_wire(&stored).content else {
+            panic!("not tips");
+        };
+        assert_eq!(back.community, Some(change));
+        let j = elem_to_json(&stored);
+        assert_eq!(j["type"], json!(12));
+        assert_eq!(j["community_change"]["event"], json!("on_topic_created"));
+        assert_eq!(
+            j["community_change"]["data"],
+            json!({"group_id": "c", "topic_id": "c@TOPIC#_1"})
+        );
+        // Other tips carry none.
+        let plain = elem_from_wire(&pb::Elem {
+            content: Some(Content::GroupTips(pb::GroupTipsElem {
+                tips_type: pb::GroupTipsType::GroupTipsJoin as i32,
+                ..Default::default()
+            })),
+        });
+        assert!(elem_to_json(&plain).get("community_change").is_none());
+    }
 
     #[test]
     fn wire_store_json_round_trip() {
