@@ -23,6 +23,7 @@ pub mod grants;
 pub mod routes;
 pub mod sessions;
 pub mod signing;
+pub mod sniff;
 pub mod storage;
 pub mod sweeper;
 

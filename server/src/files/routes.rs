@@ -34,7 +34,7 @@ use crate::files::grants::FileRecord;
 use crate::files::sessions::{Declared, Session, Sessions, is_valid_upload_id};
 use crate::files::signing::{SignError, TokenClaims};
 use crate::files::storage::{ObjectMeta, is_valid_uuid};
-use crate::files::{FileOp, Files};
+use crate::files::{FileOp, Files, sniff};
 
 /// Chunk size of a download stream.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
@@ -284,6 +284,15 @@ async fn append(
     let mut written = 0u64;
     let mut stream = body.into_data_stream();
     let mut failure = None;
+    // While the file's first bytes are not all in, the body is held back until they are and
+    // fit the declared type (`sniff`): a mismatch stores nothing.
+    let sniff_len = sniff::SNIFF_BYTES.min(usize::try_from(session.size).unwrap_or(usize::MAX));
+    let mut head: Option<Vec<u8>> = if (current as usize) < sniff_len {
+        Some(read_head(&part, current as usize).await?)
+    } else {
+        None
+    };
+    let held_from = head.as_ref().map_or(0, Vec::len);
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -298,7 +307,8 @@ async fn append(
                 break;
             }
         };
-        if written + chunk.len() as u64 > room {
+        let held = head.as_ref().map_or(0, |h| h.len() - held_from) as u64;
+        if written + held + chunk.len() as u64 > room {
             failure = Some(HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 codes::ERR_FILE_TOO_LARGE,
@@ -309,11 +319,41 @@ async fn append(
             ));
             break;
         }
+        if let Some(h) = head.as_mut() {
+            h.extend_from_slice(&chunk);
+            if h.len() < sniff_len {
+                continue;
+            }
+            if let Err(why) = sniff::check(&session.content_type, &h[..sniff_len]) {
+                failure = Some(mismatch(why));
+                head = None;
+                break;
+            }
+            let held = h.split_off(held_from);
+            head = None;
+            if let Err(e) = out.write_all(&held).await {
+                failure = Some(HttpError::internal("write upload", e));
+                break;
+            }
+            written += held.len() as u64;
+            continue;
+        }
         if let Err(e) = out.write_all(&chunk).await {
             failure = Some(HttpError::internal("write upload", e));
             break;
         }
         written += chunk.len() as u64;
+    }
+    // A body that ended before the first bytes were all in: keep what came (the next PUT
+    // brings the rest and the check).
+    if let Some(h) = head.take()
+        && failure.is_none()
+    {
+        let held = &h[held_from..];
+        match out.write_all(held).await {
+            Ok(()) => written += held.len() as u64,
+            Err(e) => failure = Some(HttpError::internal("write upload", e)),
+        }
     }
     // Durable before it is acknowledged (or kept for a resume).
     let flushed = match out.flush().await {
@@ -333,6 +373,30 @@ async fn append(
     }
     let session = complete(&shared, session).await?;
     Ok(axum::Json(session_answer(&session, offset)))
+}
+
+/// The first `n` bytes an upload has so far (`n` is at most [`sniff::SNIFF_BYTES`]).
+async fn read_head(part: &std::path::Path, n: usize) -> HttpResult<Vec<u8>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut buf = vec![0u8; n];
+    let mut file = tokio::fs::File::open(part)
+        .await
+        .map_err(|e| HttpError::internal("read upload", e))?;
+    tokio::io::AsyncReadExt::read_exact(&mut file, &mut buf)
+        .await
+        .map_err(|e| HttpError::internal("read upload", e))?;
+    Ok(buf)
+}
+
+/// The content does not fit the declared type: 415 with the store's code for a refused type.
+fn mismatch(why: String) -> HttpError {
+    HttpError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        codes::ERR_SVR_INVALID_PARAMS,
+        why,
+    )
 }
 
 /// Stores a session's complete bytes as a new object, records it through the commit pipeline

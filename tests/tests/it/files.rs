@@ -88,9 +88,26 @@ fn pattern(size: u64, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Writes a file of `size` pattern bytes in `dir`.
+/// The signature a file named `name` starts with (the store sniffs image, sound and video
+/// uploads).
+fn magic_of(name: &str) -> &'static [u8] {
+    match name.rsplit('.').next().unwrap_or_default() {
+        "jpg" => b"\xFF\xD8\xFF\xE0",
+        "png" => b"\x89PNG\r\n\x1A\n",
+        "m4a" => b"\0\0\0\x20ftypM4A ",
+        "mp4" => b"\0\0\0\x18ftypisom",
+        _ => b"",
+    }
+}
+
+/// Writes a file of `size` pattern bytes in `dir`, starting with the signature of its
+/// extension's format.
 fn write_file(dir: &Path, name: &str, size: u64, seed: u64) -> (PathBuf, Vec<u8>) {
-    let bytes = pattern(size, seed);
+    let mut bytes = pattern(size, seed);
+    let magic = magic_of(name);
+    if bytes.len() >= magic.len() {
+        bytes[..magic.len()].copy_from_slice(magic);
+    }
     let path = dir.join(name);
     std::fs::write(&path, &bytes).unwrap();
     (path, bytes)
@@ -932,4 +949,97 @@ async fn retention_deletes_expired_files() {
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["offset"], 0);
     assert!(session.get("uuid").is_none(), "{session}");
+}
+
+#[tokio::test]
+async fn content_is_sniffed_and_a_mismatch_stores_nothing() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = login(&server, "alice").await;
+    let t = ticket(&mut alice).await;
+    let http = reqwest::Client::new();
+    let session = |key: &str, size: usize, content_type: &str| json!({"resume_key": key, "size": size, "content_type": content_type});
+    let refused = |status: u16, body: &Value, offset: u64| {
+        assert_eq!(
+            (status, body["code"].as_i64(), body["offset"].as_u64()),
+            (415, Some(90002), Some(offset)),
+            "{body}"
+        );
+    };
+
+    // A JPEG declared as PNG, and text declared as video: refused, nothing kept.
+    let jpeg = pattern_with(b"\xFF\xD8\xFF\xE0", 500);
+    let (_, s) = begin(&http, &t, session("s1", 500, "image/png")).await;
+    let id = s["upload_id"].as_str().unwrap().to_owned();
+    let (status, body) = put(&http, &t, &id, 0, jpeg.clone()).await;
+    refused(status, &body, 0);
+    assert!(
+        body["desc"].as_str().unwrap().contains("image/jpeg"),
+        "{body}"
+    );
+    let (_, again) = begin(&http, &t, session("s1", 500, "image/png")).await;
+    assert_eq!(again["offset"], 0);
+    let text = b"<html><script>alert(1)</script></html>".repeat(10);
+    let (_, s) = begin(&http, &t, session("s2", text.len(), "video/mp4")).await;
+    let id = s["upload_id"].as_str().unwrap().to_owned();
+    let (status, body) = put(&http, &t, &id, 0, text.clone()).await;
+    refused(status, &body, 0);
+    // The same bytes as a file (application/*) are fine.
+    let (_, s) = begin(
+        &http,
+        &t,
+        session("s3", text.len(), "application/octet-stream"),
+    )
+    .await;
+    let id = s["upload_id"].as_str().unwrap().to_owned();
+    let (status, body) = put(&http, &t, &id, 0, text.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["uuid"].is_string(), "{body}");
+
+    // The first bytes split over two PUTs are checked when they are all in.
+    let png = pattern_with(b"\x89PNG\r\n\x1A\n", 400);
+    let (_, s) = begin(&http, &t, session("s4", 400, "image/png")).await;
+    let id = s["upload_id"].as_str().unwrap().to_owned();
+    let (status, body) = put(&http, &t, &id, 0, png[..5].to_vec()).await;
+    assert_eq!((status, body["offset"].as_u64()), (200, Some(5)), "{body}");
+    let (status, body) = put(&http, &t, &id, 5, png[5..].to_vec()).await;
+    assert_eq!(
+        (status, body["offset"].as_u64()),
+        (200, Some(400)),
+        "{body}"
+    );
+    let uuid = body["uuid"].as_str().unwrap().to_owned();
+    let url = download_url(&mut alice, &uuid).await.unwrap();
+    let got = http.get(&url.url).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &png[..]);
+    let (_, s) = begin(&http, &t, session("s5", 400, "image/png")).await;
+    let id = s["upload_id"].as_str().unwrap().to_owned();
+    let (status, _) = put(&http, &t, &id, 0, jpeg[..3].to_vec()).await;
+    assert_eq!(status, 200);
+    let (status, body) = put(&http, &t, &id, 3, jpeg[3..400].to_vec()).await;
+    refused(status, &body, 3);
+
+    // Through the plugin: the refusal comes back as the store's answer.
+    let plugin = uploader(json!({}));
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, &text).unwrap();
+    let e = upload(&plugin, &fake, &t, "image/png", "s6", &Recorder::default())
+        .await
+        .unwrap_err();
+    let PluginError::CallFailed { message, .. } = &e else {
+        panic!("{e}");
+    };
+    let refusal: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(
+        (refusal["code"].as_i64(), refusal["http_status"].as_i64()),
+        (Some(90002), Some(415)),
+        "{refusal}"
+    );
+}
+
+/// `size` pattern bytes starting with `magic`.
+fn pattern_with(magic: &[u8], size: usize) -> Vec<u8> {
+    let mut bytes = pattern(size as u64, 77);
+    bytes[..magic.len()].copy_from_slice(magic);
+    bytes
 }
