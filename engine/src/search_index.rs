@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chime_proto::search::grams;
+use chime_proto::search::{Piece, grams};
 
 use crate::model::{StoredMessage, elem_kind};
 use crate::store::{Store, StoreError, WriteBatch, fields, keys};
@@ -42,26 +42,17 @@ pub const FLUSH_BATCH: usize = 1024;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(2000);
 
 /// The searchable text of a message, lowercased: text elems, custom elems' description,
-/// extension and UTF-8 data.
+/// extension and UTF-8 data (the rule the server's cloud search shares: `chime_proto::search`).
 pub fn searchable_text(m: &StoredMessage) -> String {
-    let mut s = String::new();
-    for e in &m.elems {
-        match e.kind {
-            elem_kind::TEXT => s.push_str(&e.text),
-            elem_kind::CUSTOM => {
-                s.push_str(&e.description);
-                s.push('\n');
-                s.push_str(&e.extension);
-                s.push('\n');
-                if let Ok(d) = std::str::from_utf8(&e.data) {
-                    s.push_str(d);
-                }
-            }
-            _ => {}
-        }
-        s.push('\n');
-    }
-    s.to_lowercase()
+    chime_proto::search::searchable_text(m.elems.iter().map(|e| match e.kind {
+        elem_kind::TEXT => Piece::Text(&e.text),
+        elem_kind::CUSTOM => Piece::Custom {
+            description: &e.description,
+            extension: &e.extension,
+            data: &e.data,
+        },
+        _ => Piece::Other,
+    }))
 }
 
 /// `s gram \0`: the prefix of every chunk of `gram`.

@@ -16,6 +16,51 @@ pub const GRAM: usize = 3;
 /// The separator between the pieces of a message's searchable text; no gram spans it.
 pub const PIECE_SEPARATOR: char = '\n';
 
+/// One searchable piece of a message's elem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A text elem's text.
+    Text(&'a str),
+    /// A custom elem: description, extension and data (searched when UTF-8).
+    Custom {
+        /// The description.
+        description: &'a str,
+        /// The extension.
+        extension: &'a str,
+        /// The data.
+        data: &'a [u8],
+    },
+    /// Any other elem (nothing searchable).
+    Other,
+}
+
+/// The searchable text of a message from its elems' pieces, lowercased: the pieces joined by
+/// [`PIECE_SEPARATOR`] (one after each elem), so that no gram spans two of them.
+pub fn searchable_text<'a>(pieces: impl IntoIterator<Item = Piece<'a>>) -> String {
+    let mut s = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => s.push_str(t),
+            Piece::Custom {
+                description,
+                extension,
+                data,
+            } => {
+                s.push_str(description);
+                s.push(PIECE_SEPARATOR);
+                s.push_str(extension);
+                s.push(PIECE_SEPARATOR);
+                if let Ok(d) = std::str::from_utf8(data) {
+                    s.push_str(d);
+                }
+            }
+            Piece::Other => {}
+        }
+        s.push(PIECE_SEPARATOR);
+    }
+    s.to_lowercase()
+}
+
 /// The distinct `GRAM`-character grams of `text` (expected lowercased), none spanning
 /// [`PIECE_SEPARATOR`]; none when `text` is shorter than `GRAM` characters.
 pub fn grams(text: &str) -> BTreeSet<String> {
@@ -71,5 +116,24 @@ mod tests {
         );
         assert_eq!(gram_slices("abab").collect::<Vec<_>>(), ["aba", "bab"]);
         assert_eq!(gram_slices("ab").count(), 0);
+    }
+
+    #[test]
+    fn searchable_text_joins_pieces_lowercased() {
+        let text = searchable_text([
+            Piece::Text("Hi"),
+            Piece::Other,
+            Piece::Custom {
+                description: "D",
+                extension: "E",
+                data: b"Zz",
+            },
+            Piece::Custom {
+                description: "",
+                extension: "",
+                data: &[0xff],
+            },
+        ]);
+        assert_eq!(text, "hi\n\nd\ne\nzz\n\n\n\n");
     }
 }

@@ -21,6 +21,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chime_proto::pb::{self, response::Kind as RespKind};
+use chime_proto::search::Piece;
 use chime_proto::{codes, ids};
 
 use crate::config::Tunables;
@@ -38,26 +39,17 @@ pub const DEFAULT_PAGE: u32 = 10;
 const MAX_SCAN_PAGES: usize = 10_000;
 
 /// The searchable text of a message, lowercased: text elems, and custom elems' description,
-/// extension and UTF-8 data (the same pieces `search_local_messages` searches).
+/// extension and UTF-8 data (the rule `search_local_messages` shares: `chime_proto::search`).
 pub fn searchable_text(m: &pb::Message) -> String {
-    let mut s = String::new();
-    for e in &m.elems {
-        match &e.content {
-            Some(pb::elem::Content::Text(t)) => s.push_str(&t.text),
-            Some(pb::elem::Content::Custom(c)) => {
-                s.push_str(&c.description);
-                s.push('\n');
-                s.push_str(&c.extension);
-                s.push('\n');
-                if let Ok(d) = std::str::from_utf8(&c.data) {
-                    s.push_str(d);
-                }
-            }
-            _ => {}
-        }
-        s.push('\n');
-    }
-    s.to_lowercase()
+    chime_proto::search::searchable_text(m.elems.iter().map(|e| match &e.content {
+        Some(pb::elem::Content::Text(t)) => Piece::Text(&t.text),
+        Some(pb::elem::Content::Custom(c)) => Piece::Custom {
+            description: &c.description,
+            extension: &c.extension,
+            data: &c.data,
+        },
+        _ => Piece::Other,
+    }))
 }
 
 /// The elem type name (the JSON API's `elem_type`) of an elem.
