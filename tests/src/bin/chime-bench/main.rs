@@ -6,6 +6,7 @@
 //!
 //! - **W1**: one pair, 200 warm-up + 5,000 measured C2C text messages of 100 bytes, one in flight;
 //!   one-way latency (sender's call → recipient's event) and the sender's ack latency.
+//! - **w1-wire** ([`w1_wire`]): W1 with raw-protocol connections, the server's share of W1.
 //! - **W2**: 50 sender/receiver pairs, 2,000 messages each, at most 100 not yet received per pair;
 //!   delivered msg/s, latency, exactly-once and per-pair seq order, server CPU per message.
 //! - **w2-wire** ([`wire_pairs`]): W2 with raw-protocol connections instead of engines, so that
@@ -30,6 +31,7 @@ mod avchatroom;
 mod big_group;
 mod fanout;
 mod idle;
+mod w1_wire;
 mod wire_pairs;
 
 use chime_engine::Event;
@@ -55,6 +57,8 @@ const W2_TIMEOUT: Duration = Duration::from_secs(600);
 enum Workload {
     /// One pair, one message in flight: latency.
     W1,
+    /// W1 with raw-protocol connections instead of engines: the server's share of W1.
+    W1Wire,
     /// 50 pairs with a window of 100: throughput.
     W2,
     /// W2 with raw-protocol connections instead of engines: the server alone.
@@ -67,7 +71,7 @@ enum Workload {
     Avchatroom,
     /// Sender ack latency in a 5,000-member group ([`big_group`]).
     BigGroup,
-    /// W1, W2, w2-wire, W3 then W4.
+    /// W1, w1-wire, W2, w2-wire, W3 then W4.
     All,
 }
 
@@ -489,6 +493,9 @@ fn main() -> std::process::ExitCode {
         println!("chime-server pid {} at {}", server.pid(), server.ws_url());
         if matches!(args.workload, Workload::W1 | Workload::All) {
             run_w1(&server, &args).await?;
+        }
+        if matches!(args.workload, Workload::W1Wire | Workload::All) {
+            w1_wire::run(&server, args.warmup, args.w1_messages).await?;
         }
         if matches!(args.workload, Workload::W2 | Workload::All) {
             run_w2(&server, &args).await?;
