@@ -127,7 +127,10 @@ async fn kill_restart_check(server: &mut TestServer, count: usize, body: usize, 
         assert_eq!(first_text(m), text(i, body));
     }
     assert!(msgs.len() >= acked.len());
-    assert!(acked.len() < count, "the kill came while sends were in flight");
+    assert!(
+        acked.len() < count,
+        "the kill came while sends were in flight"
+    );
 
     // Writing continues after the replayed log.
     let mut alice = wire_login(server, "alice").await;
