@@ -57,7 +57,7 @@ pub fn image(path: &str, dir: &Path) -> Result<StoredElem, ApiError> {
             local_files.push(local(
                 &["large"],
                 p.display().to_string(),
-                "image/jpeg".into(),
+                set.generated.mime().into(),
                 *s,
             ));
             *s
@@ -72,7 +72,7 @@ pub fn image(path: &str, dir: &Path) -> Result<StoredElem, ApiError> {
             local_files.push(local(
                 &["thumb"],
                 p.display().to_string(),
-                "image/jpeg".into(),
+                set.generated.mime().into(),
                 *s,
             ));
             *s

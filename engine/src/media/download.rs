@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use chime_plugin_api::host::ProgressFn;
+use chime_plugin_api::abi::CHIME_STATUS_CANCELLED;
+use chime_plugin_api::host::{PluginError, ProgressFn, UploaderPlugin};
 use chime_proto::codes;
 use chime_proto::pb::{self, elem::Content, request, response};
 use serde_json::{Value, json};
@@ -117,6 +118,43 @@ impl Handler<ElemOf> for MessageActor {
             .join(user);
         Ok((e, cache))
     }
+}
+
+/// Registers a running download (`plugin: Some`) so that logout stops it
+/// ([`super::upload::stop_all`]), or forgets a finished one (`None`). Registering answers 7009
+/// when no account is open (the user logged out meanwhile).
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct TrackDownload {
+    /// The plugin's task id.
+    pub task_id: u64,
+    /// The plugin running it; `None` = it ended.
+    pub plugin: Option<UploaderPlugin>,
+}
+
+impl Handler<TrackDownload> for MessageActor {
+    type Result = Result<()>;
+    fn handle(&mut self, msg: TrackDownload, _: &mut Context<Self>) -> Self::Result {
+        match msg.plugin {
+            None => {
+                self.uploads.downloads.remove(&msg.task_id);
+            }
+            Some(plugin) => {
+                if self.acct.is_none() {
+                    return Err(interrupted());
+                }
+                self.uploads.downloads.insert(msg.task_id, plugin);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn interrupted() -> ApiError {
+    ApiError::new(
+        codes::ERR_INTERRUPTED,
+        "the download was stopped by a logout; download again after login (it resumes)",
+    )
 }
 
 /// A signed download URL of `uuid` from the server (10007 for a non-member, 7004 if unknown).
@@ -269,10 +307,20 @@ pub async fn download(peers: &Peers, events: &EventBus, r: Request) -> Result<Va
     let options = json!({"expected_size": remote.size}).to_string();
     let task_id = plugin.new_task_id();
     let part_text = part.display().to_string();
-    plugin
-        .download(task_id, &part_text, &url.url, &options, progress)
+    let track = |plugin| TrackDownload { task_id, plugin };
+    peers
+        .msg
+        .send(track(Some(plugin.clone())))
         .await
-        .map_err(|e| ApiError::new(ERR_DOWNLOAD_FAILED, format!("download failed: {e}")))?;
+        .map_err(|e| ApiError::new(codes::ERR_SDK_INTERNAL, format!("engine actor: {e}")))??;
+    let got = plugin
+        .download(task_id, &part_text, &url.url, &options, progress)
+        .await;
+    let _ = peers.msg.send(track(None)).await;
+    got.map_err(|e| match e {
+        PluginError::CallFailed { status, .. } if status == CHIME_STATUS_CANCELLED => interrupted(),
+        e => ApiError::new(ERR_DOWNLOAD_FAILED, format!("download failed: {e}")),
+    })?;
     match size_of(&part) {
         Some(s) if s == remote.size => {}
         other => {

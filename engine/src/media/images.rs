@@ -3,13 +3,18 @@
 //! the original applied first, so the sizes (and the dimensions reported for the original) are as
 //! the picture is shown. A variant the size of the next bigger one is that same file.
 //!
-//! [`scaled`] is the arithmetic alone; [`generate`] decodes, scales and writes JPEG files.
+//! The generated sizes are PNG when the original has transparency (a PNG, GIF, WebP or BMP whose
+//! alpha channel is not all opaque: a JPEG would paint it black), JPEG otherwise. A WebP source
+//! becomes PNG too (the `image` crate writes only lossless WebP, larger than PNG here).
+//!
+//! [`scaled`] is the arithmetic alone; [`generate`] decodes, scales and writes the files.
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use chime_proto::codes;
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
@@ -51,11 +56,63 @@ pub struct Scaled {
     pub file: Option<(PathBuf, u64)>,
 }
 
+/// The file format of the generated sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generated {
+    /// JPEG (quality 85): an opaque original.
+    Jpeg,
+    /// PNG with its alpha channel: an original with transparency.
+    Png,
+}
+
+impl Generated {
+    /// What an original decoded as `img` gets.
+    pub fn for_image(img: &DynamicImage) -> Self {
+        if has_transparency(img) {
+            Self::Png
+        } else {
+            Self::Jpeg
+        }
+    }
+
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+        }
+    }
+}
+
+/// Whether some pixel of `img` is not fully opaque.
+pub fn has_transparency(img: &DynamicImage) -> bool {
+    if !img.color().has_alpha() {
+        return false;
+    }
+    match img {
+        DynamicImage::ImageRgba8(i) => i.pixels().any(|p| p.0[3] < u8::MAX),
+        DynamicImage::ImageLumaA8(i) => i.pixels().any(|p| p.0[1] < u8::MAX),
+        DynamicImage::ImageRgba16(i) => i.pixels().any(|p| p.0[3] < u16::MAX),
+        DynamicImage::ImageLumaA16(i) => i.pixels().any(|p| p.0[1] < u16::MAX),
+        other => other.to_rgba8().pixels().any(|p| p.0[3] < u8::MAX),
+    }
+}
+
 /// An image and its generated sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSet {
     /// The original's format (`jpg`, `png`, `gif`, `webp`, `bmp`).
     pub format: String,
+    /// The format of the generated sizes.
+    pub generated: Generated,
     /// The original's displayed width (orientation applied).
     pub width: u32,
     /// The original's displayed height.
@@ -104,17 +161,28 @@ pub fn decode(field: &str, path: &str) -> Result<(DynamicImage, String), ApiErro
     Ok((img, format_name(format).to_owned()))
 }
 
-/// Writes `img` scaled to `(w, h)` as a JPEG at `path`; answers its size.
-fn write_jpeg(img: &DynamicImage, (w, h): (u32, u32), path: &Path) -> Result<u64, ApiError> {
+/// Writes `img` scaled to `(w, h)` at `path` as `format`; answers its size.
+fn write_scaled(
+    img: &DynamicImage,
+    (w, h): (u32, u32),
+    format: Generated,
+    path: &Path,
+) -> Result<u64, ApiError> {
     let io = |e: &dyn std::fmt::Display| {
         ApiError::new(codes::ERR_IO, format!("writing {}: {e}", path.display()))
     };
-    let small = img.resize_exact(w, h, FilterType::Triangle).into_rgb8();
+    let small = img.resize_exact(w, h, FilterType::Triangle);
     let file = std::fs::File::create(path).map_err(|e| io(&e))?;
     let mut out = BufWriter::new(file);
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode_image(&small)
-        .map_err(|e| io(&e))?;
+    match format {
+        Generated::Jpeg => JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+            .encode_image(&small.into_rgb8())
+            .map_err(|e| io(&e))?,
+        Generated::Png => small
+            .into_rgba8()
+            .write_with_encoder(PngEncoder::new(&mut out))
+            .map_err(|e| io(&e))?,
+    }
     let file = out.into_inner().map_err(|e| io(&e.error()))?;
     file.sync_all().map_err(|e| io(&e))?;
     Ok(file.metadata().map_err(|e| io(&e))?.len())
@@ -129,6 +197,8 @@ pub fn generate(field: &str, path: &str, dir: &Path) -> Result<ImageSet, ApiErro
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| ApiError::new(codes::ERR_IO, format!("{}: {e}", dir.display())))?;
+    let generated = Generated::for_image(&img);
+    let name = |size: &str| dir.join(format!("{size}.{}", generated.extension()));
     let large_dims = scaled(width, height, LARGE_SHORTER_SIDE);
     let large = Scaled {
         width: large_dims.0,
@@ -136,8 +206,8 @@ pub fn generate(field: &str, path: &str, dir: &Path) -> Result<ImageSet, ApiErro
         file: if large_dims == (width, height) {
             None
         } else {
-            let p = dir.join("large.jpg");
-            let size = write_jpeg(&img, large_dims, &p)?;
+            let p = name("large");
+            let size = write_scaled(&img, large_dims, generated, &p)?;
             Some((p, size))
         },
     };
@@ -148,13 +218,14 @@ pub fn generate(field: &str, path: &str, dir: &Path) -> Result<ImageSet, ApiErro
         file: if thumb_dims == large_dims {
             None
         } else {
-            let p = dir.join("thumb.jpg");
-            let size = write_jpeg(&img, thumb_dims, &p)?;
+            let p = name("thumb");
+            let size = write_scaled(&img, thumb_dims, generated, &p)?;
             Some((p, size))
         },
     };
     Ok(ImageSet {
         format,
+        generated,
         width,
         height,
         large,
@@ -231,5 +302,43 @@ mod tests {
         std::fs::write(&p, b"just some text, not pixels").unwrap();
         let e = generate("image_path", p.to_str().unwrap(), dir.path()).unwrap_err();
         assert_eq!(e.code, 6031);
+    }
+
+    #[test]
+    fn transparent_originals_get_png_sizes_and_opaque_ones_jpeg() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alpha.png");
+        image::RgbaImage::from_fn(800, 400, |x, _| {
+            image::Rgba([200, 10, 10, if x < 400 { 0 } else { 255 }])
+        })
+        .save(&p)
+        .unwrap();
+        let set = generate("image_path", p.to_str().unwrap(), &dir.path().join("a")).unwrap();
+        assert_eq!(set.generated, Generated::Png);
+        let (tp, _) = set.thumb.file.clone().unwrap();
+        assert!(tp.ends_with("thumb.png"));
+        let thumb = image::open(&tp).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (396, 198));
+        assert!(has_transparency(&thumb));
+        assert_eq!(thumb.to_rgba8().get_pixel(10, 100).0[3], 0);
+        assert_eq!(thumb.to_rgba8().get_pixel(390, 100).0[3], 255);
+
+        // An alpha channel that is opaque everywhere: JPEG.
+        let q = dir.path().join("opaque.png");
+        image::RgbaImage::from_pixel(800, 400, image::Rgba([1, 2, 3, 255]))
+            .save(&q)
+            .unwrap();
+        let set = generate("image_path", q.to_str().unwrap(), &dir.path().join("b")).unwrap();
+        assert_eq!(set.generated, Generated::Jpeg);
+        let (tp, _) = set.thumb.file.unwrap();
+        assert!(tp.ends_with("thumb.jpg"));
+        assert_eq!(
+            image::ImageReader::open(&tp)
+                .unwrap()
+                .with_guessed_format()
+                .unwrap()
+                .format(),
+            Some(ImageFormat::Jpeg)
+        );
     }
 }

@@ -211,6 +211,44 @@ pub fn upload_bytes(m: &StoredMessage) -> (u64, u64) {
     (done, total)
 }
 
+/// Whether `file` is one the engine generated (an image's large or thumb size under
+/// `<data_dir>/media/outgoing/`), not the user's own: its first variant is `large` or `thumb`
+/// (a size that is the original's file has `origin` first).
+pub fn is_generated(file: &LocalFile) -> bool {
+    matches!(
+        file.variants.first().map(String::as_str),
+        Some("large" | "thumb")
+    )
+}
+
+/// Deletes a generated file (and its directory once empty): it is uploaded, or its message is
+/// gone. The user's own files are never touched.
+pub fn remove_generated(file: &LocalFile) {
+    if !is_generated(file) || file.path.is_empty() {
+        return;
+    }
+    let path = std::path::Path::new(&file.path);
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("removing {}: {e}", path.display()),
+    }
+    // Fails while the other size is still there: the last one removes the directory.
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Deletes the generated files of a message that is removed before it was sent (cancelled,
+/// deleted, cleared).
+pub fn discard_generated(m: &StoredMessage) {
+    for e in &m.elems {
+        for f in e.media.iter().flat_map(|r| &r.files) {
+            remove_generated(f);
+        }
+    }
+}
+
 /// Whether `m` has a media file that still needs the uploader.
 pub fn needs_upload(m: &StoredMessage) -> bool {
     next_upload(m).is_some()

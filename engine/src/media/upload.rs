@@ -60,6 +60,8 @@ pub struct Uploads {
     attempts: HashMap<String, (u64, u32)>,
     /// Messages whose `send_message` deadline is being pushed forward.
     keeping: HashSet<String>,
+    /// Downloads running now (`download_elem`), by task id, so that logout stops them.
+    pub(crate) downloads: HashMap<u64, UploaderPlugin>,
 }
 
 struct Active {
@@ -198,7 +200,7 @@ pub(crate) fn intercept(
     );
     keep_waiting(act, &id, ctx);
     ctx.spawn(job.into_actor(act).map(move |res, act, ctx| {
-        uploaded(act, id, index, variants, res, ctx);
+        uploaded(act, id, task_id, index, variants, res, ctx);
     }));
     true
 }
@@ -285,19 +287,35 @@ pub fn parse_uploaded(answer: &str, expected_size: u64) -> Result<String, Failur
 fn uploaded(
     act: &mut MessageActor,
     id: String,
+    task_id: u64,
     index: usize,
     variants: Vec<String>,
     res: Result<String, Failure>,
     ctx: &mut Context<MessageActor>,
 ) {
-    if act.uploads.active.remove(&id).is_none() {
-        return; // cancelled meanwhile
+    // Not this transfer's any more: cancelled, or stopped by a logout (and maybe started again
+    // since, as another task, after the next login).
+    if act
+        .uploads
+        .active
+        .get(&id)
+        .is_none_or(|a| a.task_id != task_id)
+    {
+        return;
     }
+    act.uploads.active.remove(&id);
     match res {
         Ok(uuid) => {
             act.uploads.attempts.remove(&id);
             match record_uuid(act, &id, index, &variants, &uuid) {
                 Ok(Some(m)) => {
+                    // A generated size is not needed once the file store has it.
+                    let up = m.elems.get(index).and_then(|e| e.media.as_ref());
+                    for f in up.iter().flat_map(|r| &r.files) {
+                        if f.variants == variants {
+                            super::remove_generated(f);
+                        }
+                    }
                     if !super::needs_upload(&m)
                         && let Some(reported) = act.uploads.reported.remove(&id)
                     {
@@ -412,6 +430,27 @@ pub(crate) fn cancel(act: &mut MessageActor, id: &str) {
             }
         });
     }
+}
+
+/// Logout, uninit or a login as another user (the account closes): every running upload and
+/// download is told to stop now, and their results will be dropped. The messages stay in the
+/// outbox as `sending` with the uuids recorded so far (ARCHITECTURE.md §3: nothing fails because
+/// the session ended); the outbox flush after the next login of their user resumes the uploads
+/// where the file store stopped. A stopped download answers 7009 and keeps its `.part` file.
+pub(crate) fn stop_all(act: &mut MessageActor) {
+    let uploads = act
+        .uploads
+        .active
+        .drain()
+        .map(|(_, a)| (a.plugin, a.task_id));
+    let downloads = act.uploads.downloads.drain().map(|(t, p)| (p, t));
+    for (plugin, task_id) in uploads.chain(downloads).collect::<Vec<_>>() {
+        if let Err(e) = plugin.cancel_blocking(task_id) {
+            tracing::warn!(task_id, "stopping a transfer at logout: {e}");
+        }
+    }
+    act.uploads.attempts.clear();
+    act.uploads.keeping.clear();
 }
 
 /// Pushes the `send_message` deadline of `id` forward while it uploads.

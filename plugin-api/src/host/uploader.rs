@@ -105,17 +105,31 @@ impl UploaderPlugin {
 
     /// Asks transfer `task_id` to stop; it then fails with status `CHIME_STATUS_CANCELLED`.
     pub async fn cancel(&self, task_id: u64) -> Result<(), PluginError> {
-        let shared = Arc::clone(&self.shared);
-        let cancel = self.fns.cancel;
         let timeout = self.shared.config.call_timeout;
         self.shared
             .runner
-            .call(timeout, move || {
-                // SAFETY: `cancel` per the ABI on a live instance.
-                let status = unsafe { cancel(shared.instance.handle(), task_id) };
-                call::check_status(&shared.library, status, ChimeBuf::EMPTY)
-            })
+            .call(timeout, self.cancel_call(task_id))
             .await
+    }
+
+    /// [`cancel`](Self::cancel), blocking the calling thread until the plugin took the request
+    /// (for a host that must know the transfer is told to stop before it goes on, e.g. at
+    /// logout or shutdown; the plugin's `cancel` only flags the task, so this is brief).
+    pub fn cancel_blocking(&self, task_id: u64) -> Result<(), PluginError> {
+        let timeout = self.shared.config.call_timeout;
+        self.shared
+            .runner
+            .call_blocking(timeout, self.cancel_call(task_id))
+    }
+
+    fn cancel_call(&self, task_id: u64) -> impl FnOnce() -> Result<(), PluginError> + use<> {
+        let shared = Arc::clone(&self.shared);
+        let cancel = self.fns.cancel;
+        move || {
+            // SAFETY: `cancel` per the ABI on a live instance.
+            let status = unsafe { cancel(shared.instance.handle(), task_id) };
+            call::check_status(&shared.library, status, ChimeBuf::EMPTY)
+        }
     }
 
     async fn transfer(

@@ -47,6 +47,13 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// `data` starting with a format's signature (the file store checks the first bytes of sound
+/// and video uploads).
+fn with_magic(magic: &[u8], mut data: Vec<u8>) -> Vec<u8> {
+    data[..magic.len()].copy_from_slice(magic);
+    data
+}
+
 /// A `w`×`h` JPEG whose EXIF orientation (6: rotate 90° clockwise) makes it show as `h`×`w`.
 fn rotated_jpeg(path: &Path, w: u32, h: u32) {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -235,9 +242,13 @@ async fn sound_video_and_file_arrive_and_download_byte_for_byte() {
     let (alice, bob) = pair(&server, 256 * 1024).await;
     let dir = tempfile::tempdir().unwrap();
     let sound = dir.path().join("voice.m4a");
-    std::fs::write(&sound, bytes(300_000, 1)).unwrap();
+    std::fs::write(&sound, with_magic(b"\0\0\0\x20ftypM4A ", bytes(300_000, 1))).unwrap();
     let video = dir.path().join("clip.mp4");
-    std::fs::write(&video, bytes(1_500_000, 2)).unwrap();
+    std::fs::write(
+        &video,
+        with_magic(b"\0\0\0\x18ftypisom", bytes(1_500_000, 2)),
+    )
+    .unwrap();
     let snapshot = dir.path().join("clip.png");
     png(&snapshot, 320, 180);
     let file = dir.path().join("data.bin");
@@ -837,4 +848,234 @@ async fn group_members_download_a_group_image_and_a_forward_carries_it_on() {
     let thumb = dir.path().join("thumb.jpg");
     download(&carol, &got[0]["msg_id"], 0, Some("thumb"), &thumb).await;
     assert_eq!(image::image_dimensions(&thumb).unwrap(), (446, 198));
+}
+
+/// The bytes the server's file store holds of the uploads in progress (`<id>.part` files).
+fn server_part_bytes(server: &TestServer) -> u64 {
+    let dir = server.data_dir().join("files").join("uploads");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn logout_stops_an_upload_and_the_next_login_resumes_it() {
+    let server = TestServer::start().await;
+    let (alice, bob) = pair(&server, 16 * 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.bin");
+    let size = 8 * 1024 * 1024;
+    std::fs::write(&f, bytes(size, 11)).unwrap();
+    let m = alice
+        .ok(
+            "create_file_message",
+            json!({"file_path": path_str(&f), "file_name": "big.bin"}),
+        )
+        .await;
+    let msg_id = m["msg_id"].clone();
+    let sending = send_in_background(&alice, &m, "bob");
+    for _ in 0..4000 {
+        if progress_of(&alice, &msg_id).last().is_some_and(|p| *p >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    alice.ok("logout", json!({})).await;
+    // The send is interrupted (it stays in the outbox), not failed.
+    let r = tokio::time::timeout(WAIT, sending).await.unwrap().unwrap();
+    assert_eq!(r.unwrap_err().code, 7009);
+    // The transfer stopped: the server gets no more chunks (one in flight may still land).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped_at = server_part_bytes(&server);
+    assert!(
+        stopped_at > 0 && stopped_at < size as u64,
+        "{stopped_at} of {size} bytes at logout"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(server_part_bytes(&server), stopped_at);
+    assert!(!progress_of(&alice, &msg_id).contains(&100));
+    assert_eq!(bob.event_count("on_recv_new_message"), 0);
+
+    // The next login resumes it from where the server stopped, and it is delivered once.
+    alice.login("alice").await;
+    upload_done(&alice, &msg_id).await;
+    let got = bob.expect_messages(1, WAIT).await;
+    assert_eq!(got[0]["msg_id"], msg_id);
+    let out = dir.path().join("got.bin");
+    download(&bob, &msg_id, 0, None, &out).await;
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&f).unwrap());
+    let found = alice
+        .ok("find_messages", json!({"msg_ids": [msg_id]}))
+        .await;
+    assert_eq!(found["message_list"][0]["status"], "send_succ");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(bob.event_count("on_recv_new_message"), 1);
+}
+
+#[tokio::test]
+async fn logout_stops_a_download_and_it_resumes_after_login() {
+    let server = TestServer::start().await;
+    let alice = TestClient::with_config(&server, with_uploader(1 << 20)).await;
+    let bob = TestClient::with_config(&server, with_uploader(16 * 1024)).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("down.bin");
+    std::fs::write(&f, bytes(8 * 1024 * 1024, 12)).unwrap();
+    let m = alice
+        .ok(
+            "create_file_message",
+            json!({"file_path": path_str(&f), "file_name": "down.bin"}),
+        )
+        .await;
+    send_to(&alice, &m, "bob").await;
+    let got = bob.expect_messages(1, WAIT).await;
+    let msg_id = got[0]["msg_id"].clone();
+    let out = dir.path().join("got.bin");
+    let engine = bob.engine.clone();
+    let params = json!({"msg_id": msg_id, "elem_index": 0, "path": path_str(&out)});
+    let downloading = tokio::spawn(async move { engine.call("download_elem", params).await });
+    bob.expect_event("on_download_progress", WAIT).await;
+    bob.ok("logout", json!({})).await;
+    let r = tokio::time::timeout(WAIT, downloading)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.unwrap_err().code, 7009);
+    assert!(!out.exists());
+    let events = bob.event_count("on_download_progress");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(bob.event_count("on_download_progress") <= events + 1);
+    bob.login("bob").await;
+    download(&bob, &msg_id, 0, None, &out).await;
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&f).unwrap());
+}
+
+/// The files left under an engine's `<data_dir>/media/outgoing/` (generated image sizes).
+fn outgoing_files(client: &TestClient) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&client.data_dir().join("media").join("outgoing"), &mut out);
+    out
+}
+
+/// The format and pixels of a downloaded file.
+fn decoded(path: &Path) -> (Option<image::ImageFormat>, image::RgbaImage) {
+    let reader = image::ImageReader::open(path)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap();
+    let format = reader.format();
+    (format, reader.decode().unwrap().to_rgba8())
+}
+
+/// Downloads size `t` of image message `id` into `dir` and decodes it.
+async fn download_decoded(
+    client: &TestClient,
+    id: &Value,
+    t: &str,
+    dir: &Path,
+) -> (Option<image::ImageFormat>, image::RgbaImage) {
+    let out = dir.join(format!("{}-{t}", id.as_str().unwrap_or("x")));
+    download(client, id, 0, Some(t), &out).await;
+    decoded(&out)
+}
+
+#[tokio::test]
+async fn transparent_images_keep_png_sizes_and_generated_files_go_once_sent() {
+    let server = TestServer::start().await;
+    let (alice, bob) = pair(&server, 1 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Left half transparent.
+    let clear = dir.path().join("clear.png");
+    image::RgbaImage::from_fn(1600, 800, |x, y| {
+        image::Rgba([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            40,
+            if x < 800 { 0 } else { 255 },
+        ])
+    })
+    .save(&clear)
+    .unwrap();
+    let opaque = dir.path().join("opaque.png");
+    png(&opaque, 1600, 800);
+    let mut sent_ids = Vec::new();
+    for source in [&clear, &opaque] {
+        let m = alice
+            .ok(
+                "create_image_message",
+                json!({"image_path": path_str(source)}),
+            )
+            .await;
+        // Generated when created: large and thumb.
+        assert_eq!(outgoing_files(&alice).len(), 2);
+        send_to(&alice, &m, "bob").await;
+        // Gone once uploaded and sent.
+        assert_eq!(outgoing_files(&alice), Vec::<PathBuf>::new());
+        sent_ids.push(m["msg_id"].clone());
+    }
+    bob.expect_messages(2, WAIT).await;
+    for t in ["large", "thumb"] {
+        let (format, pixels) = download_decoded(&bob, &sent_ids[0], t, dir.path()).await;
+        assert_eq!(format, Some(image::ImageFormat::Png), "{t}");
+        let (w, h) = pixels.dimensions();
+        assert_eq!(h * 2, w, "{t}");
+        assert_eq!(pixels.get_pixel(2, h / 2).0[3], 0, "{t} keeps transparency");
+        assert_eq!(pixels.get_pixel(w - 3, h / 2).0[3], 255, "{t}");
+        let (format, _) = download_decoded(&bob, &sent_ids[1], t, dir.path()).await;
+        assert_eq!(format, Some(image::ImageFormat::Jpeg), "{t}");
+    }
+    // The original is the user's own file: never touched.
+    assert!(clear.is_file() && opaque.is_file());
+}
+
+#[tokio::test]
+async fn cancelling_an_unsent_image_deletes_its_generated_files() {
+    let mut server = TestServer::start().await;
+    let (alice, _bob) = pair(&server, 1 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.png");
+    png(&big, 1600, 800);
+    server.kill().await;
+    let m = alice
+        .ok(
+            "create_image_message",
+            json!({"image_path": path_str(&big)}),
+        )
+        .await;
+    assert_eq!(outgoing_files(&alice).len(), 2);
+    // Offline: it waits in the outbox; cancelling takes it and its generated sizes away.
+    let sending = send_in_background(&alice, &m, "bob");
+    // Once the send stored it.
+    let mut cancelled = false;
+    for _ in 0..200 {
+        let p = json!({"msg_id": m["msg_id"]});
+        if alice.call("cancel_send_message", p).await.is_ok() {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cancelled);
+    let r = tokio::time::timeout(WAIT, sending).await.unwrap().unwrap();
+    assert_eq!(r.unwrap_err().code, 8021);
+    assert_eq!(outgoing_files(&alice), Vec::<PathBuf>::new());
+    assert!(big.is_file());
 }
