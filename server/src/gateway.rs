@@ -42,7 +42,7 @@ use crate::usersig;
 pub const WS_PATH: &str = "/ws";
 
 /// Read buffer reserved per connection (tungstenite grows it for larger frames).
-const READ_BUFFER_BYTES: usize = 4096;
+const READ_BUFFER_BYTES: usize = 2048;
 /// Frames are buffered up to this size before being written out.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -125,9 +125,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config))
-        .await
-    {
+    // Boxed, like every large future the session awaits only now and then (the login, webhook
+    // and push calls): a task's future is as large as its largest state, and an idle
+    // connection's task should hold only its small read-loop state.
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config));
+    let ws = match Box::pin(handshake).await {
         Ok(ws) => ws,
         Err(e) => {
             tracing::debug!("handshake failed: {e}");
@@ -252,7 +255,7 @@ pub async fn session<S: FrameSource>(
         };
         match &identity {
             None => match kind {
-                ReqKind::Login(req) => match login(&shared, &conn, req).await {
+                ReqKind::Login(req) => match Box::pin(login(&shared, &conn, req)).await {
                     Ok((who, resp)) => {
                         let now = usersig::now_secs();
                         // Clamped so that a far-future expiry cannot overflow the timer.
@@ -264,8 +267,7 @@ pub async fn session<S: FrameSource>(
                         identity = Some(who);
                         conn.send(response_frame(id, Ok(RespKind::Login(resp))));
                         if let Some(w) = &identity {
-                            crate::signaling::deliver_pending(&shared, w.app, &w.user, &conn);
-                            crate::relations::presence_changed(&shared, w.app, &w.user, true);
+                            crate::followups::after_login(&shared, w.app, &w.user, &conn);
                             let login = crate::webhooks::StateChange::Login;
                             crate::webhooks::state_changed(&shared, w.app, &w.user, login);
                         }
@@ -286,16 +288,23 @@ pub async fn session<S: FrameSource>(
                     if shared.registry.logout(who.app, &who.user, conn.conn_id) {
                         crate::groups::went_offline(&shared, who.app, &who.user);
                     }
-                    crate::relations::presence_changed(&shared, who.app, &who.user, false);
+                    crate::followups::after_session_end(&shared, who.app, &who.user);
                     let logout = crate::webhooks::StateChange::Logout;
                     crate::webhooks::state_changed(&shared, who.app, &who.user, logout);
-                    crate::push::logged_out(&shared, who.push_caller(), conn.conn_id).await;
+                    Box::pin(crate::push::logged_out(
+                        &shared,
+                        who.push_caller(),
+                        conn.conn_id,
+                    ))
+                    .await;
                     conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
                     conn.close();
                     identity = None;
                     break;
                 }
-                dispatch(&shared, &conn, who, id, kind).await;
+                // Boxed: the request's future lives only while it is handled, not in every
+                // idle connection's task.
+                Box::pin(dispatch(&shared, &conn, who, id, kind)).await;
             }
         }
     }
@@ -304,7 +313,7 @@ pub async fn session<S: FrameSource>(
         if shared.registry.logout(who.app, &who.user, conn.conn_id) {
             crate::groups::went_offline(&shared, who.app, &who.user);
         }
-        crate::relations::presence_changed(&shared, who.app, &who.user, false);
+        crate::followups::after_session_end(&shared, who.app, &who.user);
         let end = crate::webhooks::StateChange::session_end(current, timed_out);
         crate::webhooks::state_changed(&shared, who.app, &who.user, end);
     }
@@ -477,7 +486,15 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                 return;
             };
             if let Some(hooks) = &shared.webhooks {
-                crate::webhooks::send_with_hooks(shared, hooks, app, user, msg, reply()).await;
+                Box::pin(crate::webhooks::send_with_hooks(
+                    shared,
+                    hooks,
+                    app,
+                    user,
+                    msg,
+                    reply(),
+                ))
+                .await;
             } else {
                 submit(shared, app, user, Op::Send(Box::new(msg)), reply()).await;
             }
@@ -543,7 +560,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             submit(shared, app, user, Op::Community(Box::new(req)), reply()).await;
         }
         k @ (ReqKind::SetPushConfig(_) | ReqKind::SetAppState(_)) => {
-            crate::push::request(shared, conn, who.push_caller(), id, k).await;
+            Box::pin(crate::push::request(shared, conn, who.push_caller(), id, k)).await;
         }
         ReqKind::FileUploadTicket(_) => {
             conn.send(response_frame(id, shared.files.ticket(app, user)));
@@ -586,9 +603,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
                     ReqKind::GetGroupMembersInfo(req) => {
                         crate::group_reads::members_info(store, app, &user, &req)
                     }
-                    ReqKind::GetGroupApplications(_) => {
-                        crate::group_apply::list(store, app, &user)
-                    }
+                    ReqKind::GetGroupApplications(_) => crate::group_apply::list(store, app, &user),
                     ReqKind::GetGroupAttributes(req) => {
                         crate::group_kv::get_attributes(store, app, &user, &req)
                     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conversations;
 pub mod error;
 pub mod files;
+pub mod followups;
 pub mod gateway;
 pub mod group_admin;
 pub mod group_apply;
@@ -72,6 +73,8 @@ pub struct Shared {
     pub push: push::Pusher,
     /// The file store (docs/files.md): upload tickets, download URLs, its HTTP routes.
     pub files: Arc<files::Files>,
+    /// The lane of the store reads that follow a login or a session's end.
+    pub followups: followups::Followups,
 }
 
 /// A running server; [`RunningServer::shutdown`] stops it gracefully.
@@ -191,6 +194,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         &config.data_dir,
     )?);
     let shared = Arc::new(Shared {
+        followups: followups::Followups::start()?,
         push: push::Pusher::default(),
         webhooks,
         files,

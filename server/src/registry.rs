@@ -279,6 +279,14 @@ impl Registry {
             .is_some_and(|users| users.contains_key(user))
     }
 
+    /// How many sessions `(app, user)` has online.
+    pub fn session_count(&self, app: u64, user: &str) -> usize {
+        self.lock()
+            .get(&app)
+            .and_then(|users| users.get(user))
+            .map_or(0, Vec::len)
+    }
+
     /// The platforms of `(app, user)`'s online sessions (empty = offline).
     pub fn platforms(&self, app: u64, user: &str) -> Vec<Platform> {
         self.lock()

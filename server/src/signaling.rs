@@ -7,7 +7,7 @@
 //! pipeline like any write ([`stage`]). An invitation that is not online-only is also sent as a
 //! custom message carrying the seed's signaling JSON (`businessID: 1`), so it is in the
 //! conversation's history (`get_signaling_info` reads it back) and reaches offline users; pending
-//! invitations are pushed again to a user at login ([`deliver_pending`]).
+//! invitations are pushed again to a user at login ([`send_pending`]).
 //!
 //! Keys: `W` app, invite id → `pb::Invitation`; `P` app, invitee, invite id → () (pending
 //! invitations of a user); `w` app 0, deadline, app, invite id → () (the timeout index, global so
@@ -503,21 +503,17 @@ pub fn pending_frames(store: &dyn Store, app: u64, user: &str, now: i64) -> ApiR
     Ok(out)
 }
 
-/// After a login: pushes the user's pending invitations to the new session.
-pub fn deliver_pending(shared: &Arc<Shared>, app: u64, user: &str, conn: &ConnTx) {
-    let shared = Arc::clone(shared);
-    let conn = conn.clone();
-    let user = user.to_owned();
-    tokio::task::spawn_blocking(move || {
-        match pending_frames(shared.store.as_ref(), app, &user, now_ms()) {
-            Ok(frames) => {
-                for f in frames {
-                    conn.send(f);
-                }
+/// After a login: pushes the user's pending invitations to the new session. Reads the store:
+/// runs on the session follow-up lane ([`crate::followups`]).
+pub fn send_pending(store: &dyn Store, app: u64, user: &str, conn: &ConnTx) {
+    match pending_frames(store, app, user, now_ms()) {
+        Ok(frames) => {
+            for f in frames {
+                conn.send(f);
             }
-            Err(e) => tracing::warn!(app, user, "pending invitations not read: {}", e.desc),
         }
-    });
+        Err(e) => tracing::warn!(app, user, "pending invitations not read: {}", e.desc),
+    }
 }
 
 /// Starts the timeout timer: while anything is due, it has the commit thread expire it.

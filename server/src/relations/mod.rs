@@ -29,7 +29,7 @@ use prost::Message as _;
 use crate::error::{ApiError, ApiResult};
 use crate::txn::Txn;
 
-pub use presence::presence_changed;
+pub use presence::{presence_changed, push_status, status_flipped};
 pub use read::read;
 pub(crate) use stage::stage;
 

@@ -2,6 +2,8 @@
 //! UserSig check), 50 at a time, and stay connected doing nothing; reported: the server's RSS
 //! before and 5 s after the last login, KB per connection, logins per second and server CPU per
 //! login. Raw-protocol connections ([`chime_tests::wire`]), as the workload is the server's.
+//! A second round logs the same users in again once the first round's connections closed: the
+//! returning-user login (no registration write), the common case of a real app.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +32,79 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|kb| kb.parse().ok())
 }
 
-/// Runs W4 against a fresh `server`.
+/// What one round of logins measured.
+struct Round {
+    connections: Vec<WireClient>,
+    seconds: f64,
+    cpu_micros: Option<u64>,
+}
+
+/// Logs every `(user, sig)` in, `concurrency` at a time; keeps the connections open.
+async fn login_round(
+    server: &TestServer,
+    users: &[(String, String)],
+    concurrency: usize,
+) -> Result<Round, String> {
+    let pid = server.pid();
+    let url = server.ws_url();
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let cpu_before = process_cpu_micros(pid);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(users.len());
+    for (user, sig) in users.iter().cloned() {
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = WireClient::login(&url, APP_ID, &user, &sig, &user).await;
+            drop(permit);
+            client.map_err(|e| format!("login {user}: {e}"))
+        }));
+    }
+    let mut connections = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        connections.push(t.await.map_err(|e| e.to_string())??);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_micros = process_cpu_micros(pid)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    Ok(Round {
+        connections,
+        seconds,
+        cpu_micros,
+    })
+}
+
+/// Prints a round's login rate and CPU, waits 5 s and prints the RSS growth since
+/// `rss_before` per connection.
+async fn report(label: &str, pid: u32, rss_before: u64, round: &Round) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_after = rss_kb(pid).ok_or("cannot read the server's RSS")?;
+    let n = round.connections.len();
+    println!(
+        "{label}logins: {n} in {:.3} s = {:.0} logins/s",
+        round.seconds,
+        n as f64 / round.seconds.max(1e-9)
+    );
+    if let Some(cpu) = round.cpu_micros {
+        println!(
+            "{label}server CPU: {} ms total, {:.1} µs per login",
+            cpu / 1000,
+            cpu as f64 / n.max(1) as f64
+        );
+    }
+    println!(
+        "{label}server RSS: {rss_before} KB before, {rss_after} KB 5 s after the last login = {:.1} KB per connection",
+        rss_after.saturating_sub(rss_before) as f64 / n.max(1) as f64
+    );
+    Ok(())
+}
+
+/// Runs W4 against a fresh `server`, then a second round with the same users returning (their
+/// accounts exist: no registration write), after every first-round connection closed.
 pub async fn run(server: &TestServer, args: &IdleArgs) -> Result<(), String> {
     println!(
         "== W4: {} idle connections, opened {} at a time",
@@ -48,50 +122,13 @@ pub async fn run(server: &TestServer, args: &IdleArgs) -> Result<(), String> {
             (u, sig)
         })
         .collect();
-    let url = server.ws_url();
-    let slots = Arc::new(Semaphore::new(args.concurrency));
-    let cpu_before = process_cpu_micros(pid);
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(users.len());
-    for (user, sig) in users {
-        let permit = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = WireClient::login(&url, APP_ID, &user, &sig, &user).await;
-            drop(permit);
-            client.map_err(|e| format!("login {user}: {e}"))
-        }));
-    }
-    let mut connections = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        connections.push(t.await.map_err(|e| e.to_string())??);
-    }
-    let login_time = start.elapsed();
-    let cpu = process_cpu_micros(pid)
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let rss_after = rss_kb(pid).ok_or("cannot read the server's RSS")?;
-    let n = connections.len();
-    println!(
-        "logins: {n} in {:.3} s = {:.0} logins/s",
-        login_time.as_secs_f64(),
-        n as f64 / login_time.as_secs_f64().max(1e-9)
-    );
-    if let Some(cpu) = cpu {
-        println!(
-            "server CPU: {} ms total, {:.1} µs per login",
-            cpu / 1000,
-            cpu as f64 / n.max(1) as f64
-        );
-    }
-    println!(
-        "server RSS: {rss_before} KB before, {rss_after} KB 5 s after the last login = {:.1} KB per connection",
-        rss_after.saturating_sub(rss_before) as f64 / n.max(1) as f64
-    );
-    drop(connections);
+    let first = login_round(server, &users, args.concurrency).await?;
+    report("", pid, rss_before, &first).await?;
+    drop(first);
+    // The sessions end (and the server frees them) once the connections are closed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_between = rss_kb(pid).ok_or("cannot read the server's RSS")?;
+    let again = login_round(server, &users, args.concurrency).await?;
+    report("returning users: ", pid, rss_between, &again).await?;
     Ok(())
 }
