@@ -638,7 +638,10 @@ async fn group_create_dismiss_live_rooms_and_friend_deletes_are_called_back() {
                "PairList": [{"From_Account": "alice", "To_Account": "bob"}]})
     );
     alice
-        .ok("add_friend", json!({"user_id": "bob", "add_type": "single"}))
+        .ok(
+            "add_friend",
+            json!({"user_id": "bob", "add_type": "single"}),
+        )
         .await;
     let r = alice
         .ok(
