@@ -978,11 +978,11 @@ fn outgoing_files(client: &TestClient) -> Vec<PathBuf> {
 /// The format and pixels of a downloaded file.
 fn decoded(path: &Path) -> (Option<image::ImageFormat>, image::RgbaImage) {
     let reader = image::ImageReader::open(path)
-        .unwrap()
+        .expect("opening the download")
         .with_guessed_format()
-        .unwrap();
+        .expect("reading the download");
     let format = reader.format();
-    (format, reader.decode().unwrap().to_rgba8())
+    (format, reader.decode().expect("decoding").to_rgba8())
 }
 
 /// Downloads size `t` of image message `id` into `dir` and decodes it.
