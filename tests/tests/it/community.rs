@@ -703,6 +703,23 @@ async fn a_member_offline_catches_up_on_community_changes_once() {
         community_tips_received(&ann, "hall"),
         ["own", "own", "own", "own"]
     );
+    // Each says which change it is (the listener event it stands for), in order.
+    let changes: Vec<Value> = ann
+        .events("on_recv_new_message")
+        .iter()
+        .map(|e| &e["message"]["elem_list"][0])
+        .filter(|t| t["type"] == json!(12))
+        .map(|t| t["community_change"]["event"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "on_topic_created",
+            "on_topic_changed",
+            "on_create_permission_group",
+            "on_add_members_to_permission_group"
+        ]
+    );
     // And the local state is current.
     let infos = topic_infos(&ann, "hall").await;
     let topics: Vec<(Value, Value, Value)> = infos
