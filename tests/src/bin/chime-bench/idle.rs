@@ -51,7 +51,8 @@ async fn login_round(
     let cpu_before = process_cpu_micros(pid);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(users.len());
-    for (user, sig) in users.iter().cloned() {
+    for (user, sig) in users {
+        let (user, sig) = (user.clone(), sig.clone());
         let permit = Arc::clone(&slots)
             .acquire_owned()
             .await
