@@ -962,7 +962,7 @@ async fn bench_conversations_10000() {
     // 200 ms and takes a torn tail as a crash), without the checkpoint a clean close makes.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = tempfile::tempdir().unwrap();
-    copy_dir(&dir, killed.path());
+    copy_dir(&dir, killed.path()).unwrap();
     let t = std::time::Instant::now();
     alice.shutdown().await;
     println!(
@@ -1014,17 +1014,18 @@ async fn bench_conversations_10000() {
 }
 
 /// Copies the files of `from` into `to`, recursively.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
         let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
         } else {
-            std::fs::copy(e.path(), target).unwrap();
+            std::fs::copy(e.path(), target)?;
         }
     }
+    Ok(())
 }
 
 /// Pages of `count` through the whole list, `between(page_number)` running before each page
