@@ -543,7 +543,10 @@ async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_i
     let kept_id = kept["msg_id"].as_str().unwrap_or_default().to_owned();
     // Searched at once after the ack, by either side.
     assert_eq!(cloud_ids(&alice, "bob", "lights").await, [kept_id.as_str()]);
-    assert_eq!(cloud_ids(&bob, "alice", "HARBOUR").await, [kept_id.as_str()]);
+    assert_eq!(
+        cloud_ids(&bob, "alice", "HARBOUR").await,
+        [kept_id.as_str()]
+    );
 
     let mut edited = kept.clone();
     edited["elem_list"] = json!([{ "elem_type": "text", "text": "Ferry terminal at dawn" }]);
