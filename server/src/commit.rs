@@ -1081,13 +1081,14 @@ impl Applier {
                 read_seq,
                 skip,
             } => {
-                let unread =
-                    queries::unread_count(self.store.as_ref(), app, &user, &conv_key, read_seq)
-                        .unwrap_or(0);
+                let (unread, max_seq) =
+                    queries::unread_at(self.store.as_ref(), app, &user, &conv_key, read_seq)
+                        .unwrap_or((0, 0));
                 let frame = push_frame(pb::push::Kind::Read(pb::ReadPush {
                     conv: Some(conv),
                     read_seq,
                     unread_count: unread,
+                    max_seq,
                 }));
                 self.registry.push(app, &user, &frame, skip);
             }

@@ -193,13 +193,25 @@ pub fn unread_count(
     conv: &[u8],
     read_seq: u64,
 ) -> Result<u32, StoreError> {
+    unread_at(store, app, user, conv, read_seq).map(|(n, _)| n)
+}
+
+/// [`unread_count`] with the conversation's max seq it was counted at.
+pub fn unread_at(
+    store: &dyn Store,
+    app: u64,
+    user: &str,
+    conv: &[u8],
+    read_seq: u64,
+) -> Result<(u32, u64), StoreError> {
     let max_seq = head(store, app, conv)?;
     let from = (read_seq + 1).max(max_seq.saturating_sub(UNREAD_SCAN_CAP - 1));
     let msgs = scan_msgs(store, app, conv, from, max_seq, usize::MAX, false)?;
-    Ok(msgs
+    let n = msgs
         .iter()
         .filter(|m| visible(m, user) && unread::counts_as_unread(m, user, read_seq))
-        .count() as u32)
+        .count() as u32;
+    Ok((n, max_seq))
 }
 
 fn conv_state(

@@ -412,6 +412,30 @@ impl ConversationActor {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// Takes a server count of `id`'s unread messages, `unread`, taken when the conversation's
+    /// max seq was `at_seq` (0: unknown, from an older server): the count plus the messages
+    /// above `at_seq` this device already has (they reached it before the count did). Messages
+    /// added later count only above `at_seq` ([`ConvRecord::counted_seq`]). Call after the read
+    /// position moved.
+    fn take_server_unread(&mut self, id: &str, unread: u32, at_seq: u64) {
+        let Some(c) = self.convs.get(id) else { return };
+        if at_seq == 0 {
+            if let Some(c) = self.convs.get_mut(id) {
+                c.unread_count = unread;
+            }
+            return;
+        }
+        let local_above = if c.max_seq > at_seq {
+            self.local_unread(id, at_seq.max(c.read_seq))
+        } else {
+            0
+        };
+        if let Some(c) = self.convs.get_mut(id) {
+            c.unread_count = unread.saturating_add(local_above);
+            c.counted_seq = at_seq;
+        }
+    }
+
     /// The newest locally stored seq of `conv` with a time at or before `time_ms` (0 if none).
     fn seq_at_time(&self, conv: &str, time_ms: i64) -> u64 {
         let Some(a) = &self.acct else { return 0 };
@@ -586,7 +610,10 @@ impl Handler<ApplyStates> for ConversationActor {
             };
             c.max_seq = c.max_seq.max(s.max_seq);
             view::set_read(c, s.read_seq);
-            c.unread_count = s.unread_count;
+            self.take_server_unread(&id, s.unread_count, s.max_seq);
+            let Some(c) = self.convs.get_mut(&id) else {
+                continue;
+            };
             c.min_seq = s.min_seq;
             if let Some(m) = last {
                 Self::set_last(c, &m);
@@ -641,11 +668,14 @@ impl Handler<MessagesAdded> for ConversationActor {
             let Some(c) = self.touch(&id) else {
                 continue;
             };
-            if m.seq > c.max_seq {
-                c.max_seq = m.seq;
-                if msg.live && unread::counts_as_unread(&codec::to_wire(&m), &me, c.read_seq) {
-                    c.unread_count += 1;
-                }
+            c.max_seq = c.max_seq.max(m.seq);
+            // Each message is added once (the receive pipeline dedupes by msg_id), in any seq
+            // order: it is in the count already iff the last server count covered its seq.
+            if msg.live
+                && m.seq > c.counted_seq
+                && unread::counts_as_unread(&codec::to_wire(&m), &me, c.read_seq)
+            {
+                c.unread_count += 1;
             }
             if msg.live {
                 view::add_at(c, &m, &me);
@@ -668,7 +698,7 @@ impl Handler<ReadPushed> for ConversationActor {
         let id = ids::conversation_id(cref);
         if let Some(c) = self.touch(&id) {
             view::set_read(c, msg.0.read_seq);
-            c.unread_count = msg.0.unread_count;
+            self.take_server_unread(&id, msg.0.unread_count, msg.0.max_seq);
             self.commit();
         }
     }

@@ -86,4 +86,9 @@ pub struct ConvRecord {
     /// Unread `@`s, by seq.
     #[prost(message, repeated, tag = "18")]
     pub at_infos: Vec<AtInfo>,
+    /// The max seq of the last server count taken into `unread_count`: a message added later
+    /// with a seq at or below it is already in the count, one above it is not — whatever order
+    /// messages arrive in (pushes, gap pulls newest first, sync pages).
+    #[prost(uint64, tag = "19")]
+    pub counted_seq: u64,
 }
