@@ -703,6 +703,14 @@ async fn a_member_offline_catches_up_on_community_changes_once() {
         community_tips_received(&ann, "hall"),
         ["own", "own", "own", "own"]
     );
+    // The listener events of the caught-up tips fire too, once each.
+    assert_eq!(
+        ann.events("on_topic_created"),
+        vec![json!({"group_id": "hall", "topic_id": news})]
+    );
+    assert_eq!(ann.event_count("on_topic_changed"), 1);
+    assert_eq!(ann.event_count("on_create_permission_group"), 1);
+    assert_eq!(ann.event_count("on_add_members_to_permission_group"), 1);
     // Each says which change it is (the listener event it stands for), in order.
     let changes: Vec<Value> = ann
         .events("on_recv_new_message")

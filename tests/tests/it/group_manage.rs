@@ -888,6 +888,19 @@ async fn offline_members_catch_up_membership_and_tips_by_sync() {
         )
         .await;
     assert_eq!(c["unread_count"], json!(1));
+    // The listener events of the caught-up tips fire once each (the kick from `gone` is not in
+    // any history `off` still reads).
+    eventually("off's events of the caught-up tips", || async {
+        off.event_count("on_member_invited") >= 1 && off.event_count("on_grant_administrator") >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let invited =
+        json!({ "group_id": "new", "member_list": [{ "user_id": "off" }], "op_user": "own" });
+    assert_eq!(off.events("on_member_invited"), vec![invited]);
+    let admin =
+        json!({ "group_id": "keep", "member_list": [{ "user_id": "off" }], "op_user": "own" });
+    assert_eq!(off.events("on_grant_administrator"), vec![admin]);
 }
 
 async fn like_25_times(c: &TestClient) {

@@ -24,13 +24,27 @@ pub(crate) const SEEN_ONLINE_ONLY: usize = 4096;
 
 impl MessageActor {
     /// Takes received messages into the store. `live`: from a push or a catch-up pull (new
-    /// inserts are announced); otherwise from history (never announced). `covered`: a seq range
-    /// the caller knows is now complete.
+    /// inserts are announced, and new group tips handed to the GroupActor for their listener
+    /// events); otherwise from history (never announced). `covered`: a seq range the caller
+    /// knows is now complete.
     pub(crate) fn ingest(
         &mut self,
         msgs: &[pb::Message],
         live: bool,
         covered: Option<(String, u64, u64)>,
+    ) -> Result<Vec<StoredMessage>> {
+        self.ingest_with(msgs, live, covered, true)
+    }
+
+    /// [`Self::ingest`]; `hand_tips`: whether new live group tips go to the GroupActor here
+    /// (pushed ones the connection has handed over already; the GroupActor would drop a second
+    /// hand-over of a msg_id anyway).
+    fn ingest_with(
+        &mut self,
+        msgs: &[pb::Message],
+        live: bool,
+        covered: Option<(String, u64, u64)>,
+        hand_tips: bool,
     ) -> Result<Vec<StoredMessage>> {
         let me = self.acct()?.user.clone();
         let mut batch = WriteBatch::new();
@@ -39,6 +53,7 @@ impl MessageActor {
         let mut changed = Vec::new();
         let mut acked = Vec::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut tips = Vec::new();
         for w in msgs {
             if w.online_user_only || w.seq == 0 {
                 if live && w.sender != me && self.remember_online_only(&w.msg_id) {
@@ -64,12 +79,19 @@ impl MessageActor {
                 Some(_) => {}
                 None => {
                     let key = keys::message(&conv, m.seq);
-                    crate::search_index::stage_add(&mut batch, &key, &m);
+                    self.search_queue.stage_add(&mut batch, &key, &m);
                     batch.put(key.clone(), prost::Message::encode_to_vec(&m));
                     batch.put(idx, key);
                     self.range_entry(&mut ranges, &conv)?.insert(m.seq, m.seq);
                     changed.push(m.clone());
                     if live {
+                        if hand_tips
+                            && w.elems
+                                .iter()
+                                .any(|e| matches!(e.content, Some(pb::elem::Content::GroupTips(_))))
+                        {
+                            tips.push(w.clone());
+                        }
                         fresh.push(m);
                     }
                 }
@@ -103,6 +125,11 @@ impl MessageActor {
                 .collect();
             if !profiles.is_empty() {
                 p.rel.do_send(SeenProfiles(profiles));
+            }
+            // Their listener events (`on_topic_created`, `on_member_enter`, ...): once per
+            // msg_id, however the tips arrived.
+            for w in tips {
+                p.group.do_send(crate::actors::group::GroupTips(w));
             }
         }
         for m in &fresh {
@@ -255,7 +282,8 @@ impl MessageActor {
         let gaps = push_gaps(&ws, &me, |conv| {
             self.ranges(conv).map(|r| r.max()).unwrap_or(0)
         });
-        if let Err(e) = self.ingest(&ws, true, None) {
+        // Pushed group tips: the connection hands them to the GroupActor itself.
+        if let Err(e) = self.ingest_with(&ws, true, None, false) {
             tracing::warn!("ingest push: {e}");
             return;
         }
