@@ -1,8 +1,9 @@
 //! The gateway: the session loop every client connection runs, and the WebSocket transport.
 //!
 //! [`session`] is transport-agnostic: it reads encoded frames from a [`FrameSource`] and answers
-//! through a [`ConnTx`] whose writer task the transport runs. [`serve`] runs it over WebSocket
-//! (one binary message per frame); `quic.rs` runs it over a QUIC stream (length-prefixed frames).
+//! through a [`ConnTx`] (a bounded [`crate::outbound`] queue) whose writer task the transport
+//! runs. [`serve`] runs it over WebSocket (one binary message per frame); `quic.rs` runs it over
+//! a QUIC stream (length-prefixed frames).
 //! One task reads a connection, one writes it.
 //!
 //! Each binary WebSocket message is one `pb::Frame`. The reader decodes frames, enforces the
@@ -21,7 +22,7 @@ use chime_proto::pb::{self, request::Kind as ReqKind, response::Kind as RespKind
 use chime_proto::{codes, ids};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -138,15 +139,15 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         }
     };
     let (mut sink, source) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(shared.tunables.outbound_queue.max(16));
-    let kill = Arc::new(Notify::new());
-    let conn = ConnTx::new(shared.registry.next_conn_id(), tx, Arc::clone(&kill));
+    let (conn, mut rx) = ConnTx::new(
+        shared.registry.next_conn_id(),
+        shared.tunables.outbound_queue.max(16),
+    );
 
     let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
+        loop {
             // Feed everything queued, then flush once.
-            while let Some(out) = next.take() {
+            for out in rx.recv().await.drain(..) {
                 match out {
                     Outbound::Frame(b) => {
                         if sink.feed(WsMessage::Binary(b)).await.is_err() {
@@ -158,14 +159,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
                         return;
                     }
                 }
-                next = rx.try_recv().ok();
             }
             if sink.flush().await.is_err() {
                 return;
             }
         }
     });
-    session(shared, conn, kill, WsSource(source)).await;
+    session(shared, conn, WsSource(source)).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer)
         .await
@@ -177,14 +177,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 
 /// The session of one connection, whatever its transport: reads frames from `source`, enforces
 /// login first, dispatches requests, answers through `conn` (whose writer task the transport
-/// runs), and ends on close, idle timeout, `kill`, UserSig expiry or server stop. The session is
-/// logged out of the registry and `conn` closed before this returns.
-pub async fn session<S: FrameSource>(
-    shared: Arc<Shared>,
-    conn: ConnTx,
-    kill: Arc<Notify>,
-    mut source: S,
-) {
+/// runs), and ends on close, idle timeout, a kill of `conn` (its queue overflowed), UserSig
+/// expiry or server stop. The session is logged out of the registry and `conn` closed before
+/// this returns.
+pub async fn session<S: FrameSource>(shared: Arc<Shared>, conn: ConnTx, mut source: S) {
     let mut stopping = shared.stopping.clone();
     let mut identity: Option<Identity> = None;
     let mut expires_at = tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
@@ -193,7 +189,7 @@ pub async fn session<S: FrameSource>(
     loop {
         let next = tokio::select! {
             r = tokio::time::timeout(idle, source.next_frame()) => r,
-            _ = kill.notified() => break,
+            _ = conn.killed() => break,
             _ = stopping.wait_for(|s| *s) => {
                 conn.close();
                 break;

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod http;
 pub mod keys;
 pub mod lifecycle;
+pub mod outbound;
 pub mod pins;
 pub mod push;
 pub mod queries;

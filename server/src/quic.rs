@@ -22,12 +22,12 @@ use quinn::{IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::Shared;
 use crate::error::ServerError;
 use crate::gateway::{self, FrameSource, Inbound};
+use crate::outbound;
 use crate::registry::{ConnTx, Outbound};
 
 /// The ALPN protocol id of the Chime protocol over QUIC.
@@ -275,15 +275,16 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     };
-    let (tx, rx) = mpsc::channel::<Outbound>(shared.tunables.outbound_queue.max(16));
-    let kill = Arc::new(Notify::new());
-    let conn = ConnTx::new(shared.registry.next_conn_id(), tx, Arc::clone(&kill));
+    let (conn, rx) = ConnTx::new(
+        shared.registry.next_conn_id(),
+        shared.tunables.outbound_queue.max(16),
+    );
     let writer = tokio::spawn(write_frames(send, rx));
     let source = QuicSource {
         recv,
         limit: shared.tunables.max_frame_bytes,
     };
-    gateway::session(shared, conn, kill, source).await;
+    gateway::session(shared, conn, source).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(CLOSE_LINGER * 2, writer)
         .await
@@ -296,12 +297,11 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming) {
 
 /// Writes queued frames length-prefixed, batching what is queued into one write; on `Close`
 /// finishes the stream and waits (bounded) for the client to have received everything.
-async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outbound>) {
+async fn write_frames(mut send: SendStream, mut rx: outbound::Receiver) {
     let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
+    loop {
         let mut closing = false;
-        while let Some(out) = next.take() {
+        for out in rx.recv().await.drain(..) {
             match out {
                 Outbound::Frame(frame) => {
                     batch.extend_from_slice(&(frame.len() as u32).to_be_bytes());
@@ -312,7 +312,6 @@ async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outbound>) {
                     break;
                 }
             }
-            next = rx.try_recv().ok();
         }
         if !batch.is_empty() && send.write_all(&batch).await.is_err() {
             return;

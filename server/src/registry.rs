@@ -9,59 +9,56 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use chime_proto::pb::{self, Platform};
-use tokio::sync::{Notify, mpsc};
 
 use crate::config::MultiDevicePolicy;
 
-/// What a connection's writer task sends.
-#[derive(Debug)]
-pub enum Outbound {
-    /// An encoded frame.
-    Frame(Bytes),
-    /// Close the connection after everything queued before.
-    Close,
-}
+pub use crate::outbound::Outbound;
+use crate::outbound::{self, PushError};
 
 /// The sending side of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnTx {
     /// Unique per connection.
     pub conn_id: u64,
-    tx: mpsc::Sender<Outbound>,
-    kill: Arc<Notify>,
+    tx: outbound::Sender,
 }
 
 impl ConnTx {
-    /// A handle over `tx`, with `kill` notified when the connection must stop at once.
-    pub fn new(conn_id: u64, tx: mpsc::Sender<Outbound>, kill: Arc<Notify>) -> Self {
-        Self { conn_id, tx, kill }
+    /// A connection `conn_id` with an outbound queue of at most `capacity` frames; the
+    /// transport's writer drains the returned receiver.
+    pub fn new(conn_id: u64, capacity: usize) -> (Self, outbound::Receiver) {
+        let (tx, rx) = outbound::queue(capacity);
+        (Self { conn_id, tx }, rx)
     }
 
     /// Queues `frame`; when the queue is full the connection is killed. Returns false if the
     /// frame was not queued.
     pub fn send(&self, frame: Bytes) -> bool {
-        match self.tx.try_send(Outbound::Frame(frame)) {
+        match self.tx.push(Outbound::Frame(frame)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 tracing::warn!(conn = self.conn_id, "outbound queue full, closing");
-                self.kill.notify_one();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Closed) => false,
         }
     }
 
     /// Queues a close after what is queued (kills at once if the queue is full).
     pub fn close(&self) {
-        if self.tx.try_send(Outbound::Close).is_err() {
-            self.kill.notify_one();
+        if self.tx.push(Outbound::Close).is_err() {
+            self.tx.kill();
         }
+    }
+
+    /// Completes when the connection must stop at once (its queue overflowed).
+    pub async fn killed(&self) {
+        self.tx.killed().await;
     }
 }
 
@@ -376,9 +373,9 @@ mod tests {
     use super::*;
 
     fn session(reg: &Registry, device: &str, platform: Platform) -> Session {
-        let (tx, _rx) = mpsc::channel(4);
+        let (conn, _rx) = ConnTx::new(reg.next_conn_id(), 4);
         Session {
-            conn: ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new())),
+            conn,
             device_id: device.into(),
             platform,
         }
@@ -443,8 +440,7 @@ mod tests {
             ("c", "d1"),
             ("x", "d1"),
         ] {
-            let (tx, rx) = mpsc::channel(4);
-            let conn = ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new()));
+            let (conn, rx) = ConnTx::new(reg.next_conn_id(), 4);
             let id = conn.conn_id;
             let s = Session {
                 conn,
@@ -455,9 +451,9 @@ mod tests {
             queues.insert((user, device), (id, rx));
         }
         // Another app's "a" must not get app 1's frames.
-        let (tx, mut other_rx) = mpsc::channel(4);
+        let (conn, other_rx) = ConnTx::new(reg.next_conn_id(), 4);
         let other = Session {
-            conn: ConnTx::new(reg.next_conn_id(), tx, Arc::new(Notify::new())),
+            conn,
             device_id: "d1".into(),
             platform: Platform::Windows,
         };
@@ -480,14 +476,7 @@ mod tests {
             assert_eq!(reg.push_members(1, members, &except, &frame, skip), 1);
             assert_eq!(reg.push_members(1, members, &HashSet::new(), &frame, 0), 3);
         }
-        let mut received = |user, device| {
-            let rx = &mut queues.get_mut(&(user, device)).map(|q| &mut q.1);
-            let mut n = 0;
-            while let Some(Ok(_)) = rx.as_mut().map(|r| r.try_recv()) {
-                n += 1;
-            }
-            n
-        };
+        let received = |user, device| queues.get(&(user, device)).map_or(0, |q| q.1.waiting());
         assert_eq!(received("a", "d1"), 4);
         assert_eq!(
             received("a", "d2"),
@@ -501,7 +490,7 @@ mod tests {
         );
         assert_eq!(received("c", "d1"), 0, "not a member");
         assert_eq!(received("x", "d1"), 0);
-        assert!(other_rx.try_recv().is_err(), "other app untouched");
+        assert_eq!(other_rx.waiting(), 0, "other app untouched");
         // Logout answers whether the user is gone.
         assert!(!reg.logout(1, "a", queues[&("a", "d1")].0));
         assert!(reg.logout(1, "a", queues[&("a", "d2")].0));
