@@ -64,7 +64,7 @@ impl MessageActor {
                 if m.revoked {
                     m.status = Status::LocalRevoked as i32;
                 }
-                crate::search_index::stage_add(&mut b, &loc, &m);
+                self.search_queue.stage_add(&mut b, &loc, &m);
                 b.put(loc, prost::Message::encode_to_vec(&m));
                 self.acct()?.store.apply(b).map_err(db_err)?;
                 if let Some(p) = &self.peers {
@@ -518,7 +518,7 @@ impl Handler<InsertLocal> for MessageActor {
         let conv = m.conversation_id();
         let key = keys::pending(&conv, m.local_order);
         let mut b = WriteBatch::new();
-        crate::search_index::stage_add(&mut b, &key, &m);
+        self.search_queue.stage_add(&mut b, &key, &m);
         b.put(key.clone(), prost::Message::encode_to_vec(&m));
         b.put(keys::msg_id(&m.msg_id), key);
         self.acct()?.store.apply(b).map_err(db_err)?;

@@ -87,6 +87,9 @@ pub struct MessageActor {
     pub(crate) uploads: crate::media::upload::Uploads,
     /// Acks `(msg_id, seq, server_time_ms)` not yet stored: finished together (`send`).
     pub(crate) acks: Vec<(String, u64, i64)>,
+    /// The searchable texts of messages queued for the search index, so that its flush needn't
+    /// read them back (`crate::search_index::Memory`).
+    pub(crate) search_queue: crate::search_index::Memory,
 }
 
 /// How often changed synced ranges are written.
@@ -136,6 +139,7 @@ impl MessageActor {
             known_annotations: (String::new(), std::collections::BTreeSet::new()),
             uploads: Default::default(),
             acks: Vec::new(),
+            search_queue: Default::default(),
         }
     }
 

@@ -79,7 +79,7 @@ impl MessageActor {
                 Some(_) => {}
                 None => {
                     let key = keys::message(&conv, m.seq);
-                    crate::search_index::stage_add(&mut batch, &key, &m);
+                    self.search_queue.stage_add(&mut batch, &key, &m);
                     batch.put(key.clone(), prost::Message::encode_to_vec(&m));
                     batch.put(idx, key);
                     self.range_entry(&mut ranges, &conv)?.insert(m.seq, m.seq);

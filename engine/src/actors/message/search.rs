@@ -104,7 +104,7 @@ impl MessageActor {
     /// One [`search_index::flush`]; answers whether more may be queued.
     fn flush_search_batch(&mut self) -> bool {
         let Some(acct) = &self.acct else { return false };
-        match search_index::flush(acct.store.as_ref()) {
+        match search_index::flush(acct.store.as_ref(), &self.search_queue) {
             Ok(n) => n >= search_index::FLUSH_BATCH,
             Err(e) => {
                 tracing::warn!("search index flush: {e}");

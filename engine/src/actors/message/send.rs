@@ -233,7 +233,7 @@ impl MessageActor {
             return Ok(m);
         }
         let key = keys::message(&conv, seq);
-        crate::search_index::stage_add(batch, &key, &m);
+        self.search_queue.stage_add(batch, &key, &m);
         batch.put(key.clone(), prost::Message::encode_to_vec(&m));
         batch.put(keys::msg_id(&m.msg_id), key);
         self.range_entry(ranges, &conv)?.insert(seq, seq);
@@ -250,7 +250,7 @@ impl MessageActor {
             m.status = Status::SendFail as i32;
             let mut b = WriteBatch::new();
             // Out of the outbox: searchable through the index from now on.
-            crate::search_index::stage_add(&mut b, &loc, &m);
+            self.search_queue.stage_add(&mut b, &loc, &m);
             b.put(loc, prost::Message::encode_to_vec(&m));
             b.delete(keys::outbox(m.local_order));
             self.acct()?.store.apply(b).map_err(db_err)?;
