@@ -245,9 +245,10 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
             read.push((i, text));
         }
     }
-    // Gram → (ordinal + 1 of the last message added, its locations): a message adds its
-    // location once per gram however often the gram repeats in it.
-    let mut postings: BTreeMap<&str, (usize, Vec<u8>)> = BTreeMap::new();
+    // Gram (as a number: integer keys compare in one step) → (ordinal + 1 of the last message
+    // added, the gram, its locations): a message adds its location once per gram however often
+    // the gram repeats in it.
+    let mut postings: BTreeMap<u128, (usize, &str, Vec<u8>)> = BTreeMap::new();
     let mut read_iter = read.iter().peekable();
     for (i, (qk, v)) in queued.iter().enumerate() {
         let loc = &qk[1..];
@@ -259,7 +260,7 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
             },
         };
         for g in gram_slices(text) {
-            let (last, locs) = postings.entry(g).or_default();
+            let (last, _, locs) = postings.entry(gram_number(g)).or_insert((0, g, Vec::new()));
             if *last != i + 1 {
                 *last = i + 1;
                 fields::put(locs, loc);
@@ -267,23 +268,38 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
         }
     }
     let chunks: Vec<WriteBatch> = postings
-        .into_iter()
-        .map(|(g, (_, locs))| one_put(chunk_key(g, chunk), locs))
+        .into_values()
+        .map(|(_, g, locs)| one_put(chunk_key(g, chunk), locs))
         .collect();
     drop(kept);
     apply_in_order(store, chunks)?;
     apply_in_order(store, [one_put(meta, (chunk + 1).to_be_bytes().to_vec())])?;
-    apply_in_order(store, queued.iter().map(|(qk, _)| one_delete(qk.clone())))?;
-    let mut kept = memory.kept.borrow_mut();
-    if queued.len() < FLUSH_BATCH {
-        // The queue is empty now: whatever memory still holds is for entries gone since.
-        kept.clear();
-    } else {
-        for (qk, _) in &queued {
-            kept.forget(&qk[1..]);
+    let taken = queued.len();
+    {
+        let mut kept = memory.kept.borrow_mut();
+        if taken < FLUSH_BATCH {
+            // The queue is empty once this flush is done: whatever memory still holds is for
+            // entries gone since. (Forgetting before the removals are written is harmless: a
+            // text not kept is read back.)
+            kept.clear();
+        } else {
+            for (qk, _) in &queued {
+                kept.forget(&qk[1..]);
+            }
         }
     }
-    Ok(queued.len())
+    apply_in_order(store, queued.into_iter().map(|(qk, _)| one_delete(qk)))?;
+    Ok(taken)
+}
+
+/// A gram as a number, one to one: its bytes and its length. A gram is `GRAM` (3) characters
+/// of at most 4 bytes each, so its 12 bytes at most fit beside the length byte.
+fn gram_number(g: &str) -> u128 {
+    let mut b = [0u8; 16];
+    let n = g.len().min(15);
+    b[..n].copy_from_slice(&g.as_bytes()[..n]);
+    b[15] = n as u8;
+    u128::from_ne_bytes(b)
 }
 
 /// The locations of the messages that may contain `keyword` (lowercased) — a superset of those
@@ -357,6 +373,19 @@ mod tests {
         );
         assert!(grams("ab").is_empty());
         assert_eq!(grams("你好吗").len(), 1);
+        // The flush's gram numbers are one to one, up to 4-byte characters.
+        let gs = [
+            "abc",
+            "ab\u{0}",
+            "abcd",
+            "你好吗",
+            "你好",
+            "😀😀😀",
+            "😀😀😁",
+            "a😀b",
+        ];
+        let numbers: BTreeSet<u128> = gs.iter().map(|g| gram_number(g)).collect();
+        assert_eq!(numbers.len(), gs.len());
     }
 
     fn has_queued(store: &MemoryStore) -> bool {
