@@ -43,7 +43,7 @@ use crate::usersig;
 pub const WS_PATH: &str = "/ws";
 
 /// Read buffer reserved per connection (tungstenite grows it for larger frames).
-const READ_BUFFER_BYTES: usize = 2048;
+const READ_BUFFER_BYTES: usize = 512;
 /// Frames are buffered up to this size before being written out.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
