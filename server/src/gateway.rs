@@ -226,82 +226,12 @@ pub async fn session<S: FrameSource>(shared: Arc<Shared>, conn: ConnTx, mut sour
             }
             Ok(Inbound::Frame(data)) => data,
         };
-        let frame = match chime_proto::frame::decode(&data, shared.tunables.max_frame_bytes) {
-            Ok(f) => f,
-            Err(chime_proto::frame::FrameError::TooLarge { size, limit }) => {
-                conn.send(response_frame(
-                    0,
-                    Err(ApiError::new(
-                        codes::ERR_SVR_FRAME_TOO_LARGE,
-                        format!("frame of {size} bytes over {limit}"),
-                    )),
-                ));
-                conn.close();
-                break;
-            }
-            Err(e) => {
-                conn.send(malformed(0, &e.to_string()));
-                continue;
-            }
-        };
-        let id = frame.id;
-        let Some(pb::frame::Body::Request(pb::Request { kind: Some(kind) })) = frame.body else {
-            conn.send(malformed(id, "expected a request"));
-            continue;
-        };
-        match &identity {
-            None => match kind {
-                ReqKind::Login(req) => match Box::pin(login(&shared, &conn, req)).await {
-                    Ok((who, resp)) => {
-                        let now = usersig::now_secs();
-                        // Clamped so that a far-future expiry cannot overflow the timer.
-                        let left = resp
-                            .user_sig_expire_at
-                            .saturating_sub(now)
-                            .clamp(0, MAX_SESSION_SECS) as u64;
-                        expires_at = tokio::time::Instant::now() + Duration::from_secs(left + 1);
-                        identity = Some(who);
-                        conn.send(response_frame(id, Ok(RespKind::Login(resp))));
-                        if let Some(w) = &identity {
-                            crate::followups::after_login(&shared, w.app, &w.user, &conn);
-                            let login = crate::webhooks::StateChange::Login;
-                            crate::webhooks::state_changed(&shared, w.app, &w.user, login);
-                        }
-                    }
-                    Err(e) => {
-                        conn.send(response_frame(id, Err(e)));
-                    }
-                },
-                _ => {
-                    conn.send(response_frame(
-                        id,
-                        Err(ApiError::new(codes::ERR_SVR_NOT_LOGGED_IN, "log in first")),
-                    ));
-                }
-            },
-            Some(who) => {
-                if matches!(kind, ReqKind::Logout(_)) {
-                    if shared.registry.logout(who.app, &who.user, conn.conn_id) {
-                        crate::groups::went_offline(&shared, who.app, &who.user);
-                    }
-                    crate::followups::after_session_end(&shared, who.app, &who.user);
-                    let logout = crate::webhooks::StateChange::Logout;
-                    crate::webhooks::state_changed(&shared, who.app, &who.user, logout);
-                    Box::pin(crate::push::logged_out(
-                        &shared,
-                        who.push_caller(),
-                        conn.conn_id,
-                    ))
-                    .await;
-                    conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
-                    conn.close();
-                    identity = None;
-                    break;
-                }
-                // Boxed: the request's future lives only while it is handled, not in every
-                // idle connection's task.
-                Box::pin(dispatch(&shared, &conn, who, id, kind)).await;
-            }
+        // Boxed: a decoded frame (a request of any kind) and the handling of it live only
+        // while it is handled, not in every idle connection's task.
+        match Box::pin(handle_frame(&shared, &conn, &mut identity, data)).await {
+            Flow::Continue => {}
+            Flow::Stop => break,
+            Flow::LoggedIn(expiry) => expires_at = expiry,
         }
     }
     if let Some(who) = &identity {
@@ -314,6 +244,104 @@ pub async fn session<S: FrameSource>(shared: Arc<Shared>, conn: ConnTx, mut sour
         crate::webhooks::state_changed(&shared, who.app, &who.user, end);
     }
     conn.close();
+}
+
+/// What the session loop does after a frame was handled.
+enum Flow {
+    /// Read the next frame.
+    Continue,
+    /// End the session.
+    Stop,
+    /// The connection logged in; its UserSig expires at this instant.
+    LoggedIn(tokio::time::Instant),
+}
+
+/// Decodes and handles one inbound frame of a session: login first, then requests.
+async fn handle_frame(
+    shared: &Arc<Shared>,
+    conn: &ConnTx,
+    identity: &mut Option<Identity>,
+    data: Bytes,
+) -> Flow {
+    let frame = match chime_proto::frame::decode(&data, shared.tunables.max_frame_bytes) {
+        Ok(f) => f,
+        Err(chime_proto::frame::FrameError::TooLarge { size, limit }) => {
+            conn.send(response_frame(
+                0,
+                Err(ApiError::new(
+                    codes::ERR_SVR_FRAME_TOO_LARGE,
+                    format!("frame of {size} bytes over {limit}"),
+                )),
+            ));
+            conn.close();
+            return Flow::Stop;
+        }
+        Err(e) => {
+            conn.send(malformed(0, &e.to_string()));
+            return Flow::Continue;
+        }
+    };
+    let id = frame.id;
+    let Some(pb::frame::Body::Request(pb::Request { kind: Some(kind) })) = frame.body else {
+        conn.send(malformed(id, "expected a request"));
+        return Flow::Continue;
+    };
+    match identity {
+        None => match kind {
+            ReqKind::Login(req) => match Box::pin(login(shared, conn, req)).await {
+                Ok((who, resp)) => {
+                    let now = usersig::now_secs();
+                    // Clamped so that a far-future expiry cannot overflow the timer.
+                    let left = resp
+                        .user_sig_expire_at
+                        .saturating_sub(now)
+                        .clamp(0, MAX_SESSION_SECS) as u64;
+                    let expiry = tokio::time::Instant::now() + Duration::from_secs(left + 1);
+                    conn.send(response_frame(id, Ok(RespKind::Login(resp))));
+                    crate::followups::after_login(shared, who.app, &who.user, conn);
+                    let login = crate::webhooks::StateChange::Login;
+                    crate::webhooks::state_changed(shared, who.app, &who.user, login);
+                    *identity = Some(who);
+                    Flow::LoggedIn(expiry)
+                }
+                Err(e) => {
+                    conn.send(response_frame(id, Err(e)));
+                    Flow::Continue
+                }
+            },
+            _ => {
+                conn.send(response_frame(
+                    id,
+                    Err(ApiError::new(codes::ERR_SVR_NOT_LOGGED_IN, "log in first")),
+                ));
+                Flow::Continue
+            }
+        },
+        Some(who) => {
+            if matches!(kind, ReqKind::Logout(_)) {
+                if shared.registry.logout(who.app, &who.user, conn.conn_id) {
+                    crate::groups::went_offline(shared, who.app, &who.user);
+                }
+                crate::followups::after_session_end(shared, who.app, &who.user);
+                let logout = crate::webhooks::StateChange::Logout;
+                crate::webhooks::state_changed(shared, who.app, &who.user, logout);
+                Box::pin(crate::push::logged_out(
+                    shared,
+                    who.push_caller(),
+                    conn.conn_id,
+                ))
+                .await;
+                conn.send(response_frame(id, Ok(RespKind::Logout(pb::LogoutResp {}))));
+                conn.close();
+                *identity = None;
+                return Flow::Stop;
+            }
+            // Boxed: the request's future lives only while it is handled, not in every
+            // idle connection's task.
+            Box::pin(dispatch(shared, conn, who, id, kind)).await;
+            Flow::Continue
+        }
+    }
 }
 
 /// Handshake callback: only the endpoint path is served. (The error type is tungstenite's.)
