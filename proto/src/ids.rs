@@ -23,6 +23,19 @@ pub fn is_valid_group_id(id: &str) -> bool {
     printable_ascii(id, MAX_GROUP_ID_BYTES)
 }
 
+/// The reference of a group (`is_group`) or C2C conversation with `target`.
+pub fn conv_ref(is_group: bool, target: String) -> ConvRef {
+    let conv_type = if is_group {
+        ConvType::Group
+    } else {
+        ConvType::C2c
+    };
+    ConvRef {
+        conv_type: conv_type as i32,
+        target,
+    }
+}
+
 /// The conversation id of api.md §1: `c2c_<userID>` or `group_<groupID>`.
 pub fn conversation_id(conv: &ConvRef) -> String {
     match conv.conv_type() {

@@ -24,6 +24,8 @@ use chime_tests::{APP_ID, TestClient, TestProxy, TestServer, app_key, eventually
 use ring::signature::{self, KeyPair as _};
 use serde_json::{Value, json};
 
+use crate::rest::rest as admin;
+
 const QUIET: Duration = Duration::from_millis(700);
 
 /// A throwaway RSA key (PKCS#8) for the FCM service account of the test.
@@ -727,26 +729,6 @@ async fn the_same_engine_registers_again_at_its_next_login() {
     r.wait("/push", 1).await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(descs(&r), vec!["logged in again"]);
-}
-
-/// Calls the REST admin API `api` as the administrator; asserts HTTP 200 and answers the JSON.
-async fn admin(server: &TestServer, api: &str, body: Value) -> Value {
-    let sig = chime_tests::user_sig_for(APP_ID, "administrator", 3600);
-    let url = format!(
-        "{}/v4/{api}?sdkappid={APP_ID}&identifier=administrator&usersig={sig}&random=7&contenttype=json",
-        server.http_url()
-    );
-    let resp = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .timeout(Duration::from_secs(15))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {api}: {e}"));
-    assert_eq!(resp.status(), 200, "{api}");
-    resp.json::<Value>()
-        .await
-        .unwrap_or_else(|e| panic!("{api}: not JSON: {e}"))
 }
 
 /// The dead letters' descriptions, newest first (one page of 1000).

@@ -39,8 +39,8 @@ async fn call_as(
         .unwrap_or_else(|e| panic!("{api}: answer is not JSON: {e}"))
 }
 
-/// Calls `api` as the administrator of `APP_ID`.
-async fn rest(server: &TestServer, api: &str, body: Value) -> Value {
+/// Calls `api` as the administrator of `APP_ID` (asserts HTTP 200).
+pub(crate) async fn rest(server: &TestServer, api: &str, body: Value) -> Value {
     let sig = user_sig_for(APP_ID, ADMIN, 3600);
     call_as(
         server,

@@ -32,8 +32,8 @@ mod tests;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use actix::prelude::*;
-use chime_proto::codes;
 use chime_proto::pb;
+use chime_proto::{codes, ids};
 
 use super::{
     Account, CloseAccount, Offline, Online, OpenAccount, Peers, Shared, db_err, decode, now_ms,
@@ -100,17 +100,8 @@ pub(crate) fn new_msg_id() -> String {
 }
 
 pub(crate) fn conv_ref(m: &StoredMessage) -> pb::ConvRef {
-    if m.is_group {
-        pb::ConvRef {
-            conv_type: pb::ConvType::Group as i32,
-            target: m.group_id.clone(),
-        }
-    } else {
-        pb::ConvRef {
-            conv_type: pb::ConvType::C2c as i32,
-            target: m.peer.clone(),
-        }
-    }
+    let target = if m.is_group { &m.group_id } else { &m.peer };
+    ids::conv_ref(m.is_group, target.clone())
 }
 
 pub(crate) fn mailbox(e: MailboxError) -> ApiError {

@@ -212,21 +212,14 @@ impl Handler<PushedBurst> for MessageActor {
 
 /// The conversation of a wire message as the local user `me` sees it.
 fn wire_conv(w: &pb::Message, me: &str) -> pb::ConvRef {
-    if w.conv_type() == pb::ConvType::Group {
-        pb::ConvRef {
-            conv_type: pb::ConvType::Group as i32,
-            target: w.group_id.clone(),
-        }
+    let target = if w.conv_type() == pb::ConvType::Group {
+        &w.group_id
+    } else if w.sender == me {
+        &w.receiver
     } else {
-        pb::ConvRef {
-            conv_type: pb::ConvType::C2c as i32,
-            target: if w.sender == me {
-                w.receiver.clone()
-            } else {
-                w.sender.clone()
-            },
-        }
-    }
+        &w.sender
+    };
+    ids::conv_ref(w.conv_type() == pb::ConvType::Group, target.clone())
 }
 
 /// The seq ranges a burst of pushes leaves missing before its messages: per conversation, a
