@@ -43,11 +43,9 @@ pub fn application_key(app: u64, group_id: &str, user: &str) -> Vec<u8> {
         .done()
 }
 
-/// The key of `user`'s application read marker: in the applications' table under the empty
-/// group id, which no group has (so no group's applications share its prefix).
+/// The key of `user`'s application read marker.
 pub fn read_marker_key(app: u64, user: &str) -> Vec<u8> {
-    Key::new(tag::GROUP_APPLICATION, app)
-        .s(b"")
+    Key::new(tag::GROUP_APPLICATION_READ, app)
         .s(user.as_bytes())
         .done()
 }
@@ -294,15 +292,5 @@ mod tests {
         assert!(!is_unread(&app(status::PENDING, 5), 5));
         assert!(!is_unread(&app(status::ACCEPTED, 5), 0));
         assert!(!is_unread(&app(status::REFUSED, 5), 0));
-    }
-
-    #[test]
-    fn read_markers_live_apart_from_every_group_s_applications() {
-        let marker = read_marker_key(1, "ann");
-        let (lo, hi) = Key::new(tag::GROUP_APPLICATION, 1).s(b"g").prefix_range();
-        assert!(!(lo <= marker && marker < hi));
-        // The empty group id it sits under is no group's.
-        assert!(!chime_proto::ids::is_valid_group_id(""));
-        assert!(marker.starts_with(&[tag::GROUP_APPLICATION]));
     }
 }

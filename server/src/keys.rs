@@ -18,7 +18,7 @@
 //! | `j` | app, user, group | joined-group index (empty) |
 //! | `N` | app | generated group id counter (u64) |
 //! | `q` | app, group, user | join application: encoded `pb::GroupApplication` |
-//! | `q` | app, "" (no group's id), user | the user's join-application read marker: ms (`group_apply`) |
+//! | `h` | app, user | the user's join-application read marker: ms (`group_apply`) |
 //! | `x` | app, group, user | re-join ban after a kick: until (i64 ms) |
 //! | `y` | app, group | group attributes: encoded `pb::GetGroupAttributesResp` |
 //! | `z` | app, group | group counters: encoded `pb::GetGroupCountersResp` |
@@ -75,6 +75,8 @@ pub mod tag {
     pub const GROUP_COUNTER: u8 = b'N';
     /// Group join applications.
     pub const GROUP_APPLICATION: u8 = b'q';
+    /// Per-user join-application read markers.
+    pub const GROUP_APPLICATION_READ: u8 = b'h';
     /// Re-join bans after a kick.
     pub const GROUP_BAN: u8 = b'x';
     /// Per-user message change log (message lifecycle).
