@@ -155,16 +155,8 @@ async fn acked_messages_survive_a_kill_after_the_log_rotated() {
     // 11 KB per message, logged at least twice (the message and the conversation's last
     // message): 1,000 acked (11 MB of bodies) is past one 8 MB segment, with background
     // checkpoints.
+    // How many segment files remain after the restart depends on how far the background
+    // checkpoint got before the kill (covered segments are recycled), so it is not asserted here;
+    // replay across segments is unit-tested in `server/src/wal.rs`.
     kill_restart_check(&mut server, 2_400, 11_000, 1_000).await;
-    let segments = std::fs::read_dir(server.data_dir().join("wal"))
-        .expect("wal dir")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        })
-        .count();
-    assert!(
-        segments >= 2,
-        "the log moved to a second segment ({segments})"
-    );
 }
