@@ -1,0 +1,219 @@
+//! The read barrier: a read never misses a write that was acknowledged or pushed before it.
+//!
+//! Why it exists: the applying thread of [`crate::commit`] answers a batch's requests and sends
+//! its pushes as soon as the batch is durable in the write-ahead log ([`crate::wal`]), and only
+//! then applies it to the store (sled, ~200 µs for a message's writes), so that no ack or push
+//! waits for sled. A client that got an ack or a push and at once reads (pulls the message,
+//! syncs, queries its conversations, searches) must still see the write. So every batch answered
+//! before the store has it is announced here first ([`Barrier::answering`]), the applier says
+//! when the store has it ([`Barrier::applied`]), and a read first waits
+//! ([`Barrier::wait`]) until the store has applied every batch answered before the read
+//! arrived. A read that arrives when nothing is pending pays two atomic loads.
+//!
+//! [`Gated`] is the store every reader gets (`Shared::store`): each of its reads waits at the
+//! barrier, so no read path can forget it. A read of many steps waits once instead
+//! ([`Gated::settled`]) and then reads the store directly.
+//!
+//! If the store fails to apply a batch that was already answered, the batch is in the log (the
+//! answers were true, and a restart replays it) but the store misses it: every later read that
+//! must wait for it fails (fail-stop, like the writes; [`Barrier::fail`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::StoreError;
+use crate::store::{Op, Pair, Store};
+
+/// Longest a read waits for the store to catch up before it fails (the applier normally takes
+/// well under a millisecond; this only bounds a stuck or dead applying thread).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Batch numbers answered and applied, and the condition readers wait on.
+#[derive(Debug, Default)]
+pub struct Barrier {
+    /// The last batch whose answers or pushes may have left.
+    answered: AtomicU64,
+    /// The last batch the store has applied.
+    applied: AtomicU64,
+    /// An answered batch could not be applied: waiting for it is futile.
+    failed: AtomicBool,
+    lock: Mutex<()>,
+    moved: Condvar,
+}
+
+impl Barrier {
+    /// A barrier with nothing answered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The applier: batch `number` (numbers rise) is durable and its answers and pushes are
+    /// about to leave, before the store has it. Called before the first of them leaves.
+    pub fn answering(&self, number: u64) {
+        self.answered.fetch_max(number, Ordering::AcqRel);
+    }
+
+    /// The applier: the store has applied every batch up to `number`.
+    pub fn applied(&self, number: u64) {
+        self.applied.fetch_max(number, Ordering::AcqRel);
+        self.wake();
+    }
+
+    /// The applier: an answered batch could not be applied; readers waiting for it fail.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Whether the store has applied every batch answered so far.
+    pub fn is_settled(&self) -> bool {
+        self.applied.load(Ordering::Acquire) >= self.answered.load(Ordering::Acquire)
+    }
+
+    /// Waits until the store has applied every batch answered before this call. Fails when
+    /// such a batch could not be applied, or after [`MAX_WAIT`].
+    pub fn wait(&self) -> Result<(), StoreError> {
+        let target = self.answered.load(Ordering::Acquire);
+        if self.applied.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.applied.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(StoreError::Corrupt(
+                    "the store failed to apply an acknowledged write; restart needed".into(),
+                ));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Corrupt(
+                    "the store did not apply acknowledged writes in time".into(),
+                ));
+            }
+            guard = self
+                .moved
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes the waiting readers. The counters change before the lock is taken, and a reader
+    /// checks them holding it, so no wake-up is lost.
+    fn wake(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.moved.notify_all();
+    }
+}
+
+/// The store as readers see it: every read waits at the [`Barrier`] first.
+pub struct Gated {
+    store: Arc<dyn Store>,
+    barrier: Arc<Barrier>,
+}
+
+impl Gated {
+    /// Reads of `store` behind `barrier`.
+    pub fn new(store: Arc<dyn Store>, barrier: Arc<Barrier>) -> Self {
+        Self { store, barrier }
+    }
+
+    /// Waits once at the barrier, then gives the store itself: for a read of many steps, which
+    /// then sees at least every write answered before this call.
+    pub fn settled(&self) -> Result<&dyn Store, StoreError> {
+        self.barrier.wait()?;
+        Ok(self.store.as_ref())
+    }
+}
+
+impl Store for Gated {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.barrier.wait()?;
+        self.store.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Pair>, StoreError> {
+        self.barrier.wait()?;
+        self.store.scan(start, end, limit, reverse)
+    }
+
+    /// Writes belong to the commit pipeline, which holds the store itself; passed through.
+    fn apply(&self, ops: &[Op<'_>]) -> Result<(), StoreError> {
+        self.store.apply(ops)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    #[test]
+    fn a_read_waits_for_every_answered_batch_and_no_longer() {
+        let barrier = Arc::new(Barrier::new());
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let gated = Gated::new(Arc::clone(&store), Arc::clone(&barrier));
+        // Nothing pending: the read goes straight through.
+        assert!(barrier.is_settled());
+        assert_eq!(gated.get(b"k").unwrap(), None);
+        // Batch 1 answered, not yet applied: a reader blocks until the applier catches up.
+        barrier.answering(1);
+        assert!(!barrier.is_settled());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = {
+            let gated = Gated::new(Arc::clone(&store), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let seen = gated.get(b"k").unwrap();
+                tx.send(seen).unwrap();
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "the read must wait for batch 1"
+        );
+        store.apply(&[(b"k", Some(b"v"))]).unwrap();
+        // A later batch answered meanwhile does not hold back the read that came before it.
+        barrier.answering(2);
+        barrier.applied(1);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Some(b"v".to_vec())
+        );
+        reader.join().unwrap();
+        assert!(!barrier.is_settled());
+        barrier.applied(2);
+        assert!(gated.settled().is_ok());
+    }
+
+    #[test]
+    fn a_failed_apply_fails_the_reads_that_wait_for_it() {
+        let barrier = Arc::new(Barrier::new());
+        let gated = Gated::new(Arc::new(MemStore::default()), Arc::clone(&barrier));
+        barrier.answering(1);
+        barrier.applied(1);
+        barrier.answering(2);
+        let waiter = {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || barrier.wait())
+        };
+        barrier.fail();
+        assert!(waiter.join().unwrap().is_err());
+        assert!(gated.get(b"k").is_err());
+        assert!(gated.scan(b"a", b"z", 10, false).is_err());
+    }
+}
