@@ -8,6 +8,7 @@
 //! `<data_dir>/<sdk_app_id>/<user_id>/`, explicit small cache) and [`MemoryStore`]; both run the
 //! same conformance suite (`store_conformance!`).
 
+mod checkpoint;
 pub(crate) mod fields;
 mod journal;
 pub mod keys;
