@@ -698,6 +698,19 @@ async fn a_member_offline_catches_up_on_community_changes_once() {
         community_tips_received(&ann, "hall").len() >= 4
     })
     .await;
+    // The listener events come from the group actor, after the tips are announced: wait for
+    // each, then give duplicates a quiet window before counting exactly.
+    eventually("the listener events of the four changes", || async {
+        [
+            "on_topic_created",
+            "on_topic_changed",
+            "on_create_permission_group",
+            "on_add_members_to_permission_group",
+        ]
+        .iter()
+        .all(|e| ann.event_count(e) >= 1)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         community_tips_received(&ann, "hall"),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chime_proto::codes;
-use chime_tests::{TestClient, TestServer, send_c2c_text, text_of};
+use chime_tests::{TestClient, TestServer, eventually, send_c2c_text, text_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -111,15 +111,22 @@ async fn message_sent_while_disconnected_goes_out_after_reconnect() {
             )
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // While offline the message is in the local store as `sending`.
-    let h = alice
-        .ok(
-            "get_history_message_list",
-            json!({"get_type": "local_older", "user_id": "bob", "count": 5}),
-        )
-        .await;
-    assert_eq!(h["message_list"][0]["status"], "sending");
+    // While offline the message is in the local store as `sending` (the spawned send stores
+    // it; wait for that rather than for a fixed time).
+    eventually(
+        "the queued message is in the local store as sending",
+        || async {
+            let h = alice
+                .ok(
+                    "get_history_message_list",
+                    json!({"get_type": "local_older", "user_id": "bob", "count": 5}),
+                )
+                .await;
+            h["message_list"][0]["status"] == "sending"
+                && text_of(&h["message_list"][0]) == "queued"
+        },
+    )
+    .await;
     assert_eq!(
         alice.ok("get_login_status", json!({})).await["status"],
         "logined"
@@ -159,7 +166,18 @@ async fn engine_restart_with_outbox_message_sends_it_once() {
                 .call("send_message", json!({"message": m, "receiver": "bob"}))
                 .await
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Stored in the outbox before the engine stops (local history lists stored messages
+        // only; a fixed sleep could stop the engine before the send reached the store).
+        eventually("the message waits in the outbox", || async {
+            let h = alice
+                .ok(
+                    "get_history_message_list",
+                    json!({"get_type": "local_older", "user_id": "bob", "count": 5}),
+                )
+                .await;
+            h["message_list"][0]["msg_id"] == msg_id && h["message_list"][0]["status"] == "sending"
+        })
+        .await;
         alice.shutdown().await;
         let r = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
         assert_eq!(r.unwrap_err().code, codes::ERR_INTERRUPTED);
