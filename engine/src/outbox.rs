@@ -21,6 +21,9 @@ pub enum SendOutcome {
         seq: u64,
         /// Server time (ms).
         server_time_ms: i64,
+        /// The sender's change version of the send (0 = none): applied once the message is
+        /// stored ([`crate::actors::conversation::change_cursor`]).
+        change_version: u64,
     },
     /// Nothing is known: keep the message in the outbox and send it again (same msg_id).
     Retry,
@@ -57,6 +60,7 @@ pub fn classify(res: Result<pb::Response, ApiError>, now_ms: i64) -> SendOutcome
                 } else {
                     now_ms
                 },
+                change_version: a.change_version,
             },
             _ => SendOutcome::Failed(ApiError::new(
                 codes::ERR_PARSE_RESPONSE,
@@ -108,6 +112,7 @@ mod tests {
                 msg_id: "m".into(),
                 seq,
                 server_time_ms: t,
+                change_version: seq * 10,
             })),
         })
     }
@@ -118,14 +123,16 @@ mod tests {
             classify(ack(7, 1000), 5),
             SendOutcome::Acked {
                 seq: 7,
-                server_time_ms: 1000
+                server_time_ms: 1000,
+                change_version: 70
             }
         );
         assert_eq!(
             classify(ack(0, 0), 5),
             SendOutcome::Acked {
                 seq: 0,
-                server_time_ms: 5
+                server_time_ms: 5,
+                change_version: 0
             }
         );
         let disc = ApiError::new(codes::ERR_NET_DISCONNECT, "down");

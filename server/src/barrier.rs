@@ -162,6 +162,128 @@ impl Store for Gated {
 mod tests {
     use super::*;
     use crate::store::MemStore;
+    use chime_proto::pb;
+    use prost::Message as _;
+    use std::sync::atomic::AtomicBool;
+
+    /// A store whose applies fail once told to (the seam for a sled failure).
+    #[derive(Default)]
+    struct Failing {
+        store: MemStore,
+        fail: AtomicBool,
+    }
+
+    impl Store for Failing {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.store.get(key)
+        }
+        fn scan(&self, s: &[u8], e: &[u8], l: usize, r: bool) -> Result<Vec<Pair>, StoreError> {
+            self.store.scan(s, e, l, r)
+        }
+        fn apply(&self, ops: &[Op<'_>]) -> Result<(), StoreError> {
+            if self.fail.load(Ordering::Acquire) {
+                return Err(StoreError::Corrupt("injected apply failure".into()));
+            }
+            self.store.apply(ops)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.store.flush()
+        }
+    }
+
+    /// Sends `op` as alice through the commit pipeline and waits for the answer.
+    fn call(
+        tx: &tokio::sync::mpsc::Sender<crate::commit::Msg>,
+        op: crate::commit::Op,
+    ) -> crate::error::ApiResult<pb::response::Kind> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let cmd = crate::commit::Command {
+            app: 1,
+            user: "alice".into(),
+            op,
+            reply: crate::commit::Reply::Once(reply),
+        };
+        tx.blocking_send(crate::commit::Msg::Cmd(cmd)).unwrap();
+        answer.blocking_recv().unwrap()
+    }
+
+    fn text_to_bob(msg_id: &str) -> crate::commit::Op {
+        crate::commit::Op::Send(Box::new(pb::Message {
+            msg_id: msg_id.into(),
+            conv_type: pb::ConvType::C2c as i32,
+            receiver: "bob".into(),
+            elems: vec![pb::Elem {
+                content: Some(pb::elem::Content::Text(pb::TextElem {
+                    text: msg_id.into(),
+                })),
+            }],
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn an_acknowledged_batch_the_store_failed_to_apply_is_replayed_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Failing::default());
+        let (wal, _) = crate::wal::Wal::open(dir.path()).unwrap();
+        let (tx, thread, barrier) = crate::commit::spawn(
+            Arc::clone(&store) as Arc<dyn Store>,
+            wal,
+            Arc::default(),
+            Arc::default(),
+            None,
+            None,
+            16,
+        )
+        .unwrap();
+        let gated = Gated::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&barrier));
+        let ack = |r: crate::error::ApiResult<pb::response::Kind>| match r {
+            Ok(pb::response::Kind::SendMessage(a)) => a.seq,
+            other => panic!("not an ack: {other:?}"),
+        };
+        assert_eq!(ack(call(&tx, text_to_bob("m1"))), 1);
+        let conv = crate::keys::c2c_conv("alice", "bob");
+        let key = |seq| {
+            crate::keys::Key::new(crate::keys::tag::MSG, 1)
+                .s(&conv)
+                .n(seq)
+                .done()
+        };
+        // A read after the ack sees the message.
+        assert!(gated.get(&key(1)).unwrap().is_some());
+
+        // The store fails under the next batch, after it is durable: the ack was true.
+        store.fail.store(true, Ordering::Release);
+        assert_eq!(ack(call(&tx, text_to_bob("m2"))), 2);
+        // A read that must see it fails instead of answering without it.
+        assert!(gated.get(&key(2)).is_err());
+        // Every later write is refused.
+        match call(&tx, text_to_bob("m3")) {
+            Err(e) => assert_eq!(e.code, chime_proto::codes::ERR_SVR_INTERNAL),
+            Ok(k) => panic!("a write after the failure was accepted: {k:?}"),
+        }
+        assert!(store.get(&key(2)).unwrap().is_none());
+        tx.blocking_send(crate::commit::Msg::Shutdown).unwrap();
+        thread.join().unwrap();
+
+        // The restart: the log replays the acknowledged message into the store.
+        let (_wal, replay) = crate::wal::Wal::open(dir.path()).unwrap();
+        let restarted = MemStore::default();
+        for batch in &replay {
+            let ops: Vec<Op<'_>> = batch
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            restarted.apply(&ops).unwrap();
+        }
+        let stored = restarted.get(&key(2)).unwrap().expect("m2 replayed");
+        let m = pb::Message::decode(&stored[..]).unwrap();
+        assert_eq!(
+            (m.msg_id.as_str(), m.seq, m.sender.as_str()),
+            ("m2", 2, "alice")
+        );
+        assert!(restarted.get(&key(3)).unwrap().is_none());
+    }
 
     #[test]
     fn a_read_waits_for_every_answered_batch_and_no_longer() {

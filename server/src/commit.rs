@@ -4,16 +4,26 @@
 //! the staging thread. It takes every command waiting (up to [`MAX_BATCH`]), stages their writes
 //! in one [`Txn`] that reads through the batches still in flight (later commands see earlier
 //! ones), and hands the batch to the applying thread, which appends it to the write-ahead log
-//! with **one `fdatasync`** ([`crate::wal`]), applies it to the store atomically, and only then
-//! answers the requests and sends the pushes, in command order. So:
+//! with **one `fdatasync`** ([`crate::wal`]), answers the requests and sends the pushes in
+//! command order, and then applies the batch to the store atomically. So:
 //! - a seq is assigned by a single thread (contiguous per conversation, no locks) and acked only
 //!   after it is durable;
 //! - one `fdatasync` covers a whole batch, and staging the next batch overlaps it;
-//! - pushes leave in seq order per conversation, because one thread emits them in order.
+//! - pushes leave in seq order per conversation, because one thread emits them in order;
+//! - no ack or push waits for the store's apply. A client that reads right after an ack or a
+//!   push still sees the write: the batch is announced to the read barrier
+//!   ([`crate::barrier`]) before its first answer leaves, and every read first waits until the
+//!   store has applied every batch announced before it arrived. The staging of later batches
+//!   reads through this one's overlay until the store has it (`applied`). A push whose content
+//!   is read from the store (a read position's unread count) leaves after the apply, and so do
+//!   the pushes after it in the batch, to keep their order.
 //!
-//! If applying or flushing a batch fails, every command of the batch that wrote is answered
-//! 90000 and its pushes are dropped, and every later mutation is refused (fail-stop), because
-//! later batches were staged on top of the failed one.
+//! If logging a batch fails, every command of the batch that wrote is answered 90000 and its
+//! pushes are dropped, and every later mutation is refused (fail-stop), because later batches
+//! were staged on top of the failed one. If applying an answered batch to the store fails, its
+//! answers were true (it is durable in the log, which a restart replays, and no checkpoint is
+//! asked for past it), but the store misses it: every later mutation is refused the same way,
+//! and every read that would need the batch fails ([`crate::barrier::Barrier::fail`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -27,6 +37,7 @@ use chime_proto::{codes, ids};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::barrier::Barrier;
 use crate::config::Tunables;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, Key, tag};
@@ -212,6 +223,18 @@ pub(crate) enum Effect {
         conv_key: Vec<u8>,
         read_seq: u64,
         skip: u64,
+        /// The user's change version the push carries ([`crate::change_log`]).
+        change: crate::change_log::ChangeVersion,
+    },
+    /// `push` to every session of `(app, user)` except connection `skip`, carrying the change
+    /// versions of `touches` (stamped into a [`Effect::Push`] once the batch's change logs moved:
+    /// [`crate::change_log::stamp_effect`]).
+    Change {
+        app: u64,
+        user: String,
+        skip: u64,
+        touches: Vec<crate::change_log::Touch>,
+        push: crate::change_log::ChangePush,
     },
     /// A stored message for the offline push queue ([`crate::push`]), handed over once durable.
     OfflinePush {
@@ -265,6 +288,9 @@ pub(crate) struct Core {
     failed: Arc<AtomicBool>,
     /// The trigrams of the messages stored since the last search index flush.
     search: crate::search_index::Memory,
+    /// The changes the current command's answer carries, in the answer's order (stamped with
+    /// their versions at the end of the batch: [`crate::change_log::stamp_response`]).
+    pub(crate) reply_touches: Vec<crate::change_log::Touch>,
 }
 
 /// One staged batch on its way to the applier.
@@ -276,7 +302,8 @@ struct Pending {
 }
 
 /// Starts the commit threads (staging and applying); they stop on [`Msg::Shutdown`] or when
-/// every sender is gone. The handle joins both.
+/// every sender is gone. The handle joins both; every reader of `store` waits at the returned
+/// read barrier ([`crate::barrier::Gated`]).
 pub fn spawn(
     store: Arc<dyn Store>,
     wal: Wal,
@@ -285,7 +312,8 @@ pub fn spawn(
     webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     push: Option<crate::push::Hook>,
     queue: usize,
-) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>, Arc<Barrier>)> {
+    let barrier = Arc::new(Barrier::new());
     let (tx, rx) = mpsc::channel(queue);
     let applied = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
@@ -301,6 +329,7 @@ pub fn spawn(
         push,
         applied: Arc::clone(&applied),
         failed: Arc::clone(&failed),
+        barrier: Arc::clone(&barrier),
         stats: Stats::default(),
     };
     let applier = std::thread::Builder::new()
@@ -317,6 +346,7 @@ pub fn spawn(
         applied,
         failed,
         search: Default::default(),
+        reply_touches: Vec::new(),
     };
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
@@ -326,7 +356,7 @@ pub fn spawn(
                 tracing::error!("the apply thread panicked");
             }
         })?;
-    Ok((tx, handle))
+    Ok((tx, handle, barrier))
 }
 
 /// Milliseconds since the epoch.
@@ -402,33 +432,51 @@ impl Core {
         let layers: Vec<Arc<Staged>> = self.inflight.iter().map(|(_, s)| Arc::clone(s)).collect();
         let mut txn = Txn::new(store.as_ref(), &layers);
         let mut answers = Vec::with_capacity(cmds.len());
+        let mut reply_touches = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let before = txn.len();
             let mut fx = Vec::new();
+            self.reply_touches.clear();
             let r = self.stage(&mut txn, cmd.app, &cmd.user, cmd.op, &cmd.reply, &mut fx);
             let wrote = txn.len() != before;
             answers.push((cmd.reply, r, wrote, fx));
+            reply_touches.push(std::mem::take(&mut self.reply_touches));
         }
-        let moved: Result<(), ApiError> = txn
-            .take_touched()
-            .into_iter()
-            .try_for_each(|(app, user, conv)| Self::bump(&mut txn, app, &user, &conv).map(drop));
-        if let Err(e) = moved {
-            // A store read failed while moving change logs: refuse the batch's writes.
-            tracing::error!("staging failed: {}", e.desc);
-            self.groups.clear();
-            self.search.clear();
-            for a in &mut answers {
-                if a.2 {
-                    a.1 = Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store read failed"));
-                    a.3.clear();
+        let moved = crate::change_log::move_logs(&mut txn);
+        let versions = match moved {
+            Ok(versions) => versions,
+            Err(e) => {
+                // A store read failed while moving change logs: refuse the batch's writes.
+                tracing::error!("staging failed: {}", e.desc);
+                self.groups.clear();
+                self.search.clear();
+                for a in &mut answers {
+                    if a.2 {
+                        a.1 = Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store read failed"));
+                        a.3.clear();
+                    }
                 }
+                return Pending {
+                    number,
+                    staged: Arc::new(Staged::new()),
+                    answers,
+                };
             }
-            return Pending {
-                number,
-                staged: Arc::new(Staged::new()),
-                answers,
-            };
+        };
+        // Every answer and push that carries a change gets the change's version.
+        for ((_, result, _, fx), touches) in answers.iter_mut().zip(&reply_touches) {
+            if let Ok(kind) = result {
+                crate::change_log::stamp_response(kind, touches, &versions);
+            }
+            if fx
+                .iter()
+                .any(|e| matches!(e, Effect::Read { .. } | Effect::Change { .. }))
+            {
+                *fx = std::mem::take(fx)
+                    .into_iter()
+                    .map(|e| crate::change_log::stamp_effect(e, &versions))
+                    .collect();
+            }
         }
         self.search.absorb(&mut txn);
         let staged = Arc::new(txn.into_staged());
@@ -497,25 +545,6 @@ impl Core {
                 Ok(RespKind::Logout(pb::LogoutResp {}))
             }
         }
-    }
-
-    /// Records that `conv` changed for `user`: a new change-log entry at the next version,
-    /// replacing the conv's previous entry (the log holds one entry per conversation).
-    pub(crate) fn bump(txn: &mut Txn<'_>, app: u64, user: &str, conv: &[u8]) -> ApiResult<u64> {
-        let cursor_key = Key::new(tag::CURSOR, app).s(user.as_bytes()).done();
-        let version = txn.get_u64(&cursor_key)? + 1;
-        let ver_key = Key::new(tag::VER, app).s(user.as_bytes()).s(conv).done();
-        let old = txn.get_u64(&ver_key)?;
-        if old != 0 {
-            txn.del(Key::new(tag::LOG, app).s(user.as_bytes()).n(old).done());
-        }
-        txn.put(
-            Key::new(tag::LOG, app).s(user.as_bytes()).n(version).done(),
-            conv.to_vec(),
-        );
-        txn.put(ver_key, u64_bytes(version));
-        txn.put(cursor_key, u64_bytes(version));
-        Ok(version)
     }
 
     /// The group's cached state, loaded from the store on first use.
@@ -607,6 +636,7 @@ impl Core {
                 msg_id: msg.msg_id,
                 seq,
                 server_time_ms: time,
+                change_version: 0,
             }));
         }
         // Stamp what the server owns.
@@ -635,6 +665,7 @@ impl Core {
             msg_id: msg.msg_id.clone(),
             seq: msg.seq,
             server_time_ms: msg.server_time_ms,
+            change_version: 0,
         })
     }
 
@@ -706,41 +737,37 @@ impl Core {
         let delivered =
             receiver == sender || crate::conversations::receives(txn, app, &receiver, &conv)?;
         crate::files::grants::grant_message(self.store.as_ref(), txn, app, &conv, &msg)?;
-        let encoded = if msg.online_user_only {
-            msg.encode_to_vec()
+        // Each side's change (none for an online-only message): its version travels with the
+        // sender's ack and the pushes ([`crate::change_log`]).
+        let (encoded, sender_touch, receiver_touch) = if msg.online_user_only {
+            (msg.encode_to_vec(), None, None)
         } else {
             let encoded = Self::append(txn, app, &conv, &mut msg, idem_key)?;
-            txn.touch(app, &sender, &conv);
-            if receiver != sender && delivered {
-                txn.touch(app, &receiver, &conv);
-            }
-            encoded
+            let s = txn.touch(app, &sender, &conv);
+            let r = (receiver != sender && delivered).then(|| txn.touch(app, &receiver, &conv));
+            (encoded, Some(s), r)
         };
         self.offline_push(app, &msg, &encoded, fx);
-        let to_receiver = Self::message_push(&encoded, pb::ConvType::C2c, &sender);
-        if receiver != sender {
-            if delivered {
-                fx.push(Effect::Push {
-                    app,
-                    user: receiver.clone(),
-                    frame: to_receiver,
-                    skip,
-                });
-            }
-            fx.push(Effect::Push {
+        let encoded = Bytes::from(encoded);
+        let mut push_to = |user: String, target: &str, touch: Option<crate::change_log::Touch>| {
+            fx.push(Effect::Change {
                 app,
-                user: sender,
-                frame: Self::message_push(&encoded, pb::ConvType::C2c, &receiver),
+                user,
                 skip,
+                touches: touch.into_iter().collect(),
+                push: crate::change_log::ChangePush::Message {
+                    encoded: encoded.clone(),
+                    conv_type: pb::ConvType::C2c,
+                    target: target.to_owned(),
+                },
             });
-        } else {
-            fx.push(Effect::Push {
-                app,
-                user: sender,
-                frame: to_receiver,
-                skip,
-            });
+        };
+        if receiver != sender && delivered {
+            push_to(receiver.clone(), &sender, receiver_touch);
         }
+        // The sender's other devices see the conversation with the receiver.
+        push_to(sender, &receiver, sender_touch);
+        self.reply_touches.extend(sender_touch);
         Ok(Self::ack(&msg))
     }
 
@@ -914,10 +941,14 @@ impl Core {
         let read_key = Key::new(tag::READ, app).s(user.as_bytes()).s(&conv).done();
         let old = txn.get_u64(&read_key)?;
         if wanted <= old {
-            return Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: old }));
+            return Ok(RespKind::MarkRead(pb::MarkReadResp {
+                read_seq: old,
+                change_version: 0,
+            }));
         }
         txn.put(read_key, u64_bytes(wanted));
-        txn.touch(app, user, &conv);
+        let touch = txn.touch(app, user, &conv);
+        self.reply_touches.push(touch);
         crate::conversations::peer_read_effects(txn, app, user, &conv_ref, &conv, wanted, fx);
         fx.push(Effect::Read {
             app,
@@ -926,13 +957,17 @@ impl Core {
             conv_key: conv,
             read_seq: wanted,
             skip,
+            change: crate::change_log::ChangeVersion::Touched(touch),
         });
-        Ok(RespKind::MarkRead(pb::MarkReadResp { read_seq: wanted }))
+        Ok(RespKind::MarkRead(pb::MarkReadResp {
+            read_seq: wanted,
+            change_version: 0,
+        }))
     }
 }
 
-/// The applying thread: applies each staged batch atomically, flushes once (fsync), then
-/// answers and pushes in command order.
+/// The applying thread: logs each staged batch (one fsync), answers and pushes in command
+/// order, then applies it to the store atomically.
 struct Applier {
     store: Arc<dyn Store>,
     wal: Wal,
@@ -943,6 +978,8 @@ struct Applier {
     push: Option<crate::push::Hook>,
     applied: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
+    /// Told when a batch is answered and when the store has it (the readers wait on it).
+    barrier: Arc<Barrier>,
     stats: Stats,
 }
 
@@ -971,51 +1008,57 @@ impl Applier {
         }
     }
 
+    /// One batch: durable (the log's `fdatasync`), then answered and pushed, then visible (the
+    /// store), then the pushes that read the store ([`Applier::reads_store`]). See the module
+    /// doc for why answering before the store applies is safe.
     fn apply(&mut self, pending: Pending) {
         let t0 = Instant::now();
         self.stats.batches += 1;
-        let durable = if self.failed.load(Ordering::Acquire) {
-            // Staged on top of a batch that failed: never apply it.
-            self.applied.store(pending.number, Ordering::Release);
+        if self.stats.batches.is_multiple_of(1000) {
+            tracing::debug!(stats = ?self.stats, "apply");
+        }
+        let number = pending.number;
+        let mut ops: Vec<_> = pending
+            .staged
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        // In key order: neighbouring inserts land in the same tree nodes.
+        ops.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Durable first (the log), visible after (the store): the store is always a prefix of
+        // the log, so replaying the log after a crash is exact.
+        let logged = if self.failed.load(Ordering::Acquire) {
+            // Staged on top of a batch that failed: never log or apply it.
             Err(crate::error::StoreError::Corrupt(
                 "an earlier batch failed".into(),
             ))
-        } else if pending.staged.is_empty() {
-            self.applied.store(pending.number, Ordering::Release);
-            Ok(())
+        } else if ops.is_empty() {
+            Ok(None)
         } else {
-            let mut ops: Vec<_> = pending
-                .staged
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_deref()))
-                .collect();
-            // In key order: neighbouring inserts land in the same tree nodes.
-            ops.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            // Durable first (the log), then visible (the store): the store is always a prefix of
-            // the log, so replaying the log after a crash is exact.
-            let logged = self
-                .wal
+            self.wal
                 .append(&ops)
-                .map_err(|e| crate::error::StoreError::Corrupt(format!("write-ahead log: {e}")));
-            let t1 = Instant::now();
-            self.stats.flush_us += (t1 - t0).as_micros() as u64;
-            let applied = logged.and_then(|()| self.store.apply(&ops));
-            // Visible in the store now: the stager may stop reading this batch's overlay.
-            self.applied.store(pending.number, Ordering::Release);
-            self.stats.apply_us += t1.elapsed().as_micros() as u64;
-            applied
+                .map(Some)
+                .map_err(|e| crate::error::StoreError::Corrupt(format!("write-ahead log: {e}")))
         };
-        let t2 = Instant::now();
-        if let Err(e) = &durable {
-            tracing::error!("group commit failed, refusing further writes: {e}");
-            self.failed.store(true, Ordering::Release);
+        let t1 = Instant::now();
+        self.stats.flush_us += (t1 - t0).as_micros() as u64;
+        match &logged {
+            Err(e) => {
+                tracing::error!("group commit failed, refusing further writes: {e}");
+                self.failed.store(true, Ordering::Release);
+                // Nothing of it is anywhere: the stager may drop its overlay.
+                self.applied.store(number, Ordering::Release);
+            }
+            // Reads arriving from now on wait until the store has this batch.
+            Ok(Some(_)) => self.barrier.answering(number),
+            Ok(None) => self.applied.store(number, Ordering::Release),
         }
         // Every answer of the batch first, then every push in command order: no sender's ack
         // waits for the fan-out of a message staged before it (a live room's 2,000 pushes), and
         // pushes keep their per-conversation order.
         let mut effects = Vec::with_capacity(pending.answers.len());
         for (reply, result, wrote, fx) in pending.answers {
-            if durable.is_err() && wrote {
+            if logged.is_err() && wrote {
                 reply.send(Err(ApiError::new(
                     codes::ERR_SVR_INTERNAL,
                     "store write failed",
@@ -1023,23 +1066,51 @@ impl Applier {
                 continue;
             }
             reply.send(result);
-            effects.push(fx);
+            effects.extend(fx);
         }
-        for e in effects.into_iter().flatten() {
+        // The pushes up to the first one that reads the store leave now; the rest (in order)
+        // once the store has the batch.
+        let mut effects = effects.into_iter().peekable();
+        while let Some(e) = effects.next_if(|e| !Self::reads_store(e)) {
             self.emit(e);
         }
-        self.stats.emit_us += t2.elapsed().as_micros() as u64;
-        // Answered: now, off every ack's path, the log's housekeeping (zeros ahead of the write
-        // position, a background checkpoint now and then).
-        if durable.is_ok() {
-            self.wal.request_checkpoint();
-            if let Err(e) = self.wal.prepare_ahead() {
-                tracing::warn!("write-ahead log: preparing the next blocks: {e}");
-            }
+        let t2 = Instant::now();
+        self.stats.emit_us += (t2 - t1).as_micros() as u64;
+        let Ok(Some(lsn)) = logged else {
+            effects.for_each(|e| self.emit(e));
+            self.stats.emit_us += t2.elapsed().as_micros() as u64;
+            return;
+        };
+        let applied = self.store.apply(&ops);
+        let t3 = Instant::now();
+        self.stats.apply_us += (t3 - t2).as_micros() as u64;
+        if let Err(e) = applied {
+            // Answered and durable, but not in the store: refuse every later write (failed is
+            // set before the stager may drop the overlay) and every read that needs this batch;
+            // a restart replays it from the log (never checkpointed past it: no checkpoint is
+            // asked for from now on).
+            tracing::error!("applying an acknowledged batch failed, refusing further writes: {e}");
+            self.failed.store(true, Ordering::Release);
+            self.applied.store(number, Ordering::Release);
+            self.barrier.fail();
+            return;
         }
-        if self.stats.batches.is_multiple_of(1000) {
-            tracing::debug!(stats = ?self.stats, "apply");
+        // Visible in the store now: the stager may stop reading this batch's overlay.
+        self.applied.store(number, Ordering::Release);
+        self.barrier.applied(number);
+        effects.for_each(|e| self.emit(e));
+        self.stats.emit_us += t3.elapsed().as_micros() as u64;
+        // Off every ack's path, the log's housekeeping: a background checkpoint now and then
+        // (covering the applied records only), zeros ahead of the write position.
+        self.wal.request_checkpoint(lsn);
+        if let Err(e) = self.wal.prepare_ahead() {
+            tracing::warn!("write-ahead log: preparing the next blocks: {e}");
         }
+    }
+
+    /// Whether emitting `effect` reads the store (and so must wait until the batch is applied).
+    fn reads_store(effect: &Effect) -> bool {
+        matches!(effect, Effect::Read { .. })
     }
 
     fn emit(&self, effect: Effect) {
@@ -1080,6 +1151,7 @@ impl Applier {
                 conv_key,
                 read_seq,
                 skip,
+                change,
             } => {
                 let (unread, max_seq) =
                     queries::unread_at(self.store.as_ref(), app, &user, &conv_key, read_seq)
@@ -1089,9 +1161,19 @@ impl Applier {
                     read_seq,
                     unread_count: unread,
                     max_seq,
+                    change_version: change.get(),
                 }));
                 self.registry.push(app, &user, &frame, skip);
             }
+            // Stamped into a push while staging; should one come through unstamped, it goes
+            // without versions (the devices' next sync restates the change).
+            Effect::Change {
+                app,
+                user,
+                skip,
+                push,
+                ..
+            } => self.registry.push(app, &user, &push.frame(&[]), skip),
             Effect::Notice { app, notice } => {
                 if let Some(hooks) = &self.webhooks {
                     hooks.notify(app, notice);

@@ -36,7 +36,6 @@ use crate::config::Tunables;
 use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{self, Key, tag};
 use crate::queries;
-use crate::registry::push_frame;
 use crate::store::Store;
 use crate::txn::Txn;
 
@@ -427,6 +426,7 @@ pub(crate) fn update(
         }
     }
     let mut resp = pb::UpdateConvResp::default();
+    let mut touches = Vec::new();
     match &change {
         Change::Folder(f) => {
             let key = user_settings_key(app, user);
@@ -468,11 +468,14 @@ pub(crate) fn update(
                 };
                 stage_recv_opt(core, txn, app, user, change)?;
                 txn.put(key, s.encode_to_vec());
-                txn.touch(app, user, &k);
+                touches.push(txn.touch(app, user, &k));
                 if read_moves {
                     let read_key = Key::new(tag::READ, app).s(user.as_bytes()).s(&k).done();
                     if txn.get_u64(&read_key)? < head {
                         txn.put(read_key, head.to_be_bytes().to_vec());
+                        // The change's version travels with the settings push that follows
+                        // (one version, one carrier: a device that has the settings push has
+                        // this one before it).
                         fx.push(Effect::Read {
                             app,
                             user: user.to_owned(),
@@ -480,6 +483,7 @@ pub(crate) fn update(
                             conv_key: k.clone(),
                             read_seq: head,
                             skip,
+                            change: crate::change_log::ChangeVersion::None,
                         });
                     }
                 }
@@ -487,19 +491,23 @@ pub(crate) fn update(
                     conv: Some(c),
                     settings: Some(s),
                     max_seq: head,
+                    change_version: 0,
                 });
             }
         }
     }
+    // Per conversation, its change's version (answer and push alike, [`crate::change_log`]).
+    core.reply_touches.extend(touches.iter().copied());
     let push = pb::ConvSettingsPush {
         convs: resp.convs.clone(),
         user: resp.user.clone(),
     };
-    fx.push(Effect::Push {
+    fx.push(Effect::Change {
         app,
         user: user.to_owned(),
-        frame: push_frame(pb::push::Kind::ConvSettings(push)),
         skip,
+        touches,
+        push: crate::change_log::ChangePush::Settings(push),
     });
     Ok(RespKind::UpdateConv(resp))
 }
@@ -520,19 +528,21 @@ pub(crate) fn peer_read_effects(
         return;
     }
     let peer = conv_ref.target.clone();
-    txn.touch(app, &peer, conv);
-    let frame = push_frame(pb::push::Kind::PeerRead(pb::PeerReadPush {
+    let touch = txn.touch(app, &peer, conv);
+    let push = pb::PeerReadPush {
         conv: Some(pb::ConvRef {
             conv_type: pb::ConvType::C2c as i32,
             target: reader.to_owned(),
         }),
         peer_read_seq: read_seq,
-    }));
-    fx.push(Effect::Push {
+        change_version: 0,
+    };
+    fx.push(Effect::Change {
         app,
         user: peer,
-        frame,
         skip: 0,
+        touches: vec![touch],
+        push: crate::change_log::ChangePush::PeerRead(push),
     });
 }
 

@@ -597,7 +597,14 @@ async fn dispatch(shared: &Arc<Shared>, conn: &ConnTx, who: &Identity, id: u64, 
             let conn = conn.clone();
             let user = user.to_owned();
             tokio::task::spawn_blocking(move || {
-                let store = shared.store.as_ref();
+                // Waits once for every write answered before this read (`barrier`).
+                let store = match shared.reads.settled() {
+                    Ok(store) => store,
+                    Err(e) => {
+                        conn.send(response_frame(id, Err(e.into())));
+                        return;
+                    }
+                };
                 let result = match read {
                     ReqKind::Sync(req) => {
                         conversations::sync(store, &shared.tunables, app, &user, &req)

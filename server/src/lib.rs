@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod annotations;
+pub mod barrier;
+pub mod change_log;
 pub mod commit;
 pub mod community;
 pub mod config;
@@ -56,8 +58,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// State shared by every connection.
 pub struct Shared {
-    /// The store (reads; writes go through the commit task).
+    /// The store (reads; writes go through the commit task). Each read waits at the read
+    /// barrier ([`barrier`]), so it sees every write acknowledged or pushed before it.
     pub store: Arc<dyn Store>,
+    /// The same store, for a read of many steps: [`barrier::Gated::settled`] waits once.
+    pub reads: Arc<barrier::Gated>,
     /// Online sessions.
     pub registry: Arc<Registry>,
     /// Tunables.
@@ -177,7 +182,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         None => None,
     };
     let (push_hook, push_jobs) = push::channel(tunables.push.as_ref()).unzip();
-    let (commit, commit_thread) = commit::spawn(
+    let (commit, commit_thread, barrier) = commit::spawn(
         Arc::clone(&store),
         wal,
         Arc::clone(&registry),
@@ -186,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         push_hook,
         65_536,
     )?;
+    let reads = Arc::new(barrier::Gated::new(store, barrier));
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
@@ -200,7 +206,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         webhooks,
         files,
         stopping: stopped.clone(),
-        store,
+        store: Arc::clone(&reads) as Arc<dyn Store>,
+        reads,
         registry,
         tunables,
         apps: config.apps,

@@ -344,6 +344,16 @@ pub fn push_frame(kind: pb::push::Kind) -> Bytes {
 /// Encodes the frame of a `MessagePush` from an already-encoded `pb::Message`, so that a message
 /// is encoded once for the store and every push. Byte-identical to encoding the prost structs.
 pub fn message_push_frame(encoded_msg: &[u8], conv_type: pb::ConvType, target: &str) -> Bytes {
+    versioned_message_push_frame(encoded_msg, conv_type, target, 0)
+}
+
+/// [`message_push_frame`] carrying the receiving user's `change_version` (0 = none, not encoded).
+pub fn versioned_message_push_frame(
+    encoded_msg: &[u8],
+    conv_type: pb::ConvType,
+    target: &str,
+    change_version: u64,
+) -> Bytes {
     use prost::Message as _;
     use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
     let conv = pb::ConvRef {
@@ -352,7 +362,12 @@ pub fn message_push_frame(encoded_msg: &[u8], conv_type: pb::ConvType, target: &
     };
     let conv_len = conv.encoded_len();
     let field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
-    let push_body = field(encoded_msg.len()) + field(conv_len); // MessagePush
+    let version_len = if change_version == 0 {
+        0
+    } else {
+        1 + encoded_len_varint(change_version)
+    };
+    let push_body = field(encoded_msg.len()) + field(conv_len) + version_len; // MessagePush
     let push = field(push_body); // Push { message = 1 }
     let mut out = Vec::with_capacity(field(push));
     encode_key(4, WireType::LengthDelimited, &mut out); // Frame.push
@@ -365,6 +380,10 @@ pub fn message_push_frame(encoded_msg: &[u8], conv_type: pb::ConvType, target: &
     encode_key(2, WireType::LengthDelimited, &mut out); // MessagePush.conv
     encode_varint(conv_len as u64, &mut out);
     conv.encode_raw(&mut out);
+    if change_version != 0 {
+        encode_key(3, WireType::Varint, &mut out); // MessagePush.change_version
+        encode_varint(change_version, &mut out);
+    }
     Bytes::from(out)
 }
 
@@ -417,15 +436,27 @@ mod tests {
             seq: 7,
             ..Default::default()
         };
-        let fast = message_push_frame(&msg.encode_to_vec(), pb::ConvType::C2c, "bob");
-        let slow = push_frame(pb::push::Kind::Message(pb::MessagePush {
-            message: Some(msg),
-            conv: Some(pb::ConvRef {
-                conv_type: pb::ConvType::C2c as i32,
-                target: "bob".into(),
-            }),
-        }));
-        assert_eq!(fast, slow);
+        for version in [0, 1, 300, u64::MAX] {
+            let fast = versioned_message_push_frame(
+                &msg.encode_to_vec(),
+                pb::ConvType::C2c,
+                "bob",
+                version,
+            );
+            let slow = push_frame(pb::push::Kind::Message(pb::MessagePush {
+                message: Some(msg.clone()),
+                conv: Some(pb::ConvRef {
+                    conv_type: pb::ConvType::C2c as i32,
+                    target: "bob".into(),
+                }),
+                change_version: version,
+            }));
+            assert_eq!(fast, slow, "version {version}");
+        }
+        assert_eq!(
+            message_push_frame(&msg.encode_to_vec(), pb::ConvType::C2c, "bob"),
+            versioned_message_push_frame(&msg.encode_to_vec(), pb::ConvType::C2c, "bob", 0)
+        );
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //!
 //! Change-log moves ("this conversation changed for this user") are collected with
 //! [`Txn::touch`] and applied once per (user, conversation) at the end of the batch, so a burst of
-//! messages in one conversation costs one log move, not one per message.
+//! messages in one conversation costs one log move, not one per message. Each touch is still a
+//! change of its own: it gets its own change version ([`crate::change_log`]), answered by the
+//! [`Touch`] ticket.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use crate::change_log::Touch;
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -21,9 +24,10 @@ pub struct Txn<'a> {
     /// Batches staged before this one and not yet applied, oldest first.
     layers: &'a [Arc<Staged>],
     staged: Staged,
-    touched: Vec<(u64, String, Vec<u8>)>,
-    /// The touched triples, encoded as one key each, for a cheap membership test.
-    touched_set: HashSet<Vec<u8>>,
+    /// The touched triples in first-touch order, each with how many times it was touched.
+    touched: Vec<(u64, String, Vec<u8>, u32)>,
+    /// The touched triples, encoded as one key each → their index in `touched`.
+    touched_set: HashMap<Vec<u8>, u32>,
     /// Messages stored by this transaction for the cloud search index: (app, conv, seq,
     /// searchable text), in append order ([`crate::search_index::Memory`]).
     indexed: Vec<(u64, Vec<u8>, u64, String)>,
@@ -38,7 +42,7 @@ impl<'a> Txn<'a> {
             layers,
             staged: HashMap::new(),
             touched: Vec::new(),
-            touched_set: HashSet::new(),
+            touched_set: HashMap::new(),
             indexed: Vec::new(),
         }
     }
@@ -75,16 +79,27 @@ impl<'a> Txn<'a> {
     }
 
     /// Records that `conv` changed for `user` of `app` (applied by the commit task at the end of
-    /// the batch, once per triple, in first-touch order).
-    pub fn touch(&mut self, app: u64, user: &str, conv: &[u8]) {
+    /// the batch, once per triple, in first-touch order). Answers the change's ticket: its change
+    /// version once the batch's log moves are made ([`crate::change_log::Versions`]).
+    pub fn touch(&mut self, app: u64, user: &str, conv: &[u8]) -> Touch {
         let mut k = Vec::with_capacity(10 + user.len() + conv.len());
         k.extend_from_slice(&app.to_be_bytes());
         k.push(user.len() as u8);
         k.extend_from_slice(user.as_bytes());
         k.extend_from_slice(conv);
-        if !self.touched_set.contains(&k) {
-            self.touched_set.insert(k);
-            self.touched.push((app, user.to_owned(), conv.to_vec()));
+        match self.touched_set.get(&k) {
+            Some(&index) => {
+                let entry = &mut self.touched[index as usize];
+                let slot = entry.3;
+                entry.3 += 1;
+                Touch { index, slot }
+            }
+            None => {
+                let index = self.touched.len() as u32;
+                self.touched_set.insert(k, index);
+                self.touched.push((app, user.to_owned(), conv.to_vec(), 1));
+                Touch { index, slot: 0 }
+            }
         }
     }
 
@@ -99,8 +114,9 @@ impl<'a> Txn<'a> {
         std::mem::take(&mut self.indexed)
     }
 
-    /// Takes the touched (app, user, conv) triples.
-    pub fn take_touched(&mut self) -> Vec<(u64, String, Vec<u8>)> {
+    /// Takes the touched (app, user, conv) triples with their touch counts, in first-touch order
+    /// (a [`Touch`]'s `index` is its position here).
+    pub fn take_touched(&mut self) -> Vec<(u64, String, Vec<u8>, u32)> {
         self.touched_set.clear();
         std::mem::take(&mut self.touched)
     }
@@ -142,9 +158,16 @@ mod tests {
         assert_eq!(txn.get(b"only-store").unwrap(), None);
         txn.put(b"k".to_vec(), b"mine".to_vec());
         assert_eq!(txn.get(b"k").unwrap(), Some(b"mine".to_vec()));
-        txn.touch(1, "u", b"c");
-        txn.touch(1, "u", b"c");
-        assert_eq!(txn.take_touched(), vec![(1, "u".to_owned(), b"c".to_vec())]);
+        assert_eq!(txn.touch(1, "u", b"c"), Touch { index: 0, slot: 0 });
+        assert_eq!(txn.touch(1, "v", b"c"), Touch { index: 1, slot: 0 });
+        assert_eq!(txn.touch(1, "u", b"c"), Touch { index: 0, slot: 1 });
+        assert_eq!(
+            txn.take_touched(),
+            vec![
+                (1, "u".to_owned(), b"c".to_vec(), 2),
+                (1, "v".to_owned(), b"c".to_vec(), 1)
+            ]
+        );
         assert_eq!(txn.into_staged().len(), 1);
     }
 }

@@ -4,10 +4,13 @@
 //! through its I/O threads), which would bound single-message latency. Instead, the applier
 //! appends each batch's writes to this log and makes them durable **before** applying the batch
 //! to sled; a checkpoint (sled `flush` on a background thread) now and then makes the log's older
-//! records unnecessary. The store is therefore always a prefix of the logged batches, and every
-//! write is an absolute put or delete, so replaying the log's records after the last checkpoint,
-//! in order, brings the store to exactly the last logged batch (replaying more than that is
-//! harmless: the same writes again, in the same order).
+//! records unnecessary — only records the store has applied: the applier answers a batch right
+//! after its `fdatasync`, before applying it, so it names the last applied record
+//! ([`Wal::request_checkpoint`]) and the records logged after it stay in the live log. The
+//! store is therefore always a prefix of the logged batches, and every write is an absolute put
+//! or delete, so replaying the log's records after the last checkpoint, in order, brings the
+//! store to exactly the last logged batch (replaying more than that is harmless: the same writes
+//! again, in the same order).
 //!
 //! **Why segments, preallocated.** `fdatasync` on a file that grows must also commit its new size
 //! and extents through the filesystem journal; on blocks that already exist and were written
@@ -383,10 +386,12 @@ impl Wal {
         Ok(())
     }
 
-    /// Appends one batch and makes it durable (`fdatasync` of data blocks written before).
-    pub fn append(&mut self, ops: &[Op<'_>]) -> std::io::Result<()> {
+    /// Appends one batch and makes it durable (`fdatasync` of data blocks written before);
+    /// returns its lsn (for [`Wal::request_checkpoint`] once the store has applied it). An empty
+    /// batch writes nothing and returns the lsn of the last record.
+    pub fn append(&mut self, ops: &[Op<'_>]) -> std::io::Result<u64> {
         if ops.is_empty() {
-            return Ok(());
+            return Ok(self.next_lsn - 1);
         }
         let record = encode(self.next_lsn, ops);
         let len = record.len() as u64;
@@ -409,7 +414,7 @@ impl Wal {
         self.next_lsn += 1;
         self.pos += len;
         self.since_bytes += len;
-        Ok(())
+        Ok(lsn)
     }
 
     /// Between batches: keeps [`ZERO_AHEAD`] bytes zero-filled ahead of the write position (so
@@ -426,16 +431,17 @@ impl Wal {
         Ok(())
     }
 
-    /// Asks the checkpoint thread to make the store durable up to every record appended so far
-    /// (the caller has applied them all to the store), when enough was logged since the last
-    /// request. Never waits: a request while one runs is dropped and asked again later.
-    pub fn request_checkpoint(&mut self) {
+    /// Asks the checkpoint thread to make the store durable up to the record `applied` (the
+    /// caller has applied every record up to it to the store; records after it, logged but not
+    /// yet applied, stay in the live log), when enough was logged since the last request. Never
+    /// waits: a request while one runs is dropped and asked again later.
+    pub fn request_checkpoint(&mut self, applied: u64) {
         let due = self.since_bytes > CHECKPOINT_BYTES
             || (self.since_bytes > 0 && self.since.elapsed() > CHECKPOINT_EVERY);
         let Some(tx) = self.checkpointer.as_ref().and_then(|c| c.tx.as_ref()) else {
             return;
         };
-        if due && tx.try_send(self.next_lsn - 1).is_ok() {
+        if due && tx.try_send(applied.min(self.next_lsn - 1)).is_ok() {
             self.since_bytes = 0;
             self.since = Instant::now();
         }
@@ -694,7 +700,7 @@ mod tests {
         let k: &[u8] = b"k";
         wal.append(&[(k, Some(b"1"))]).unwrap();
         wal.since = Instant::now() - CHECKPOINT_EVERY * 2;
-        wal.request_checkpoint();
+        wal.request_checkpoint(1);
         assert!(wal.is_empty());
         drop(wal);
         assert_eq!(
@@ -704,6 +710,28 @@ mod tests {
         );
         let (_wal, replay) = Wal::open(dir.path()).unwrap();
         assert!(replay.is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_never_covers_records_not_yet_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::MemStore::default());
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        wal.start_checkpoints(store).unwrap();
+        let k: &[u8] = b"k";
+        assert_eq!(wal.append(&[(k, Some(b"1"))]).unwrap(), 1);
+        // Logged (and answered) but not yet applied to the store when the checkpoint is asked.
+        assert_eq!(wal.append(&[(k, Some(b"2"))]).unwrap(), 2);
+        wal.since = Instant::now() - CHECKPOINT_EVERY * 2;
+        wal.request_checkpoint(1);
+        drop(wal);
+        assert_eq!(Mark::read(&dir.path().join("wal").join("checkpoint")), 1);
+        let (mut wal, replay) = Wal::open(dir.path()).unwrap();
+        assert_eq!(replay, vec![ops(&[(b"k", Some(b"2"))])]);
+        // Its segment is not reused while it holds the unapplied record.
+        wal.rotate().unwrap();
+        assert_eq!(wal.append(&[(k, Some(b"3"))]).unwrap(), 3);
+        assert_eq!(segment_files(dir.path()).len(), 2);
     }
 
     #[test]

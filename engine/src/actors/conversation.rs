@@ -20,6 +20,7 @@
 //! is announced when nothing visible changed). Totals and subscribed filtered totals are
 //! announced when they moved.
 
+pub mod change_cursor;
 mod local_messages;
 pub mod paging;
 mod record;
@@ -38,6 +39,7 @@ use crate::codec;
 use crate::model::{StoredGroup, StoredMessage};
 use crate::store::{Store, WriteBatch, keys};
 use crate::{ApiError, Result};
+use change_cursor::ChangeCursor;
 pub use local_messages::ClearConversationMessages;
 use record::ConvRecord;
 use view::Filter;
@@ -66,6 +68,30 @@ pub struct ConversationActor {
     /// the first query after a change, so a page costs the page, not a sort.
     order: Option<Vec<String>>,
     flush_scheduled: bool,
+    /// The device's position in the user's change log ([`change_cursor`]), persisted with the
+    /// conversation records in [`Self::commit`].
+    changes: ChangeCursor,
+    /// What the current or last sync did ([`SyncStats`]).
+    sync_stats: SyncStats,
+}
+
+/// Meta key of the versions applied above the change cursor (the cursor itself:
+/// `keys::META_SYNC_CURSOR`).
+const META_SYNC_PENDING: &str = "sync_pending";
+
+/// What the login/reconnect syncs did: `get_sync_stats`.
+#[derive(Debug, Clone, Copy, Default)]
+struct SyncStats {
+    /// Syncs finished since the account was opened.
+    syncs: u64,
+    /// Conversation states restated by every sync since the account was opened.
+    total_conversations: u64,
+    /// The cursor the last sync started from.
+    from_cursor: u64,
+    /// Conversation states its pages restated.
+    conversations: u64,
+    /// Its pages.
+    pages: u64,
 }
 
 fn ready<T: 'static>(r: Result<T>) -> ResponseActFuture<ConversationActor, Result<T>> {
@@ -102,6 +128,8 @@ impl ConversationActor {
             user_dirty: false,
             order: None,
             flush_scheduled: false,
+            changes: ChangeCursor::default(),
+            sync_stats: SyncStats::default(),
         }
     }
 
@@ -196,6 +224,15 @@ impl ConversationActor {
                 keys::conversation(USER_SETTINGS_KEY),
                 prost::Message::encode_to_vec(&self.user_settings),
             );
+        }
+        // The change cursor in the same batch as the records its versions' changes produced:
+        // never a cursor past state that is not stored.
+        if self.changes.take_dirty() {
+            b.put(
+                keys::meta(keys::META_SYNC_CURSOR),
+                self.changes.cursor().to_be_bytes().to_vec(),
+            );
+            b.put(keys::meta(META_SYNC_PENDING), self.changes.encode_pending());
         }
         if let Some(a) = &self.acct
             && !b.is_empty()
@@ -353,6 +390,7 @@ impl ConversationActor {
         user: Option<pb::UserConvSettings>,
     ) {
         for e in entries {
+            self.changes.applied(e.change_version);
             let Some(c) = e.conv else { continue };
             let id = ids::conversation_id(&c);
             let Some(r) = self.touch(&id) else { continue };
@@ -570,9 +608,26 @@ impl Handler<OpenAccount> for ConversationActor {
             }
             Err(e) => tracing::warn!("loading conversations: {e}"),
         }
+        self.changes = load_change_cursor(msg.0.store.as_ref());
+        self.sync_stats = SyncStats::default();
         self.acct = Some(msg.0);
         self.total = view::total_unread(self.convs.values());
     }
+}
+
+/// The persisted change cursor of the account (a store that cannot be read: from 0, so the
+/// next sync restates everything).
+fn load_change_cursor(store: &dyn Store) -> ChangeCursor {
+    let read = |name: &str| match store.get(&keys::meta(name)) {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("loading the change cursor: {e}");
+            Vec::new()
+        }
+    };
+    let cursor =
+        <[u8; 8]>::try_from(read(keys::META_SYNC_CURSOR).as_slice()).map_or(0, u64::from_be_bytes);
+    ChangeCursor::restore(cursor, &read(META_SYNC_PENDING))
 }
 
 impl Handler<CloseAccount> for ConversationActor {
@@ -601,6 +656,9 @@ impl Handler<ApplyStates> for ConversationActor {
         let me = self.me().to_owned();
         let mut receipts = Vec::new();
         let mut settings = Vec::new();
+        self.sync_stats.pages += 1;
+        self.sync_stats.conversations += msg.0.len() as u64;
+        self.sync_stats.total_conversations += msg.0.len() as u64;
         for s in msg.0 {
             let Some(cref) = &s.conv else { continue };
             let id = ids::conversation_id(cref);
@@ -632,6 +690,7 @@ impl Handler<ApplyStates> for ConversationActor {
                     conv: s.conv.clone(),
                     settings: Some(st),
                     max_seq: s.max_seq,
+                    change_version: 0,
                 });
             }
         }
@@ -699,6 +758,7 @@ impl Handler<ReadPushed> for ConversationActor {
         if let Some(c) = self.touch(&id) {
             view::set_read(c, msg.0.read_seq);
             self.take_server_unread(&id, msg.0.unread_count, msg.0.max_seq);
+            self.changes.applied(msg.0.change_version);
             self.commit();
         }
     }
@@ -716,6 +776,7 @@ impl Handler<PeerReadPushed> for ConversationActor {
         let id = ids::conversation_id(cref);
         let Some(c) = self.touch(&id) else { return };
         if msg.0.peer_read_seq <= c.peer_read_seq {
+            self.changes.applied(msg.0.change_version);
             self.commit();
             return;
         }
@@ -730,6 +791,7 @@ impl Handler<PeerReadPushed> for ConversationActor {
             "on_recv_c2c_read_receipt",
             json!({ "receipt_list": [receipt] }),
         );
+        self.changes.applied(msg.0.change_version);
         self.commit();
     }
 }
@@ -811,9 +873,9 @@ impl Handler<MarkRead> for ConversationActor {
             })));
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
             let resp = res.map_err(mailbox).and_then(|r| r)?;
-            let read_seq = match resp.kind {
-                Some(response::Kind::MarkRead(r)) => r.read_seq,
-                _ => 0,
+            let (read_seq, version) = match resp.kind {
+                Some(response::Kind::MarkRead(r)) => (r.read_seq, r.change_version),
+                _ => (0, 0),
             };
             let id = ids::conversation_id(&cref);
             let unread = act
@@ -824,6 +886,7 @@ impl Handler<MarkRead> for ConversationActor {
             if let Some(c) = act.touch(&id) {
                 view::set_read(c, read_seq);
                 c.unread_count = unread.unwrap_or(0);
+                act.changes.applied(version);
                 act.commit();
             }
             Ok(json!({}))
@@ -1023,6 +1086,8 @@ pub enum Query {
     C2cRecvOpts(Vec<String>),
     /// `get_all_receive_message_opt`.
     AllRecvOpt,
+    /// `get_sync_stats`: the change cursor and what the last sync restated.
+    SyncStats,
 }
 
 impl Message for Query {
@@ -1102,6 +1167,18 @@ impl Handler<Query> for ConversationActor {
                     .collect();
                 Ok(json!({ "receive_opt_list": list }))
             }
+            Query::SyncStats => {
+                let s = self.sync_stats;
+                Ok(json!({
+                    "change_cursor": self.changes.cursor(),
+                    "pending_change_count": self.changes.pending(),
+                    "sync_count": s.syncs,
+                    "restated_conversation_count": s.total_conversations,
+                    "last_sync_from_cursor": s.from_cursor,
+                    "last_sync_conversation_count": s.conversations,
+                    "last_sync_page_count": s.pages,
+                }))
+            }
             Query::AllRecvOpt => {
                 let o = self.user_settings.all_recv_opt.unwrap_or_default();
                 Ok(json!({
@@ -1117,14 +1194,71 @@ impl Handler<Query> for ConversationActor {
     }
 }
 
-/// Writes and announces every deferred change now (a barrier for the sync cursor).
+/// Change versions whose changes are stored (messages pushed or acked: the message store has
+/// them and the conversation records follow in this actor's current burst).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Flush;
+pub struct ChangesApplied(pub Vec<u64>);
 
-impl Handler<Flush> for ConversationActor {
+impl Handler<ChangesApplied> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ChangesApplied, ctx: &mut Context<Self>) {
+        if self.acct.is_none() {
+            return;
+        }
+        for v in msg.0 {
+            self.changes.applied(v);
+        }
+        self.commit_later(ctx);
+    }
+}
+
+/// A sync page is asked for: answers the change cursor to send.
+#[derive(Message)]
+#[rtype(result = "Result<u64>")]
+pub struct SyncStart {
+    /// The sync's first page.
+    pub first: bool,
+}
+
+impl Handler<SyncStart> for ConversationActor {
+    type Result = Result<u64>;
+    fn handle(&mut self, msg: SyncStart, _: &mut Context<Self>) -> Self::Result {
+        self.acct()?;
+        let from = self.changes.cursor();
+        if !msg.first {
+            return Ok(from);
+        }
+        self.sync_stats = SyncStats {
+            from_cursor: from,
+            conversations: 0,
+            pages: 0,
+            ..self.sync_stats
+        };
+        Ok(from)
+    }
+}
+
+/// A sync page is applied (its states here, its messages in the message store): the cursor
+/// moves past it, written with everything deferred so far.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct SyncCommitted {
+    /// The page's cursor.
+    pub cursor: u64,
+    /// The last page of the sync.
+    pub last: bool,
+}
+
+impl Handler<SyncCommitted> for ConversationActor {
+    type Result = Result<()>;
+    fn handle(&mut self, msg: SyncCommitted, _: &mut Context<Self>) -> Self::Result {
+        self.acct()?;
+        self.changes.synced(msg.cursor);
+        if msg.last {
+            self.sync_stats.syncs += 1;
+        }
         self.flush_dirty();
+        Ok(())
     }
 }

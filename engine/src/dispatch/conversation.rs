@@ -56,6 +56,7 @@ pub(super) const METHODS: &[&str] = &[
     "set_group_receive_message_opt",
     "set_all_receive_message_opt",
     "get_all_receive_message_opt",
+    "get_sync_stats",
 ];
 
 /// The methods of this area that work before login.
@@ -222,6 +223,7 @@ pub(super) async fn call(
             query(peers, Query::ByIds(ids)).await
         }
         "get_total_unread_message_count" => query(peers, Query::TotalUnread).await,
+        "get_sync_stats" => query(peers, Query::SyncStats).await,
         "get_unread_message_count_by_filter" => {
             query(peers, Query::FilteredUnread(filter(&p)?)).await
         }

@@ -351,6 +351,7 @@ pub async fn send_with_hooks(
                 msg_id,
                 seq: 0,
                 server_time_ms: crate::commit::now_ms(),
+                change_version: 0,
             });
             return answer(reply, Ok(ack));
         }

@@ -85,8 +85,9 @@ pub struct MessageActor {
     pub(crate) known_annotations: (String, std::collections::BTreeSet<u64>),
     /// Media uploads running before their messages are sent (`crate::media::upload`).
     pub(crate) uploads: crate::media::upload::Uploads,
-    /// Acks `(msg_id, seq, server_time_ms)` not yet stored: finished together (`send`).
-    pub(crate) acks: Vec<(String, u64, i64)>,
+    /// Acks `(msg_id, seq, server_time_ms, change_version)` not yet stored: finished together
+    /// (`send`).
+    pub(crate) acks: Vec<(String, u64, i64, u64)>,
     /// The searchable texts of messages queued for the search index, so that its flush needn't
     /// read them back (`crate::search_index::Memory`).
     pub(crate) search_queue: crate::search_index::Memory,

@@ -12,7 +12,7 @@ use super::MessageActor;
 use super::sync::Pulled;
 use crate::Result;
 use crate::actors::connection::Rpc;
-use crate::actors::conversation::MessagesAdded;
+use crate::actors::conversation::{ChangesApplied, MessagesAdded};
 use crate::actors::db_err;
 use crate::actors::relationship::SeenProfiles;
 use crate::codec;
@@ -206,7 +206,14 @@ pub struct PushedBurst(pub Vec<pb::MessagePush>);
 impl Handler<PushedBurst> for MessageActor {
     type Result = ();
     fn handle(&mut self, msg: PushedBurst, ctx: &mut Context<Self>) {
-        self.take_pushes(msg.0.into_iter().filter_map(|p| p.message).collect(), ctx);
+        let versions: Vec<u64> = msg
+            .0
+            .iter()
+            .map(|p| p.change_version)
+            .filter(|v| *v > 0)
+            .collect();
+        let ws = msg.0.into_iter().filter_map(|p| p.message).collect();
+        self.take_pushes(ws, versions, ctx);
     }
 }
 
@@ -251,22 +258,24 @@ impl MessageActor {
     /// Takes in pushed messages. Received text goes through the content filters first
     /// (`crate::filter`); the actor waits for them so that messages are still taken in in the
     /// order they came.
-    fn take_pushes(&mut self, ws: Vec<pb::Message>, ctx: &mut Context<Self>) {
+    /// `versions`: the user's change versions the pushes carry ([`ChangesApplied`] once the
+    /// messages are stored).
+    fn take_pushes(&mut self, ws: Vec<pb::Message>, versions: Vec<u64>, ctx: &mut Context<Self>) {
         if ws.is_empty() || self.acct.is_none() {
             return;
         }
         if let Some(screening) = crate::filter::screen_incoming(self, &ws) {
             ctx.wait(screening.into_actor(self).map(|screened, act, ctx| {
-                act.take_pushed(screened, ctx);
+                act.take_pushed(screened, versions, ctx);
             }));
             return;
         }
-        self.take_pushed(ws, ctx);
+        self.take_pushed(ws, versions, ctx);
     }
 
     /// Takes in pushed messages (after the content filters) in one batch, pulling the gaps
     /// before them.
-    fn take_pushed(&mut self, ws: Vec<pb::Message>, ctx: &mut Context<Self>) {
+    fn take_pushed(&mut self, ws: Vec<pb::Message>, versions: Vec<u64>, ctx: &mut Context<Self>) {
         if ws.is_empty() || self.acct.is_none() {
             return;
         }
@@ -279,6 +288,13 @@ impl MessageActor {
         if let Err(e) = self.ingest_with(&ws, true, None, false) {
             tracing::warn!("ingest push: {e}");
             return;
+        }
+        // Stored (or already here): their changes are applied on this device. Sent after the
+        // messages' `MessagesAdded`, so the conversation records go in the same write.
+        if !versions.is_empty()
+            && let Some(p) = &self.peers
+        {
+            p.conv.do_send(ChangesApplied(versions));
         }
         for (conv_ref, from, to) in gaps {
             self.pull_gap(conv_ref, from, to, ctx);

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{MessageActor, mailbox, new_msg_id};
 use crate::actors::connection::Rpc;
-use crate::actors::conversation::MessagesAdded;
+use crate::actors::conversation::{ChangesApplied, MessagesAdded};
 use crate::actors::{db_err, now_ms};
 use crate::codec;
 use crate::model::{Status, StoredMessage, StoredPushInfo, SyncedRanges};
@@ -100,10 +100,11 @@ impl MessageActor {
             SendOutcome::Acked {
                 seq,
                 server_time_ms,
+                change_version,
             } => {
                 // Acks come in bursts (a window of sends answered together): the ones that
                 // arrive before the actor has nothing else to do are stored in one batch.
-                self.acks.push((id, seq, server_time_ms));
+                self.acks.push((id, seq, server_time_ms, change_version));
                 if self.acks.len() == 1 {
                     ctx.spawn(fut::ready(()).map(|_, act: &mut Self, _| act.finish_acks()));
                 }
@@ -143,7 +144,12 @@ impl MessageActor {
         let mut ranges = HashMap::new();
         let mut promoted: Vec<StoredMessage> = Vec::new();
         let mut done: Vec<(String, Result<StoredMessage>)> = Vec::new();
-        for (id, seq, time_ms) in acks {
+        // The sends' change versions, applied once their messages are stored.
+        let mut versions: Vec<(String, u64)> = Vec::new();
+        for (id, seq, time_ms, version) in acks {
+            if version > 0 {
+                versions.push((id.clone(), version));
+            }
             if let Some(mut m) = self.transient.remove(&id) {
                 m.status = Status::SendSucc as i32;
                 m.time_ms = time_ms;
@@ -186,13 +192,21 @@ impl MessageActor {
             ranges.clear();
         }
         self.stage_ranges(ranges);
-        if !promoted.is_empty()
-            && let Some(p) = &self.peers
-        {
-            p.conv.do_send(MessagesAdded {
-                msgs: promoted,
-                live: true,
-            });
+        let stored: Vec<u64> = versions
+            .into_iter()
+            .filter(|(id, _)| done.iter().any(|(d, r)| d == id && r.is_ok()))
+            .map(|(_, v)| v)
+            .collect();
+        if let Some(p) = &self.peers {
+            if !promoted.is_empty() {
+                p.conv.do_send(MessagesAdded {
+                    msgs: promoted,
+                    live: true,
+                });
+            }
+            if !stored.is_empty() {
+                p.conv.do_send(ChangesApplied(stored));
+            }
         }
         let me = self.me().to_owned();
         for (id, r) in done {

@@ -1,5 +1,6 @@
-//! The post-login sync driver: the per-user change cursor, one page of changed conversations
-//! at a time, catch-up pulls planned by `sync_plan`, the cursor persisted after the page.
+//! The post-login sync driver: from the per-user change cursor (the conversation actor's,
+//! [`crate::actors::conversation::change_cursor`]), one page of changed conversations at a time,
+//! catch-up pulls planned by `sync_plan`, the cursor moved past the page once it is applied.
 
 use actix::prelude::*;
 use chime_proto::pb::{self, request, response};
@@ -11,7 +12,7 @@ use crate::actors::connection::{ConnectionActor, Rpc};
 use crate::actors::conversation::ApplyStates;
 use crate::actors::db_err;
 use crate::actors::group::SetJoined;
-use crate::store::{WriteBatch, keys};
+use crate::store::keys;
 use crate::sync_plan::{self, Pull};
 use crate::{ApiError, Result};
 
@@ -43,8 +44,15 @@ pub(crate) async fn run_sync(
     conn: Addr<ConnectionActor>,
     conversations: Addr<crate::actors::conversation::ConversationActor>,
 ) -> Result<()> {
+    let mut first = true;
     loop {
-        let (cursor, known_groups) = me.send(SyncBegin).await.map_err(mailbox)??;
+        // The change cursor is the conversation actor's (it advances it over live changes too).
+        let cursor = conversations
+            .send(crate::actors::conversation::SyncStart { first })
+            .await
+            .map_err(mailbox)??;
+        first = false;
+        let known_groups = me.send(SyncBegin).await.map_err(mailbox)??;
         let resp = conn
             .send(Rpc(request::Kind::Sync(pb::SyncReq {
                 cursor,
@@ -86,32 +94,29 @@ pub(crate) async fn run_sync(
             .map_err(mailbox)??;
         }
         // The page's conversation states and messages are written before the cursor moves past
-        // them (the conversation actor has them queued before this barrier).
+        // them, in the same batch (the conversation actor has them queued before this).
         conversations
-            .send(crate::actors::conversation::Flush)
+            .send(crate::actors::conversation::SyncCommitted {
+                cursor: next,
+                last: !has_more,
+            })
             .await
-            .map_err(mailbox)?;
-        me.send(SyncCommit(next)).await.map_err(mailbox)??;
+            .map_err(mailbox)??;
         if !has_more {
             return Ok(());
         }
     }
 }
 
-/// Start of one sync page: answers `(cursor, known_groups)`.
+/// Start of one sync page: answers the newest seq held of each joined group (`known_groups`).
 #[derive(Message)]
-#[rtype(result = "Result<(u64, Vec<pb::ConvSeq>)>")]
+#[rtype(result = "Result<Vec<pb::ConvSeq>>")]
 pub(crate) struct SyncBegin;
 
 impl Handler<SyncBegin> for MessageActor {
-    type Result = Result<(u64, Vec<pb::ConvSeq>)>;
+    type Result = Result<Vec<pb::ConvSeq>>;
     fn handle(&mut self, _: SyncBegin, _: &mut Context<Self>) -> Self::Result {
         let store = self.acct()?.store.clone();
-        let cursor = store
-            .get(&keys::meta(keys::META_SYNC_CURSOR))
-            .map_err(db_err)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
         let (lo, hi) = keys::table_bounds(keys::table::GROUP);
         let mut known = Vec::new();
         for (k, _) in store.scan(&lo, &hi, false, usize::MAX).map_err(db_err)? {
@@ -125,7 +130,7 @@ impl Handler<SyncBegin> for MessageActor {
                 max_seq,
             });
         }
-        Ok((cursor, known))
+        Ok(known)
     }
 }
 
@@ -195,23 +200,6 @@ impl Handler<Pulled> for MessageActor {
                 },
             ))),
         }
-    }
-}
-
-/// The page is applied: persist the cursor.
-#[derive(Message)]
-#[rtype(result = "Result<()>")]
-pub(crate) struct SyncCommit(u64);
-
-impl Handler<SyncCommit> for MessageActor {
-    type Result = Result<()>;
-    fn handle(&mut self, msg: SyncCommit, _: &mut Context<Self>) -> Self::Result {
-        let mut b = WriteBatch::new();
-        b.put(
-            keys::meta(keys::META_SYNC_CURSOR),
-            msg.0.to_be_bytes().to_vec(),
-        );
-        self.acct()?.store.apply(b).map_err(db_err)
     }
 }
 

@@ -119,6 +119,7 @@ pub(crate) fn stage(
             msg_id: msg.msg_id,
             seq: keys::be_u64(&v, 0).unwrap_or(0),
             server_time_ms: keys::be_u64(&v, 8).unwrap_or(0) as i64,
+            change_version: 0,
         }));
     }
     crate::relations::stamp_sender(txn, app, &mut msg)?;
@@ -158,6 +159,7 @@ pub(crate) fn stage(
         msg_id: msg.msg_id,
         seq: msg.seq,
         server_time_ms: msg.server_time_ms,
+        change_version: 0,
     }))
 }
 
