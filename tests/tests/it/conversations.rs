@@ -1015,6 +1015,25 @@ async fn bench_conversations_10000() {
             (login - init).as_millis(),
             (cold - login).as_millis()
         );
+        // The login sync runs after the first page: it restates what the device has not applied
+        // (sync_cursor.rs); everything of the big session came live, so nothing after a clean
+        // exit.
+        alice
+            .expect_event("on_sync_server_finish", Duration::from_secs(120))
+            .await;
+        let synced = t.elapsed();
+        let s = alice.ok("get_sync_stats", json!({})).await;
+        println!(
+            "bench: login sync {what}: finished {} ms after init, restated {} conversations in {} \
+             pages (from change cursor {})",
+            synced.as_millis(),
+            s["last_sync_conversation_count"],
+            s["last_sync_page_count"],
+            s["last_sync_from_cursor"]
+        );
+        if what == "after a clean exit" {
+            assert_eq!(s["last_sync_conversation_count"], 0, "{s}");
+        }
         alice.shutdown().await;
     }
 }
