@@ -10,11 +10,22 @@
 //! **Written in chunks, behind a queue.** A message has about one trigram per character, and one
 //! store key per (trigram, message) made the postings most of the engine's writes per message.
 //! So the write batch that stores a message only adds its location to a persistent queue
-//! ([`Memory::stage_add`]: `q location` → a token); [`flush`] (the MessageActor runs it every
-//! [`FLUSH_EVERY`] and at logout) writes, per trigram, **one chunk** holding the locations of
-//! every queued message that has it (`s trigram \0 chunk-number` → locations), and removes the
-//! queue entries. Until then [`candidates`] answers every queued location too, so a message is
-//! found from the moment it is stored.
+//! ([`Memory::stage_add`]); [`flush`] (the MessageActor runs it every [`FLUSH_EVERY`] and at
+//! logout) writes, per trigram, **one chunk** holding the locations of every queued message that
+//! has it (`s trigram \0 chunk-number` → locations), and removes the queue entries. Until then
+//! [`candidates`] answers every queued location too, so a message is found from the moment it is
+//! stored.
+//!
+//! **One queue entry per batch.** The messages one write batch stores (a burst of pushes, a
+//! burst of acks) are queued under one entry, `q \0 n` → (location, token) pairs
+//! ([`WriteBatch::gather`]), so queueing costs one store write per batch and its removal one
+//! more, instead of two per message. The key's `n` is the token of the batch's first message
+//! (tokens of one holder never repeat, those of different holders start at random points of a
+//! 63-bit range). Entries of the earlier format, `q location` → token, are still read. A list
+//! entry cannot be edited: a message removed or re-queued elsewhere stays listed in its entry, so
+//! a location listed by several entries of one flush is read back rather than trusted to a kept
+//! text (the last listing within one entry is the one that counts: a batch is written in order),
+//! and a removed message's listing leaves stale postings, which the check rejects like any other.
 //!
 //! **Texts in memory.** Reading each queued message back and decoding it was most of a flush's
 //! cost, yet the MessageActor has the message at hand when it queues it: [`Memory`] keeps the
@@ -38,6 +49,7 @@
 //! changed message is queued again at its location ([`stage_del`] then [`Memory::stage_add`]).
 //! Revoked messages are not indexed.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -120,17 +132,24 @@ impl Default for Memory {
 }
 
 impl Memory {
-    /// Queues `m`, stored at `loc` by `b`, for indexing, and keeps its searchable text (revoked
-    /// messages are not indexed). A message being sent is not queued by its sender: its outbox
-    /// entry makes it a candidate until the ack moves it to its seq key (one queue write and
-    /// delete fewer per sent message).
+    /// Queues `m`, stored at `loc` by `b`, for indexing (in `b`'s one queue entry, with the
+    /// other messages `b` stores), and keeps its searchable text (revoked messages are not
+    /// indexed). A message being sent is not queued by its sender: its outbox entry makes it a
+    /// candidate until the ack moves it to its seq key (one queue write and delete fewer per sent
+    /// message).
     pub fn stage_add(&self, b: &mut WriteBatch, loc: &[u8], m: &StoredMessage) {
         if m.revoked {
             return;
         }
         let token = self.next_token.get();
         self.next_token.set(token.wrapping_add(1));
-        b.put(keys::index_queue(loc), token.to_be_bytes().to_vec());
+        b.gather(
+            || keys::index_queue_list(token),
+            |list| {
+                fields::put(list, loc);
+                fields::put(list, &token.to_be_bytes());
+            },
+        );
         let text = searchable_text(m);
         let mut kept = self.kept.borrow_mut();
         if kept.bytes + loc.len() + text.len() > MEMORY_CAP_BYTES {
@@ -144,11 +163,10 @@ impl Memory {
 }
 
 impl Kept {
-    /// The kept text of `loc` if its queue entry's value `queued` is the one it was kept with.
-    fn text(&self, loc: &[u8], queued: &[u8]) -> Option<&str> {
-        let token = u64::from_be_bytes(queued.try_into().ok()?);
+    /// The kept text of `loc` if `token`, its queue listing's, is the one it was kept with.
+    fn text(&self, loc: &[u8], token: Option<u64>) -> Option<&str> {
         match self.texts.get(loc) {
-            Some((t, text)) if *t == token => Some(text),
+            Some((t, text)) if Some(*t) == token => Some(text),
             _ => None,
         }
     }
@@ -165,15 +183,38 @@ impl Kept {
     }
 }
 
-/// `m` leaves `loc` (or changes there): takes it off the queue. Postings already written for it
-/// stay and no longer match (see the module doc); a kept text no longer matches the queue entry
-/// (absent, or re-queued under a new token).
+/// `m` leaves `loc` (or changes there): takes it off the queue where it has an entry of its own
+/// (the earlier format). A listing in a batch's entry stays (see the module doc); postings
+/// already written for it stay and no longer match.
 pub fn stage_del(b: &mut WriteBatch, loc: &[u8], _m: &StoredMessage) {
     b.delete(keys::index_queue(loc));
 }
 
 fn queue_bounds() -> (Vec<u8>, Vec<u8>) {
     keys::table_bounds(keys::table::INDEX_QUEUE)
+}
+
+/// The messages a queue entry lists, in order: `(location, token)`; the token is `None` when
+/// unreadable (the message is then read back). A list entry (`q \0 n`) holds pairs of fields; an
+/// entry of the earlier format (`q location` → token) one message.
+fn listed<'a>(key: &'a [u8], value: &'a [u8]) -> Vec<(&'a [u8], Option<u64>)> {
+    let token = |t: &[u8]| <[u8; 8]>::try_from(t).ok().map(u64::from_be_bytes);
+    let Some(rest) = key.get(1..) else {
+        return Vec::new();
+    };
+    if rest.first() != Some(&0) {
+        return vec![(rest, token(value))];
+    }
+    let mut out = Vec::new();
+    let mut r = value;
+    while let Some(loc) = fields::next(&mut r) {
+        let Some(t) = fields::next(&mut r) else {
+            tracing::warn!("search index: truncated queue entry");
+            break;
+        };
+        out.push((loc, token(t)));
+    }
+    out
 }
 
 /// The searchable text of the message stored at `loc`, read back; `None` when it is gone,
@@ -218,14 +259,15 @@ fn one_delete(key: Vec<u8>) -> WriteBatch {
     b
 }
 
-/// Indexes up to [`FLUSH_BATCH`] queued messages: one posting chunk per trigram, then the next
-/// chunk number, then the queue entries removed, each write on its own in that order (module
-/// doc, "Crash-safe order"). Texts come from `memory` where it has them. Answers how many queue
-/// entries it took.
+/// Indexes the queued messages of whole queue entries, up to about [`FLUSH_BATCH`]: one posting
+/// chunk per trigram, then the next chunk number, then the queue entries removed, each write on
+/// its own in that order (module doc, "Crash-safe order"). Texts come from `memory` where it has
+/// them. Answers how many messages (distinct locations) it took, or at least [`FLUSH_BATCH`]
+/// when entries remain queued.
 pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
     let (lo, hi) = queue_bounds();
-    let queued = store.scan(&lo, &hi, false, FLUSH_BATCH)?;
-    if queued.is_empty() {
+    let scanned = store.scan(&lo, &hi, false, FLUSH_BATCH)?;
+    if scanned.is_empty() {
         memory.kept.borrow_mut().clear();
         return Ok(0);
     }
@@ -234,62 +276,92 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
         .get(&meta)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
         .map_or(0, u64::from_be_bytes);
-    let kept = memory.kept.borrow();
-    // Texts not in memory, read back first (the postings borrow every text).
-    let mut read = Vec::new();
-    for (i, (qk, v)) in queued.iter().enumerate() {
-        let loc = &qk[1..];
-        if kept.text(loc, v).is_none()
-            && let Some(text) = read_back(store, loc)?
-        {
-            read.push((i, text));
+    // Whole entries (at least one) until FLUSH_BATCH messages; each location once, with the
+    // entry and token of its last listing and whether several entries list it.
+    let mut taken = 0;
+    let mut count = 0;
+    let mut locs: Vec<&[u8]> = Vec::new();
+    let mut last: HashMap<&[u8], (usize, Option<u64>, bool)> = HashMap::new();
+    for (e, (k, v)) in scanned.iter().enumerate() {
+        if taken > 0 && count >= FLUSH_BATCH {
+            break;
         }
+        taken += 1;
+        for (loc, token) in listed(k, v) {
+            count += 1;
+            match last.get_mut(loc) {
+                None => {
+                    last.insert(loc, (e, token, false));
+                    locs.push(loc);
+                }
+                Some(seen) => *seen = (e, token, seen.2 || seen.0 != e),
+            }
+        }
+    }
+    let drained = taken == scanned.len() && scanned.len() < FLUSH_BATCH;
+    let kept = memory.kept.borrow();
+    // Kept texts where they are the listed ones, the others read back (the postings borrow
+    // every text).
+    let mut texts: Vec<(&[u8], Cow<'_, str>)> = Vec::with_capacity(locs.len());
+    for &loc in &locs {
+        let (_, token, several) = last.get(loc).copied().unwrap_or((0, None, true));
+        let text = match kept.text(loc, token) {
+            Some(t) if !several => Cow::Borrowed(t),
+            _ => match read_back(store, loc)? {
+                Some(t) => Cow::Owned(t),
+                None => continue,
+            },
+        };
+        texts.push((loc, text));
     }
     // Gram (as a number: integer keys compare in one step) → (ordinal + 1 of the last message
     // added, the gram, its locations): a message adds its location once per gram however often
     // the gram repeats in it.
     let mut postings: BTreeMap<u128, (usize, &str, Vec<u8>)> = BTreeMap::new();
-    let mut read_iter = read.iter().peekable();
-    for (i, (qk, v)) in queued.iter().enumerate() {
-        let loc = &qk[1..];
-        let text = match kept.text(loc, v) {
-            Some(t) => t,
-            None => match read_iter.next_if(|(j, _)| *j == i) {
-                Some((_, t)) => t.as_str(),
-                None => continue,
-            },
-        };
+    for (i, (loc, text)) in texts.iter().enumerate() {
         for g in gram_slices(text) {
-            let (last, _, locs) = postings.entry(gram_number(g)).or_insert((0, g, Vec::new()));
-            if *last != i + 1 {
-                *last = i + 1;
-                fields::put(locs, loc);
+            let (seen, _, list) = postings.entry(gram_number(g)).or_insert((0, g, Vec::new()));
+            if *seen != i + 1 {
+                *seen = i + 1;
+                fields::put(list, loc);
             }
         }
     }
     let chunks: Vec<WriteBatch> = postings
         .into_values()
-        .map(|(_, g, locs)| one_put(chunk_key(g, chunk), locs))
+        .map(|(_, g, list)| one_put(chunk_key(g, chunk), list))
         .collect();
+    let n = locs.len();
+    // Forgetting before the removals are written is harmless: a text not kept is read back.
+    let forget: Vec<Vec<u8>> = if drained {
+        Vec::new()
+    } else {
+        locs.iter().map(|l| l.to_vec()).collect()
+    };
+    drop(texts);
     drop(kept);
     apply_in_order(store, chunks)?;
     apply_in_order(store, [one_put(meta, (chunk + 1).to_be_bytes().to_vec())])?;
-    let taken = queued.len();
     {
         let mut kept = memory.kept.borrow_mut();
-        if taken < FLUSH_BATCH {
+        if drained {
             // The queue is empty once this flush is done: whatever memory still holds is for
-            // entries gone since. (Forgetting before the removals are written is harmless: a
-            // text not kept is read back.)
+            // listings gone since.
             kept.clear();
         } else {
-            for (qk, _) in &queued {
-                kept.forget(&qk[1..]);
+            for loc in &forget {
+                kept.forget(loc);
             }
         }
     }
-    apply_in_order(store, queued.into_iter().map(|(qk, _)| one_delete(qk)))?;
-    Ok(taken)
+    apply_in_order(
+        store,
+        scanned
+            .into_iter()
+            .take(taken)
+            .map(|(key, _)| one_delete(key)),
+    )?;
+    Ok(if drained { n } else { n.max(FLUSH_BATCH) })
 }
 
 /// A gram as a number, one to one: its bytes and its length. A gram is `GRAM` (3) characters
@@ -342,8 +414,10 @@ pub fn candidates(
     // queued: the outbox lists them, see [`Memory::stage_add`]).
     let (lo, hi) = queue_bounds();
     let mut acc = acc.unwrap_or_default();
-    for (qk, _) in store.scan(&lo, &hi, false, usize::MAX)? {
-        acc.insert(qk[1..].to_vec());
+    for (qk, v) in store.scan(&lo, &hi, false, usize::MAX)? {
+        for (loc, _) in listed(&qk, &v) {
+            acc.insert(loc.to_vec());
+        }
     }
     let (lo, hi) = keys::table_bounds(keys::table::OUTBOX);
     for (_, loc) in store.scan(&lo, &hi, false, usize::MAX)? {
@@ -437,6 +511,91 @@ mod tests {
         );
     }
 
+    fn queue_keys(store: &MemoryStore) -> Vec<Vec<u8>> {
+        let (lo, hi) = queue_bounds();
+        store
+            .scan(&lo, &hi, false, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_queues_its_messages_under_one_entry() {
+        let store = MemoryStore::new();
+        let mem = Memory::default();
+        let mut b = WriteBatch::new();
+        for (loc, text) in [(b"m-1", "amber"), (b"m-2", "ambient"), (b"m-3", "umbra")] {
+            mem.stage_add(&mut b, loc, &msg(text));
+            b.put(loc.to_vec(), prost::Message::encode_to_vec(&msg(text)));
+        }
+        // Three messages and one queue entry.
+        assert_eq!(b.ops().len(), 4);
+        store.apply(b).unwrap();
+        assert_eq!(queue_keys(&store).len(), 1);
+        let c = |k: &str| candidates(&store, k).unwrap();
+        assert_eq!(c("mb"), None);
+        assert_eq!(c("amb"), set(&[b"m-1", b"m-2", b"m-3"]), "queued: all");
+        assert_eq!(flush(&store, &mem).unwrap(), 3);
+        assert!(queue_keys(&store).is_empty());
+        assert_eq!(c("amb"), set(&[b"m-1", b"m-2"]));
+        assert_eq!(c("umbra"), set(&[b"m-3"]));
+    }
+
+    #[test]
+    fn entries_of_the_earlier_format_are_still_read() {
+        let store = MemoryStore::new();
+        // `q loc` → token, as stores written before the list entries hold them.
+        let mut b = WriteBatch::new();
+        b.put(keys::index_queue(b"m-1"), 7u64.to_be_bytes().to_vec());
+        b.put(
+            b"m-1".to_vec(),
+            prost::Message::encode_to_vec(&msg("heliotrope")),
+        );
+        store.apply(b).unwrap();
+        store_at(&store, &Memory::default(), b"m-2", &msg("helium"));
+        assert_eq!(queue_keys(&store).len(), 2);
+        let c = |k: &str| candidates(&store, k).unwrap();
+        assert_eq!(c("heliotrope"), set(&[b"m-1", b"m-2"]), "queued: all");
+        assert_eq!(flush(&store, &Memory::default()).unwrap(), 2);
+        assert!(queue_keys(&store).is_empty());
+        assert_eq!(c("otrope"), set(&[b"m-1"]));
+        assert_eq!(c("lium"), set(&[b"m-2"]));
+    }
+
+    #[test]
+    fn a_flush_takes_whole_entries_up_to_its_batch() {
+        let store = MemoryStore::new();
+        let mem = Memory::default();
+        // FLUSH_BATCH + 5 entries of one message each.
+        for i in 0..FLUSH_BATCH + 5 {
+            let loc = format!("m-{i:05}");
+            store_at(&store, &mem, loc.as_bytes(), &msg(&format!("note {i:05}")));
+        }
+        assert_eq!(flush(&store, &mem).unwrap(), FLUSH_BATCH, "more queued");
+        assert_eq!(queue_keys(&store).len(), 5);
+        assert_eq!(flush(&store, &mem).unwrap(), 5);
+        assert_eq!(flush(&store, &mem).unwrap(), 0);
+        // One entry longer than the batch is taken whole.
+        let mut b = WriteBatch::new();
+        for i in 0..FLUSH_BATCH + 5 {
+            let loc = format!("n-{i:05}");
+            let m = msg(&format!("memo {i:05}"));
+            mem.stage_add(&mut b, loc.as_bytes(), &m);
+            b.put(loc.into_bytes(), prost::Message::encode_to_vec(&m));
+        }
+        store.apply(b).unwrap();
+        assert_eq!(flush(&store, &mem).unwrap(), FLUSH_BATCH + 5);
+        assert!(queue_keys(&store).is_empty());
+        // Every message is in the postings (candidates are a superset: the first grams with
+        // few enough locations decide).
+        let c = |k: &str| candidates(&store, k).unwrap().unwrap();
+        assert!(c("note 00007").contains(&b"m-00007"[..]));
+        assert!(c("note 01028").contains(&b"m-01028"[..]));
+        assert!(c("memo 01028").contains(&b"n-01028"[..]));
+    }
+
     #[test]
     fn a_queue_left_by_a_crash_is_indexed_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -489,20 +648,29 @@ mod tests {
         let c = |k: &str| candidates(&store, k).unwrap();
         assert_eq!(c("goodbye"), set(&[b"m-1"]));
         assert_eq!(c("world"), set(&[b"m-1"]), "stale: the check rejects it");
-        // Removed before its flush: never indexed, no longer a candidate.
+        // Removed before its flush: still listed in its batch's queue entry, so a candidate
+        // (stale: the check finds no message there) until flushed, and then a stale posting.
         store_at(&store, &mem, b"m-2", &msg("yellow"));
         let mut b = WriteBatch::new();
         stage_del(&mut b, b"m-2", &msg("yellow"));
         b.delete(b"m-2".to_vec());
         store.apply(b).unwrap();
-        assert_eq!(c("yellow"), set(&[b"m-1"]), "m-1's stale `ell`, not m-2");
-        assert_eq!(flush(&store, &mem).unwrap(), 0);
+        assert_eq!(c("yellow"), set(&[b"m-1", b"m-2"]));
+        assert_eq!(flush(&store, &mem).unwrap(), 1);
+        assert!(!has_queued(&store));
+        // After a restart (nothing kept) a removed message is not indexed at all.
+        store_at(&store, &mem, b"m-4", &msg("marigold"));
+        let mut b = WriteBatch::new();
+        b.delete(b"m-4".to_vec());
+        store.apply(b).unwrap();
+        assert_eq!(flush(&store, &Memory::default()).unwrap(), 1);
+        assert_eq!(c("marigold"), set(&[]));
         // Revoked messages are not queued.
         let mut revoked = msg("yellow");
         revoked.revoked = true;
         store_at(&store, &mem, b"m-3", &revoked);
         assert!(!has_queued(&store));
-        assert_eq!(c("yellow"), set(&[b"m-1"]));
+        assert_eq!(c("yellow"), set(&[b"m-1", b"m-2"]), "stale postings only");
     }
 
     #[test]

@@ -116,9 +116,15 @@ pub fn group(group_id: &str) -> Vec<u8> {
     with_prefix(table::GROUP, &[group_id.as_bytes()])
 }
 
-/// `q loc`.
+/// `q loc`: one queued message (the format before lists; still read).
 pub fn index_queue(loc: &[u8]) -> Vec<u8> {
     with_prefix(table::INDEX_QUEUE, &[loc])
+}
+
+/// `q \0 n`: a list of queued messages (all those one batch stored). Locations start with a
+/// table letter, so lists sort before the single entries of [`index_queue`] and never meet them.
+pub fn index_queue_list(n: u64) -> Vec<u8> {
+    with_prefix(table::INDEX_QUEUE, &[&[0], &n.to_be_bytes()])
 }
 
 /// `M name`.

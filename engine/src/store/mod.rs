@@ -47,6 +47,8 @@ pub enum WriteOp {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
+    /// Index in `ops` of the put that [`WriteBatch::gather`] appends to.
+    gathered: Option<usize>,
 }
 
 impl WriteBatch {
@@ -63,6 +65,25 @@ impl WriteBatch {
     /// Adds a delete.
     pub fn delete(&mut self, key: Vec<u8>) {
         self.ops.push(WriteOp::Delete(key));
+    }
+
+    /// Appends to the value of the batch's one *gathering* put, adding that put under `key()`
+    /// on the first call: several writers of one batch share one key instead of a key each (the
+    /// search index queues every message a batch stores under one entry,
+    /// `crate::search_index::Memory::stage_add`). Only one gathering put per batch.
+    pub fn gather(&mut self, key: impl FnOnce() -> Vec<u8>, append: impl FnOnce(&mut Vec<u8>)) {
+        let i = match self.gathered {
+            Some(i) => i,
+            None => {
+                self.ops.push(WriteOp::Put(key(), Vec::new()));
+                let i = self.ops.len() - 1;
+                self.gathered = Some(i);
+                i
+            }
+        };
+        if let Some(WriteOp::Put(_, v)) = self.ops.get_mut(i) {
+            append(v);
+        }
     }
 
     /// Whether the batch holds no writes.
@@ -188,6 +209,25 @@ mod conformance {
         let store = crate::store::SledStore::open(dir.path()).unwrap();
         (dir, store)
     });
+
+    #[test]
+    fn gathered_pieces_share_one_put() {
+        use crate::store::{WriteBatch, WriteOp};
+        let mut b = WriteBatch::new();
+        b.put(b"a".to_vec(), b"1".to_vec());
+        b.gather(|| b"g1".to_vec(), |v| v.extend_from_slice(b"x"));
+        b.delete(b"b".to_vec());
+        // The key of a later call is not asked for: the first call's put gathers.
+        b.gather(|| unreachable!(), |v| v.extend_from_slice(b"y"));
+        assert_eq!(
+            b.ops(),
+            [
+                WriteOp::Put(b"a".to_vec(), b"1".to_vec()),
+                WriteOp::Put(b"g1".to_vec(), b"xy".to_vec()),
+                WriteOp::Delete(b"b".to_vec()),
+            ]
+        );
+    }
 
     #[test]
     fn sled_data_survives_reopen() {
