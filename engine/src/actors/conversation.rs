@@ -71,6 +71,8 @@ pub struct ConversationActor {
     /// The device's position in the user's change log ([`change_cursor`]), persisted with the
     /// conversation records in [`Self::commit`].
     changes: ChangeCursor,
+    /// The gap a sync is scheduled to close unless live changes fill it first.
+    gap_watch: Option<u64>,
     /// What the current or last sync did ([`SyncStats`]).
     sync_stats: SyncStats,
 }
@@ -78,6 +80,10 @@ pub struct ConversationActor {
 /// Meta key of the versions applied above the change cursor (the cursor itself:
 /// `keys::META_SYNC_CURSOR`).
 const META_SYNC_PENDING: &str = "sync_pending";
+
+/// How long a gap in the applied change versions may stay open before a sync closes it (live
+/// changes reach this actor through several others, so a gap may be a change still on its way).
+const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the login/reconnect syncs did: `get_sync_stats`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,8 +135,35 @@ impl ConversationActor {
             order: None,
             flush_scheduled: false,
             changes: ChangeCursor::default(),
+            gap_watch: None,
             sync_stats: SyncStats::default(),
         }
+    }
+
+    /// A gap in the applied change versions (a change that no push brought here, such as a
+    /// group tip's membership change) is closed by a sync if live changes have not filled it
+    /// within [`GAP_WAIT`]; the sync restates only what changed since the gap.
+    fn watch_gap(&mut self, ctx: &mut Context<Self>) {
+        let Some(gap) = self.changes.gap() else {
+            return;
+        };
+        if self.gap_watch.is_some() {
+            return;
+        }
+        self.gap_watch = Some(gap);
+        ctx.run_later(GAP_WAIT, |act, ctx| {
+            let watched = act.gap_watch.take();
+            match act.changes.gap() {
+                Some(now) if Some(now) == watched => {
+                    if let Some(p) = &act.peers {
+                        p.msg.do_send(super::message::SyncNow);
+                    }
+                }
+                // Filled; another one opened since: watch it afresh.
+                Some(_) => act.watch_gap(ctx),
+                None => {}
+            }
+        });
     }
 
     fn me(&self) -> &str {
@@ -752,7 +785,7 @@ pub struct ReadPushed(pub pb::ReadPush);
 
 impl Handler<ReadPushed> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, msg: ReadPushed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ReadPushed, ctx: &mut Context<Self>) {
         let Some(cref) = &msg.0.conv else { return };
         let id = ids::conversation_id(cref);
         if let Some(c) = self.touch(&id) {
@@ -760,6 +793,7 @@ impl Handler<ReadPushed> for ConversationActor {
             self.take_server_unread(&id, msg.0.unread_count, msg.0.max_seq);
             self.changes.applied(msg.0.change_version);
             self.commit();
+            self.watch_gap(ctx);
         }
     }
 }
@@ -771,13 +805,14 @@ pub struct PeerReadPushed(pub pb::PeerReadPush);
 
 impl Handler<PeerReadPushed> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, msg: PeerReadPushed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: PeerReadPushed, ctx: &mut Context<Self>) {
         let Some(cref) = &msg.0.conv else { return };
         let id = ids::conversation_id(cref);
         let Some(c) = self.touch(&id) else { return };
         if msg.0.peer_read_seq <= c.peer_read_seq {
             self.changes.applied(msg.0.change_version);
             self.commit();
+            self.watch_gap(ctx);
             return;
         }
         c.peer_read_seq = msg.0.peer_read_seq;
@@ -793,6 +828,7 @@ impl Handler<PeerReadPushed> for ConversationActor {
         );
         self.changes.applied(msg.0.change_version);
         self.commit();
+        self.watch_gap(ctx);
     }
 }
 
@@ -803,12 +839,13 @@ pub struct SettingsPushed(pub pb::ConvSettingsPush);
 
 impl Handler<SettingsPushed> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, msg: SettingsPushed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SettingsPushed, ctx: &mut Context<Self>) {
         if self.acct.is_none() {
             return;
         }
         self.apply_settings(msg.0.convs, msg.0.user);
         self.commit();
+        self.watch_gap(ctx);
     }
 }
 
@@ -871,7 +908,7 @@ impl Handler<MarkRead> for ConversationActor {
                 conv: Some(cref.clone()),
                 read_seq,
             })));
-        Box::pin(fut.into_actor(self).map(move |res, act, _| {
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             let resp = res.map_err(mailbox).and_then(|r| r)?;
             let (read_seq, version) = match resp.kind {
                 Some(response::Kind::MarkRead(r)) => (r.read_seq, r.change_version),
@@ -888,6 +925,7 @@ impl Handler<MarkRead> for ConversationActor {
                 c.unread_count = unread.unwrap_or(0);
                 act.changes.applied(version);
                 act.commit();
+                act.watch_gap(ctx);
             }
             Ok(json!({}))
         }))
@@ -1003,7 +1041,7 @@ impl Handler<Update> for ConversationActor {
                 convs: msg.convs,
                 change: Some(msg.change),
             })));
-        Box::pin(fut.into_actor(self).map(move |res, act, _| {
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             let resp = res.map_err(mailbox).and_then(|r| r)?;
             let Some(response::Kind::UpdateConv(u)) = resp.kind else {
                 return Err(ApiError::new(
@@ -1013,6 +1051,7 @@ impl Handler<Update> for ConversationActor {
             };
             act.apply_settings(u.convs.clone(), u.user.clone());
             act.commit();
+            act.watch_gap(ctx);
             Ok(u)
         }))
     }
@@ -1210,6 +1249,7 @@ impl Handler<ChangesApplied> for ConversationActor {
             self.changes.applied(v);
         }
         self.commit_later(ctx);
+        self.watch_gap(ctx);
     }
 }
 

@@ -253,3 +253,36 @@ async fn versions_survive_a_server_restart() {
     assert_eq!(c["unread_count"], 5);
     assert_eq!(last_text(&c), "b4");
 }
+
+#[tokio::test]
+async fn a_change_no_push_carries_is_closed_by_a_sync_of_what_followed_it() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    // Bob adds alice to a group: her change (version 1) reaches her only as the group's tips,
+    // shared by every member, so no push carries her version. Bob's message is version 2.
+    bob.ok(
+        "create_group",
+        json!({"group_type": "Work", "group_id": "g1", "group_name": "g1",
+               "member_list": [{"user_id": "alice"}]}),
+    )
+    .await;
+    let before = stats(&alice).await;
+    send_c2c_text(&bob, "alice", "hi").await;
+    alice.expect_messages(1, WAIT).await;
+    // The gap at 1 holds the cursor until a sync closes it, restating what changed since.
+    cursor_reaches(&alice, 2).await;
+    let s = stats(&alice).await;
+    assert!(
+        s["sync_count"].as_u64() > before["sync_count"].as_u64(),
+        "{s}"
+    );
+    assert_eq!(conv(&alice, "c2c_bob").await["unread_count"], 1);
+    eventually("the group conversation is there", || async {
+        alice
+            .call("get_conversation", json!({"conversation_id": "group_g1"}))
+            .await
+            .is_ok()
+    })
+    .await;
+}

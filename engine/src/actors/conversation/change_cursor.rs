@@ -58,6 +58,11 @@ impl ChangeCursor {
         self.pending.len()
     }
 
+    /// The first version missing, when versions above it are applied (a gap).
+    pub fn gap(&self) -> Option<u64> {
+        (!self.pending.is_empty()).then_some(self.cursor + 1)
+    }
+
     /// The pending versions, 8 bytes big-endian each, ascending.
     pub fn encode_pending(&self) -> Vec<u8> {
         self.pending.iter().flat_map(|v| v.to_be_bytes()).collect()
@@ -123,8 +128,10 @@ mod tests {
         c.applied(0);
         assert_eq!((c.cursor(), c.pending()), (12, 1));
         // The gap filled: the run continues through what was pending.
+        assert_eq!(c.gap(), Some(13));
         c.applied(13);
         assert_eq!((c.cursor(), c.pending()), (14, 0));
+        assert_eq!(c.gap(), None);
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub use pins::{GetPinned, PinGroupMessage, PinPushed};
 pub use receive::{PUSH_BURST, PushedBurst};
 pub use search::SearchLocal;
 pub use send::{Create, CreateKind, Resend, Send, SendParams};
+pub(crate) use sync::SyncNow;
 
 /// Owns messages.
 pub struct MessageActor {

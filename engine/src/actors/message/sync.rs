@@ -223,3 +223,18 @@ impl Handler<SyncDone> for MessageActor {
         }
     }
 }
+
+/// A sync now, if online (the conversation actor saw a version gap that live changes did not
+/// fill: [`crate::actors::conversation::change_cursor`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SyncNow;
+
+impl Handler<SyncNow> for MessageActor {
+    type Result = ();
+    fn handle(&mut self, _: SyncNow, ctx: &mut Context<Self>) {
+        if self.acct.is_some() && self.online.is_some() {
+            self.start_sync(ctx);
+        }
+    }
+}
