@@ -46,8 +46,12 @@ use crate::store::Store;
 use crate::txn::Txn;
 
 /// How often the commit task indexes what was stored since the last flush. A search reads the
-/// messages not indexed yet directly, so this bounds that extra reading, not freshness.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// messages not indexed yet directly, so this bounds that extra reading, not freshness. Each
+/// flush rewrites the open chunk of every (conversation, trigram) it touches, so a longer
+/// period writes a busy conversation's common trigrams less often: 5 s instead of 1 s took the
+/// server's CPU per w2-wire message from ~52 to ~46 µs (docs/performance.md, "Server CPU per
+/// message (issue 2, session 5)").
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Most messages indexed by one flush (one commit batch); a longer backlog takes several flushes
 /// in a row.
 pub const FLUSH_BATCH: usize = 4096;
@@ -81,8 +85,16 @@ fn head_key(app: u64, conv: &[u8]) -> Vec<u8> {
 
 /// Stages "`conv` has a new message to index" (commit task, with the message `m`, stored at
 /// `m.seq`), and hands its text to the flush's [`Memory`].
+///
+/// The mark is written only when it is not there yet: a conversation busy between two flushes
+/// is marked once (a point read — of the batch's own writes, the batches in flight or the store
+/// — instead of a write per batch; a store write costs several reads). A failed read writes the
+/// mark again, which is harmless.
 pub(crate) fn stage_new(txn: &mut Txn<'_>, app: u64, conv: &[u8], m: &pb::Message) {
-    txn.put(mark_key(app, conv).done(), Vec::new());
+    let mark = mark_key(app, conv).done();
+    if !matches!(txn.get(&mark), Ok(Some(_))) {
+        txn.put(mark, Vec::new());
+    }
     let text = if m.revoked {
         String::new()
     } else {
@@ -99,8 +111,14 @@ pub(crate) fn stage_changed(txn: &mut Txn<'_>, app: u64, conv: &[u8], seq: u64) 
 /// `seqs` (ascending) as delta varints: a chunk's value.
 pub fn encode_seqs(seqs: &BTreeSet<u64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(seqs.len() * 2);
-    let mut prev = 0u64;
-    for &seq in seqs {
+    append_seqs(&mut out, 0, seqs.iter().copied());
+    out
+}
+
+/// Appends `seqs` (ascending, each above `prev`, the last seq already in `out`) to the chunk
+/// value `out`.
+fn append_seqs(out: &mut Vec<u8>, mut prev: u64, seqs: impl IntoIterator<Item = u64>) {
+    for seq in seqs {
         let mut d = seq - prev;
         prev = seq;
         loop {
@@ -113,16 +131,10 @@ pub fn encode_seqs(seqs: &BTreeSet<u64>) -> Vec<u8> {
             out.push(byte | 0x80);
         }
     }
-    out
 }
 
-/// Adds the seqs of the chunk `key → value` to `out`. An empty value is a posting of the
-/// format before chunks (`n app conv gram seq → empty`): the key's seq.
-pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<(), StoreError> {
-    if value.is_empty() {
-        out.extend(keys::trailing_u64(key));
-        return Ok(());
-    }
+/// Calls `f` with each seq of a chunk value (delta varints), in order.
+fn for_each_seq(value: &[u8], mut f: impl FnMut(u64)) -> Result<(), StoreError> {
     let mut prev = 0u64;
     let mut d = 0u64;
     let mut shift = 0u32;
@@ -133,7 +145,7 @@ pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<
         d |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             prev = prev.saturating_add(d);
-            out.insert(prev);
+            f(prev);
             d = 0;
             shift = 0;
         } else {
@@ -144,6 +156,29 @@ pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<
         return Err(StoreError::Corrupt("search chunk: truncated varint".into()));
     }
     Ok(())
+}
+
+/// Adds the seqs of the chunk `key → value` to `out`. An empty value is a posting of the
+/// format before chunks (`n app conv gram seq → empty`): the key's seq.
+pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<(), StoreError> {
+    if value.is_empty() {
+        out.extend(keys::trailing_u64(key));
+        return Ok(());
+    }
+    for_each_seq(value, |seq| {
+        out.insert(seq);
+    })
+}
+
+/// A chunk value's first seq, last seq and number of seqs, read without collecting them.
+fn chunk_summary(value: &[u8]) -> Result<(u64, u64, usize), StoreError> {
+    let (mut first, mut last, mut count) = (None, 0, 0);
+    for_each_seq(value, |seq| {
+        first.get_or_insert(seq);
+        last = seq;
+        count += 1;
+    })?;
+    Ok((first.unwrap_or(0), last, count))
 }
 
 /// What one [`flush`] did.
@@ -351,14 +386,18 @@ fn merge_chunk(
 ) -> Result<(), StoreError> {
     let prefix = gram_prefix(app, conv, gram);
     let open = prefix.clone().n(OPEN_CHUNK).done();
-    if let Some(value) = txn.get(&open)? {
-        let mut held = BTreeSet::new();
-        decode_seqs(&open, &value, &mut held)?;
-        if held.len() >= CHUNK_SEQS {
-            let first = held.first().copied().unwrap_or(0);
+    if let Some(mut value) = txn.get(&open)? {
+        let (first, last, count) = chunk_summary(&value)?;
+        if count >= CHUNK_SEQS {
             txn.put(prefix.n(first).done(), value);
+        } else if count > 0 && seqs.first().is_some_and(|&s| s > last) {
+            // The usual case (new messages follow the indexed ones): append, no re-encoding.
+            append_seqs(&mut value, last, seqs);
+            txn.put(open, value);
+            return Ok(());
         } else {
-            seqs.extend(held);
+            // A message indexed again (changed) or read back after a restart: merge.
+            decode_seqs(&open, &value, &mut seqs)?;
         }
     }
     txn.put(open, encode_seqs(&seqs));
@@ -547,6 +586,12 @@ mod tests {
         decode_seqs(&legacy, &[], &mut one).unwrap();
         assert_eq!(one, [77].into());
         assert!(decode_seqs(b"k", &[0x80], &mut one).is_err());
+        assert_eq!(chunk_summary(&bytes).unwrap(), (1, u64::MAX / 2, 5));
+        // Appending to a chunk is byte-identical to encoding the union.
+        let more: BTreeSet<u64> = [u64::MAX / 2 + 1, u64::MAX - 3].into();
+        let mut appended = bytes.clone();
+        append_seqs(&mut appended, u64::MAX / 2, more.iter().copied());
+        assert_eq!(appended, encode_seqs(&seqs.union(&more).copied().collect()));
     }
 
     #[test]
@@ -583,6 +628,51 @@ mod tests {
         assert_eq!(f.flush(), flushed(0, false));
         let (lo, hi) = ([tag::SEARCH_QUEUE], [tag::SEARCH_QUEUE + 1]);
         assert_eq!(f.store.scan(&lo, &hi, 10, false).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_conversation_is_marked_once_between_flushes() {
+        let mut f = Fixture::default();
+        let conv = keys::c2c_conv("alice", "bob");
+        let mark = mark_key(1, &conv).done();
+        // Whether the transaction storing one more message of `conv` writes the mark.
+        let marks = |f: &mut Fixture, layers: &[Arc<Staged>]| {
+            let mut txn = Txn::new(&f.store, layers);
+            let seq = txn.get_u64(&head_key(1, &conv)).unwrap() + 1;
+            txn.put(head_key(1, &conv), seq.to_be_bytes().to_vec());
+            let m = text(seq, "hello");
+            txn.put(message_key(1, &conv, seq), m.encode_to_vec());
+            stage_new(&mut txn, 1, &conv, &m);
+            stage_new(&mut txn, 1, &conv, &m);
+            f.memory.absorb(&mut txn);
+            let staged = txn.into_staged();
+            let wrote = staged.contains_key(&mark);
+            (wrote, staged)
+        };
+        let (wrote, first) = marks(&mut f, &[]);
+        assert!(wrote, "the first message marks the conversation");
+        // A batch staged over the first one while it is still in flight: already marked.
+        let in_flight = [Arc::new(first)];
+        let (wrote, second) = marks(&mut f, &in_flight);
+        assert!(!wrote, "marked by the batch in flight");
+        let [first] = in_flight;
+        apply(&f.store, Arc::into_inner(first).unwrap());
+        apply(&f.store, second);
+        let (wrote, third) = marks(&mut f, &[]);
+        assert!(!wrote, "marked in the store");
+        apply(&f.store, third);
+        assert_eq!(f.flush(), flushed(3, false));
+        assert_eq!(
+            f.store.get(&mark).unwrap(),
+            None,
+            "the flush removes the mark"
+        );
+        let (wrote, fourth) = marks(&mut f, &[]);
+        assert!(wrote, "marked again after the flush");
+        apply(&f.store, fourth);
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), [4].into());
+        assert_eq!(f.flush(), flushed(1, false));
+        assert_eq!(f.found(&conv, "hello"), [1, 2, 3, 4]);
     }
 
     #[test]
