@@ -5,8 +5,8 @@
 //! **Off the commit path.** One posting key per (trigram, message) written with each message
 //! made the index most of the server's writes per message (about ten keys for a short text). So
 //! storing a message only marks its conversation as having something to index
-//! ([`stage_new`]: `i app conv → empty`, one key per conversation and batch, however many
-//! messages the batch holds), and a changed message is queued by seq ([`stage_changed`]:
+//! ([`stage_new`]: `i app conv → empty`, written once between two flushes, however many
+//! messages and batches it covers), and a changed message is queued by seq ([`stage_changed`]:
 //! `i app conv seq → empty`). The commit task also keeps the trigrams of what it stored since
 //! the last flush in memory ([`Memory`], fed by [`Txn::index`] as each message is appended, so
 //! nothing is read back or decoded). Every [`FLUSH_EVERY`] [`spawn_flusher`] has the commit task
