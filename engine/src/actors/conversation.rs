@@ -642,6 +642,7 @@ impl Handler<OpenAccount> for ConversationActor {
             Err(e) => tracing::warn!("loading conversations: {e}"),
         }
         self.changes = load_change_cursor(msg.0.store.as_ref());
+        self.gap_watch = None;
         self.sync_stats = SyncStats::default();
         self.acct = Some(msg.0);
         self.total = view::total_unread(self.convs.values());
