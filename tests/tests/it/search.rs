@@ -424,9 +424,9 @@ async fn cloud_search_matches_a_brute_force_scan_of_what_the_server_shows_the_us
         .ok("delete_messages", json!({ "msg_ids": [deleted] }))
         .await;
     all.retain(|k| k.msg_id != revoked && k.msg_id != deleted);
-    // Past the index's flush (every second), so that the postings answer, not the pending
+    // Past the index's flush (every 5 s), so that the postings answer, not the pending
     // messages (`cloud_search_finds_a_message_right_after_its_ack…` covers those).
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
 
     // A new device of alice with nothing stored: the server answers.
     let fresh = TestClient::with_config(&server, json!({ "platform": "mac" })).await;
@@ -577,9 +577,9 @@ async fn cloud_search_finds_a_message_right_after_its_ack_before_and_after_the_i
         assert_eq!(cloud_ids(&bob, "alice", "at d").await, [kept_id.as_str()]);
     };
     check().await;
-    // Past a flush (every second): the same answers from the chunked postings.
+    // Past a flush (every 5 s): the same answers from the chunked postings.
     let last = send("Lighthouse keeper").await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
     check().await;
     assert_eq!(
         cloud_ids(&alice, "bob", "lighthouse").await,
