@@ -2,8 +2,9 @@
 //! UserSig check), 50 at a time, and stay connected doing nothing; reported: the server's RSS
 //! before and 5 s after the last login, KB per connection, logins per second and server CPU per
 //! login. Raw-protocol connections ([`chime_tests::wire`]), as the workload is the server's.
-//! A second round logs the same users in again once the first round's connections closed: the
-//! returning-user login (no registration write), the common case of a real app.
+//! Three more rounds split the figure (see [`run`]): the same users returning (no registration
+//! write, the common case of a real app), new users on the warm server, and the first users
+//! returning to a restarted server (the memory of a connection without any registration).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,9 +105,35 @@ async fn report(label: &str, pid: u32, rss_before: u64, round: &Round) -> Result
     Ok(())
 }
 
-/// Runs W4 against a fresh `server`, then a second round with the same users returning (their
-/// accounts exist: no registration write), after every first-round connection closed.
-pub async fn run(server: &TestServer, args: &IdleArgs) -> Result<(), String> {
+/// `count` users named `<prefix><index>` with their signatures (made before any clock starts:
+/// the client's cost is not the server's).
+fn users(server: &TestServer, prefix: &str, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let u = format!("{prefix}{i:05}");
+            let sig = server.user_sig(&u);
+            (u, sig)
+        })
+        .collect()
+}
+
+/// Closes a round's connections and waits until the server has ended their sessions; answers
+/// the server's RSS then.
+async fn close(pid: u32, round: Round) -> Result<u64, String> {
+    drop(round);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rss_kb(pid).ok_or_else(|| "cannot read the server's RSS".to_owned())
+}
+
+/// Runs W4 against a fresh `server`, then three more rounds that split the figure:
+/// 1. first logins on the fresh server (the W4 definition: each registers its account);
+/// 2. the same users again in the same process (their accounts exist: no write) — the CPU of
+///    a returning user's login (its RSS growth says little: the allocator reuses round 1's);
+/// 3. as many new users on the now warm server — what a registration adds in steady state,
+///    without the store's and the allocator's one-off start-up growth;
+/// 4. the server stopped and started again on the same data, then round 1's users return —
+///    the memory of an idle logged-in connection with no registration in the process.
+pub async fn run(server: &mut TestServer, args: &IdleArgs) -> Result<(), String> {
     println!(
         "== W4: {} idle connections, opened {} at a time",
         args.connections, args.concurrency
@@ -115,21 +142,34 @@ pub async fn run(server: &TestServer, args: &IdleArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = server.pid();
     let rss_before = rss_kb(pid).ok_or("cannot read the server's RSS")?;
-    // Signatures are made before the clock starts: the client's cost is not the server's.
-    let users: Vec<(String, String)> = (0..args.connections)
-        .map(|i| {
-            let u = format!("w4_u{i:05}");
-            let sig = server.user_sig(&u);
-            (u, sig)
-        })
-        .collect();
-    let first = login_round(server, &users, args.concurrency).await?;
+    let first_users = users(server, "w4_u", args.connections);
+    let new_users = users(server, "w4_n", args.connections);
+    let first = login_round(server, &first_users, args.concurrency).await?;
     report("", pid, rss_before, &first).await?;
-    drop(first);
-    // The sessions end (and the server frees them) once the connections are closed.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_between = rss_kb(pid).ok_or("cannot read the server's RSS")?;
-    let again = login_round(server, &users, args.concurrency).await?;
+    let rss_between = close(pid, first).await?;
+    let again = login_round(server, &first_users, args.concurrency).await?;
     report("returning users: ", pid, rss_between, &again).await?;
+    let rss_between = close(pid, again).await?;
+    let fresh = login_round(server, &new_users, args.concurrency).await?;
+    report("new users, warm server: ", pid, rss_between, &fresh).await?;
+    drop(fresh);
+    if !server.stop(Duration::from_secs(10)).await {
+        return Err("the W4 server did not stop gracefully".into());
+    }
+    for line in server.log_tail().lines().filter(|l| l.contains(" totals")) {
+        println!("W4 rounds 1-3: {}", super::commit_summary(line));
+    }
+    server.restart().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.pid();
+    let rss_restarted = rss_kb(pid).ok_or("cannot read the server's RSS")?;
+    let back = login_round(server, &first_users, args.concurrency).await?;
+    report(
+        "returning users, restarted server: ",
+        pid,
+        rss_restarted,
+        &back,
+    )
+    .await?;
     Ok(())
 }

@@ -525,13 +525,13 @@ fn main() -> std::process::ExitCode {
             big_group::run().await?;
         }
         if matches!(args.workload, Workload::W4 | Workload::All) {
-            let w4 = TestServer::start().await;
+            let mut w4 = TestServer::start().await;
             println!("chime-server pid {} at {} (W4)", w4.pid(), w4.ws_url());
             let shape = idle::IdleArgs {
                 connections: args.w4_connections,
                 concurrency: args.w4_concurrency,
             };
-            idle::run(&w4, &shape).await?;
+            idle::run(&mut w4, &shape).await?;
         }
         // A graceful stop makes the server log its commit-task totals (batches, fsync time).
         if server.stop(Duration::from_secs(10)).await {
