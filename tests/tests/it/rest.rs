@@ -554,6 +554,9 @@ async fn c2c_history_import_keeps_times_dedupes_and_pushes_nothing() {
     // Ben is online while the history arrives: imports are pushed to nobody.
     let ben_online = TestClient::new(&server).await;
     ben_online.login("ben").await;
+    // Its login sync first: a sync that lands after an import takes the imported messages in
+    // as new (correctly — they are ben's history); what is checked here is that no push comes.
+    ben_online.expect_event("on_sync_server_finish", WAIT).await;
     let out = rest_ok(&server, api, msg(2, "ann", t0, 1, "old one")).await;
     assert_eq!(
         (out["MsgSeq"].clone(), out["MsgTime"].clone()),
