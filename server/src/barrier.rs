@@ -129,6 +129,14 @@ impl Gated {
         self.barrier.wait()?;
         Ok(self.store.as_ref())
     }
+
+    /// The store itself, without waiting: only for a probe on an async worker (which must not
+    /// block behind an apply) whose answer may lag the latest acknowledged write because the
+    /// commit pipeline checks it again (e.g. "is this account registered?" before a `Register`
+    /// command, which the staging thread repeats against everything staged).
+    pub fn unsettled(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
 }
 
 impl Store for Gated {

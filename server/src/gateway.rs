@@ -393,9 +393,11 @@ async fn login(
     )
     .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
     let app = req.sdk_app_id;
-    // First login registers the account.
+    // First login registers the account. No wait at the read barrier on this async worker: a
+    // registration answered but not yet applied only costs a second `Register`, which staging
+    // finds done.
     let user_key = Key::new(tag::USER, app).s(req.user_id.as_bytes()).done();
-    if shared.store.get(&user_key)?.is_none() {
+    if shared.reads.unsettled().get(&user_key)?.is_none() {
         let (tx, rx) = oneshot::channel();
         submit(shared, app, &req.user_id, Op::Register, Reply::Once(tx)).await;
         rx.await

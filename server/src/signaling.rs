@@ -529,7 +529,9 @@ pub fn spawn_timer(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
             let end = Key::new(tag::SIGNAL_DEADLINE, 0)
                 .n(u64::try_from(now_ms()).unwrap_or(0) + 1)
                 .done();
-            let due = match shared.store.scan(&start, &end, 1, false) {
+            // A probe on an async worker: no wait at the read barrier (the expiry command
+            // itself is staged against every write).
+            let due = match shared.reads.unsettled().scan(&start, &end, 1, false) {
                 Ok(found) => !found.is_empty(),
                 Err(e) => {
                     tracing::warn!("signaling timer scan failed: {e}");
