@@ -113,7 +113,17 @@ async fn idempotent_resend_returns_the_original_ack_and_no_second_push() {
     let first = alice.send_ok(text_msg("dup-1", "bob", "once")).await;
     assert_eq!(bob.message().await.message.unwrap().msg_id, "dup-1");
     let again = alice.send_ok(text_msg("dup-1", "bob", "once")).await;
-    assert_eq!(again, first);
+    // The original ack; a repeated send moves no change log, so it carries no change version
+    // (`SendMessageResp.change_version`: 0 for a repeated send).
+    assert_eq!(
+        (
+            &again.msg_id,
+            again.seq,
+            again.server_time_ms,
+            again.change_version
+        ),
+        (&first.msg_id, first.seq, first.server_time_ms, 0)
+    );
     bob.no_push(Duration::from_millis(300)).await;
     let next = alice.send_ok(text_msg("dup-2", "bob", "twice")).await;
     assert_eq!(next.seq, 2);
