@@ -96,7 +96,8 @@ pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
 /// `chime_quic_transport`) in the running executable's profile dir. Under cargo (`$CARGO` set, as
 /// in `cargo test` / `cargo nextest` / `cargo run`) the package is built first, once per process
 /// and package, with the same profile and target dir (a no-op when fresh): a `cdylib` cannot be
-/// a dependency, so nothing else builds it.
+/// a dependency, so nothing else builds it. With `CHIME_PLUGINS_PREBUILT=1` (set by `.ci/run`
+/// after its `cargo build --workspace`, which builds every plugin) the library is used as built.
 pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
@@ -112,7 +113,8 @@ pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    if let Some(cargo) = std::env::var_os("CARGO") {
+    let prebuilt = std::env::var_os("CHIME_PLUGINS_PREBUILT").is_some_and(|v| v == "1");
+    if let Some(cargo) = std::env::var_os("CARGO").filter(|_| !prebuilt) {
         let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
         if !built.iter().any(|p| p == package) {
             let target_dir = profile_dir

@@ -4,7 +4,10 @@
 //! normal dependency, and artifact dependencies are unstable), so the first test that needs them
 //! runs `cargo build -p <plugins>` once per test process with the same cargo (`$CARGO`), the same
 //! profile and the same target directory as this test binary, which lives in
-//! `<target>/<profile>/deps/`. Cargo makes the build a no-op when they are fresh.
+//! `<target>/<profile>/deps/`. Cargo makes the build a no-op when they are fresh. With
+//! `CHIME_PLUGINS_PREBUILT=1` (set by `.ci/run` after its `cargo build --workspace`, which builds
+//! every plugin) the libraries are used as built: a `-p` build resolves dependency features for
+//! its own package set and would compile a second variant of them inside a test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +36,9 @@ fn profile_dir() -> PathBuf {
 
 fn build_plugins() -> PathBuf {
     let profile_dir = profile_dir();
+    if std::env::var_os("CHIME_PLUGINS_PREBUILT").is_some_and(|v| v == "1") {
+        return profile_dir;
+    }
     let target_dir = profile_dir.parent().expect("target dir");
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") => "dev".to_owned(),
