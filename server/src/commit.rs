@@ -5,7 +5,8 @@
 //! in one [`Txn`] that reads through the batches still in flight (later commands see earlier
 //! ones), and hands the batch to the applying thread, which appends it to the write-ahead log
 //! with **one `fdatasync`** ([`crate::wal`]), answers the requests and sends the pushes in
-//! command order, and then applies the batch to the store atomically. So:
+//! command order, and then applies the batch to the store (hidden from readers by the read barrier
+//! until it is all there). So:
 //! - a seq is assigned by a single thread (contiguous per conversation, no locks) and acked only
 //!   after it is durable;
 //! - one `fdatasync` covers a whole batch, and staging the next batch overlaps it;
@@ -967,7 +968,7 @@ impl Core {
 }
 
 /// The applying thread: logs each staged batch (one fsync), answers and pushes in command
-/// order, then applies it to the store atomically.
+/// order, then applies it to the store (behind the read barrier).
 struct Applier {
     store: Arc<dyn Store>,
     wal: Wal,
