@@ -244,8 +244,11 @@ impl ConversationActor {
                 (true, false) => deleted.push(id.clone()),
                 (true, true) => {
                     let after = self.json(r);
-                    let prev = old.as_ref().map(|o| view::to_json(o, &me, &old_folders));
-                    if prev.as_ref() != Some(&after) {
+                    let visible = old.as_ref().is_some_and(|o| {
+                        view::shown_fields_differ(o, r)
+                            || view::to_json(o, &me, &old_folders) != after
+                    });
+                    if visible {
                         changed_list.push(after);
                     }
                 }

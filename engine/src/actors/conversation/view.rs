@@ -297,6 +297,17 @@ fn at_str(t: i32) -> &'static str {
     }
 }
 
+/// Whether a field that [`to_json`] shows as it is differs between `a` and `b`: then their
+/// objects differ, which a new message (orderkey, unread count) or a read (read seq) shows without
+/// rendering the old object to compare.
+pub fn shown_fields_differ(a: &ConvRecord, b: &ConvRecord) -> bool {
+    a.orderkey != b.orderkey
+        || a.unread_count != b.unread_count
+        || a.read_seq != b.read_seq
+        || a.peer_read_seq != b.peer_read_seq
+        || a.draft_timestamp != b.draft_timestamp
+}
+
 /// The api.md conversation object.
 pub fn to_json(r: &ConvRecord, me: &str, folders: &[pb::ConvFolder]) -> Value {
     let s = settings(r);
@@ -463,5 +474,24 @@ mod tests {
         assert!(!f.matches(&c, &folders), "not in the folder");
         assert!(!f.matches(&g, &folders), "not c2c");
         assert_eq!(filtered_unread(&f, [a, b, c, g].iter(), &folders), 2);
+    }
+
+    #[test]
+    fn a_shown_field_that_differs_always_changes_the_object() {
+        let base = rec("c2c_a", 5, 1);
+        let edits: [fn(&mut ConvRecord); 5] = [
+            |r| r.orderkey += 1,
+            |r| r.unread_count += 1,
+            |r| r.read_seq += 1,
+            |r| r.peer_read_seq += 1,
+            |r| r.draft_timestamp += 1,
+        ];
+        for edit in edits {
+            let mut other = base.clone();
+            edit(&mut other);
+            assert!(shown_fields_differ(&base, &other));
+            assert_ne!(to_json(&base, "me", &[]), to_json(&other, "me", &[]));
+        }
+        assert!(!shown_fields_differ(&base, &base.clone()));
     }
 }
