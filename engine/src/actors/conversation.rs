@@ -547,17 +547,26 @@ impl ConversationActor {
     }
 
     /// The existing conversations in list order (call [`Self::ensure_order`] first).
-    fn ordered(&self) -> Vec<&ConvRecord> {
+    fn ordered(&self) -> impl Iterator<Item = &ConvRecord> {
         let ids = self.order.as_deref().unwrap_or_default();
-        ids.iter().filter_map(|id| self.convs.get(id)).collect()
+        ids.iter().filter_map(|id| self.convs.get(id))
     }
 
-    /// One page of `all` (in list order) after the position `next_seq` ([`paging`]).
-    fn page(&self, all: Vec<&ConvRecord>, next_seq: u64, count: usize) -> Value {
-        let positions: Vec<u64> = all.iter().map(|r| view::position(r)).collect();
-        let (picked, next_seq) = paging::page(&positions, next_seq, count);
-        let finished = paging::page(&positions, next_seq, 1).0.is_empty();
-        let list: Vec<Value> = picked.iter().map(|&i| self.json(all[i])).collect();
+    /// One page of `all` (in list order) after the position `next_seq` ([`paging`]); `all` is
+    /// read only as far as the page needs.
+    fn page<'a>(
+        &self,
+        all: impl Iterator<Item = &'a ConvRecord>,
+        next_seq: u64,
+        count: usize,
+    ) -> Value {
+        let mut seen = Vec::new();
+        let positions = all.map(|r| {
+            seen.push(r);
+            view::position(r)
+        });
+        let (picked, next_seq, finished) = paging::page(positions, next_seq, count);
+        let list: Vec<Value> = picked.iter().map(|&i| self.json(seen[i])).collect();
         json!({
             "conversation_list": list,
             "next_seq": next_seq,
@@ -1147,11 +1156,7 @@ impl Handler<Query> for ConversationActor {
         let folders = &self.user_settings.folders;
         match q {
             Query::List { next_seq, count } => {
-                let all = self
-                    .ordered()
-                    .into_iter()
-                    .filter(|r| view::listed(r))
-                    .collect();
+                let all = self.ordered().filter(|r| view::listed(r));
                 Ok(self.page(all, next_seq, count))
             }
             Query::ByFilter {
@@ -1159,11 +1164,7 @@ impl Handler<Query> for ConversationActor {
                 next_seq,
                 count,
             } => {
-                let all = self
-                    .ordered()
-                    .into_iter()
-                    .filter(|r| filter.matches(r, folders))
-                    .collect();
+                let all = self.ordered().filter(|r| filter.matches(r, folders));
                 Ok(self.page(all, next_seq, count))
             }
             Query::One(id) => Ok(self.json(self.known(&id)?)),

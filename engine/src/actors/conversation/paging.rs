@@ -37,25 +37,61 @@ fn tie_break(id: &str) -> u64 {
 }
 
 /// One page of a list whose positions are `positions` (in list order, i.e. not increasing):
-/// the indexes to answer, in order, and the `next_seq` to hand back (the last answered one's
-/// position, or the cursor unchanged when the page is empty). The indexes are those below the
-/// cursor's position, whatever came before them, so a list that is momentarily out of order
-/// still never answers a conversation twice.
-pub fn page(positions: &[u64], next_seq: u64, count: usize) -> (Vec<usize>, u64) {
-    let mut after = (0..positions.len()).filter(|&i| next_seq == 0 || positions[i] < next_seq);
-    let mut out: Vec<usize> = after.by_ref().take(count).collect();
-    if let Some(&last) = out.last() {
+/// the indexes to answer, in order, the `next_seq` to hand back (the last answered one's
+/// position, or the cursor unchanged when the page is empty), and whether the list is finished
+/// (nothing below that position remains). The indexes are those below the cursor's position,
+/// whatever came before them, so a list that is momentarily out of order still never answers a
+/// conversation twice. `positions` is read only as far as the page and the first entry after it
+/// (the first page of 10,000 conversations looks at ~101 of them).
+pub fn page(
+    positions: impl IntoIterator<Item = u64>,
+    next_seq: u64,
+    count: usize,
+) -> (Vec<usize>, u64, bool) {
+    let below = |p: u64, cursor: u64| cursor == 0 || p < cursor;
+    let mut out = Vec::new();
+    let mut cursor = next_seq;
+    let mut at = None;
+    for (i, p) in positions.into_iter().enumerate() {
+        if !below(p, next_seq) {
+            continue;
+        }
         // Do not split a run of equal positions: the next page could not tell where it ended.
-        let at = positions[last];
-        out.extend(after.take_while(|&i| positions[i] == at));
+        if out.len() < count || at == Some(p) {
+            out.push(i);
+            at = Some(p);
+            cursor = p;
+        } else if below(p, cursor) {
+            return (out, cursor, false);
+        }
     }
-    let cursor = out.last().map_or(next_seq, |&i| positions[i]);
-    (out, cursor)
+    (out, cursor, true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`page`] over a slice, without the finished flag.
+    fn page2(positions: &[u64], next_seq: u64, count: usize) -> (Vec<usize>, u64) {
+        let (picked, cursor, _) = page(positions.iter().copied(), next_seq, count);
+        (picked, cursor)
+    }
+
+    #[test]
+    fn a_page_says_whether_anything_below_it_remains() {
+        let list = [50, 40, 40, 30];
+        assert_eq!(page(list, 0, 1), (vec![0], 50, false));
+        assert_eq!(
+            page(list, 50, 1),
+            (vec![1, 2], 40, false),
+            "the run of 40s stays whole"
+        );
+        assert_eq!(page(list, 40, 1), (vec![3], 30, true));
+        assert_eq!(page(list, 30, 1), (vec![], 30, true));
+        assert_eq!(page(list, 0, 4), (vec![0, 1, 2, 3], 30, true));
+        assert_eq!(page(list, 0, 0), (vec![], 0, false));
+    }
 
     #[test]
     fn pinned_positions_sort_above_all_others() {
@@ -80,9 +116,9 @@ mod tests {
         let empty: Vec<u64> = (0..10)
             .map(|i| position(false, 0, &format!("group_g{i}")))
             .collect();
-        let (first, cursor) = page(&sorted_desc(&empty), 0, 3);
+        let (first, cursor) = page2(&sorted_desc(&empty), 0, 3);
         assert_eq!(first.len(), 3);
-        assert_eq!(page(&sorted_desc(&empty), cursor, 100).0.len(), 7);
+        assert_eq!(page2(&sorted_desc(&empty), cursor, 100).0.len(), 7);
     }
 
     fn sorted_desc(positions: &[u64]) -> Vec<u64> {
@@ -94,19 +130,19 @@ mod tests {
     #[test]
     fn pages_follow_positions_not_offsets() {
         let list = [position(true, 7, "p"), 50, 40, 30, 20, 10];
-        let (first, cursor) = page(&list, 0, 2);
+        let (first, cursor) = page2(&list, 0, 2);
         assert_eq!(first, [0, 1]);
         assert_eq!(cursor, 50);
         // A conversation moves to the top (its position grows) between two pages: the next page
         // still starts after the last one answered.
         let moved = [position(true, 7, "p"), 60, 50, 40, 20, 10];
-        let (second, cursor) = page(&moved, cursor, 2);
+        let (second, cursor) = page2(&moved, cursor, 2);
         assert_eq!(second, [3, 4]);
         assert_eq!(cursor, 20);
-        let (third, cursor) = page(&moved, cursor, 2);
+        let (third, cursor) = page2(&moved, cursor, 2);
         assert_eq!(third, [5]);
         assert_eq!(cursor, 10);
-        let (done, cursor) = page(&moved, cursor, 2);
+        let (done, cursor) = page2(&moved, cursor, 2);
         assert!(done.is_empty());
         assert_eq!(cursor, 10);
     }
@@ -114,12 +150,12 @@ mod tests {
     #[test]
     fn a_run_of_equal_positions_is_never_split() {
         let list = [30, 20, 20, 20, 10];
-        let (first, cursor) = page(&list, 0, 2);
+        let (first, cursor) = page2(&list, 0, 2);
         assert_eq!(first, [0, 1, 2, 3]);
         assert_eq!(cursor, 20);
-        let (second, _) = page(&list, cursor, 2);
+        let (second, _) = page2(&list, cursor, 2);
         assert_eq!(second, [4]);
-        assert_eq!(page(&[], 0, 5), (vec![], 0));
-        assert_eq!(page(&list, 0, 0), (vec![], 0));
+        assert_eq!(page2(&[], 0, 5), (vec![], 0));
+        assert_eq!(page2(&list, 0, 0), (vec![], 0));
     }
 }
