@@ -229,6 +229,16 @@ mod tests {
             .collect()
     }
 
+    /// Applies what `txn` staged to `store`.
+    fn apply(store: &MemStore, txn: Txn<'_>) {
+        let staged: Vec<(Vec<u8>, Option<Vec<u8>>)> = txn.into_staged().into_iter().collect();
+        let ops: Vec<(&[u8], Option<&[u8]>)> = staged
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        store.apply(&ops).unwrap();
+    }
+
     #[test]
     fn every_touch_takes_its_own_version_consecutively_per_user() {
         let store = MemStore::default();
@@ -247,12 +257,7 @@ mod tests {
         assert_eq!(versions.resolve(other), 1);
         assert_eq!(cursor(&txn, "u"), 4);
         assert_eq!(cursor(&txn, "v"), 1);
-        let staged: Vec<(Vec<u8>, Option<Vec<u8>>)> = txn.into_staged().into_iter().collect();
-        let ops: Vec<(&[u8], Option<&[u8]>)> = staged
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-            .collect();
-        store.apply(&ops).unwrap();
+        apply(&store, txn);
         // One entry per conversation, at its newest version.
         assert_eq!(
             log(&store, "u"),
@@ -264,12 +269,7 @@ mod tests {
         let a4 = txn.touch(1, "u", b"a");
         let versions = move_logs(&mut txn).unwrap();
         assert_eq!(versions.resolve(a4), 5);
-        let staged: Vec<(Vec<u8>, Option<Vec<u8>>)> = txn.into_staged().into_iter().collect();
-        let ops: Vec<(&[u8], Option<&[u8]>)> = staged
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-            .collect();
-        store.apply(&ops).unwrap();
+        apply(&store, txn);
         assert_eq!(
             log(&store, "u"),
             vec![(4, b"b".to_vec()), (5, b"a".to_vec())]
