@@ -168,28 +168,12 @@ pub fn stamp_response(kind: &mut RespKind, touches: &[Touch], versions: &Version
 }
 
 /// Stamps a staged effect with its changes' versions ([`Effect::Change`] becomes a plain push).
-pub(crate) fn stamp_effect(effect: Effect, versions: &Versions) -> Effect {
+pub(crate) fn stamp_effect(mut effect: Effect, versions: &Versions) -> Effect {
+    if let Effect::Read { change, .. } = &mut effect {
+        change.stamp(versions);
+        return effect;
+    }
     match effect {
-        Effect::Read {
-            app,
-            user,
-            conv,
-            conv_key,
-            read_seq,
-            skip,
-            mut change,
-        } => {
-            change.stamp(versions);
-            Effect::Read {
-                app,
-                user,
-                conv,
-                conv_key,
-                read_seq,
-                skip,
-                change,
-            }
-        }
         Effect::Change {
             app,
             user,
