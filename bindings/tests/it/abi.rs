@@ -342,9 +342,21 @@ fn pump_mode_runs_callbacks_and_events_only_inside_poll_on_the_polling_thread() 
         *rec.thread.lock().unwrap(),
         Some(std::thread::current().id())
     );
-    // Destroy hands over what is still queued, on the destroying thread.
+    // Destroy hands over what is still queued, on the destroying thread. No ABI call tells that
+    // an answer is queued, so a second, blocking call of the same method is the barrier: both
+    // calls run on the engine's one actor thread in the order they were made and ask the
+    // connection actor in that order, so the first call's answer is queued (on that thread)
+    // before the second's reaches us.
     assert_eq!(call(engine, "get_login_user", "{}", &rec), 0);
-    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        call_sync(engine, "get_login_user", &json!({})),
+        json!({ "user_id": "" })
+    );
+    assert_eq!(
+        rec.items.lock().unwrap().len(),
+        2,
+        "the queued answer runs only inside poll or destroy"
+    );
     // SAFETY: a live handle.
     unsafe { chime_destroy(engine) };
     assert_eq!(
@@ -527,8 +539,12 @@ async fn pump_overflow_keeps_the_first_events_and_marks_the_gap() {
         unsafe { chime_set_event_callback(engine, Some(record_event), ptr(&rec)) };
         let login = json!({ "user_id": "olive", "user_sig": sig });
         assert_eq!(call_sync(engine, "login", &login), json!({}));
-        // Let the post-login sync events arrive (and overflow) while nobody polls.
-        std::thread::sleep(Duration::from_millis(500));
+        // The post-login sync's first event overflows the queue while nobody polls. It is
+        // emitted by the message actor when it handles the `Online` the connection actor sends
+        // in the same step that answers the login; so a call the message actor answers after
+        // the login's answer (its mailbox is in order) comes after that event was offered.
+        let created = call_sync(engine, "create_text_message", &json!({ "text": "barrier" }));
+        assert_eq!(chime_tests::text_of(&created), "barrier", "{created}");
         // SAFETY: a live handle.
         while unsafe { chime_poll(engine, 10) } > 0 {}
         // SAFETY: a live handle.
