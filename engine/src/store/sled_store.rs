@@ -1,6 +1,8 @@
 //! The sled backend: one database per `<data_dir>/<sdk_app_id>/<user_id>/`, one tree, tables as
 //! key prefixes. A [`WriteBatch`] of several operations is atomic through the store's own redo
-//! journal ([`super::journal`]), never through `sled::Batch` (see there why).
+//! journal ([`super::journal`]), never through `sled::Batch` (see there why); the store's writes
+//! are serialised (one lock per store, uncontended: one engine thread writes), so that the log
+//! holds them in the order the journal's [`journal::plan`] relies on.
 //!
 //! **Checkpoints.** sled 0.34 writes its recovery snapshot only when a database is opened, so the
 //! store closes and reopens its database when [`super::checkpoint`] says so: during the session
@@ -11,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Activity, Tuning};
@@ -40,8 +42,8 @@ struct Shared {
     /// not reopen it (every operation then fails with [`StoreError::Backend`]).
     db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
-    /// Number of the next journal entry.
-    next_journal: AtomicU64,
+    /// Held by every write; whether the journal's slot holds the last batch (`journal::plan`).
+    writes: Mutex<bool>,
     activity: Activity,
     /// Checkpoints done during the session.
     checkpoints: AtomicU64,
@@ -76,19 +78,17 @@ fn open_retrying(dir: &Path, wait: Duration) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Finishes every batch a crash interrupted, in order; answers the highest journal number seen
-/// (0 if none). Runs at open, before any other operation.
-fn replay_journal(db: &sled::Db, activity: &Activity) -> Result<u64, StoreError> {
-    let mut last = 0;
+/// Finishes the batch a crash interrupted (replaying a finished one changes nothing:
+/// [`super::journal`]) and removes the journal. Runs at open, before any other operation.
+fn replay_journal(db: &sled::Db, activity: &Activity) -> Result<(), StoreError> {
     for item in db.scan_prefix(journal::PREFIX) {
         let (key, value) = item.map_err(backend)?;
-        last = last.max(journal::number(&key).unwrap_or(0));
         for op in journal::decode(&key, &value)? {
             apply_op(db, activity, op)?;
         }
         db.remove(key).map_err(backend)?;
     }
-    Ok(last)
+    Ok(())
 }
 
 /// One put or delete, counted for the checkpoint policy.
@@ -112,12 +112,12 @@ impl SledStore {
         let t = Instant::now();
         let db = config(dir).open().map_err(backend)?;
         let activity = Activity::new(tuning);
-        let last = replay_journal(&db, &activity)?;
+        replay_journal(&db, &activity)?;
         let store = Self {
             shared: Arc::new(Shared {
                 db: RwLock::new(Some(db)),
                 dir: dir.to_path_buf(),
-                next_journal: AtomicU64::new(last + 1),
+                writes: Mutex::new(false),
                 activity,
                 checkpoints: AtomicU64::new(0),
             }),
@@ -288,20 +288,23 @@ impl Store for SledStore {
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut ops = batch.ops;
-        let next_journal = &self.shared.next_journal;
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        let writes = &self.shared.writes;
         self.with_db(|db, activity| {
-            if ops.len() <= 1 {
-                return ops.pop().map_or(Ok(()), |op| apply_op(db, activity, op));
-            }
-            let key = journal::key(next_journal.fetch_add(1, Ordering::Relaxed));
-            let entry = journal::encode(&ops);
-            activity.wrote(entry.len());
-            db.insert(key.as_slice(), entry).map_err(backend)?;
-            for op in ops {
+            let mut live = writes
+                .lock()
+                .map_err(|_| StoreError::Backend("store write lock poisoned".into()))?;
+            let (raw, after) = journal::plan(batch.ops, *live);
+            // Until every raw write is in, the slot may hold a batch: a failed single write
+            // leaves it counted live (the next single write removes it again, harmlessly).
+            *live |= after;
+            for op in raw {
                 apply_op(db, activity, op)?;
             }
-            db.remove(key).map(drop).map_err(backend)
+            *live = after;
+            Ok(())
         })
     }
 
@@ -366,17 +369,24 @@ mod tests {
                 WriteOp::Delete(b"old".to_vec()),
                 WriteOp::Put(b"b".to_vec(), b"2".to_vec()),
             ];
+            // A numbered entry (the earlier format), then the slot of a later batch that
+            // rewrites one of its keys: replayed in that order.
             db.insert(journal::key(41), journal::encode(&ops)).unwrap();
             db.insert(b"a", b"1").unwrap();
+            let later = vec![
+                WriteOp::Put(b"b".to_vec(), b"3".to_vec()),
+                WriteOp::Put(b"c".to_vec(), b"3".to_vec()),
+            ];
+            db.insert(journal::slot(), journal::encode(&later)).unwrap();
             db.flush().unwrap();
         }
         let s = reopen(dir.path());
         assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(s.get(b"old").unwrap(), None);
-        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get(b"b").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(s.get(b"c").unwrap(), Some(b"3".to_vec()));
         assert_eq!(raw(&s).scan_prefix(journal::PREFIX).count(), 0);
-        // Numbering goes on after the highest entry seen.
-        assert_eq!(s.shared.next_journal.load(Ordering::Relaxed), 42);
+        assert!(!*s.shared.writes.lock().unwrap());
     }
 
     /// The names of sled's snapshot files in `dir` (`snap.<stable log offset, hex>`).
@@ -519,20 +529,46 @@ mod tests {
             start.extend_from_slice(&0u16.to_be_bytes());
             assert_eq!(rows[0].0, start);
         }
-        assert_eq!(raw(&s).scan_prefix(journal::PREFIX).count(), 0);
+        // Only the slot, holding the last batch.
+        let journal: Vec<_> = raw(&s)
+            .scan_prefix(journal::PREFIX)
+            .map(|e| e.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(journal, [journal::slot()]);
     }
 
     #[test]
-    fn a_batch_leaves_no_journal_entry() {
+    fn a_batch_leaves_its_slot_until_a_single_write_and_a_reopen_replays_it_harmlessly() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
-        let mut b = WriteBatch::new();
-        b.put(b"a".to_vec(), b"1".to_vec());
-        b.put(b"b".to_vec(), b"2".to_vec());
-        b.delete(b"a".to_vec());
-        s.apply(b).unwrap();
+        let slot = |s: &SledStore| raw(s).get(journal::slot()).unwrap().map(|v| v.to_vec());
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            let mut b = WriteBatch::new();
+            b.put(b"a".to_vec(), b"1".to_vec());
+            b.put(b"b".to_vec(), b"2".to_vec());
+            b.delete(b"a".to_vec());
+            let entry = journal::encode(b.ops());
+            s.apply(b).unwrap();
+            assert_eq!(s.get(b"a").unwrap(), None);
+            assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+            assert_eq!(slot(&s), Some(entry));
+            // A single write removes the slot first: a replay would undo it otherwise.
+            put(&s, b"b", b"single".to_vec());
+            assert_eq!(slot(&s), None);
+            assert_eq!(raw(&s).scan_prefix(journal::PREFIX).count(), 0);
+            let mut b = WriteBatch::new();
+            b.put(b"c".to_vec(), b"3".to_vec());
+            b.put(b"d".to_vec(), b"4".to_vec());
+            s.apply(b).unwrap();
+            assert!(slot(&s).is_some());
+            s.flush().unwrap();
+        }
+        // The last batch is replayed at open, changing nothing, and the slot removed.
+        let s = reopen(dir.path());
         assert_eq!(s.get(b"a").unwrap(), None);
-        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
-        assert_eq!(raw(&s).scan_prefix(journal::PREFIX).count(), 0);
+        assert_eq!(s.get(b"b").unwrap(), Some(b"single".to_vec()));
+        assert_eq!(s.get(b"c").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(s.get(b"d").unwrap(), Some(b"4".to_vec()));
+        assert_eq!(slot(&s), None);
     }
 }
