@@ -703,9 +703,13 @@ impl Ctx<'_, '_> {
             profile: None,
         };
         self.put(key, &entry);
-        // Blocking ends the friendship both ways and any pending application.
-        self.remove_friend(&me, u)?;
-        self.remove_friend(u, &me)?;
+        // Blocking ends the friendship both ways (Tencent: "拉黑时会解除双向好友关系") and any
+        // pending application; the ended friendship is called back like a delete.
+        let mine = self.remove_friend(&me, u)?;
+        let theirs = self.remove_friend(u, &me)?;
+        self.fx.extend(crate::webhooks::friends_deleted_effect(
+            app, &me, u, mine, theirs,
+        ));
         self.clear_applications(&me, u)?;
         self.bump(&me, &item::black(u))?;
         Ok(ok(u))

@@ -662,3 +662,68 @@ async fn group_create_dismiss_live_rooms_and_friend_deletes_are_called_back() {
     assert_eq!(calls_of(&calls, "Group.CallbackAfterCreateGroup").len(), 2);
     assert!(all_signed(&calls));
 }
+
+/// Blocking a friend ends the friendship both ways (Tencent: "拉黑时会解除双向好友关系"), and
+/// that is called back as a friend delete, one pair per list that changed; blocking someone who
+/// is nobody's friend, or blocking again, calls nothing back.
+#[tokio::test]
+async fn blocking_a_friend_is_called_back_as_a_friend_delete() {
+    let (url, calls) = backend().await;
+    let server = TestServer::start_with_config(&format!(
+        "[webhook]\nurl = \"{url}\"\nstate_change = false\n"
+    ))
+    .await;
+    let alice = TestClient::new(&server).await;
+    let bob = TestClient::new(&server).await;
+    let carol = TestClient::new(&server).await;
+    alice.login("alice").await;
+    bob.login("bob").await;
+    carol.login("carol").await;
+    for peer in [&bob, &carol] {
+        peer.ok("set_self_info", json!({"allow_type": "allow_any"}))
+            .await;
+    }
+    // Alice and bob are friends both ways; carol is on alice's list only.
+    alice
+        .ok("add_friend", json!({"user_id": "bob", "add_type": "both"}))
+        .await;
+    alice
+        .ok(
+            "add_friend",
+            json!({"user_id": "carol", "add_type": "single"}),
+        )
+        .await;
+    wait_calls(&calls, "Sns.CallbackFriendAdd", 2).await;
+
+    // Alice blocks bob (a friend both ways) and dave (nobody's friend).
+    let r = alice
+        .ok("add_to_black_list", json!({"user_ids": ["bob", "dave"]}))
+        .await;
+    assert_eq!(r["result_list"][0]["result_code"], 0, "{r}");
+    assert_eq!(r["result_list"][1]["result_code"], 0, "{r}");
+    let deletes = wait_calls(&calls, "Sns.CallbackFriendDelete", 1).await;
+    assert_eq!(
+        without_time(deletes[0].clone()),
+        json!({"CallbackCommand": "Sns.CallbackFriendDelete",
+               "PairList": [{"From_Account": "alice", "To_Account": "bob"},
+                            {"From_Account": "bob", "To_Account": "alice"}]})
+    );
+
+    // Carol blocks alice: only alice's list had carol on it.
+    carol
+        .ok("add_to_black_list", json!({"user_ids": ["alice"]}))
+        .await;
+    let deletes = wait_calls(&calls, "Sns.CallbackFriendDelete", 2).await;
+    assert_eq!(
+        deletes[1]["PairList"],
+        json!([{"From_Account": "alice", "To_Account": "carol"}])
+    );
+
+    // Blocking bob again changes no friend list: nothing more is called back.
+    alice
+        .ok("add_to_black_list", json!({"user_ids": ["bob"]}))
+        .await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(calls_of(&calls, "Sns.CallbackFriendDelete").len(), 2);
+    assert!(all_signed(&calls));
+}
