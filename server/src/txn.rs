@@ -7,12 +7,18 @@
 //! messages in one conversation costs one log move, not one per message. Each touch is still a
 //! change of its own: it gets its own change version ([`crate::change_log`]), answered by the
 //! [`Touch`] ticket.
+//!
+//! The staging thread lends the transaction its read cache ([`Txn::with_cache`]): reads of the
+//! small records every send needs are then answered from memory instead of the batches in flight
+//! and the store ([`crate::read_cache`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use crate::change_log::Touch;
 use crate::error::StoreError;
+use crate::read_cache::{self, ReadCache};
 use crate::store::Store;
 
 /// The writes of one batch: key → `Some(value)` (put) or `None` (delete).
@@ -31,6 +37,8 @@ pub struct Txn<'a> {
     /// Messages stored by this transaction for the cloud search index: (app, conv, seq,
     /// searchable text), in append order ([`crate::search_index::Memory`]).
     indexed: Vec<(u64, Vec<u8>, u64, String)>,
+    /// The staging thread's read cache, when lent ([`Txn::with_cache`]).
+    cache: Option<RefCell<ReadCache>>,
 }
 
 impl<'a> Txn<'a> {
@@ -44,7 +52,15 @@ impl<'a> Txn<'a> {
             touched: Vec::new(),
             touched_set: HashMap::new(),
             indexed: Vec::new(),
+            cache: None,
         }
+    }
+
+    /// Lends the transaction `cache`, which holds values as of every batch staged before this
+    /// one (taken back with [`Txn::into_parts`]).
+    pub fn with_cache(mut self, cache: ReadCache) -> Self {
+        self.cache = Some(RefCell::new(cache));
+        self
     }
 
     /// The value of `key` as this transaction sees it.
@@ -52,6 +68,40 @@ impl<'a> Txn<'a> {
         if let Some(v) = self.staged.get(key) {
             return Ok(v.clone());
         }
+        let Some(cache) = self.cache.as_ref().filter(|_| read_cache::cacheable(key)) else {
+            return self.read_through(key);
+        };
+        if let Some(v) = cache.borrow_mut().get(key) {
+            return Ok(v);
+        }
+        let v = self.read_through(key)?;
+        cache.borrow_mut().fill(key.to_vec(), v.clone());
+        Ok(v)
+    }
+
+    /// The write of `key` staged by this transaction, if any (`Some(None)`: a delete).
+    pub fn get_staged(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.staged.get(key)
+    }
+
+    /// The keys in `[lo, hi)` that the batches in flight or this transaction write (puts and
+    /// deletes alike), and up to `limit` keys of the store in that range.
+    pub fn keys_in(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let within = |k: &&Vec<u8>| k.as_slice() >= lo && k.as_slice() < hi;
+        let mut keys: Vec<Vec<u8>> = self
+            .store
+            .scan(lo, hi, limit, false)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for layer in self.layers.iter().map(|l| &**l).chain([&self.staged]) {
+            keys.extend(layer.keys().filter(within).cloned());
+        }
+        Ok(keys)
+    }
+
+    /// The value of `key` in the batches in flight (newest first), else in the store.
+    fn read_through(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         for layer in self.layers.iter().rev() {
             if let Some(v) = layer.get(key) {
                 return Ok(v.clone());
@@ -134,6 +184,11 @@ impl<'a> Txn<'a> {
     /// The staged writes.
     pub fn into_staged(self) -> Staged {
         self.staged
+    }
+
+    /// The staged writes and the read cache lent with [`Txn::with_cache`].
+    pub fn into_parts(self) -> (Staged, Option<ReadCache>) {
+        (self.staged, self.cache.map(RefCell::into_inner))
     }
 }
 

@@ -121,6 +121,19 @@ pub fn prefix_len(user: &str, table: &[u8]) -> usize {
     1 + 8 + 1 + user.len() + 1 + table.len()
 }
 
+/// Whether `key` is a record that staging a message reads on every send: a profile (`P`,
+/// stamped on the message) or a block-list entry (`B`, checked for C2C). The staging thread's
+/// read cache keeps these ([`crate::read_cache`]).
+pub fn read_on_send(key: &[u8]) -> bool {
+    let Some(&user_len) = key.get(9) else {
+        return false;
+    };
+    let table = 10 + usize::from(user_len);
+    key.first() == Some(&tag::RELATION)
+        && key.get(table) == Some(&1)
+        && matches!(key.get(table + 1), Some(b'P' | b'B'))
+}
+
 /// Item keys of the change log (`pb::RelationItem::key`).
 pub mod item {
     /// A friend.
