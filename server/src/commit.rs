@@ -292,6 +292,10 @@ pub(crate) struct Core {
     /// The changes the current command's answer carries, in the answer's order (stamped with
     /// their versions at the end of the batch: [`crate::change_log::stamp_response`]).
     pub(crate) reply_touches: Vec<crate::change_log::Touch>,
+    /// The records every send reads, as of every batch staged ([`crate::read_cache`]).
+    cache: crate::read_cache::ReadCache,
+    /// The recent senders' idempotency keys ([`crate::idem_filter`]).
+    idem: crate::idem_filter::IdemFilter,
 }
 
 /// One staged batch on its way to the applier.
@@ -348,6 +352,8 @@ pub fn spawn(
         failed,
         search: Default::default(),
         reply_touches: Vec::new(),
+        cache: Default::default(),
+        idem: Default::default(),
     };
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
@@ -400,6 +406,14 @@ impl Core {
             }
         }
         tracing::info!(stats = ?self.stats, "staging totals");
+        let (hits, misses) = self.cache.counts();
+        tracing::info!(
+            hits,
+            misses,
+            held = self.cache.len(),
+            senders = self.idem.senders(),
+            "staging read cache"
+        );
     }
 
     /// Stages one batch over the store and the batches still being applied.
@@ -416,6 +430,8 @@ impl Core {
             self.groups.clear();
             self.inflight.clear();
             self.search.clear();
+            self.cache.clear();
+            self.idem.clear();
             let answers = cmds
                 .into_iter()
                 .map(|c| {
@@ -431,7 +447,7 @@ impl Core {
         }
         let store = Arc::clone(&self.store);
         let layers: Vec<Arc<Staged>> = self.inflight.iter().map(|(_, s)| Arc::clone(s)).collect();
-        let mut txn = Txn::new(store.as_ref(), &layers);
+        let mut txn = Txn::new(store.as_ref(), &layers).with_cache(std::mem::take(&mut self.cache));
         let mut answers = Vec::with_capacity(cmds.len());
         let mut reply_touches = Vec::with_capacity(cmds.len());
         for cmd in cmds {
@@ -451,6 +467,8 @@ impl Core {
                 tracing::error!("staging failed: {}", e.desc);
                 self.groups.clear();
                 self.search.clear();
+                // The cache holds nothing of this batch (it is absorbed only once staged).
+                self.cache = txn.into_parts().1.unwrap_or_default();
                 for a in &mut answers {
                     if a.2 {
                         a.1 = Err(ApiError::new(codes::ERR_SVR_INTERNAL, "store read failed"));
@@ -480,7 +498,12 @@ impl Core {
             }
         }
         self.search.absorb(&mut txn);
-        let staged = Arc::new(txn.into_staged());
+        let (staged, cache) = txn.into_parts();
+        self.cache = cache.unwrap_or_default();
+        let writes = || staged.iter().map(|(k, v)| (k.as_slice(), v));
+        self.cache.absorb(writes());
+        self.idem.absorb(writes());
+        let staged = Arc::new(staged);
         self.stats.writes += staged.len() as u64;
         if !staged.is_empty() {
             self.inflight.push_back((number, Arc::clone(&staged)));
@@ -630,7 +653,13 @@ impl Core {
             .s(sender.as_bytes())
             .s(msg.msg_id.as_bytes())
             .done();
-        if let Some(v) = txn.get(&idem_key)? {
+        // The batch's own writes, else the filter's proof that the entry is absent, else a read.
+        let known = match txn.get_staged(&idem_key) {
+            Some(v) => v.clone(),
+            None if self.idem.proves_absent(txn, &idem_key)? => None,
+            None => txn.get(&idem_key)?,
+        };
+        if let Some(v) = known {
             let seq = keys::be_u64(&v, 0).unwrap_or(0);
             let time = keys::be_u64(&v, 8).unwrap_or(0) as i64;
             return Ok(RespKind::SendMessage(pb::SendMessageResp {
