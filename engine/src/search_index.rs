@@ -10,11 +10,18 @@
 //! **Written in chunks, behind a queue.** A message has about one trigram per character, and one
 //! store key per (trigram, message) made the postings most of the engine's writes per message.
 //! So the write batch that stores a message only adds its location to a persistent queue
-//! ([`Memory::stage_add`]); [`flush`] (the MessageActor runs it every [`FLUSH_EVERY`] and at
-//! logout) writes, per trigram, **one chunk** holding the locations of every queued message that
-//! has it (`s trigram \0 chunk-number` → locations), and removes the queue entries. Until then
-//! [`candidates`] answers every queued location too, so a message is found from the moment it is
-//! stored.
+//! ([`Memory::stage_add`]); [`flush`] writes, per trigram, **one chunk** holding the locations of
+//! every queued message that has it (`s trigram \0 chunk-number` → locations), and removes the
+//! queue entries. Until then [`candidates`] answers every queued location too, so a message is
+//! found from the moment it is stored.
+//!
+//! **When to flush** ([`Memory::flush_due`], asked every [`FLUSH_EVERY`]): once [`FLUSH_BATCH`]
+//! messages are queued, once the oldest queued message has waited [`FLUSH_AFTER`], at the first
+//! tick of a session (whatever an earlier one left queued), and at logout. The more messages
+//! one flush takes, the more of them share each chunk: a frequent trigram costs one store write
+//! per flush, not per message (W2's texts: 1.75 chunk writes per message at 160 messages a
+//! flush, 1.1 at 1,024; docs/performance.md). The price is the queue a search reads directly:
+//! at most about a batch, or [`FLUSH_AFTER`]'s worth of messages.
 //!
 //! **One queue entry per batch.** The messages one write batch stores (a burst of pushes, a
 //! burst of acks) are queued under one entry, `q \0 n` → (location, token) pairs
@@ -52,7 +59,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chime_proto::search::{Piece, gram_slices, grams};
 
@@ -64,11 +71,12 @@ use crate::store::{Store, StoreError, WriteBatch, fields, keys};
 const NARROW_ENOUGH: usize = 256;
 /// Most queued messages indexed by one [`flush`] batch.
 pub const FLUSH_BATCH: usize = 1024;
-/// How often the MessageActor flushes the queue. The longer, the more messages share a chunk
-/// (a frequent trigram costs one key per flush, not per message); a search reads the queued
-/// messages directly, so this bounds that extra reading, not freshness (docs/performance.md has
-/// the W2 figures of 250 ms and 2 s).
+/// How often the MessageActor asks [`Memory::flush_due`].
 pub const FLUSH_EVERY: Duration = Duration::from_millis(2000);
+/// Longest a queued message waits for a flush (to within [`FLUSH_EVERY`]) when fewer than
+/// [`FLUSH_BATCH`] are queued. A search reads the queued messages directly, so this bounds that
+/// extra reading, not freshness.
+pub const FLUSH_AFTER: Duration = Duration::from_secs(10);
 /// Bytes of texts (and their locations) [`Memory`] keeps at most; messages queued beyond it (a
 /// large catch-up between two flushes) are read back by the flush instead.
 const MEMORY_CAP_BYTES: usize = 4 * 1024 * 1024;
@@ -112,6 +120,13 @@ pub struct Memory {
     /// The next token. Starts at a random value, so that tokens of different holders (and of a
     /// queue entry whose batch failed in an earlier session) do not meet.
     next_token: Cell<u64>,
+    /// Messages queued since the last flush (this session's; a batch that failed to apply
+    /// still counts, which only brings the flush forward).
+    queued: Cell<usize>,
+    /// When the oldest of them was queued.
+    oldest: Cell<Option<Instant>>,
+    /// Whether this session flushed yet (its first tick flushes what an earlier one left).
+    flushed: Cell<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +142,9 @@ impl Default for Memory {
         Self {
             kept: RefCell::default(),
             next_token: Cell::new(rand::random::<u64>() >> 1),
+            queued: Cell::new(0),
+            oldest: Cell::new(None),
+            flushed: Cell::new(false),
         }
     }
 }
@@ -143,6 +161,10 @@ impl Memory {
         }
         let token = self.next_token.get();
         self.next_token.set(token.wrapping_add(1));
+        self.queued.set(self.queued.get() + 1);
+        if self.oldest.get().is_none() {
+            self.oldest.set(Some(Instant::now()));
+        }
         b.gather(
             || keys::index_queue_list(token),
             |list| {
@@ -158,6 +180,34 @@ impl Memory {
         kept.bytes += loc.len() + text.len();
         if let Some((_, old)) = kept.texts.insert(loc.to_vec(), (token, text)) {
             kept.bytes -= loc.len() + old.len();
+        }
+    }
+}
+
+impl Memory {
+    /// Whether the queue should be flushed now (module doc, "When to flush").
+    pub fn flush_due(&self, now: Instant) -> bool {
+        !self.flushed.get()
+            || self.queued.get() >= FLUSH_BATCH
+            || self
+                .oldest
+                .get()
+                .is_some_and(|t| now.saturating_duration_since(t) >= FLUSH_AFTER)
+    }
+
+    /// The session ended (its queue flushed whole): the next one's first tick flushes again.
+    pub fn session_ended(&self) {
+        self.flushed.set(false);
+    }
+
+    /// A flush took `n` messages and `drained` the queue.
+    fn flushed(&self, n: usize, drained: bool) {
+        self.flushed.set(true);
+        if drained {
+            self.queued.set(0);
+            self.oldest.set(None);
+        } else {
+            self.queued.set(self.queued.get().saturating_sub(n));
         }
     }
 }
@@ -269,6 +319,7 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
     let scanned = store.scan(&lo, &hi, false, FLUSH_BATCH)?;
     if scanned.is_empty() {
         memory.kept.borrow_mut().clear();
+        memory.flushed(0, true);
         return Ok(0);
     }
     let meta = keys::meta(keys::META_SEARCH_CHUNK);
@@ -361,6 +412,7 @@ pub fn flush(store: &dyn Store, memory: &Memory) -> Result<usize, StoreError> {
             .take(taken)
             .map(|(key, _)| one_delete(key)),
     )?;
+    memory.flushed(count, drained);
     Ok(if drained { n } else { n.max(FLUSH_BATCH) })
 }
 
@@ -509,6 +561,41 @@ mod tests {
             store.get(&keys::meta(keys::META_SEARCH_CHUNK)).unwrap(),
             Some(2u64.to_be_bytes().to_vec())
         );
+    }
+
+    #[test]
+    fn a_flush_is_due_at_a_batch_after_a_wait_and_at_a_sessions_first_tick() {
+        let store = MemoryStore::new();
+        let mem = Memory::default();
+        let now = Instant::now();
+        // The session's first tick flushes (an earlier session may have left a queue).
+        assert!(mem.flush_due(now));
+        assert_eq!(flush(&store, &mem).unwrap(), 0);
+        assert!(!mem.flush_due(now));
+        // A few messages wait for FLUSH_AFTER...
+        store_at(&store, &mem, b"m-1", &msg("one"));
+        store_at(&store, &mem, b"m-2", &msg("two"));
+        let later = Instant::now();
+        assert!(!mem.flush_due(later));
+        assert!(!mem.flush_due(later + FLUSH_AFTER - FLUSH_EVERY));
+        assert!(mem.flush_due(later + FLUSH_AFTER + FLUSH_EVERY));
+        assert_eq!(flush(&store, &mem).unwrap(), 2);
+        assert!(!mem.flush_due(later + FLUSH_AFTER * 2));
+        // ... unless a batch's worth is queued.
+        let mut b = WriteBatch::new();
+        for i in 0..FLUSH_BATCH - 1 {
+            mem.stage_add(&mut b, format!("m-{i:05}").as_bytes(), &msg("many"));
+        }
+        store.apply(b).unwrap();
+        assert!(!mem.flush_due(Instant::now()));
+        store_at(&store, &mem, b"m-last", &msg("last"));
+        assert!(mem.flush_due(Instant::now()));
+        assert_eq!(flush(&store, &mem).unwrap(), FLUSH_BATCH);
+        assert!(!mem.flush_due(Instant::now()));
+        assert!(!has_queued(&store));
+        // The next session's first tick flushes again.
+        mem.session_ended();
+        assert!(mem.flush_due(Instant::now()));
     }
 
     fn queue_keys(store: &MemoryStore) -> Vec<Vec<u8>> {

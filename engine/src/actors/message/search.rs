@@ -85,13 +85,21 @@ pub struct SearchLocal {
 }
 
 impl MessageActor {
+    /// The periodic tick: flushes the queued messages into the search postings when
+    /// [`search_index::Memory::flush_due`] says so.
+    pub(crate) fn flush_search_index(&mut self, ctx: &mut Context<Self>) {
+        if self.search_queue.flush_due(std::time::Instant::now()) {
+            self.flush_search_rest(ctx);
+        }
+    }
+
     /// Writes one batch of queued messages into the search postings; while more remain, the
     /// next batch runs after the mailbox has had its turn (so a large catch-up never holds the
     /// actor for more than one batch at a time).
-    pub(crate) fn flush_search_index(&mut self, ctx: &mut Context<Self>) {
+    fn flush_search_rest(&mut self, ctx: &mut Context<Self>) {
         if self.flush_search_batch() {
             ctx.run_later(std::time::Duration::ZERO, |act, ctx| {
-                act.flush_search_index(ctx)
+                act.flush_search_rest(ctx)
             });
         }
     }
@@ -99,6 +107,7 @@ impl MessageActor {
     /// Writes every queued message into the search postings (at logout).
     pub(crate) fn flush_search_index_all(&mut self) {
         while self.flush_search_batch() {}
+        self.search_queue.session_ended();
     }
 
     /// One [`search_index::flush`]; answers whether more may be queued.
