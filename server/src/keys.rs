@@ -37,7 +37,7 @@
 //! | `W` / `p` / `w` | app, invite id / app, user, invite id / 0, deadline, app, invite id | signaling invitations, a user's pending ones, the timeout index (`signaling`) |
 //! | `A` / `B` / `Z` | app, uuid / app, uuid, conv / 0, created ms, app, uuid | the file store: a file's record (JSON), the conversations granted access, the retention index (`files::grants`) |
 //! | `O` / `J` | app, user, device / app, failed ms, random | offline push: a user's registered devices, the dead letters (JSON; `push::devices`) |
-//! | `n` | app, conv, trigram, first seq / app, conv | cloud search posting chunk (delta-varint seqs) / the last seq indexed (`search_index`) |
+//! | `n` | app, conv, "", block / app, conv / app, conv, trigram, first seq | cloud search: a block of postings (trigram → delta-varint seqs) / the conversation's index state: last seq indexed, next block, open blocks / posting chunk of the layout before blocks, read only (`search_index`) |
 //! | `i` | app, conv [, seq] | cloud search: the conversation has messages to index / a changed message to index again (empty; `search_index`) |
 //! | `F` | app, user, table, ... | relationships: profiles, friends, applications, blacklist, friend groups, follow, subscriptions, the relationship change log (`relations::keys`) |
 //!

@@ -5,10 +5,10 @@
 //! pages. The result has the shape of `search_local_messages` (docs/messages.md).
 //!
 //! **Index.** So that a keyword search does not read every message, the character trigrams of
-//! each stored message's searchable text are kept as chunked postings per conversation
+//! each stored message's searchable text are kept as postings per conversation, in blocks
 //! ([`crate::search_index`]: written in batches off the commit path, with the messages not
 //! indexed yet answered as candidates too, so nothing stored is missed). A keyword of three
-//! characters or more reads, per conversation, only the postings of its trigrams (intersected)
+//! characters or more reads, per conversation, its blocks (the seqs holding all its trigrams)
 //! and the pending messages; the candidates are then checked against every criterion and
 //! against what the user may see (each through `conversations::pull`, the one place that rule
 //! lives), so stale postings (revoked, modified, pruned messages) never decide. Searches by

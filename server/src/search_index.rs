@@ -2,20 +2,30 @@
 //! character trigrams of each stored message's searchable text, so that a keyword search reads
 //! postings instead of every message.
 //!
-//! **Off the commit path.** One posting key per (trigram, message) written with each message
-//! made the index most of the server's writes per message (about ten keys for a short text). So
-//! storing a message only marks its conversation as having something to index
-//! ([`stage_new`]: `i app conv → empty`, written once between two flushes, however many
+//! **Off the commit path.** Storing a message only marks its conversation as having something
+//! to index ([`stage_new`]: `i app conv → empty`, written once between two flushes, however many
 //! messages and batches it covers), and a changed message is queued by seq ([`stage_changed`]:
 //! `i app conv seq → empty`). The commit task also keeps the trigrams of what it stored since
 //! the last flush in memory ([`Memory`], fed by [`Txn::index`] as each message is appended, so
 //! nothing is read back or decoded). Every [`FLUSH_EVERY`] [`spawn_flusher`] has the commit task
-//! run [`flush`]: it writes the postings **merged into chunks** — `n app conv trigram chunk →
-//! the seqs, ascending, delta-varint`; a trigram's open chunk is `chunk = u64::MAX`, and once it
-//! holds [`CHUNK_SEQS`] it is moved to `chunk = its first seq` — moves each conversation's
-//! watermark (`n app conv → the last seq indexed`) and removes the marks, in one transaction.
-//! The marks and the watermark are stored with the messages, so a crash loses nothing: after a
+//! run [`flush`], which indexes them in one transaction: moves each conversation's watermark
+//! (the last seq indexed), removes the marks, and writes the postings.
+//!
+//! **One block per conversation per flush.** The postings of one flush of one conversation are
+//! written as **one key**, a block (`n app conv "" block → messages, then each gram in order
+//! with its seqs as delta varints`), not one key per (conversation, trigram): a busy
+//! conversation's flush touches hundreds of trigrams, and each would have been a store write
+//! (~1.4 writes per message at a 1 s flush, 0.6 at 5 s). A block of [`SEAL_MESSAGES`] or more
+//! is final; smaller ones (quiet conversations) are merged as they accumulate, [`FANOUT`] blocks
+//! of one level into one block of the next level (a tiered merge: a message is rewritten at most
+//! [`MAX_LEVEL`] times, and a conversation keeps at most `FANOUT - 1` open blocks per level). The
+//! conversation's state (`n app conv → watermark, next block number, open blocks`) says which
+//! blocks are open, so a flush reads only the blocks it merges. A search reads every block of
+//! the conversation and, per block, the seqs holding all of the keyword's trigrams.
+//!
+//! The marks and the state are stored with the messages, so a crash loses nothing: after a
 //! restart (memory empty) the flush reads the messages above the watermark back from the store.
+//! Chunks of the layout before blocks (`n app conv trigram chunk → seqs`) stay readable.
 //!
 //! **No lag visible.** [`pending`] answers the seqs of a conversation not indexed yet (above
 //! the watermark, and the queued ones); a search adds them to its candidates, so a message is
@@ -28,7 +38,7 @@
 //! decides. A modified message is queued again so that its new text is found.
 //!
 //! Flushes run one at a time: [`spawn_flusher`] sends the next only once the previous one is
-//! applied, so a flush reads the open chunks of the store itself (no chunk is in flight).
+//! applied, so a flush reads the state and open blocks of the store itself.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -46,17 +56,17 @@ use crate::store::Store;
 use crate::txn::Txn;
 
 /// How often the commit task indexes what was stored since the last flush. A search reads the
-/// messages not indexed yet directly, so this bounds that extra reading, not freshness. Each
-/// flush rewrites the open chunk of every (conversation, trigram) it touches, so a longer
-/// period writes a busy conversation's common trigrams less often: 5 s instead of 1 s took the
-/// server's CPU per w2-wire message from ~52 to ~46 µs (docs/performance.md, "Server CPU per
-/// message (issue 2, session 5)").
+/// messages not indexed yet directly, so this bounds that extra reading, not freshness.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Most messages indexed by one flush (one commit batch); a longer backlog takes several flushes
 /// in a row.
 pub const FLUSH_BATCH: usize = 4096;
-/// Seqs in a chunk before a flush starts the trigram's next chunk.
-pub const CHUNK_SEQS: usize = 1024;
+/// Messages in a block from which it is final (never merged again).
+pub const SEAL_MESSAGES: u64 = 1024;
+/// Open blocks of one level merged into one block of the next level.
+pub const FANOUT: usize = 8;
+/// Merges a message's postings go through at most: a block merged into this level is final.
+pub const MAX_LEVEL: u8 = 3;
 /// Most flushes in a row (a backlog of this many batches) before waiting [`FLUSH_EVERY`] again.
 const MAX_ROUNDS: usize = 64;
 
@@ -65,12 +75,24 @@ fn mark_key(app: u64, conv: &[u8]) -> Key {
     Key::new(tag::SEARCH_QUEUE, app).s(conv)
 }
 
-/// `n app conv`: the last seq of the conversation indexed.
-fn watermark_key(app: u64, conv: &[u8]) -> Vec<u8> {
+/// `n app conv`: the conversation's index state ([`ConvState`]; its first 8 bytes are the
+/// watermark, as in the layout before blocks).
+fn state_key(app: u64, conv: &[u8]) -> Vec<u8> {
     Key::new(tag::SEARCH, app).s(conv).done()
 }
 
-/// `n app conv gram`: the prefix of every chunk of `gram` in the conversation.
+/// `n app conv ""`: the prefix of the conversation's blocks (an empty component: no trigram
+/// chunk's, whose trigram is never empty).
+fn blocks_prefix(app: u64, conv: &[u8]) -> Key {
+    Key::new(tag::SEARCH, app).s(conv).s(b"")
+}
+
+fn block_key(app: u64, conv: &[u8], block: u64) -> Vec<u8> {
+    blocks_prefix(app, conv).n(block).done()
+}
+
+/// `n app conv gram`: the prefix of every chunk of `gram` in the conversation (the layout before
+/// blocks, read only).
 fn gram_prefix(app: u64, conv: &[u8], gram: &str) -> Key {
     Key::new(tag::SEARCH, app).s(conv).s(gram.as_bytes())
 }
@@ -108,52 +130,73 @@ pub(crate) fn stage_changed(txn: &mut Txn<'_>, app: u64, conv: &[u8], seq: u64) 
     txn.put(mark_key(app, conv).n(seq).done(), Vec::new());
 }
 
-/// `seqs` (ascending) as delta varints: a chunk's value.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `seqs` (ascending) as delta varints: a chunk's value, a block's postings of one gram.
 pub fn encode_seqs(seqs: &BTreeSet<u64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(seqs.len() * 2);
-    append_seqs(&mut out, 0, seqs.iter().copied());
+    append_seqs(&mut out, seqs.iter().copied());
     out
 }
 
-/// Appends `seqs` (ascending, each above `prev`, the last seq already in `out`) to the chunk
-/// value `out`.
-fn append_seqs(out: &mut Vec<u8>, mut prev: u64, seqs: impl IntoIterator<Item = u64>) {
+/// Appends `seqs` (ascending, distinct) to `out` as delta varints.
+fn append_seqs(out: &mut Vec<u8>, seqs: impl IntoIterator<Item = u64>) {
+    let mut prev = 0;
     for seq in seqs {
-        let mut d = seq - prev;
+        put_varint(out, seq - prev);
         prev = seq;
-        loop {
-            let byte = (d & 0x7f) as u8;
-            d >>= 7;
-            if d == 0 {
-                out.push(byte);
+    }
+}
+
+/// Reads a value made of varints and length-prefixed byte strings.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut v = 0u64;
+        for (i, &byte) in self.rest.iter().enumerate() {
+            if i > 9 {
                 break;
             }
-            out.push(byte | 0x80);
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.rest = &self.rest[i + 1..];
+                return Ok(v);
+            }
         }
+        Err(StoreError::Corrupt("search index: bad varint".into()))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
+        if n > self.rest.len() {
+            return Err(StoreError::Corrupt("search index: truncated value".into()));
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
     }
 }
 
 /// Calls `f` with each seq of a chunk value (delta varints), in order.
 fn for_each_seq(value: &[u8], mut f: impl FnMut(u64)) -> Result<(), StoreError> {
+    let mut r = Reader { rest: value };
     let mut prev = 0u64;
-    let mut d = 0u64;
-    let mut shift = 0u32;
-    for &byte in value {
-        if shift > 63 {
-            return Err(StoreError::Corrupt("search chunk: varint too long".into()));
-        }
-        d |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            prev = prev.saturating_add(d);
-            f(prev);
-            d = 0;
-            shift = 0;
-        } else {
-            shift += 7;
-        }
-    }
-    if shift != 0 {
-        return Err(StoreError::Corrupt("search chunk: truncated varint".into()));
+    while !r.rest.is_empty() {
+        prev = prev.saturating_add(r.varint()?);
+        f(prev);
     }
     Ok(())
 }
@@ -170,15 +213,167 @@ pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<
     })
 }
 
-/// A chunk value's first seq, last seq and number of seqs, read without collecting them.
-fn chunk_summary(value: &[u8]) -> Result<(u64, u64, usize), StoreError> {
-    let (mut first, mut last, mut count) = (None, 0, 0);
-    for_each_seq(value, |seq| {
-        first.get_or_insert(seq);
-        last = seq;
-        count += 1;
+/// Postings being built: gram → seqs (any order, repeats allowed; sorted when encoded).
+type Grams = HashMap<String, Vec<u64>>;
+
+/// A block's value: the number of messages indexed into it, then each gram in ascending order,
+/// length-prefixed, with its seqs (ascending, distinct, delta varints), length-prefixed.
+fn encode_block(messages: u64, grams: Grams) -> Vec<u8> {
+    let mut entries: Vec<(String, Vec<u64>)> = grams.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(8 + entries.len() * 8);
+    put_varint(&mut out, messages);
+    let mut seq_bytes = Vec::new();
+    for (gram, mut seqs) in entries {
+        seqs.sort_unstable();
+        seqs.dedup();
+        seq_bytes.clear();
+        append_seqs(&mut seq_bytes, seqs);
+        put_varint(&mut out, gram.len() as u64);
+        out.extend_from_slice(gram.as_bytes());
+        put_varint(&mut out, seq_bytes.len() as u64);
+        out.extend_from_slice(&seq_bytes);
+    }
+    out
+}
+
+/// Calls `f` with each (gram, seqs bytes) of a block value, in order, after its message count;
+/// stops when `f` answers false.
+fn for_each_entry<'a>(
+    value: &'a [u8],
+    mut f: impl FnMut(&'a [u8], &'a [u8]) -> Result<bool, StoreError>,
+) -> Result<u64, StoreError> {
+    let mut r = Reader { rest: value };
+    let messages = r.varint()?;
+    while !r.rest.is_empty() {
+        let gram = r.bytes()?;
+        let seqs = r.bytes()?;
+        if !f(gram, seqs)? {
+            break;
+        }
+    }
+    Ok(messages)
+}
+
+/// Adds a block's postings to `into`; answers its number of messages.
+fn decode_block(value: &[u8], into: &mut Grams) -> Result<u64, StoreError> {
+    for_each_entry(value, |gram, seqs| {
+        let gram = std::str::from_utf8(gram)
+            .map_err(|_| StoreError::Corrupt("search block: gram not UTF-8".into()))?;
+        let list = match into.get_mut(gram) {
+            Some(list) => list,
+            None => into.entry(gram.to_owned()).or_default(),
+        };
+        for_each_seq(seqs, |seq| list.push(seq))?;
+        Ok(true)
+    })
+}
+
+/// Adds to `out` the seqs of a block holding every gram of `wanted`.
+fn block_lookup(
+    value: &[u8],
+    wanted: &BTreeSet<String>,
+    out: &mut BTreeSet<u64>,
+) -> Result<(), StoreError> {
+    let mut next = wanted.iter().peekable();
+    let mut acc: Option<BTreeSet<u64>> = None;
+    let mut missing = false;
+    for_each_entry(value, |gram, seqs| {
+        let Some(w) = next.peek() else {
+            return Ok(false);
+        };
+        match w.as_bytes().cmp(gram) {
+            // Entries are in order: `w` is not in the block.
+            std::cmp::Ordering::Less => {
+                missing = true;
+                Ok(false)
+            }
+            std::cmp::Ordering::Equal => {
+                next.next();
+                let mut set = BTreeSet::new();
+                for_each_seq(seqs, |seq| {
+                    if acc.as_ref().is_none_or(|a| a.contains(&seq)) {
+                        set.insert(seq);
+                    }
+                })?;
+                let empty = set.is_empty();
+                acc = Some(set);
+                Ok(!empty)
+            }
+            std::cmp::Ordering::Greater => Ok(true),
+        }
     })?;
-    Ok((first.unwrap_or(0), last, count))
+    if !missing && next.peek().is_none() {
+        out.extend(acc.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// One open block of a conversation (not final: merged once [`FANOUT`] of its level gather).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenBlock {
+    block: u64,
+    level: u8,
+    messages: u64,
+}
+
+/// Bytes of an [`OpenBlock`] in [`ConvState`]'s value.
+const OPEN_BYTES: usize = 17;
+
+/// A conversation's index state (`n app conv`): the last seq indexed, the next block number,
+/// and the open blocks, oldest first (their levels never increase along the list). The value
+/// of the layout before blocks is the watermark alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct ConvState {
+    watermark: u64,
+    next_block: u64,
+    open: Vec<OpenBlock>,
+}
+
+impl ConvState {
+    fn decode(value: Option<&[u8]>) -> Result<Self, StoreError> {
+        let Some(v) = value else {
+            return Ok(Self::default());
+        };
+        let bad = || StoreError::Corrupt("search index: bad conversation state".into());
+        let watermark = keys::be_u64(v, 0).ok_or_else(bad)?;
+        if v.len() == 8 {
+            return Ok(Self {
+                watermark,
+                ..Self::default()
+            });
+        }
+        let next_block = keys::be_u64(v, 8).ok_or_else(bad)?;
+        let rest = v.get(16..).ok_or_else(bad)?;
+        if rest.len() % OPEN_BYTES != 0 {
+            return Err(bad());
+        }
+        let open = rest
+            .chunks_exact(OPEN_BYTES)
+            .map(|c| OpenBlock {
+                block: keys::be_u64(c, 0).unwrap_or_default(),
+                level: c[8],
+                messages: keys::be_u64(c, 9).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Self {
+            watermark,
+            next_block,
+            open,
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.open.len() * OPEN_BYTES);
+        out.extend_from_slice(&self.watermark.to_be_bytes());
+        out.extend_from_slice(&self.next_block.to_be_bytes());
+        for b in &self.open {
+            out.extend_from_slice(&b.block.to_be_bytes());
+            out.push(b.level);
+            out.extend_from_slice(&b.messages.to_be_bytes());
+        }
+        out
+    }
 }
 
 /// What one [`flush`] did.
@@ -190,33 +385,71 @@ pub struct Flushed {
     pub more: bool,
 }
 
-/// New postings of one flush: (app, conv) → gram → seqs.
-type Postings = BTreeMap<(u64, Vec<u8>), BTreeMap<String, BTreeSet<u64>>>;
+/// What one flush indexes in one conversation.
+#[derive(Debug, Default)]
+struct Indexed {
+    /// The conversation's state as the flush changes it.
+    state: ConvState,
+    /// The state changed.
+    dirty: bool,
+    /// Messages with postings.
+    messages: u64,
+    grams: Grams,
+}
 
-/// Reads the message at `seq` of `conv` (as the transaction sees it) and adds its grams.
-fn index_one(
+/// One flush's work: (app, conv) → what it indexes there.
+type Flush = BTreeMap<(u64, Vec<u8>), Indexed>;
+
+/// The entry of `conv` in `work`, its state read on first use.
+fn conv_work<'w>(
+    work: &'w mut Flush,
     txn: &Txn<'_>,
     app: u64,
     conv: &[u8],
-    seq: u64,
-    postings: &mut Postings,
-) -> Result<(), StoreError> {
-    let Some(raw) = txn.get(&message_key(app, conv, seq))? else {
+) -> Result<&'w mut Indexed, StoreError> {
+    let k = (app, conv.to_vec());
+    if !work.contains_key(&k) {
+        let state = ConvState::decode(txn.get(&state_key(app, conv))?.as_deref())?;
+        work.insert(
+            k.clone(),
+            Indexed {
+                state,
+                ..Indexed::default()
+            },
+        );
+    }
+    work.get_mut(&k)
+        .ok_or_else(|| StoreError::Corrupt("search index: lost a conversation".into()))
+}
+
+/// Reads the message at `seq` of `conv` (as the transaction sees it) and adds its grams.
+fn index_one(txn: &Txn<'_>, conv: &mut Indexed, key: Vec<u8>, seq: u64) -> Result<(), StoreError> {
+    let Some(raw) = txn.get(&key)? else {
         return Ok(()); // pruned, or a seq that never held a message
     };
     let m = pb::Message::decode(raw.as_slice())?;
     if m.revoked {
         return Ok(());
     }
-    let gs = grams(&crate::search::searchable_text(&m));
-    if gs.is_empty() {
-        return Ok(());
+    let text = crate::search::searchable_text(&m);
+    let mut any = false;
+    for g in gram_slices(&text) {
+        any = true;
+        push_gram(&mut conv.grams, g, seq);
     }
-    let per_gram = postings.entry((app, conv.to_vec())).or_default();
-    for g in gs {
-        per_gram.entry(g).or_default().insert(seq);
-    }
+    conv.messages += u64::from(any);
     Ok(())
+}
+
+/// Adds `seq` to the postings of `gram` (once per message: seqs come in order).
+fn push_gram(grams: &mut Grams, gram: &str, seq: u64) {
+    let seqs = match grams.get_mut(gram) {
+        Some(seqs) => seqs,
+        None => grams.entry(gram.to_owned()).or_default(),
+    };
+    if seqs.last() != Some(&seq) {
+        seqs.push(seq);
+    }
 }
 
 /// The trigrams of the messages the commit task stored since the last flush, per conversation
@@ -232,7 +465,9 @@ struct Held {
     /// The first and last seq held.
     from: u64,
     to: u64,
-    grams: HashMap<String, Vec<u64>>,
+    /// Messages with postings.
+    messages: u64,
+    grams: Grams,
 }
 
 impl Memory {
@@ -242,20 +477,16 @@ impl Memory {
             let held = self.convs.entry((app, conv)).or_insert_with(|| Held {
                 from: seq,
                 to: seq,
-                grams: HashMap::new(),
+                ..Held::default()
             });
             held.to = held.to.max(seq);
             held.from = held.from.min(seq);
+            let mut any = false;
             for g in gram_slices(&text) {
-                let seqs = match held.grams.get_mut(g) {
-                    Some(seqs) => seqs,
-                    None => held.grams.entry(g.to_owned()).or_default(),
-                };
-                // A gram repeated in one message is held once.
-                if seqs.last() != Some(&seq) {
-                    seqs.push(seq);
-                }
+                any = true;
+                push_gram(&mut held.grams, g, seq);
             }
+            held.messages += u64::from(any);
         }
     }
 
@@ -283,8 +514,8 @@ fn parse_mark(key: &[u8]) -> Option<(u64, Vec<u8>, Option<u64>)> {
 
 /// Indexes what was stored since the last flush (commit task): the trigrams held in `memory`,
 /// and up to [`FLUSH_BATCH`] messages read back from the store (those stored before a restart,
-/// and changed ones) — their postings merged into the chunks, the watermarks moved, the marks
-/// removed — staged in `txn`.
+/// and changed ones) — one block of postings per conversation, the open blocks merged as they
+/// gather, the watermarks moved, the marks removed — staged in `txn`.
 pub(crate) fn flush(
     store: &dyn Store,
     txn: &mut Txn<'_>,
@@ -301,7 +532,7 @@ pub(crate) fn flush(
         messages: 0,
         more: marks.len() == FLUSH_BATCH,
     };
-    let mut postings = Postings::new();
+    let mut work = Flush::new();
     // Read back from the store: what memory does not hold.
     for (key, _) in marks {
         if done.messages >= FLUSH_BATCH {
@@ -313,26 +544,28 @@ pub(crate) fn flush(
             txn.del(key);
             continue;
         };
+        let first_held = memory.first_held(app, &conv);
+        let w = conv_work(&mut work, txn, app, &conv)?;
         match seq {
             Some(seq) => {
-                index_one(txn, app, &conv, seq, &mut postings)?;
+                index_one(txn, w, message_key(app, &conv, seq), seq)?;
                 done.messages += 1;
                 txn.del(key);
             }
             None => {
-                let wm_key = watermark_key(app, &conv);
-                let from = txn.get_u64(&wm_key)? + 1;
+                let from = w.state.watermark + 1;
                 let head = txn.get_u64(&head_key(app, &conv))?;
                 // Memory holds the rest from its first seq on.
-                let stop = memory.first_held(app, &conv).map_or(head, |f| f - 1);
+                let stop = first_held.map_or(head, |f| f - 1);
                 let budget = (FLUSH_BATCH - done.messages) as u64;
                 let to = stop.min(from.saturating_add(budget) - 1);
                 for seq in from..=to {
-                    index_one(txn, app, &conv, seq, &mut postings)?;
+                    index_one(txn, w, message_key(app, &conv, seq), seq)?;
                 }
                 done.messages += to.saturating_sub(from - 1) as usize;
                 if to >= from {
-                    txn.put(wm_key, to.to_be_bytes().to_vec());
+                    w.state.watermark = to;
+                    w.dirty = true;
                 }
                 if to >= head {
                     txn.del(key);
@@ -344,63 +577,90 @@ pub(crate) fn flush(
     }
     // From memory: each conversation whose held seqs follow its watermark.
     for ((app, conv), held) in std::mem::take(&mut memory.convs) {
-        let wm_key = watermark_key(app, &conv);
-        let watermark = txn.get_u64(&wm_key)?;
-        if held.from > watermark + 1 {
+        let w = conv_work(&mut work, txn, app, &conv)?;
+        if held.from > w.state.watermark + 1 {
             // The store's backlog before it is not read yet: a later flush.
             done.more = true;
             memory.convs.insert((app, conv), held);
             continue;
         }
         done.messages += (held.to + 1).saturating_sub(held.from) as usize;
-        let per_gram = postings.entry((app, conv.clone())).or_default();
-        for (gram, seqs) in held.grams {
-            per_gram.entry(gram).or_default().extend(seqs);
+        w.messages += held.messages;
+        if w.grams.is_empty() {
+            w.grams = held.grams;
+        } else {
+            for (gram, seqs) in held.grams {
+                w.grams.entry(gram).or_default().extend(seqs);
+            }
         }
-        if held.to > watermark {
-            txn.put(wm_key, held.to.to_be_bytes().to_vec());
+        if held.to > w.state.watermark {
+            w.state.watermark = held.to;
+            w.dirty = true;
         }
         if held.to >= txn.get_u64(&head_key(app, &conv))? {
             txn.del(mark_key(app, &conv).done());
         }
     }
-    for ((app, conv), per_gram) in postings {
-        for (gram, seqs) in per_gram {
-            merge_chunk(txn, app, &conv, &gram, seqs)?;
+    for ((app, conv), mut w) in work {
+        if w.messages > 0 {
+            write_block(txn, app, &conv, &mut w.state, w.messages, w.grams)?;
+            w.dirty = true;
+        }
+        if w.dirty {
+            txn.put(state_key(app, &conv), w.state.encode());
         }
     }
     Ok(done)
 }
 
-/// The key of the open chunk of a gram (the one flushes add to).
-const OPEN_CHUNK: u64 = u64::MAX;
-
-/// Adds `seqs` to the open chunk of `gram` in `conv`; a full open chunk is first moved to the
-/// key of its first seq.
-fn merge_chunk(
+/// Writes the postings of `messages` messages of `conv` as its next block, then merges its
+/// open blocks while the last [`FANOUT`] of them share a level.
+fn write_block(
     txn: &mut Txn<'_>,
     app: u64,
     conv: &[u8],
-    gram: &str,
-    mut seqs: BTreeSet<u64>,
+    state: &mut ConvState,
+    messages: u64,
+    grams: Grams,
 ) -> Result<(), StoreError> {
-    let prefix = gram_prefix(app, conv, gram);
-    let open = prefix.clone().n(OPEN_CHUNK).done();
-    if let Some(mut value) = txn.get(&open)? {
-        let (first, last, count) = chunk_summary(&value)?;
-        if count >= CHUNK_SEQS {
-            txn.put(prefix.n(first).done(), value);
-        } else if count > 0 && seqs.first().is_some_and(|&s| s > last) {
-            // The usual case (new messages follow the indexed ones): append, no re-encoding.
-            append_seqs(&mut value, last, seqs);
-            txn.put(open, value);
-            return Ok(());
-        } else {
-            // A message indexed again (changed) or read back after a restart: merge.
-            decode_seqs(&open, &value, &mut seqs)?;
+    let block = state.next_block;
+    state.next_block += 1;
+    txn.put(block_key(app, conv, block), encode_block(messages, grams));
+    if messages >= SEAL_MESSAGES {
+        return Ok(());
+    }
+    state.open.push(OpenBlock {
+        block,
+        level: 0,
+        messages,
+    });
+    while let Some(at) = state.open.len().checked_sub(FANOUT) {
+        let level = state.open[at].level;
+        if state.open[at..].iter().any(|b| b.level != level) {
+            break;
+        }
+        // The merged block takes the number of the first it replaces (blocks stay in order).
+        let first = state.open[at].block;
+        let mut grams = Grams::new();
+        let mut messages = 0;
+        for b in state.open.drain(at..) {
+            let key = block_key(app, conv, b.block);
+            match txn.get(&key)? {
+                Some(v) => messages += decode_block(&v, &mut grams)?,
+                None => tracing::warn!("search index: an open block is missing"),
+            }
+            txn.del(key);
+        }
+        txn.put(block_key(app, conv, first), encode_block(messages, grams));
+        let level = level + 1;
+        if messages < SEAL_MESSAGES && level < MAX_LEVEL {
+            state.open.push(OpenBlock {
+                block: first,
+                level,
+                messages,
+            });
         }
     }
-    txn.put(open, encode_seqs(&seqs));
     Ok(())
 }
 
@@ -415,7 +675,7 @@ pub fn pending(store: &dyn Store, app: u64, conv: &[u8]) -> Result<BTreeSet<u64>
             out.insert(seq);
         }
     }
-    let watermark = get_u64(store, &watermark_key(app, conv))?;
+    let watermark = get_u64(store, &state_key(app, conv))?;
     let head = get_u64(store, &head_key(app, conv))?;
     out.extend(watermark + 1..=head);
     Ok(out)
@@ -429,8 +689,9 @@ fn get_u64(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
 }
 
 /// The indexed seqs of `conv` whose postings hold every gram of `keyword` (lowercased), or
-/// `None` when the keyword is too short for the index. Add [`pending`] (read first) for the
-/// messages not indexed yet.
+/// `None` when the keyword is too short for the index: from every block (per block, the seqs
+/// holding all the grams), and from the chunks of the layout before blocks. Add [`pending`]
+/// (read first) for the messages not indexed yet.
 pub fn indexed(
     store: &dyn Store,
     app: u64,
@@ -441,9 +702,14 @@ pub fn indexed(
     if gs.is_empty() {
         return Ok(None);
     }
+    let mut out = BTreeSet::new();
+    let (start, end) = blocks_prefix(app, conv).prefix_range();
+    for (_, v) in store.scan(&start, &end, usize::MAX, false)? {
+        block_lookup(&v, &gs, &mut out)?;
+    }
     let mut acc: Option<BTreeSet<u64>> = None;
-    for g in gs {
-        let (start, end) = gram_prefix(app, conv, &g).prefix_range();
+    for g in &gs {
+        let (start, end) = gram_prefix(app, conv, g).prefix_range();
         let mut seqs = BTreeSet::new();
         for (k, v) in store.scan(&start, &end, usize::MAX, false)? {
             decode_seqs(&k, &v, &mut seqs)?;
@@ -458,7 +724,8 @@ pub fn indexed(
             break;
         }
     }
-    Ok(acc)
+    out.extend(acc.unwrap_or_default());
+    Ok(Some(out))
 }
 
 /// Has the commit task flush the index every [`FLUSH_EVERY`] (several times in a row while a
@@ -563,9 +830,30 @@ mod tests {
             all.into_iter().collect()
         }
 
-        fn chunks(&self, conv: &[u8], gram: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-            let (start, end) = gram_prefix(1, conv, gram).prefix_range();
-            self.store.scan(&start, &end, 10, false).unwrap()
+        /// The conversation's blocks: (number, messages).
+        fn blocks(&self, conv: &[u8]) -> Vec<(u64, u64)> {
+            let (start, end) = blocks_prefix(1, conv).prefix_range();
+            self.store
+                .scan(&start, &end, usize::MAX, false)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| {
+                    let n = keys::trailing_u64(&k).unwrap();
+                    (n, for_each_entry(&v, |_, _| Ok(true)).unwrap())
+                })
+                .collect()
+        }
+
+        fn state(&self, conv: &[u8]) -> ConvState {
+            ConvState::decode(self.store.get(&state_key(1, conv)).unwrap().as_deref()).unwrap()
+        }
+
+        /// Stores `n` messages of `conv` and flushes each (a quiet conversation).
+        fn trickle(&mut self, conv: &[u8], n: usize, t: &str) {
+            for _ in 0..n {
+                self.send(conv, t);
+                assert_eq!(self.flush(), flushed(1, false));
+            }
         }
     }
 
@@ -586,16 +874,79 @@ mod tests {
         decode_seqs(&legacy, &[], &mut one).unwrap();
         assert_eq!(one, [77].into());
         assert!(decode_seqs(b"k", &[0x80], &mut one).is_err());
-        assert_eq!(chunk_summary(&bytes).unwrap(), (1, u64::MAX / 2, 5));
-        // Appending to a chunk is byte-identical to encoding the union.
-        let more: BTreeSet<u64> = [u64::MAX / 2 + 1, u64::MAX - 3].into();
-        let mut appended = bytes.clone();
-        append_seqs(&mut appended, u64::MAX / 2, more.iter().copied());
-        assert_eq!(appended, encode_seqs(&seqs.union(&more).copied().collect()));
+        let too_long = [0xff; 11];
+        assert!(decode_seqs(b"k", &too_long, &mut one).is_err());
     }
 
     #[test]
-    fn stored_messages_are_pending_until_flushed_into_chunks() {
+    fn a_block_answers_the_seqs_holding_every_gram() {
+        let mut g = Grams::new();
+        for (seq, text) in [
+            (3, "hello world"),
+            (5, "yellow"),
+            (9, "world peace"),
+            (4, "abc"),
+        ] {
+            for gram in gram_slices(text) {
+                push_gram(&mut g, gram, seq);
+            }
+        }
+        let block = encode_block(4, g.clone());
+        let mut back = Grams::new();
+        assert_eq!(decode_block(&block, &mut back).unwrap(), 4);
+        assert_eq!(back, g);
+        let find = |keyword: &str| {
+            let mut out = BTreeSet::new();
+            block_lookup(&block, &grams(keyword), &mut out).unwrap();
+            out.into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(find("world"), [3, 9]);
+        assert_eq!(find("ello"), [3, 5]);
+        assert_eq!(find("o wor"), [3]);
+        assert_eq!(find("abc"), [4]);
+        // A gram the block lacks: before, between and after its grams.
+        assert_eq!(find("aaa"), Vec::<u64>::new());
+        assert_eq!(find("worldz"), Vec::<u64>::new());
+        assert_eq!(find("zzz"), Vec::<u64>::new());
+        // Grams all present, never in one message.
+        assert_eq!(find("abcworld"), Vec::<u64>::new());
+        assert!(decode_block(&block[..block.len() - 1], &mut back).is_err());
+    }
+
+    #[test]
+    fn the_conversation_state_round_trips_and_reads_the_watermark_alone() {
+        let s = ConvState {
+            watermark: 70_000,
+            next_block: 9,
+            open: vec![
+                OpenBlock {
+                    block: 0,
+                    level: 1,
+                    messages: 300,
+                },
+                OpenBlock {
+                    block: 8,
+                    level: 0,
+                    messages: 2,
+                },
+            ],
+        };
+        assert_eq!(ConvState::decode(Some(&s.encode())).unwrap(), s);
+        // The value of the layout before blocks: the watermark alone.
+        let old = 42u64.to_be_bytes();
+        assert_eq!(
+            ConvState::decode(Some(&old)).unwrap(),
+            ConvState {
+                watermark: 42,
+                ..ConvState::default()
+            }
+        );
+        assert_eq!(ConvState::decode(None).unwrap(), ConvState::default());
+        assert!(ConvState::decode(Some(&s.encode()[..20])).is_err());
+    }
+
+    #[test]
+    fn stored_messages_are_pending_until_flushed_into_one_block_per_conversation() {
         let mut f = Fixture::default();
         let conv = keys::c2c_conv("alice", "bob");
         let other = keys::group_conv("club");
@@ -609,25 +960,152 @@ mod tests {
             Some([].into())
         );
         assert_eq!(indexed(&f.store, 1, &conv, "wo").unwrap(), None);
-        assert_eq!(f.flush(), flushed(3, false));
+        // One flush writes one block and the state per conversation, and removes the marks.
+        let mut txn = Txn::new(&f.store, &[]);
+        assert_eq!(
+            flush(&f.store, &mut txn, &mut f.memory).unwrap(),
+            flushed(3, false)
+        );
+        let staged = txn.into_staged();
+        let mut wrote: Vec<&Vec<u8>> = staged.keys().collect();
+        wrote.sort();
+        let mut expected = [
+            block_key(1, &conv, 0),
+            block_key(1, &other, 0),
+            state_key(1, &conv),
+            state_key(1, &other),
+            mark_key(1, &conv).done(),
+            mark_key(1, &other).done(),
+        ];
+        expected.sort();
+        assert_eq!(wrote, expected.iter().collect::<Vec<_>>());
+        apply(&f.store, staged);
         assert_eq!(pending(&f.store, 1, &conv).unwrap(), BTreeSet::new());
         assert_eq!(f.found(&conv, "world"), [1]);
         assert_eq!(f.found(&conv, "ello"), [1, 2]);
         assert_eq!(f.found(&conv, "zzz"), Vec::<u64>::new());
         assert_eq!(f.found(&other, "world"), [1]);
-        // A second flush merges into the same (open) chunk: one key per (conv, gram).
+        // The next flush writes the next block; a search reads both.
         f.send(&conv, "mellow world");
         assert_eq!(f.found(&conv, "zzz"), [3], "pending until flushed");
         assert_eq!(f.flush(), flushed(1, false));
         assert_eq!(f.found(&conv, "world"), [1, 3]);
-        let open = gram_prefix(1, &conv, "wor").n(OPEN_CHUNK).done();
-        assert_eq!(
-            f.chunks(&conv, "wor"),
-            vec![(open, encode_seqs(&[1, 3].into()))]
-        );
+        assert_eq!(f.found(&conv, "llow"), [2, 3]);
+        assert_eq!(f.blocks(&conv), [(0, 2), (1, 1)]);
+        let state = f.state(&conv);
+        assert_eq!((state.watermark, state.next_block), (3, 2));
         assert_eq!(f.flush(), flushed(0, false));
         let (lo, hi) = ([tag::SEARCH_QUEUE], [tag::SEARCH_QUEUE + 1]);
         assert_eq!(f.store.scan(&lo, &hi, 10, false).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_busy_flush_writes_a_final_block() {
+        let mut f = Fixture::default();
+        let conv = keys::group_conv("big");
+        let n = SEAL_MESSAGES as usize + 5;
+        for i in 0..n {
+            f.send(&conv, &format!("msg {i} abc"));
+        }
+        assert_eq!(f.flush(), flushed(n, false));
+        assert_eq!(f.blocks(&conv), [(0, n as u64)]);
+        assert_eq!(f.state(&conv).open, []);
+        assert_eq!(f.found(&conv, "abc").len(), n);
+        assert_eq!(f.found(&conv, "msg 1027 "), [1028]);
+    }
+
+    #[test]
+    fn a_quiet_conversations_blocks_merge_level_by_level() {
+        let mut f = Fixture::default();
+        let conv = keys::c2c_conv("alice", "bob");
+        f.trickle(&conv, FANOUT - 1, "abc");
+        assert_eq!(f.blocks(&conv).len(), FANOUT - 1);
+        // The FANOUT-th block of level 0: the eight merge into one of level 1 (number 0).
+        f.trickle(&conv, 1, "abcd");
+        assert_eq!(f.blocks(&conv), [(0, FANOUT as u64)]);
+        let level1 = OpenBlock {
+            block: 0,
+            level: 1,
+            messages: FANOUT as u64,
+        };
+        assert_eq!(f.state(&conv).open, [level1]);
+        assert_eq!(f.found(&conv, "abc"), (1..=8).collect::<Vec<u64>>());
+        assert_eq!(f.found(&conv, "bcd"), [8]);
+        // Six more level-1 blocks and seven level-0 ones, then one more message cascades them
+        // into one level-2 block.
+        f.trickle(&conv, FANOUT * (FANOUT - 2) + FANOUT - 1, "abc");
+        assert_eq!(f.state(&conv).open.len(), 2 * (FANOUT - 1));
+        f.trickle(&conv, 1, "xyz");
+        assert_eq!(f.blocks(&conv), [(0, (FANOUT * FANOUT) as u64)]);
+        assert_eq!(f.state(&conv).open[0].level, 2);
+        let all = (FANOUT * FANOUT) as u64;
+        assert_eq!(f.found(&conv, "abc"), (1..all).collect::<Vec<u64>>());
+        assert_eq!(f.found(&conv, "xyz"), [all]);
+        // Level MAX_LEVEL is final: 8 level-2 blocks merge into one that is never merged again.
+        let n = FANOUT.pow(u32::from(MAX_LEVEL)) - FANOUT * FANOUT;
+        f.trickle(&conv, n, "abc");
+        assert_eq!(f.blocks(&conv), [(0, (n + FANOUT * FANOUT) as u64)]);
+        assert_eq!(f.state(&conv).open, []);
+        assert_eq!(f.found(&conv, "xyz"), [all]);
+        assert_eq!(f.found(&conv, "abc").len(), n + FANOUT * FANOUT - 1);
+        // The next block starts anew.
+        f.trickle(&conv, 1, "abc");
+        assert_eq!(f.blocks(&conv).len(), 2);
+    }
+
+    #[test]
+    fn a_search_reads_blocks_pending_messages_and_memory_across_a_restart() {
+        let mut f = Fixture::default();
+        let conv = keys::group_conv("club");
+        f.trickle(&conv, 3, "blue whale");
+        f.send(&conv, "grey whale");
+        f.flush();
+        // Stored but not flushed, then the process restarts: memory is lost, the marks stay.
+        f.send(&conv, "white whale");
+        f.send(&conv, "orca");
+        f.memory = Memory::default();
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), [5, 6].into());
+        // After the restart: held in memory again.
+        f.send(&conv, "whale song");
+        assert_eq!(f.found(&conv, "whale"), [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(f.found(&conv, "orca"), [5, 6, 7], "pending: candidates");
+        // The flush reads 5 and 6 back, takes 7 from memory: one more block.
+        assert_eq!(f.flush(), flushed(3, false));
+        assert_eq!(pending(&f.store, 1, &conv).unwrap(), BTreeSet::new());
+        assert_eq!(f.found(&conv, "whale"), [1, 2, 3, 4, 5, 7]);
+        assert_eq!(f.found(&conv, "orca"), [6]);
+        assert_eq!(f.found(&conv, "grey whale"), [4]);
+        assert_eq!(f.found(&conv, "le so"), [7]);
+        assert_eq!(
+            f.blocks(&conv),
+            [(0, 1), (1, 1), (2, 1), (3, 1), (4, 3)],
+            "three single flushes, one of 4, one of 5–7"
+        );
+    }
+
+    #[test]
+    fn chunks_of_the_layout_before_blocks_stay_readable() {
+        let mut f = Fixture::default();
+        let conv = keys::c2c_conv("alice", "bob");
+        // Before blocks: a posting key per (gram, message), then chunks, and the watermark.
+        let legacy = gram_prefix(1, &conv, "abc").n(1).done();
+        let chunk = gram_prefix(1, &conv, "abc").n(u64::MAX).done();
+        let wm = 2u64.to_be_bytes();
+        f.store
+            .apply(&[
+                (legacy.as_slice(), Some(&[][..])),
+                (chunk.as_slice(), Some(&encode_seqs(&[2].into())[..])),
+                (state_key(1, &conv).as_slice(), Some(&wm[..])),
+                (head_key(1, &conv).as_slice(), Some(&wm[..])),
+            ])
+            .unwrap();
+        assert_eq!(f.send(&conv, "abcd"), 3);
+        assert_eq!(f.found(&conv, "abc"), [1, 2, 3]);
+        assert_eq!(f.flush(), flushed(1, false));
+        assert_eq!(f.found(&conv, "abc"), [1, 2, 3]);
+        assert_eq!(f.found(&conv, "bcd"), [3]);
+        assert_eq!(f.blocks(&conv), [(0, 1)]);
+        assert_eq!(f.state(&conv).watermark, 3);
     }
 
     #[test]
@@ -673,28 +1151,6 @@ mod tests {
         assert_eq!(pending(&f.store, 1, &conv).unwrap(), [4].into());
         assert_eq!(f.flush(), flushed(1, false));
         assert_eq!(f.found(&conv, "hello"), [1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn a_full_chunk_moves_to_its_first_seq() {
-        let mut f = Fixture::default();
-        let conv = keys::group_conv("big");
-        for _ in 0..CHUNK_SEQS {
-            f.send(&conv, "abc");
-        }
-        assert_eq!(f.flush(), flushed(CHUNK_SEQS, false));
-        f.send(&conv, "abc");
-        f.flush();
-        let firsts: Vec<u64> = f
-            .chunks(&conv, "abc")
-            .iter()
-            .filter_map(|(k, _)| keys::trailing_u64(k))
-            .collect();
-        assert_eq!(firsts, [1, OPEN_CHUNK]);
-        let all = indexed(&f.store, 1, &conv, "abc")
-            .unwrap()
-            .unwrap_or_default();
-        assert_eq!(all.len(), CHUNK_SEQS + 1);
     }
 
     #[test]
@@ -746,28 +1202,5 @@ mod tests {
         apply(&f.store, txn.into_staged());
         assert_eq!(f.flush(), flushed(1, false));
         assert_eq!(f.found(&conv, "zebra"), Vec::<u64>::new());
-    }
-
-    #[test]
-    fn legacy_postings_stay_readable() {
-        let mut f = Fixture::default();
-        let conv = keys::c2c_conv("alice", "bob");
-        let legacy = gram_prefix(1, &conv, "abc").n(1).done();
-        f.store
-            .apply(&[(legacy.as_slice(), Some(&[][..]))])
-            .unwrap();
-        // A store from before the watermark: message 1 is read back and indexed again.
-        f.send(&conv, "abc");
-        f.memory = Memory::default();
-        f.send(&conv, "abcd");
-        assert_eq!(f.found(&conv, "abc"), [1, 2]);
-        // Message 1 read back first, then message 2 from memory, in one flush.
-        assert_eq!(f.flush(), flushed(2, false));
-        assert_eq!(f.found(&conv, "abc"), [1, 2]);
-        let open = gram_prefix(1, &conv, "abc").n(OPEN_CHUNK).done();
-        assert_eq!(
-            f.chunks(&conv, "abc"),
-            vec![(legacy, Vec::new()), (open, encode_seqs(&[1, 2].into()))]
-        );
     }
 }
