@@ -9,6 +9,7 @@ mod files;
 mod group_manage;
 mod groups;
 mod harness;
+mod idempotent_sends;
 mod isolation;
 mod large_groups;
 mod lifecycle;
