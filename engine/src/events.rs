@@ -30,6 +30,14 @@ use crate::{CallbackMode, Event, EventHandler};
 /// The event that marks a gap left by the pump queue's overflow policy.
 pub const EVENTS_DROPPED: &str = "on_events_dropped";
 
+/// `{ key: value }`, taking `value` as it is: `json!` serialises each interpolated expression
+/// afresh, so `json!({ "message": m })` copies the whole of an already built `m`.
+pub fn object(key: &str, value: Value) -> Value {
+    let mut o = serde_json::Map::with_capacity(1);
+    o.insert(key.to_owned(), value);
+    Value::Object(o)
+}
+
 /// Work run by the delivery (thread mode) or by the host's `poll` (pump mode).
 pub type Completion = Box<dyn FnOnce() + Send>;
 

@@ -283,13 +283,13 @@ impl ConversationActor {
         if !new_list.is_empty() {
             ev.emit(
                 "on_new_conversation",
-                json!({ "conversation_list": new_list }),
+                crate::events::object("conversation_list", Value::Array(new_list)),
             );
         }
         if !changed_list.is_empty() {
             ev.emit(
                 "on_conversation_changed",
-                json!({ "conversation_list": changed_list }),
+                crate::events::object("conversation_list", Value::Array(changed_list)),
             );
         }
         if !deleted.is_empty() {

@@ -112,17 +112,20 @@ impl MessageActor {
             self.answer(&m.msg_id, Ok(j));
         }
         if let Some(p) = &self.peers {
+            // Each sender's latest profile of the burst (the actor keeps the last one seen).
+            let mut senders: HashSet<&str> = HashSet::new();
+            let profiles: Vec<(String, String, String)> = changed
+                .iter()
+                .rev()
+                .filter(|m| m.sender != me && !m.sender.is_empty() && senders.insert(&m.sender))
+                .map(|m| (m.sender.clone(), m.nick_name.clone(), m.face_url.clone()))
+                .collect();
             if !changed.is_empty() {
                 p.conv.do_send(MessagesAdded {
-                    msgs: changed.clone(),
+                    msgs: changed,
                     live,
                 });
             }
-            let profiles: Vec<(String, String, String)> = changed
-                .iter()
-                .filter(|m| m.sender != me && !m.sender.is_empty())
-                .map(|m| (m.sender.clone(), m.nick_name.clone(), m.face_url.clone()))
-                .collect();
             if !profiles.is_empty() {
                 p.rel.do_send(SeenProfiles(profiles));
             }
@@ -157,7 +160,7 @@ impl MessageActor {
         if ev.advanced() {
             ev.emit(
                 "on_recv_new_message",
-                json!({ "message": codec::to_json(m, me) }),
+                crate::events::object("message", codec::to_json(m, me)),
             );
         }
         if ev.simple() && m.elems.len() == 1 && m.sender != me {
