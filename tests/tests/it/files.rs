@@ -931,7 +931,8 @@ async fn retention_deletes_expired_files() {
     assert_eq!((status, body["code"].as_i64()), (404, Some(7004)), "{body}");
     // The record went in the same sweep's commit.
     let mut gone = false;
-    for _ in 0..100 {
+    let deadline = tokio::time::Instant::now() + chime_tests::EVENTUALLY_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
         if download_url(&mut alice, &uuid).await.map(|r| r.size) == Err(7004) {
             gone = true;
             break;
