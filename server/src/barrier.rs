@@ -18,7 +18,7 @@
 //! answers were true, and a restart replays it) but the store misses it: every later read that
 //! must wait for it fails (fail-stop, like the writes; [`Barrier::fail`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,9 @@ pub struct Barrier {
     applied: AtomicU64,
     /// An answered batch could not be applied: waiting for it is futile.
     failed: AtomicBool,
+    /// Readers blocked (or about to block) on `moved`: the applier skips the wake-up system call
+    /// when there are none, which is nearly always.
+    waiters: AtomicUsize,
     lock: Mutex<()>,
     moved: Condvar,
 }
@@ -56,13 +59,13 @@ impl Barrier {
 
     /// The applier: the store has applied every batch up to `number`.
     pub fn applied(&self, number: u64) {
-        self.applied.fetch_max(number, Ordering::AcqRel);
+        self.applied.fetch_max(number, Ordering::SeqCst);
         self.wake();
     }
 
     /// The applier: an answered batch could not be applied; readers waiting for it fail.
     pub fn fail(&self) {
-        self.failed.store(true, Ordering::Release);
+        self.failed.store(true, Ordering::SeqCst);
         self.wake();
     }
 
@@ -80,18 +83,21 @@ impl Barrier {
         }
         let deadline = Instant::now() + MAX_WAIT;
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if self.applied.load(Ordering::Acquire) >= target {
-                return Ok(());
+        // Counted before the counters are checked again (both sequentially consistent): either
+        // this check sees the applier's move, or the applier sees this waiter and wakes it.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let outcome = loop {
+            if self.applied.load(Ordering::SeqCst) >= target {
+                break Ok(());
             }
-            if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::Corrupt(
+            if self.failed.load(Ordering::SeqCst) {
+                break Err(StoreError::Corrupt(
                     "the store failed to apply an acknowledged write; restart needed".into(),
                 ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::Corrupt(
+                break Err(StoreError::Corrupt(
                     "the store did not apply acknowledged writes in time".into(),
                 ));
             }
@@ -100,12 +106,18 @@ impl Barrier {
                 .wait_timeout(guard, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-        }
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        outcome
     }
 
-    /// Wakes the waiting readers. The counters change before the lock is taken, and a reader
-    /// checks them holding it, so no wake-up is lost.
+    /// Wakes the waiting readers, if any. The counters change before the waiters are counted,
+    /// and a reader counts itself before it checks them, holding the lock the wake-up takes, so
+    /// no wake-up is lost.
     fn wake(&self) {
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.moved.notify_all();
     }

@@ -441,7 +441,7 @@ impl Core {
                 .collect();
             return Pending {
                 number,
-                staged: Arc::new(Staged::new()),
+                staged: Arc::new(Staged::default()),
                 answers,
             };
         }
@@ -477,7 +477,7 @@ impl Core {
                 }
                 return Pending {
                     number,
-                    staged: Arc::new(Staged::new()),
+                    staged: Arc::new(Staged::default()),
                     answers,
                 };
             }
@@ -1086,6 +1086,10 @@ impl Applier {
         // Every answer of the batch first, then every push in command order: no sender's ack
         // waits for the fan-out of a message staged before it (a live room's 2,000 pushes), and
         // pushes keep their per-conversation order.
+        // Written to the connections from this thread at the end of the scope, each in one
+        // write when its writer task is idle (`crate::outbound::defer`): no wake-up of another
+        // thread between the durable write and the socket.
+        let writes = crate::outbound::defer();
         let mut effects = Vec::with_capacity(pending.answers.len());
         for (reply, result, wrote, fx) in pending.answers {
             if logged.is_err() && wrote {
@@ -1104,9 +1108,11 @@ impl Applier {
         while let Some(e) = effects.next_if(|e| !Self::reads_store(e)) {
             self.emit(e);
         }
+        drop(writes);
         let t2 = Instant::now();
         self.stats.emit_us += (t2 - t1).as_micros() as u64;
         let Ok(Some(lsn)) = logged else {
+            let _writes = crate::outbound::defer();
             effects.for_each(|e| self.emit(e));
             self.stats.emit_us += t2.elapsed().as_micros() as u64;
             return;
@@ -1128,7 +1134,9 @@ impl Applier {
         // Visible in the store now: the stager may stop reading this batch's overlay.
         self.applied.store(number, Ordering::Release);
         self.barrier.applied(number);
+        let writes = crate::outbound::defer();
         effects.for_each(|e| self.emit(e));
+        drop(writes);
         self.stats.emit_us += t3.elapsed().as_micros() as u64;
         // Off every ack's path, the log's housekeeping: a background checkpoint now and then
         // (covering the applied records only), zeros ahead of the write position.
