@@ -54,16 +54,18 @@ fn start_actors(shared: Shared, log: Arc<EngineLog>, plugins: Arc<Plugins>) -> P
     let msg_ctx = Context::<MessageActor>::new();
     let conv_ctx = Context::<ConversationActor>::new();
     let group_ctx = Context::<GroupActor>::new();
+    let status = connection::StatusCell::default();
     let peers = Peers {
         conn: conn_ctx.address(),
         msg: msg_ctx.address(),
         conv: conv_ctx.address(),
         group: group_ctx.address(),
         rel: RelationshipActor::new(shared.clone()).start(),
+        status: status.clone(),
         log,
         plugins,
     };
-    conn_ctx.run(ConnectionActor::new(shared.clone()));
+    conn_ctx.run(ConnectionActor::new(shared.clone(), status));
     msg_ctx.run(MessageActor::new(shared.clone()));
     conv_ctx.run(ConversationActor::new(shared.clone()));
     group_ctx.run(GroupActor::new(shared));

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,32 @@ struct Link {
     max_frame: usize,
 }
 
+/// The session's login status as the ConnectionActor (its only writer) last set it, readable
+/// from any thread: the dispatch table's login check reads it instead of asking the actor, which
+/// would cost every call a round trip through the engine thread before its real work.
+#[derive(Clone, Default)]
+pub struct StatusCell(Arc<AtomicU8>);
+
+impl StatusCell {
+    /// The current status.
+    pub fn get(&self) -> LoginStatus {
+        match self.0.load(Ordering::Acquire) {
+            1 => LoginStatus::Logining,
+            2 => LoginStatus::Logined,
+            _ => LoginStatus::Logout,
+        }
+    }
+
+    fn set(&self, status: LoginStatus) {
+        let v = match status {
+            LoginStatus::Logout => 0,
+            LoginStatus::Logining => 1,
+            LoginStatus::Logined => 2,
+        };
+        self.0.store(v, Ordering::Release);
+    }
+}
+
 struct PendingReq {
     tx: Option<oneshot::Sender<Result<pb::Response>>>,
     deadline: Instant,
@@ -43,6 +70,8 @@ pub struct ConnectionActor {
     shared: Shared,
     peers: Option<Peers>,
     status: LoginStatus,
+    /// `status`, published ([`StatusCell`]).
+    published: StatusCell,
     user: String,
     sig: String,
     epoch: u64,
@@ -68,8 +97,8 @@ pub struct ConnectionActor {
 }
 
 impl ConnectionActor {
-    /// A disconnected actor.
-    pub fn new(shared: Shared) -> Self {
+    /// A disconnected actor, publishing its login status in `published`.
+    pub fn new(shared: Shared, published: StatusCell) -> Self {
         let backoff = Backoff::new(
             Duration::from_millis(shared.config.reconnect_min_ms),
             Duration::from_millis(shared.config.reconnect_max_ms),
@@ -79,6 +108,7 @@ impl ConnectionActor {
             shared,
             peers: None,
             status: LoginStatus::Logout,
+            published,
             user: String::new(),
             sig: String::new(),
             epoch: 0,
@@ -100,6 +130,11 @@ impl ConnectionActor {
 
     fn peers(&self) -> Option<&Peers> {
         self.peers.as_ref()
+    }
+
+    fn set_status(&mut self, status: LoginStatus) {
+        self.status = status;
+        self.published.set(status);
     }
 
     fn platform(&self) -> pb::Platform {
@@ -235,7 +270,7 @@ impl ConnectionActor {
         if let Some(h) = self.reconnect.take() {
             ctx.cancel_future(h);
         }
-        self.status = LoginStatus::Logout;
+        self.set_status(LoginStatus::Logout);
         self.user.clear();
         self.sig.clear();
     }
@@ -553,7 +588,7 @@ impl Handler<Login> for ConnectionActor {
             p.group.do_send(OpenAccount(account.clone()));
             p.rel.do_send(OpenAccount(account));
         }
-        self.status = LoginStatus::Logining;
+        self.set_status(LoginStatus::Logining);
         self.user = msg.user;
         self.sig = msg.sig;
         self.backoff.reset();
@@ -737,7 +772,7 @@ impl Handler<FromTransport> for ConnectionActor {
                     max_frame,
                 });
                 self.backoff.reset();
-                self.status = LoginStatus::Logined;
+                self.set_status(LoginStatus::Logined);
                 for (_, kind) in self.session_state.clone() {
                     let _ = self.send_request(kind, None);
                 }
@@ -764,11 +799,12 @@ impl Handler<FromTransport> for ConnectionActor {
                     .emit("on_connect_failed", json!({"code": e.code, "desc": e.desc}));
                 let auth = (70000..70400).contains(&e.code);
                 if self.status == LoginStatus::Logining || auth {
+                    let was_logined = self.status == LoginStatus::Logined;
+                    // Logged out (and published so) before the caller hears of it.
+                    self.end_session(ctx);
                     if let Some(w) = self.login_waiter.take() {
                         let _ = w.send(Err(e.clone()));
                     }
-                    let was_logined = self.status == LoginStatus::Logined;
-                    self.end_session(ctx);
                     for f in self.close_account() {
                         ctx.spawn(f.into_actor(self));
                     }

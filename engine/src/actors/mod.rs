@@ -49,6 +49,8 @@ pub struct Peers {
     pub group: Addr<group::GroupActor>,
     /// RelationshipActor.
     pub rel: Addr<relationship::RelationshipActor>,
+    /// The login status the ConnectionActor publishes (the dispatch table's login check).
+    pub status: connection::StatusCell,
     /// The engine's logging (`set_log_level`, the log listener): not an actor, but reached by
     /// the dispatch table like one.
     pub log: Arc<crate::logging::EngineLog>,

@@ -19,7 +19,6 @@ use chime_proto::codes;
 use serde_json::{Value, json};
 
 use crate::actors::Peers;
-use crate::actors::connection::GetStatus;
 use crate::events::EventBus;
 use crate::session::LoginStatus;
 use crate::{ApiError, Result};
@@ -83,11 +82,9 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
     let Some((area, needs_login)) = route(method) else {
         return Err(ApiError::invalid_param(format!("unknown method: {method}")));
     };
-    if needs_login {
-        let (status, _) = peers.conn.send(GetStatus).await.map_err(params::mailbox)?;
-        if status == LoginStatus::Logout {
-            return Err(ApiError::new(codes::ERR_SDK_NOT_LOGGED_IN, "not logged in"));
-        }
+    // The published status, not a round trip through the ConnectionActor's mailbox.
+    if needs_login && peers.status.get() == LoginStatus::Logout {
+        return Err(ApiError::new(codes::ERR_SDK_NOT_LOGGED_IN, "not logged in"));
     }
     let mut out = match area {
         Area::Account => account::call(peers, events, method, p).await,

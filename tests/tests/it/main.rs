@@ -2,6 +2,7 @@
 //!
 //! One integration binary with one module per area; the harness is `chime_tests`.
 
+mod call_path;
 mod community;
 mod conversations;
 mod devices;

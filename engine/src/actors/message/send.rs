@@ -423,9 +423,9 @@ impl MessageActor {
         };
         codec::apply_hook_flags(&mut m, &p.message)?;
         if m.msg_id.is_empty() {
+            // A fresh id is in no store: nothing to look up.
             m.msg_id = new_msg_id();
-        }
-        if let Some((_, existing)) = self.find(&m.msg_id)? {
+        } else if let Some((_, existing)) = self.find(&m.msg_id)? {
             if existing.status == Status::Sending as i32 {
                 return Ok(self.add_waiter(&m.msg_id));
             }
