@@ -213,14 +213,99 @@ pub fn decode_seqs(key: &[u8], value: &[u8], out: &mut BTreeSet<u64>) -> Result<
     })
 }
 
-/// Postings being built: gram → seqs (any order, repeats allowed; sorted when encoded).
-type Grams = HashMap<String, Vec<u64>>;
+/// Postings being built: packed gram → seqs (any order, repeats allowed; sorted when encoded).
+type Grams = HashMap<Packed, Vec<u64>, GramHash>;
+
+/// A gram packed into a `u128`: its bytes from the most significant end, zero-padded, and its
+/// length in the lowest byte. Distinct grams pack distinctly and packed order is the grams'
+/// byte order, so postings are built without allocating a string per gram (a gram is at most
+/// 12 bytes: three chars of up to 4).
+type Packed = u128;
+
+/// The longest gram [`pack`] takes.
+const MAX_PACKED: usize = 15;
+
+fn pack(gram: &[u8]) -> Option<Packed> {
+    let mut b = [0u8; 16];
+    b.get_mut(..gram.len())?.copy_from_slice(gram);
+    if gram.len() > MAX_PACKED {
+        return None;
+    }
+    b[MAX_PACKED] = gram.len() as u8;
+    Some(u128::from_be_bytes(b))
+}
+
+/// The bytes of a packed gram.
+fn unpack(p: Packed) -> ([u8; 16], usize) {
+    let b = p.to_be_bytes();
+    let n = usize::from(b[MAX_PACKED]).min(MAX_PACKED);
+    (b, n)
+}
+
+/// Hashes [`Packed`] grams: a seeded mix of the two halves (a fraction of SipHash's cost on a
+/// short string). The seed is random per process, so that texts cannot be made to collide.
+#[derive(Debug, Clone, Copy)]
+struct GramHash {
+    seed: u64,
+}
+
+impl Default for GramHash {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0)
+        });
+        Self { seed }
+    }
+}
+
+impl std::hash::BuildHasher for GramHash {
+    type Hasher = GramHasher;
+    fn build_hasher(&self) -> GramHasher {
+        GramHasher(self.seed)
+    }
+}
+
+/// The hasher of [`GramHash`].
+#[derive(Debug)]
+struct GramHasher(u64);
+
+/// A 64-bit finalizer (every input bit reaches every output bit).
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+impl std::hash::Hasher for GramHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = mix(self.0 ^ v);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = mix(mix(self.0 ^ v as u64) ^ (v >> 64) as u64);
+    }
+}
 
 /// A block's value: the number of messages indexed into it, then each gram in ascending order,
 /// length-prefixed, with its seqs (ascending, distinct, delta varints), length-prefixed.
 fn encode_block(messages: u64, grams: Grams) -> Vec<u8> {
-    let mut entries: Vec<(String, Vec<u64>)> = grams.into_iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut entries: Vec<(Packed, Vec<u64>)> = grams.into_iter().collect();
+    entries.sort_unstable_by_key(|e| e.0);
     let mut out = Vec::with_capacity(8 + entries.len() * 8);
     put_varint(&mut out, messages);
     let mut seq_bytes = Vec::new();
@@ -229,8 +314,9 @@ fn encode_block(messages: u64, grams: Grams) -> Vec<u8> {
         seqs.dedup();
         seq_bytes.clear();
         append_seqs(&mut seq_bytes, seqs);
-        put_varint(&mut out, gram.len() as u64);
-        out.extend_from_slice(gram.as_bytes());
+        let (bytes, n) = unpack(gram);
+        put_varint(&mut out, n as u64);
+        out.extend_from_slice(&bytes[..n]);
         put_varint(&mut out, seq_bytes.len() as u64);
         out.extend_from_slice(&seq_bytes);
     }
@@ -258,12 +344,9 @@ fn for_each_entry<'a>(
 /// Adds a block's postings to `into`; answers its number of messages.
 fn decode_block(value: &[u8], into: &mut Grams) -> Result<u64, StoreError> {
     for_each_entry(value, |gram, seqs| {
-        let gram = std::str::from_utf8(gram)
-            .map_err(|_| StoreError::Corrupt("search block: gram not UTF-8".into()))?;
-        let list = match into.get_mut(gram) {
-            Some(list) => list,
-            None => into.entry(gram.to_owned()).or_default(),
-        };
+        let gram =
+            pack(gram).ok_or_else(|| StoreError::Corrupt("search block: gram too long".into()))?;
+        let list = into.entry(gram).or_default();
         for_each_seq(seqs, |seq| list.push(seq))?;
         Ok(true)
     })
@@ -443,10 +526,10 @@ fn index_one(txn: &Txn<'_>, conv: &mut Indexed, key: Vec<u8>, seq: u64) -> Resul
 
 /// Adds `seq` to the postings of `gram` (once per message: seqs come in order).
 fn push_gram(grams: &mut Grams, gram: &str, seq: u64) {
-    let seqs = match grams.get_mut(gram) {
-        Some(seqs) => seqs,
-        None => grams.entry(gram.to_owned()).or_default(),
+    let Some(packed) = pack(gram.as_bytes()) else {
+        return; // not a gram of `gram_slices`
     };
+    let seqs = grams.entry(packed).or_default();
     if seqs.last() != Some(&seq) {
         seqs.push(seq);
     }
@@ -641,7 +724,7 @@ fn write_block(
         }
         // The merged block takes the number of the first it replaces (blocks stay in order).
         let first = state.open[at].block;
-        let mut grams = Grams::new();
+        let mut grams = Grams::default();
         let mut messages = 0;
         for b in state.open.drain(at..) {
             let key = block_key(app, conv, b.block);
@@ -880,7 +963,7 @@ mod tests {
 
     #[test]
     fn a_block_answers_the_seqs_holding_every_gram() {
-        let mut g = Grams::new();
+        let mut g = Grams::default();
         for (seq, text) in [
             (3, "hello world"),
             (5, "yellow"),
@@ -892,7 +975,7 @@ mod tests {
             }
         }
         let block = encode_block(4, g.clone());
-        let mut back = Grams::new();
+        let mut back = Grams::default();
         assert_eq!(decode_block(&block, &mut back).unwrap(), 4);
         assert_eq!(back, g);
         let find = |keyword: &str| {
@@ -911,6 +994,22 @@ mod tests {
         // Grams all present, never in one message.
         assert_eq!(find("abcworld"), Vec::<u64>::new());
         assert!(decode_block(&block[..block.len() - 1], &mut back).is_err());
+    }
+
+    #[test]
+    fn packed_grams_are_distinct_and_in_byte_order() {
+        let grams = ["", "a", "a\0", "ab", "abc", "abd", "b", "你好吗", "😀😀😀"];
+        let packed: Vec<Packed> = grams.iter().map(|g| pack(g.as_bytes()).unwrap()).collect();
+        let mut sorted = packed.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, packed, "distinct, in the order of the grams' bytes");
+        for (g, p) in grams.iter().zip(&packed) {
+            let (bytes, n) = unpack(*p);
+            assert_eq!(&bytes[..n], g.as_bytes());
+        }
+        assert_eq!(pack(&[b'x'; 16]), None);
+        assert!(pack(&[b'x'; 15]).is_some());
     }
 
     #[test]
