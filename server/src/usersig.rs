@@ -8,7 +8,9 @@
 //! compares the HMAC in constant time.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{LazyLock, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -152,13 +154,15 @@ fn escape(b64: &str) -> String {
         .collect()
 }
 
-fn unescape(token: &str) -> String {
+/// Reverses Tencent's substitutions byte by byte (the base64 alphabet is ASCII; any other byte
+/// passes through and fails the base64 decode).
+fn unescape(token: &str) -> Vec<u8> {
     token
-        .chars()
+        .bytes()
         .map(|c| match c {
-            '*' => '+',
-            '-' => '/',
-            '_' => '=',
+            b'*' => b'+',
+            b'-' => b'/',
+            b'_' => b'=',
             c => c,
         })
         .collect()
@@ -202,9 +206,12 @@ pub fn gen_user_sig_at(
 /// Decodes a token into its JSON document (reverse substitutions, base64, zlib).
 pub fn decode_json(token: &str) -> Result<serde_json::Value, UserSigError> {
     let b64 = unescape(token.trim());
-    let trimmed = b64.trim_end_matches('=');
+    let unpadded = b64
+        .iter()
+        .rposition(|&c| c != b'=')
+        .map_or(0, |last| last + 1);
     let compressed = STANDARD_NO_PAD
-        .decode(trimmed)
+        .decode(&b64[..unpadded])
         .map_err(|e| UserSigError::Undecodable(format!("base64: {e}")))?;
     let json = inflate(&compressed)?;
     serde_json::from_slice(&json).map_err(|e| UserSigError::Undecodable(format!("json: {e}")))
@@ -330,6 +337,171 @@ pub fn verify(
         expire_at,
         userbuf,
     })
+}
+
+/// Tokens longer than this are verified every time, never cached (a real token is a few hundred
+/// bytes; a large `userbuf` would make each entry large).
+const MAX_CACHED_TOKEN_BYTES: usize = 1024;
+
+/// Entries per generation of the process-wide cache ([`verify_cached`]): two generations of
+/// at most this many entries of a few hundred bytes each per app.
+const CACHE_GENERATION: usize = 8192;
+
+/// What a token that passed [`verify`] decoded to: all the checks that do not depend on the
+/// login user or the clock passed for it.
+#[derive(Debug, Clone)]
+struct Passed {
+    /// `TLS.identifier`.
+    identifier: Box<str>,
+    verified: Verified,
+}
+
+impl Passed {
+    /// The checks of [`verify`] that depend on the login user and the clock, in its order.
+    fn check(&self, user_id: &str, now_secs: i64) -> Result<Verified, UserSigError> {
+        if *self.identifier != *user_id {
+            return Err(UserSigError::IdentifierMismatch {
+                expected: user_id.to_owned(),
+                found: self.identifier.to_string(),
+            });
+        }
+        if now_secs > self.verified.expire_at {
+            return Err(UserSigError::Expired {
+                expire_at: self.verified.expire_at,
+            });
+        }
+        Ok(self.verified.clone())
+    }
+}
+
+/// One app's verified tokens, for the key they were verified with.
+#[derive(Debug, Default)]
+struct AppTokens {
+    key: String,
+    current: HashMap<Box<str>, Passed>,
+    previous: HashMap<Box<str>, Passed>,
+}
+
+/// A bounded cache of UserSigs that passed [`verify`], so that a user who logs in again with
+/// the same token (a reconnect: the SDK keeps its UserSig until it expires) skips the inflate,
+/// the JSON parse and the HMAC, about a tenth of a returning login's server CPU (W4 in
+/// `docs/performance.md`).
+///
+/// Exact: an entry is the token's full text (trimmed, as [`verify`] reads it) under the app and
+/// the app key it passed with, so a hit could only have passed the same checks again; what
+/// depends on the login user and the clock — the identifier and the expiry — is checked on
+/// every hit, with [`verify`]'s errors. Failures are never cached. Bounded: two generations
+/// of at most `capacity` entries per app; when the current one is full it becomes the previous
+/// one (a hit there moves the entry back), and the older is dropped.
+#[derive(Debug)]
+pub struct VerifiedCache {
+    capacity: usize,
+    apps: Mutex<HashMap<u64, AppTokens>>,
+}
+
+impl VerifiedCache {
+    /// An empty cache of at most `capacity` entries per generation and app.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            apps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// [`verify`], answered from the cache when this token already passed for `sdk_app_id`
+    /// with `key`.
+    pub fn verify(
+        &self,
+        token: &str,
+        sdk_app_id: u64,
+        key: &str,
+        user_id: &str,
+        now_secs: i64,
+    ) -> Result<Verified, UserSigError> {
+        let token = token.trim();
+        if let Some(answer) = self.lookup(token, sdk_app_id, key, user_id, now_secs) {
+            return answer;
+        }
+        let verified = verify(token, sdk_app_id, key, user_id, now_secs)?;
+        if token.len() <= MAX_CACHED_TOKEN_BYTES {
+            let passed = Passed {
+                identifier: user_id.into(),
+                verified: verified.clone(),
+            };
+            self.insert(token, sdk_app_id, key, passed);
+        }
+        Ok(verified)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AppTokens>> {
+        // Every critical section leaves the maps consistent, so a poisoned lock is usable.
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer for a cached token, or `None` when it must be verified.
+    fn lookup(
+        &self,
+        token: &str,
+        sdk_app_id: u64,
+        key: &str,
+        user_id: &str,
+        now_secs: i64,
+    ) -> Option<Result<Verified, UserSigError>> {
+        let mut apps = self.lock();
+        let tokens = apps.get_mut(&sdk_app_id).filter(|t| t.key == key)?;
+        if let Some(passed) = tokens.current.get(token) {
+            return Some(passed.check(user_id, now_secs));
+        }
+        let (token, passed) = tokens.previous.remove_entry(token)?;
+        let answer = passed.check(user_id, now_secs);
+        if tokens.current.len() >= self.capacity {
+            tokens.previous = std::mem::take(&mut tokens.current);
+        }
+        tokens.current.insert(token, passed);
+        Some(answer)
+    }
+
+    fn insert(&self, token: &str, sdk_app_id: u64, key: &str, passed: Passed) {
+        let mut apps = self.lock();
+        let tokens = apps.entry(sdk_app_id).or_default();
+        if tokens.key != key {
+            *tokens = AppTokens {
+                key: key.to_owned(),
+                ..AppTokens::default()
+            };
+        }
+        if tokens.current.len() >= self.capacity {
+            tokens.previous = std::mem::take(&mut tokens.current);
+        }
+        tokens.current.insert(token.into(), passed);
+    }
+
+    /// Entries held (both generations, every app).
+    pub fn len(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|t| t.current.len() + t.previous.len())
+            .sum()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The process-wide cache of [`verify_cached`].
+static VERIFIED: LazyLock<VerifiedCache> = LazyLock::new(|| VerifiedCache::new(CACHE_GENERATION));
+
+/// [`verify`] through the process-wide [`VerifiedCache`]: what a login calls.
+pub fn verify_cached(
+    token: &str,
+    sdk_app_id: u64,
+    key: &str,
+    user_id: &str,
+    now_secs: i64,
+) -> Result<Verified, UserSigError> {
+    VERIFIED.verify(token, sdk_app_id, key, user_id, now_secs)
 }
 
 #[cfg(test)]
@@ -490,6 +662,102 @@ mod tests {
             }
         );
         assert_eq!(err.code(), 70014);
+    }
+
+    /// Answers equal to [`verify`]'s, from a cache holding the token once.
+    #[test]
+    fn cache_answers_exactly_like_verify() {
+        let cache = VerifiedCache::new(8);
+        for token in [A_TOKEN, A_TOKEN, " A_TOKEN\n"] {
+            let token = token.replace("A_TOKEN", A_TOKEN);
+            assert_eq!(
+                cache.verify(&token, APP, KEY, "alice", T + 1),
+                verify(A_TOKEN, APP, KEY, "alice", T + 1)
+            );
+        }
+        assert_eq!(cache.len(), 1);
+        for (app, key, user, now) in [
+            (APP, KEY, "bob", T + 1),
+            (APP, KEY, "alice", T + 86_400),
+            (APP, KEY, "alice", T + 86_401),
+            (APP, "wrong-key", "alice", T + 1),
+            (1_400_000_001, KEY, "alice", T + 1),
+        ] {
+            assert_eq!(
+                cache.verify(A_TOKEN, app, key, user, now),
+                verify(A_TOKEN, app, key, user, now),
+                "{app} {key} {user} {now}"
+            );
+        }
+        let err = cache.verify(A_TOKEN, APP, KEY, "alice", T + 86_401);
+        assert_eq!(
+            err,
+            Err(UserSigError::Expired {
+                expire_at: 1_700_086_400
+            })
+        );
+        let v = cache.verify(C_TOKEN, APP, KEY, "alice", T + 1).unwrap();
+        assert_eq!(v.userbuf, Some(hex(C_USERBUF)));
+        assert_eq!(cache.verify(C_TOKEN, APP, KEY, "alice", T + 1).unwrap(), v);
+    }
+
+    #[test]
+    fn cache_keeps_no_failure_and_no_token_of_another_key() {
+        let cache = VerifiedCache::new(8);
+        assert_eq!(
+            cache.verify(A_TOKEN, APP, "wrong-key", "alice", T + 1),
+            Err(UserSigError::BadSignature)
+        );
+        assert_eq!(
+            cache.verify("", APP, KEY, "alice", T),
+            Err(UserSigError::Empty)
+        );
+        assert!(cache.is_empty());
+        cache.verify(A_TOKEN, APP, KEY, "alice", T + 1).unwrap();
+        // The same token under another key of the same app: verified again (and refused).
+        assert_eq!(
+            cache.verify(A_TOKEN, APP, "other-key", "alice", T + 1),
+            Err(UserSigError::BadSignature)
+        );
+        let mine = gen_user_sig_at(APP, "other-key", "alice", 100, T, None);
+        cache.verify(&mine, APP, "other-key", "alice", T).unwrap();
+        // The app's key changed: its old entries went.
+        assert_eq!(cache.len(), 1);
+        // Bytes that do not compress (a linear congruential sequence).
+        let noise: Vec<u8> = (0..2000u32)
+            .scan(1u32, |x, _| {
+                *x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                Some((*x >> 16) as u8)
+            })
+            .collect();
+        let big = gen_user_sig_at(APP, KEY, "alice", 100, T, Some(&noise));
+        assert!(big.len() > MAX_CACHED_TOKEN_BYTES);
+        cache.verify(&big, APP, KEY, "alice", T).unwrap();
+        assert_eq!(cache.len(), 1, "a large token is not cached");
+    }
+
+    #[test]
+    fn cache_is_bounded_by_two_generations() {
+        let cache = VerifiedCache::new(2);
+        let tokens: Vec<String> = (0..7)
+            .map(|i| gen_user_sig_at(APP, KEY, &format!("u{i}"), 100, T, None))
+            .collect();
+        for (i, token) in tokens.iter().enumerate() {
+            cache.verify(token, APP, KEY, &format!("u{i}"), T).unwrap();
+            assert!(cache.len() <= 4);
+        }
+        // Every token still verifies, whether it was cached or evicted.
+        for (i, token) in tokens.iter().enumerate() {
+            let v = cache
+                .verify(token, APP, KEY, &format!("u{i}"), T + 100)
+                .unwrap();
+            assert_eq!(v.expire_at, T + 100);
+            assert_eq!(
+                cache.verify(token, APP, KEY, &format!("u{i}"), T + 101),
+                Err(UserSigError::Expired { expire_at: T + 100 })
+            );
+            assert!(cache.len() <= 4);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -113,7 +114,22 @@ impl WireClient {
         user_sig: &str,
         device: &str,
     ) -> Result<WireClient, WireError> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Self::login_with_config(url, None, sdk_app_id, user, user_sig, device).await
+    }
+
+    /// [`WireClient::login`] with a WebSocket configuration (`None`: tungstenite's defaults,
+    /// whose 128 KiB read buffer each connection allocates and zeroes up front — a workload of
+    /// thousands of idle connections, W4, sets a small one so that its clients' page faults do
+    /// not share the cores with the server it measures).
+    pub async fn login_with_config(
+        url: &str,
+        config: Option<WebSocketConfig>,
+        sdk_app_id: u64,
+        user: &str,
+        user_sig: &str,
+        device: &str,
+    ) -> Result<WireClient, WireError> {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, config, false).await?;
         let (sink, stream) = ws.split();
         let mut client = WireClient {
             tx: WireSender { sink, next_id: 0 },

@@ -32,5 +32,6 @@ mod rest;
 mod search;
 mod signaling;
 mod sync_cursor;
+mod usersig_cache;
 mod wal_recovery;
 mod webhooks;

@@ -1,7 +1,8 @@
 //! W4: idle connections. 2,000 users log in (first login registers the account, with the full
 //! UserSig check), 50 at a time, and stay connected doing nothing; reported: the server's RSS
-//! before and 5 s after the last login, KB per connection, logins per second and server CPU per
-//! login. Raw-protocol connections ([`chime_tests::wire`]), as the workload is the server's.
+//! before and 5 s after the last login, KB per connection, logins per second, server CPU per
+//! login and the bench's own CPU per login (its clients share the server's cores, so they bound
+//! the rate too). Raw-protocol connections ([`chime_tests::wire`]), as the workload is the server's.
 //! Three more rounds split the figure (see [`run`]): the same users returning (no registration
 //! write, the common case of a real app), new users on the warm server, and the first users
 //! returning to a restarted server (the memory of a connection without any registration).
@@ -12,8 +13,14 @@ use std::time::{Duration, Instant};
 use chime_tests::wire::WireClient;
 use chime_tests::{APP_ID, TestServer};
 use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::process_cpu_micros;
+
+/// Read buffer of each client connection: an idle connection receives nothing but its login
+/// response (tungstenite's default, 128 KiB allocated and zeroed per connection, made the
+/// bench's page faults cost more CPU per login than the whole server's login).
+const CLIENT_READ_BUFFER_BYTES: usize = 4096;
 
 /// W4's shape (defaults are the definitions).
 pub struct IdleArgs {
@@ -38,6 +45,8 @@ struct Round {
     connections: Vec<WireClient>,
     seconds: f64,
     cpu_micros: Option<u64>,
+    /// This process's CPU over the round: the clients' side of the logins, on the same cores.
+    client_cpu_micros: Option<u64>,
 }
 
 /// Logs every `(user, sig)` in, `concurrency` at a time; keeps the connections open.
@@ -50,6 +59,7 @@ async fn login_round(
     let url = server.ws_url();
     let slots = Arc::new(Semaphore::new(concurrency));
     let cpu_before = process_cpu_micros(pid);
+    let client_before = process_cpu_micros(std::process::id());
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(users.len());
     for (user, sig) in users {
@@ -60,7 +70,9 @@ async fn login_round(
             .map_err(|e| e.to_string())?;
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let client = WireClient::login(&url, APP_ID, &user, &sig, &user).await;
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+            let client =
+                WireClient::login_with_config(&url, Some(config), APP_ID, &user, &sig, &user).await;
             drop(permit);
             client.map_err(|e| format!("login {user}: {e}"))
         }));
@@ -73,10 +85,14 @@ async fn login_round(
     let cpu_micros = process_cpu_micros(pid)
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
+    let client_cpu_micros = process_cpu_micros(std::process::id())
+        .zip(client_before)
+        .map(|(after, before)| after.saturating_sub(before));
     Ok(Round {
         connections,
         seconds,
         cpu_micros,
+        client_cpu_micros,
     })
 }
 
@@ -94,6 +110,13 @@ async fn report(label: &str, pid: u32, rss_before: u64, round: &Round) -> Result
     if let Some(cpu) = round.cpu_micros {
         println!(
             "{label}server CPU: {} ms total, {:.1} µs per login",
+            cpu / 1000,
+            cpu as f64 / n.max(1) as f64
+        );
+    }
+    if let Some(cpu) = round.client_cpu_micros {
+        println!(
+            "{label}bench client CPU: {} ms total, {:.1} µs per login",
             cpu / 1000,
             cpu as f64 / n.max(1) as f64
         );
