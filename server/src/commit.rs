@@ -51,6 +51,11 @@ use crate::wal::Wal;
 /// Most commands in one group commit.
 pub const MAX_BATCH: usize = 4096;
 
+/// Batches of at most this many commands write their answers and pushes to idle connections
+/// from the applying thread ([`crate::outbound::defer`]); larger ones through the connections'
+/// writer tasks.
+const DIRECT_BATCH: usize = 32;
+
 /// Longest client message id accepted.
 pub const MAX_MSG_ID_BYTES: usize = 128;
 
@@ -1086,10 +1091,13 @@ impl Applier {
         // Every answer of the batch first, then every push in command order: no sender's ack
         // waits for the fan-out of a message staged before it (a live room's 2,000 pushes), and
         // pushes keep their per-conversation order.
-        // Written to the connections from this thread at the end of the scope, each in one
-        // write when its writer task is idle (`crate::outbound::defer`): no wake-up of another
-        // thread between the durable write and the socket.
-        let writes = crate::outbound::defer();
+        // A small batch (latency counts) is written to the connections from this thread at the
+        // end of the scope, each in one write when its writer task is idle
+        // (`crate::outbound::defer`): no wake-up of another thread between the durable write
+        // and the socket. A large one (throughput counts) leaves the writes to the connections'
+        // writer tasks, which run beside this thread.
+        let direct = pending.answers.len() <= DIRECT_BATCH;
+        let writes = direct.then(crate::outbound::defer);
         let mut effects = Vec::with_capacity(pending.answers.len());
         for (reply, result, wrote, fx) in pending.answers {
             if logged.is_err() && wrote {
@@ -1112,7 +1120,7 @@ impl Applier {
         let t2 = Instant::now();
         self.stats.emit_us += (t2 - t1).as_micros() as u64;
         let Ok(Some(lsn)) = logged else {
-            let _writes = crate::outbound::defer();
+            let _writes = direct.then(crate::outbound::defer);
             effects.for_each(|e| self.emit(e));
             self.stats.emit_us += t2.elapsed().as_micros() as u64;
             return;
@@ -1134,7 +1142,7 @@ impl Applier {
         // Visible in the store now: the stager may stop reading this batch's overlay.
         self.applied.store(number, Ordering::Release);
         self.barrier.applied(number);
-        let writes = crate::outbound::defer();
+        let writes = direct.then(crate::outbound::defer);
         effects.for_each(|e| self.emit(e));
         drop(writes);
         self.stats.emit_us += t3.elapsed().as_micros() as u64;

@@ -224,18 +224,21 @@ thread_local! {
     static DEFERRED: RefCell<Option<Vec<Arc<Inner>>>> = const { RefCell::new(None) };
 }
 
+/// Most queues one [`defer`] scope writes itself; the frames of further queues go to their
+/// writer tasks at once (a group message's fan-out is spread over the runtime's threads).
+const DEFER_QUEUES: usize = 16;
+
 /// Lists `inner` (whose lock `st` is) in this thread's open [`defer`] scope; false when no
-/// scope is open.
+/// scope is open or it is full.
 fn defer_in_scope(inner: &Arc<Inner>, st: &mut State) -> bool {
     DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(list) => {
-            if !st.deferred {
-                st.deferred = true;
-                list.push(Arc::clone(inner));
-            }
+        Some(_) if st.deferred => true,
+        Some(list) if list.len() < DEFER_QUEUES => {
+            st.deferred = true;
+            list.push(Arc::clone(inner));
             true
         }
-        None => false,
+        _ => false,
     })
 }
 
@@ -421,6 +424,39 @@ mod tests {
         tx.push(frame(b"e")).unwrap();
         assert_eq!(bytes(rx.recv().await), vec![&b"e"[..]]);
         assert_eq!(written.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_scope_writes_at_most_its_share_of_queues_itself() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let queues: Vec<_> = (0..=DEFER_QUEUES)
+            .map(|_| {
+                let (tx, rx) = queue(4);
+                rx.set_direct(Box::new(Taking {
+                    take: 1,
+                    written: Arc::clone(&written),
+                }));
+                (tx, rx)
+            })
+            .collect();
+        let mut queues = {
+            let _scope = defer();
+            for (tx, _) in &queues {
+                tx.push(frame(b"x")).unwrap();
+            }
+            // The queue past the share was handed to its writer at once.
+            assert_eq!(queues[DEFER_QUEUES].1.waiting(), 1);
+            assert!(written.lock().unwrap().is_empty());
+            queues
+        };
+        assert_eq!(written.lock().unwrap().len(), DEFER_QUEUES);
+        let (_, last) = &mut queues[DEFER_QUEUES];
+        assert_eq!(bytes(last.recv().await), vec![&b"x"[..]]);
+        assert!(
+            queues[..DEFER_QUEUES]
+                .iter()
+                .all(|(_, rx)| rx.waiting() == 0)
+        );
     }
 
     #[tokio::test]
