@@ -270,8 +270,9 @@ fn field_str<'a>(doc: &'a serde_json::Value, name: &str) -> Result<&'a str, User
         .ok_or_else(|| UserSigError::Undecodable(format!("missing or invalid {name}")))
 }
 
-/// Verifies `token` for `user_id` of app `sdk_app_id` with the app's `key`, at `now_secs`.
-pub fn verify(
+/// Verifies `token` for `user_id` of app `sdk_app_id` with the app's `key`, at `now_secs`:
+/// every check, every time ([`verify`] answers the same through the cache).
+pub fn verify_uncached(
     token: &str,
     sdk_app_id: u64,
     key: &str,
@@ -343,11 +344,11 @@ pub fn verify(
 /// bytes; a large `userbuf` would make each entry large).
 const MAX_CACHED_TOKEN_BYTES: usize = 1024;
 
-/// Entries per generation of the process-wide cache ([`verify_cached`]): two generations of
+/// Entries per generation of the process-wide cache ([`verify`]): two generations of
 /// at most this many entries of a few hundred bytes each per app.
 const CACHE_GENERATION: usize = 8192;
 
-/// What a token that passed [`verify`] decoded to: all the checks that do not depend on the
+/// What a token that passed [`verify_uncached`] decoded to: all the checks that do not depend on the
 /// login user or the clock passed for it.
 #[derive(Debug, Clone)]
 struct Passed {
@@ -357,7 +358,8 @@ struct Passed {
 }
 
 impl Passed {
-    /// The checks of [`verify`] that depend on the login user and the clock, in its order.
+    /// The checks of [`verify_uncached`] that depend on the login user and the clock, in its
+    /// order.
     fn check(&self, user_id: &str, now_secs: i64) -> Result<Verified, UserSigError> {
         if *self.identifier != *user_id {
             return Err(UserSigError::IdentifierMismatch {
@@ -382,15 +384,15 @@ struct AppTokens {
     previous: HashMap<Box<str>, Passed>,
 }
 
-/// A bounded cache of UserSigs that passed [`verify`], so that a user who logs in again with
+/// A bounded cache of UserSigs that passed [`verify_uncached`], so that a user who logs in again with
 /// the same token (a reconnect: the SDK keeps its UserSig until it expires) skips the inflate,
 /// the JSON parse and the HMAC, about a tenth of a returning login's server CPU (W4 in
 /// `docs/performance.md`).
 ///
-/// Exact: an entry is the token's full text (trimmed, as [`verify`] reads it) under the app and
+/// Exact: an entry is the token's full text (trimmed, as [`verify_uncached`] reads it) under the app and
 /// the app key it passed with, so a hit could only have passed the same checks again; what
 /// depends on the login user and the clock — the identifier and the expiry — is checked on
-/// every hit, with [`verify`]'s errors. Failures are never cached. Bounded: two generations
+/// every hit, with [`verify_uncached`]'s errors. Failures are never cached. Bounded: two generations
 /// of at most `capacity` entries per app; when the current one is full it becomes the previous
 /// one (a hit there moves the entry back), and the older is dropped.
 #[derive(Debug)]
@@ -408,8 +410,8 @@ impl VerifiedCache {
         }
     }
 
-    /// [`verify`], answered from the cache when this token already passed for `sdk_app_id`
-    /// with `key`.
+    /// [`verify_uncached`], answered from the cache when this token already passed for
+    /// `sdk_app_id` with `key`.
     pub fn verify(
         &self,
         token: &str,
@@ -422,7 +424,7 @@ impl VerifiedCache {
         if let Some(answer) = self.lookup(token, sdk_app_id, key, user_id, now_secs) {
             return answer;
         }
-        let verified = verify(token, sdk_app_id, key, user_id, now_secs)?;
+        let verified = verify_uncached(token, sdk_app_id, key, user_id, now_secs)?;
         if token.len() <= MAX_CACHED_TOKEN_BYTES {
             let passed = Passed {
                 identifier: user_id.into(),
@@ -490,11 +492,13 @@ impl VerifiedCache {
     }
 }
 
-/// The process-wide cache of [`verify_cached`].
+/// The process-wide cache of [`verify`].
 static VERIFIED: LazyLock<VerifiedCache> = LazyLock::new(|| VerifiedCache::new(CACHE_GENERATION));
 
-/// [`verify`] through the process-wide [`VerifiedCache`]: what a login calls.
-pub fn verify_cached(
+/// Verifies `token` for `user_id` of app `sdk_app_id` with the app's `key`, at `now_secs`, as
+/// [`verify_uncached`] does, through the process-wide [`VerifiedCache`] (a login and the REST
+/// admin API call this).
+pub fn verify(
     token: &str,
     sdk_app_id: u64,
     key: &str,
@@ -664,7 +668,7 @@ mod tests {
         assert_eq!(err.code(), 70014);
     }
 
-    /// Answers equal to [`verify`]'s, from a cache holding the token once.
+    /// Answers equal to [`verify_uncached`]'s, from a cache holding the token once.
     #[test]
     fn cache_answers_exactly_like_verify() {
         let cache = VerifiedCache::new(8);
@@ -672,7 +676,7 @@ mod tests {
             let token = token.replace("A_TOKEN", A_TOKEN);
             assert_eq!(
                 cache.verify(&token, APP, KEY, "alice", T + 1),
-                verify(A_TOKEN, APP, KEY, "alice", T + 1)
+                verify_uncached(A_TOKEN, APP, KEY, "alice", T + 1)
             );
         }
         assert_eq!(cache.len(), 1);
@@ -685,7 +689,7 @@ mod tests {
         ] {
             assert_eq!(
                 cache.verify(A_TOKEN, app, key, user, now),
-                verify(A_TOKEN, app, key, user, now),
+                verify_uncached(A_TOKEN, app, key, user, now),
                 "{app} {key} {user} {now}"
             );
         }
