@@ -115,7 +115,11 @@ async fn a_resend_gets_the_first_ack_in_the_same_batch_a_later_one_and_after_a_k
     server.restart().await;
     let mut alice = wire_login(&server, "alice").await;
     for id in ["id-3", "id-150"] {
-        assert_eq!(send(&mut alice, id).await, first[id], "{id} resent after a restart");
+        assert_eq!(
+            send(&mut alice, id).await,
+            first[id],
+            "{id} resent after a restart"
+        );
     }
     assert_eq!(send(&mut alice, "fresh-1").await.0, BURST as u64 + 1);
     assert_eq!(send(&mut alice, "fresh-2").await.0, BURST as u64 + 2);
