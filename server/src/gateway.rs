@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chime_proto::pb::{self, request::Kind as ReqKind, response::Kind as RespKind};
 use chime_proto::{codes, ids};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -36,8 +36,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::keys::{Key, tag};
 use crate::lifecycle::LifecycleOp;
 use crate::queries;
-use crate::registry::{ConnTx, Outbound, Session, push_frame};
+use crate::registry::{ConnTx, Session, push_frame};
 use crate::usersig;
+
+pub mod ws_io;
 
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -129,8 +131,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     // Boxed, like every large future the session awaits only now and then (the login, webhook
     // and push calls): a task's future is as large as its largest state, and an idle
     // connection's task should hold only its small read-loop state.
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config));
+    let socket = ws_io::Socket::new(stream);
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        ws_io::WsSocket(Arc::clone(&socket)),
+        check_path,
+        Some(config),
+    );
     let ws = match Box::pin(handshake).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -138,34 +144,15 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             return;
         }
     };
-    let (mut sink, source) = ws.split();
-    let (conn, mut rx) = ConnTx::new(
+    let (conn, rx) = ConnTx::new(
         shared.registry.next_conn_id(),
         shared.tunables.outbound_queue.max(16),
     );
-
-    let writer = tokio::spawn(async move {
-        loop {
-            // Feed everything queued, then flush once.
-            for out in rx.recv().await.drain(..) {
-                match out {
-                    Outbound::Frame(b) => {
-                        if sink.feed(WsMessage::Binary(b)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Outbound::Close => {
-                        let _ = sink.send(WsMessage::Close(None)).await;
-                        return;
-                    }
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-    session(shared, conn, WsSource(source)).await;
+    // From here the writer task, or the commit pipeline's thread when that writer is idle,
+    // writes the frames (`ws_io`); tungstenite only reads.
+    socket.start(&rx);
+    let writer = tokio::spawn(ws_io::write_frames(socket, rx));
+    session(shared, conn, WsSource(ws)).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer)
         .await
