@@ -244,6 +244,37 @@ mod tests {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
 
+    type ServerSide = (
+        tokio_tungstenite::WebSocketStream<WsSocket>,
+        crate::registry::ConnTx,
+        tokio::task::JoinHandle<()>,
+    );
+
+    /// The server side of one test connection: the handshake over [`Socket`], the session
+    /// started, its writer task running.
+    async fn accept(listener: &tokio::net::TcpListener) -> ServerSide {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let socket = Socket::new(tcp);
+        let ws = tokio_tungstenite::accept_async(WsSocket(Arc::clone(&socket)))
+            .await
+            .unwrap();
+        let (conn, rx) = crate::registry::ConnTx::new(1, 64);
+        socket.start(&rx);
+        let writer = tokio::spawn(write_frames(Arc::clone(&socket), rx));
+        (ws, conn, writer)
+    }
+
+    /// A real tungstenite client of the test listener at `addr`.
+    async fn connect(
+        addr: std::net::SocketAddr,
+    ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+            .await
+            .unwrap();
+        client
+    }
+
     #[test]
     fn frame_lengths_use_the_three_encodings() {
         assert_eq!(
@@ -264,23 +295,8 @@ mod tests {
     async fn direct_and_writer_frames_reach_a_client_in_order() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let socket = Socket::new(tcp);
-            let ws = tokio_tungstenite::accept_async(WsSocket(Arc::clone(&socket)))
-                .await
-                .unwrap();
-            let (conn, rx) = crate::registry::ConnTx::new(1, 64);
-            socket.start(&rx);
-            let writer = tokio::spawn(write_frames(Arc::clone(&socket), rx));
-            (ws, conn, writer)
-        });
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://{addr}/ws"),
-            tokio::net::TcpStream::connect(addr).await.unwrap(),
-        )
-        .await
-        .unwrap();
+        let server = tokio::spawn(async move { accept(&listener).await });
+        let mut client = connect(addr).await;
         let (ws, conn, writer) = server.await.unwrap();
         // From a plain thread, as the commit pipeline does: three frames in one scope, then
         // one without a scope (the writer task's), then a large one in a scope.
@@ -331,14 +347,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let socket = Socket::new(tcp);
-            let mut ws = tokio_tungstenite::accept_async(WsSocket(Arc::clone(&socket)))
-                .await
-                .unwrap();
-            let (conn, rx) = crate::registry::ConnTx::new(1, 64);
-            socket.start(&rx);
-            let writer = tokio::spawn(write_frames(Arc::clone(&socket), rx));
+            let (mut ws, conn, writer) = accept(&listener).await;
             // Reading the ping makes tungstenite queue the pong (written on the next read);
             // the binary message follows it.
             loop {
@@ -351,12 +360,7 @@ mod tests {
             conn.send(Bytes::from_static(b"after"));
             (ws, conn, writer)
         });
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://{addr}/ws"),
-            tokio::net::TcpStream::connect(addr).await.unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut client = connect(addr).await;
         client
             .send(Message::Ping(Bytes::from_static(b"p")))
             .await
