@@ -336,10 +336,9 @@ async fn login_logout_replacement_and_disconnect_are_called_back() {
     assert!(all_signed(&calls));
 }
 
-#[tokio::test]
-async fn group_joins_exits_and_friend_adds_are_called_back() {
-    let (url, calls) = backend().await;
-    // Login state callbacks off: only the ones under test arrive.
+/// A server calling back to `url` with the login state callbacks off (only the ones under test
+/// arrive), and alice, bob and carol logged in to it.
+async fn alice_bob_carol(url: &str) -> (TestServer, TestClient, TestClient, TestClient) {
     let server = TestServer::start_with_config(&format!(
         "[webhook]\nurl = \"{url}\"\nstate_change = false\n"
     ))
@@ -350,6 +349,13 @@ async fn group_joins_exits_and_friend_adds_are_called_back() {
     alice.login("alice").await;
     bob.login("bob").await;
     carol.login("carol").await;
+    (server, alice, bob, carol)
+}
+
+#[tokio::test]
+async fn group_joins_exits_and_friend_adds_are_called_back() {
+    let (url, calls) = backend().await;
+    let (_server, alice, bob, carol) = alice_bob_carol(&url).await;
 
     // Public group: bob joins by himself, then quits.
     alice
@@ -671,16 +677,7 @@ async fn group_create_dismiss_live_rooms_and_friend_deletes_are_called_back() {
 #[tokio::test]
 async fn blocking_a_friend_is_called_back_as_a_friend_delete() {
     let (url, calls) = backend().await;
-    let server = TestServer::start_with_config(&format!(
-        "[webhook]\nurl = \"{url}\"\nstate_change = false\n"
-    ))
-    .await;
-    let alice = TestClient::new(&server).await;
-    let bob = TestClient::new(&server).await;
-    let carol = TestClient::new(&server).await;
-    alice.login("alice").await;
-    bob.login("bob").await;
-    carol.login("carol").await;
+    let (_server, alice, bob, carol) = alice_bob_carol(&url).await;
     for peer in [&bob, &carol] {
         peer.ok("set_self_info", json!({"allow_type": "allow_any"}))
             .await;
