@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 
@@ -59,15 +60,39 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`.
+    ///
+    /// sled holds an exclusive lock on its files until its background threads have exited, which
+    /// is shortly *after* the last handle is dropped (or after the previous server process
+    /// exited); an open that finds the lock still taken is retried for up to [`LOCK_WAIT`].
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // Durability comes from the commit task's explicit flush, not from a timer.
-            .flush_every_ms(None)
-            .open()?;
-        Ok(Self { db })
+            .flush_every_ms(None);
+        let started = Instant::now();
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(e) if is_lock_held(&e) && started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
+}
+
+/// How long [`SledStore::open`] waits for another holder of the database's file lock.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The pause between two attempts to take the lock.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Whether sled refused to open because another handle (in this process or another) still
+/// holds the database's exclusive file lock. sled 0.34 reports it as an I/O error of kind
+/// `Other` whose message starts with "could not acquire lock".
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 impl Store for SledStore {
