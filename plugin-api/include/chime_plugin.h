@@ -30,8 +30,11 @@ const struct ChimePluginDeclaration *chime_plugin_entry(void);
 
 /**
  * The ABI minor version this crate speaks. A plugin with a newer minor is refused.
+ *
+ * History: 1.0 content filter, transport, uploader; 1.1 adds the translator and speech-to-text
+ * kinds ([`ChimeTranslatorVTable`], [`ChimeSpeechToTextVTable`]). A 1.0 plugin still loads.
  */
-#define CHIME_PLUGIN_ABI_MINOR 0
+#define CHIME_PLUGIN_ABI_MINOR 1
 
 /**
  * Kind: a transport (for example QUIC) that carries the engine's frames to the server.
@@ -49,12 +52,12 @@ const struct ChimePluginDeclaration *chime_plugin_entry(void);
 #define CHIME_PLUGIN_KIND_CONTENT_FILTER 3
 
 /**
- * Kind (reserved, no vtable yet): a translator serving `translate_text`.
+ * Kind (ABI 1.1): a translator serving `translate_text` ([`ChimeTranslatorVTable`]).
  */
 #define CHIME_PLUGIN_KIND_TRANSLATOR 4
 
 /**
- * Kind (reserved, no vtable yet): speech-to-text serving `convert_voice_to_text`.
+ * Kind (ABI 1.1): speech-to-text serving `convert_voice_to_text` ([`ChimeSpeechToTextVTable`]).
  */
 #define CHIME_PLUGIN_KIND_SPEECH_TO_TEXT 5
 
@@ -412,5 +415,83 @@ typedef struct ChimeUploaderVTable {
    */
   ChimeFreeBufFn free_buf;
 } ChimeUploaderVTable;
+
+/**
+ * `translate`: translate a batch of texts, blocking (a real translator calls a web service).
+ * `request_json` is `{"texts": [string...], "source_language": string (absent or "" = detect),
+ * "target_language": string}`. On success stores a plugin-owned JSON result in
+ * `out_result_json`: `{"target_texts": [string...]}`, one translation per source text, in order.
+ */
+typedef int32_t (*ChimeTranslateFn)(void *instance,
+                                    struct ChimeStr request_json,
+                                    struct ChimeBuf *out_result_json,
+                                    struct ChimeBuf *out_error);
+
+/**
+ * The vtable of a translator plugin (`CHIME_PLUGIN_KIND_TRANSLATOR`, ABI 1.1).
+ *
+ * Calls on one instance may come from several threads at once: the instance must be thread-safe.
+ */
+typedef struct ChimeTranslatorVTable {
+  /**
+   * `sizeof(ChimeTranslatorVTable)` as the plugin was built.
+   */
+  uint32_t struct_size;
+  /**
+   * Build an instance.
+   */
+  ChimeCreateFn create;
+  /**
+   * End an instance.
+   */
+  ChimeDestroyFn destroy;
+  /**
+   * Translate texts.
+   */
+  ChimeTranslateFn translate;
+  /**
+   * Free a buffer this plugin returned.
+   */
+  ChimeFreeBufFn free_buf;
+} ChimeTranslatorVTable;
+
+/**
+ * `convert`: recognise the speech in a local audio file, blocking. `audio_path` is the file (the
+ * host has downloaded it); `options_json` is `{"language": string}` (absent = the plugin's
+ * default). On success stores a plugin-owned JSON result in `out_result_json`: `{"text": string}`.
+ */
+typedef int32_t (*ChimeConvertVoiceFn)(void *instance,
+                                       struct ChimeStr audio_path,
+                                       struct ChimeStr options_json,
+                                       struct ChimeBuf *out_result_json,
+                                       struct ChimeBuf *out_error);
+
+/**
+ * The vtable of a speech-to-text plugin (`CHIME_PLUGIN_KIND_SPEECH_TO_TEXT`, ABI 1.1).
+ *
+ * Calls on one instance may come from several threads at once: the instance must be thread-safe.
+ */
+typedef struct ChimeSpeechToTextVTable {
+  /**
+   * `sizeof(ChimeSpeechToTextVTable)` as the plugin was built.
+   */
+  uint32_t struct_size;
+  /**
+   * Build an instance.
+   */
+  ChimeCreateFn create;
+  /**
+   * End an instance.
+   */
+  ChimeDestroyFn destroy;
+  /**
+   * Convert one audio file to text.
+   */
+  ChimeConvertVoiceFn convert;
+  /**
+   * Free a buffer this plugin returned.
+   */
+  ChimeFreeBufFn free_buf;
+} ChimeSpeechToTextVTable;
 
 #endif  /* CHIME_PLUGIN_H */

@@ -12,7 +12,8 @@
 //! type [`ChimePluginEntryFn`]. It returns a pointer to a static [`ChimePluginDeclaration`]: the
 //! ABI version the plugin was built against, the size of the declaration, the plugin's kind
 //! (`CHIME_PLUGIN_KIND_*`), its name and version, and a pointer to the kind's vtable
-//! ([`ChimeContentFilterVTable`], [`ChimeTransportVTable`], [`ChimeUploaderVTable`]). Every vtable
+//! ([`ChimeContentFilterVTable`], [`ChimeTransportVTable`], [`ChimeUploaderVTable`],
+//! [`ChimeTranslatorVTable`], [`ChimeSpeechToTextVTable`]). Every vtable
 //! starts with its own `struct_size` and has `create` (config JSON → instance), `destroy`, the
 //! kind's operations and `free_buf`.
 //!
@@ -46,7 +47,10 @@ use std::ffi::{c_char, c_void};
 /// The ABI major version this crate speaks. A plugin with another major is refused.
 pub const CHIME_PLUGIN_ABI_MAJOR: u32 = 1;
 /// The ABI minor version this crate speaks. A plugin with a newer minor is refused.
-pub const CHIME_PLUGIN_ABI_MINOR: u32 = 0;
+///
+/// History: 1.0 content filter, transport, uploader; 1.1 adds the translator and speech-to-text
+/// kinds ([`ChimeTranslatorVTable`], [`ChimeSpeechToTextVTable`]). A 1.0 plugin still loads.
+pub const CHIME_PLUGIN_ABI_MINOR: u32 = 1;
 
 /// The name of the one symbol a plugin library exports (without the NUL terminator).
 pub const CHIME_PLUGIN_ENTRY_SYMBOL: &str = "chime_plugin_entry";
@@ -57,9 +61,9 @@ pub const CHIME_PLUGIN_KIND_TRANSPORT: u32 = 1;
 pub const CHIME_PLUGIN_KIND_UPLOADER: u32 = 2;
 /// Kind: a content filter applied to message text before send and optionally on receipt.
 pub const CHIME_PLUGIN_KIND_CONTENT_FILTER: u32 = 3;
-/// Kind (reserved, no vtable yet): a translator serving `translate_text`.
+/// Kind (ABI 1.1): a translator serving `translate_text` ([`ChimeTranslatorVTable`]).
 pub const CHIME_PLUGIN_KIND_TRANSLATOR: u32 = 4;
-/// Kind (reserved, no vtable yet): speech-to-text serving `convert_voice_to_text`.
+/// Kind (ABI 1.1): speech-to-text serving `convert_voice_to_text` ([`ChimeSpeechToTextVTable`]).
 pub const CHIME_PLUGIN_KIND_SPEECH_TO_TEXT: u32 = 5;
 
 /// Status: the call succeeded.
@@ -299,6 +303,68 @@ pub struct ChimeUploaderVTable {
     pub download: ChimeTransferFn,
     /// Cancel a running transfer.
     pub cancel: ChimeCancelFn,
+    /// Free a buffer this plugin returned.
+    pub free_buf: ChimeFreeBufFn,
+}
+
+/// `translate`: translate a batch of texts, blocking (a real translator calls a web service).
+/// `request_json` is `{"texts": [string...], "source_language": string (absent or "" = detect),
+/// "target_language": string}`. On success stores a plugin-owned JSON result in
+/// `out_result_json`: `{"target_texts": [string...]}`, one translation per source text, in order.
+pub type ChimeTranslateFn = Option<
+    unsafe extern "C" fn(
+        instance: *mut c_void,
+        request_json: ChimeStr,
+        out_result_json: *mut ChimeBuf,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
+
+/// The vtable of a translator plugin (`CHIME_PLUGIN_KIND_TRANSLATOR`, ABI 1.1).
+///
+/// Calls on one instance may come from several threads at once: the instance must be thread-safe.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ChimeTranslatorVTable {
+    /// `sizeof(ChimeTranslatorVTable)` as the plugin was built.
+    pub struct_size: u32,
+    /// Build an instance.
+    pub create: ChimeCreateFn,
+    /// End an instance.
+    pub destroy: ChimeDestroyFn,
+    /// Translate texts.
+    pub translate: ChimeTranslateFn,
+    /// Free a buffer this plugin returned.
+    pub free_buf: ChimeFreeBufFn,
+}
+
+/// `convert`: recognise the speech in a local audio file, blocking. `audio_path` is the file (the
+/// host has downloaded it); `options_json` is `{"language": string}` (absent = the plugin's
+/// default). On success stores a plugin-owned JSON result in `out_result_json`: `{"text": string}`.
+pub type ChimeConvertVoiceFn = Option<
+    unsafe extern "C" fn(
+        instance: *mut c_void,
+        audio_path: ChimeStr,
+        options_json: ChimeStr,
+        out_result_json: *mut ChimeBuf,
+        out_error: *mut ChimeBuf,
+    ) -> i32,
+>;
+
+/// The vtable of a speech-to-text plugin (`CHIME_PLUGIN_KIND_SPEECH_TO_TEXT`, ABI 1.1).
+///
+/// Calls on one instance may come from several threads at once: the instance must be thread-safe.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ChimeSpeechToTextVTable {
+    /// `sizeof(ChimeSpeechToTextVTable)` as the plugin was built.
+    pub struct_size: u32,
+    /// Build an instance.
+    pub create: ChimeCreateFn,
+    /// End an instance.
+    pub destroy: ChimeDestroyFn,
+    /// Convert one audio file to text.
+    pub convert: ChimeConvertVoiceFn,
     /// Free a buffer this plugin returned.
     pub free_buf: ChimeFreeBufFn,
 }

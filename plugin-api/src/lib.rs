@@ -6,6 +6,8 @@
 //! - [`plugin`]: one trait per kind ([`ContentFilter`], [`Transport`], [`Uploader`]) and the export
 //!   macros ([`export_content_filter!`], [`export_transport!`], [`export_uploader!`]) that generate
 //!   the entry symbol and catch every panic at the boundary.
+//! - [`language`] (ABI 1.1): the translator and speech-to-text kinds ([`Translator`],
+//!   [`SpeechToText`], [`export_translator!`], [`export_speech_to_text!`]) and their JSON shapes.
 //! - `host` (feature `host`): `host::PluginHost` loads plugins by path with libloading and calls
 //!   them on their own threads with timeouts.
 //!
@@ -15,8 +17,10 @@
 pub mod abi;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod language;
 pub mod plugin;
 
+pub use language::{SpeechToText, Translator};
 pub use plugin::{
     ContentFilter, ContentKind, Direction, FilterOutcome, PluginCallError, Progress, Transport,
     TransportConnection, TransportEvents, Uploader,

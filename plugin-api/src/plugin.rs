@@ -273,7 +273,7 @@ unsafe fn set_error(out_error: *mut ChimeBuf, message: &str) {
 ///
 /// # Safety
 /// `out_error` is null or valid for a write.
-unsafe fn guarded(
+pub(crate) unsafe fn guarded(
     out_error: *mut ChimeBuf,
     body: impl FnOnce() -> Result<(), PluginCallError>,
 ) -> i32 {
@@ -301,7 +301,7 @@ unsafe fn guarded(
 ///
 /// # Safety
 /// `text` is valid for the call.
-unsafe fn utf8_arg<'a>(text: ChimeStr, what: &str) -> Result<&'a str, PluginCallError> {
+pub(crate) unsafe fn utf8_arg<'a>(text: ChimeStr, what: &str) -> Result<&'a str, PluginCallError> {
     // SAFETY: forwarded contract.
     let bytes = unsafe { text.as_bytes() };
     std::str::from_utf8(bytes).map_err(|_| PluginCallError::invalid(format!("{what} is not UTF-8")))
@@ -325,7 +325,7 @@ unsafe fn write_handle<T>(out: *mut *mut c_void, value: T) -> Result<(), PluginC
 ///
 /// # Safety
 /// `instance` is null or a live handle of type `T`.
-unsafe fn instance_ref<'a, T>(instance: *mut c_void) -> Result<&'a T, PluginCallError> {
+pub(crate) unsafe fn instance_ref<'a, T>(instance: *mut c_void) -> Result<&'a T, PluginCallError> {
     if instance.is_null() {
         return Err(PluginCallError::invalid("null instance"));
     }
@@ -337,7 +337,7 @@ unsafe fn instance_ref<'a, T>(instance: *mut c_void) -> Result<&'a T, PluginCall
 ///
 /// # Safety
 /// The ABI's `create` contract.
-unsafe fn create_with<T: Send + Sync + 'static>(
+pub(crate) unsafe fn create_with<T: Send + Sync + 'static>(
     config_json: ChimeStr,
     out_instance: *mut *mut c_void,
     out_error: *mut ChimeBuf,
@@ -357,7 +357,7 @@ unsafe fn create_with<T: Send + Sync + 'static>(
 ///
 /// # Safety
 /// `instance` is null or a live handle of type `T`, not used afterwards.
-unsafe fn destroy_with<T>(instance: *mut c_void) {
+pub(crate) unsafe fn destroy_with<T>(instance: *mut c_void) {
     if instance.is_null() {
         return;
     }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::abi::{
-    CHIME_PLUGIN_KIND_CONTENT_FILTER, CHIME_PLUGIN_KIND_TRANSPORT, CHIME_PLUGIN_KIND_UPLOADER,
+    CHIME_PLUGIN_KIND_CONTENT_FILTER, CHIME_PLUGIN_KIND_SPEECH_TO_TEXT,
+    CHIME_PLUGIN_KIND_TRANSLATOR, CHIME_PLUGIN_KIND_TRANSPORT, CHIME_PLUGIN_KIND_UPLOADER,
 };
 
 /// The kinds this host can load.
@@ -15,16 +16,22 @@ pub enum PluginKind {
     Uploader,
     /// `CHIME_PLUGIN_KIND_CONTENT_FILTER`.
     ContentFilter,
+    /// `CHIME_PLUGIN_KIND_TRANSLATOR` (ABI 1.1).
+    Translator,
+    /// `CHIME_PLUGIN_KIND_SPEECH_TO_TEXT` (ABI 1.1).
+    SpeechToText,
 }
 
 impl PluginKind {
     /// The name used in the JSON API (`get_loaded_plugins`): `transport`, `uploader`,
-    /// `content_filter`.
+    /// `content_filter`, `translator`, `speech_to_text`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transport => "transport",
             Self::Uploader => "uploader",
             Self::ContentFilter => "content_filter",
+            Self::Translator => "translator",
+            Self::SpeechToText => "speech_to_text",
         }
     }
 
@@ -34,6 +41,8 @@ impl PluginKind {
             Self::Transport => CHIME_PLUGIN_KIND_TRANSPORT,
             Self::Uploader => CHIME_PLUGIN_KIND_UPLOADER,
             Self::ContentFilter => CHIME_PLUGIN_KIND_CONTENT_FILTER,
+            Self::Translator => CHIME_PLUGIN_KIND_TRANSLATOR,
+            Self::SpeechToText => CHIME_PLUGIN_KIND_SPEECH_TO_TEXT,
         }
     }
 }

@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::abi::{
     CHIME_PLUGIN_ABI_MAJOR, CHIME_PLUGIN_ABI_MINOR, CHIME_PLUGIN_KIND_CONTENT_FILTER,
-    CHIME_PLUGIN_KIND_TRANSPORT, CHIME_PLUGIN_KIND_UPLOADER, ChimeCancelFn, ChimeCloseFn,
-    ChimeConnectFn, ChimeContentFilterVTable, ChimeCreateFn, ChimeDestroyFn, ChimeFilterFn,
-    ChimeFreeBufFn, ChimePluginDeclaration, ChimePluginEntryFn, ChimeSendFn, ChimeTransferFn,
+    CHIME_PLUGIN_KIND_SPEECH_TO_TEXT, CHIME_PLUGIN_KIND_TRANSLATOR, CHIME_PLUGIN_KIND_TRANSPORT,
+    CHIME_PLUGIN_KIND_UPLOADER, ChimeCancelFn, ChimeCloseFn, ChimeConnectFn,
+    ChimeContentFilterVTable, ChimeConvertVoiceFn, ChimeCreateFn, ChimeDestroyFn, ChimeFilterFn,
+    ChimeFreeBufFn, ChimePluginDeclaration, ChimePluginEntryFn, ChimeSendFn,
+    ChimeSpeechToTextVTable, ChimeTransferFn, ChimeTranslateFn, ChimeTranslatorVTable,
     ChimeTransportVTable, ChimeUploaderVTable, Raw,
 };
 use crate::host::PluginError;
@@ -48,12 +50,26 @@ pub(crate) struct UploaderFns {
     pub cancel: Raw<ChimeCancelFn>,
 }
 
+/// The translator function, checked non-null.
+#[derive(Clone, Copy)]
+pub(crate) struct TranslatorFns {
+    pub translate: Raw<ChimeTranslateFn>,
+}
+
+/// The speech-to-text function, checked non-null.
+#[derive(Clone, Copy)]
+pub(crate) struct SpeechFns {
+    pub convert: Raw<ChimeConvertVoiceFn>,
+}
+
 /// The kind-specific part of a loaded library.
 #[derive(Clone, Copy)]
 pub(crate) enum KindFns {
     ContentFilter(FilterFns),
     Transport(TransportFns),
     Uploader(UploaderFns),
+    Translator(TranslatorFns),
+    SpeechToText(SpeechFns),
 }
 
 /// A loaded, checked plugin library. Lives in the registry for the rest of the process.
@@ -285,6 +301,36 @@ fn read_declaration(library: &libloading::Library, path: &Path) -> Result<Checke
                     upload: table.upload.ok_or_else(|| missing("upload"))?,
                     download: table.download.ok_or_else(|| missing("download"))?,
                     cancel: table.cancel.ok_or_else(|| missing("cancel"))?,
+                }),
+                name,
+                version,
+            })
+        }
+        CHIME_PLUGIN_KIND_TRANSLATOR => {
+            // SAFETY: as above.
+            let table = unsafe { checked_vtable::<ChimeTranslatorVTable>(vtable, path, &name)? };
+            Ok(Checked {
+                kind: PluginKind::Translator,
+                create: table.create.ok_or_else(|| missing("create"))?,
+                destroy: table.destroy.ok_or_else(|| missing("destroy"))?,
+                free_buf: table.free_buf.ok_or_else(|| missing("free_buf"))?,
+                fns: KindFns::Translator(TranslatorFns {
+                    translate: table.translate.ok_or_else(|| missing("translate"))?,
+                }),
+                name,
+                version,
+            })
+        }
+        CHIME_PLUGIN_KIND_SPEECH_TO_TEXT => {
+            // SAFETY: as above.
+            let table = unsafe { checked_vtable::<ChimeSpeechToTextVTable>(vtable, path, &name)? };
+            Ok(Checked {
+                kind: PluginKind::SpeechToText,
+                create: table.create.ok_or_else(|| missing("create"))?,
+                destroy: table.destroy.ok_or_else(|| missing("destroy"))?,
+                free_buf: table.free_buf.ok_or_else(|| missing("free_buf"))?,
+                fns: KindFns::SpeechToText(SpeechFns {
+                    convert: table.convert.ok_or_else(|| missing("convert"))?,
                 }),
                 name,
                 version,

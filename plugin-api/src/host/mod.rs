@@ -4,7 +4,7 @@
 //! [`PluginHost::load_all`] with the configured `plugins: [{path, config}]`; every failure comes
 //! back as a [`PluginError`] that names the plugin, and the engine goes on without that plugin.
 //! Loaded plugins are then reached through typed handles ([`ContentFilterPlugin`],
-//! [`TransportPlugin`], [`UploaderPlugin`]) whose async methods run the plugin call on the
+//! [`TransportPlugin`], [`UploaderPlugin`], [`TranslatorPlugin`], [`SpeechToTextPlugin`]) whose async methods run the plugin call on the
 //! plugin's own call threads with a timeout (see `runner`), so no actor ever blocks in plugin
 //! code. [`PluginHost::loaded_plugins`] answers `get_loaded_plugins`.
 
@@ -12,6 +12,7 @@ mod call;
 mod error;
 mod filter;
 mod info;
+mod language;
 mod library;
 mod runner;
 mod transport;
@@ -25,6 +26,7 @@ use std::time::Duration;
 pub use error::PluginError;
 pub use filter::ContentFilterPlugin;
 pub use info::{PluginInfo, PluginKind, PluginStatus};
+pub use language::{SpeechToTextPlugin, TranslatorPlugin};
 pub use transport::{TransportConnection, TransportEvent, TransportPlugin};
 pub use uploader::{ProgressFn, UploaderPlugin};
 
@@ -97,6 +99,10 @@ pub enum LoadedPlugin {
     Transport(TransportPlugin),
     /// An uploader.
     Uploader(UploaderPlugin),
+    /// A translator (ABI 1.1).
+    Translator(TranslatorPlugin),
+    /// A speech-to-text plugin (ABI 1.1).
+    SpeechToText(SpeechToTextPlugin),
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -111,6 +117,8 @@ impl LoadedPlugin {
             Self::ContentFilter(plugin) => &plugin.shared,
             Self::Transport(plugin) => &plugin.shared,
             Self::Uploader(plugin) => &plugin.shared,
+            Self::Translator(plugin) => &plugin.shared,
+            Self::SpeechToText(plugin) => &plugin.shared,
         }
     }
 
@@ -213,6 +221,12 @@ impl PluginHost {
             }
             KindFns::Transport(fns) => LoadedPlugin::Transport(TransportPlugin::new(shared, fns)),
             KindFns::Uploader(fns) => LoadedPlugin::Uploader(UploaderPlugin::new(shared, fns)),
+            KindFns::Translator(fns) => {
+                LoadedPlugin::Translator(TranslatorPlugin::new(shared, fns))
+            }
+            KindFns::SpeechToText(fns) => {
+                LoadedPlugin::SpeechToText(SpeechToTextPlugin::new(shared, fns))
+            }
         };
         lock(&self.plugins).push(plugin.clone());
         Ok(plugin)
@@ -254,6 +268,22 @@ impl PluginHost {
             LoadedPlugin::Transport(transport) if transport.shared.library.name == name => {
                 Some(transport.clone())
             }
+            _ => None,
+        })
+    }
+
+    /// The first translator plugin (`translate_text`).
+    pub fn translator(&self) -> Option<TranslatorPlugin> {
+        lock(&self.plugins).iter().find_map(|plugin| match plugin {
+            LoadedPlugin::Translator(translator) => Some(translator.clone()),
+            _ => None,
+        })
+    }
+
+    /// The first speech-to-text plugin (`convert_voice_to_text`).
+    pub fn speech_to_text(&self) -> Option<SpeechToTextPlugin> {
+        lock(&self.plugins).iter().find_map(|plugin| match plugin {
+            LoadedPlugin::SpeechToText(speech) => Some(speech.clone()),
             _ => None,
         })
     }

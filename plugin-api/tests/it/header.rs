@@ -33,6 +33,8 @@ fn generate() -> String {
         "ChimeContentFilterVTable",
         "ChimeTransportVTable",
         "ChimeUploaderVTable",
+        "ChimeTranslatorVTable",
+        "ChimeSpeechToTextVTable",
         "ChimeFilterResult",
         "ChimeStr",
         "ChimeBuf",

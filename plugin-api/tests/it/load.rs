@@ -102,6 +102,30 @@ fn a_newer_abi_minor_is_refused_naming_the_plugin() {
     );
 }
 
+#[tokio::test]
+async fn an_older_abi_minor_still_loads_and_works() {
+    let path = plugin_path("chime_test_old_minor");
+    let host = PluginHost::new(HostConfig::default());
+    let filter = match host.load(&path, "{}").unwrap() {
+        LoadedPlugin::ContentFilter(filter) => filter,
+        other => panic!("expected a content filter, got {other:?}"),
+    };
+    assert_eq!(filter.info().name, "old-minor");
+    assert_eq!(filter.info().kind, PluginKind::ContentFilter);
+    let outcome = filter
+        .filter(
+            "hi",
+            chime_plugin_api::Direction::Outgoing,
+            chime_plugin_api::ContentKind::Text,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        chime_plugin_api::FilterOutcome::Replaced("old:hi".to_owned())
+    );
+}
+
 #[test]
 fn a_plugin_that_refuses_its_config_fails_init() {
     let path = plugin_path("chime_test_filter");

@@ -6,6 +6,7 @@
 
 mod c_plugin;
 mod header;
+mod language;
 mod load;
 mod profanity;
 mod resilience;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chime_plugin_api::host::{HostConfig, PluginHost};
 
 /// Every plugin package the tests load.
-const PACKAGES: [&str; 7] = [
+const PACKAGES: [&str; 10] = [
     "chime-profanity-filter",
     "chime-plugin-minimal",
     "chime-test-filter",
@@ -25,6 +25,9 @@ const PACKAGES: [&str; 7] = [
     "chime-test-uploader",
     "chime-test-bad-abi",
     "chime-test-future-minor",
+    "chime-test-old-minor",
+    "chime-test-translator",
+    "chime-test-speech-to-text",
 ];
 
 /// `<target>/<profile>` of this test binary.
