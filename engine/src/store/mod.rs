@@ -5,18 +5,22 @@
 //! ([`Store::scan`]) and batched writes applied atomically ([`Store::apply`]). Every logical table
 //! is a key prefix (see [`keys`]); each actor writes only its own prefixes, so "the only writer of
 //! its trees" holds while one batch stays atomic. Two backends: [`SledStore`] (one database per
-//! `<data_dir>/<sdk_app_id>/<user_id>/`, explicit small cache) and [`MemoryStore`]; both run the
-//! same conformance suite (`store_conformance!`).
+//! `<data_dir>/<sdk_app_id>/<user_id>/`, explicit small cache, a write-behind overlay in front:
+//! `sled_store`'s module doc says when it drains and what a crash can lose) and [`MemoryStore`];
+//! both run the same conformance suite (`store_conformance!`), the sled store with its overlay
+//! and written through.
 
 mod checkpoint;
+mod drainer;
 pub(crate) mod fields;
 mod journal;
 pub mod keys;
 mod memory;
+mod overlay;
 mod sled_store;
 
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, WriteCounts, write_counts};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +211,16 @@ mod conformance {
     store_conformance!(sled, || {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    });
+    store_conformance!(sled_write_through, || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open_with(
+            dir.path(),
+            crate::store::checkpoint::Tuning::DEFAULT,
+            crate::store::overlay::Bounds::WRITE_THROUGH,
+        )
+        .unwrap();
         (dir, store)
     });
 

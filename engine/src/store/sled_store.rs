@@ -1,27 +1,50 @@
 //! The sled backend: one database per `<data_dir>/<sdk_app_id>/<user_id>/`, one tree, tables as
-//! key prefixes. A [`WriteBatch`] of several operations is atomic through the store's own redo
-//! journal ([`super::journal`]), never through `sled::Batch` (see there why); the store's writes
-//! are serialised (one lock per store, uncontended: one engine thread writes), so that the log
-//! holds them in the order the journal's [`journal::plan`] relies on.
+//! key prefixes, with a **write-behind overlay** in front ([`super::overlay`]).
+//!
+//! **Writes.** [`Store::apply`] records a batch in the overlay (memory only) and returns; reads
+//! merge the overlay over sled exactly. A *drain* writes the overlay, coalesced (one write per
+//! key, none for a key put and deleted within the window), to sled as **one** batch. A batch of
+//! several operations is atomic through the store's own redo journal ([`super::journal`]), never
+//! through `sled::Batch` (see there why); drains are serialised (one lock per store), so that
+//! the log holds them in the order the journal's [`journal::plan`] relies on. A store drains:
+//! - by age: the process-wide drainer ([`super::drainer`]) drains it [`Bounds::age`] (50 ms)
+//!   after the first write following a drain;
+//! - by size: the writer drains inline when the overlay holds more than [`Bounds::entries`] keys
+//!   or [`Bounds::bytes`] bytes (memory stays bounded: that much pending plus one drain);
+//! - at [`Store::flush`] (the message actor's close at logout and `un_init_sdk`), before a
+//!   checkpoint, and when the store is closed (its last `Arc` dropped).
+//!
+//! **What a crash loses.** A drain holds whole batches (a batch enters the overlay under one
+//! lock, a drain takes all of it), in order, and is one journal batch: a crash at any raw write
+//! recovers whole drains, hence whole batches — a prefix of them. A SIGKILL of the process loses
+//! at most the writes of the last drain age plus sled's flush period ([`FLUSH_EVERY_MS`]): about
+//! 250 ms of the newest writes (200 ms without the overlay). A failing disk shows at the drain:
+//! an inline drain's error is [`Store::apply`]'s, a background one is logged and its writes stay
+//! in the overlay for the next drain.
 //!
 //! **Checkpoints.** sled 0.34 writes its recovery snapshot only when a database is opened, so the
 //! store closes and reopens its database when [`super::checkpoint`] says so: during the session
 //! at an idle moment, and at close. The open database sits behind a reader/writer lock: every
-//! operation (a whole batch with its journal entry) holds it shared, a checkpoint exclusively —
-//! so it never splits a batch, loses or reorders a write, and leaves the journal empty; the
-//! actors keep their one `Arc` of the store throughout.
+//! sled operation (a whole drain with its journal entry) holds it shared, a checkpoint
+//! exclusively — so it never splits a batch, loses or reorders a write, and leaves the journal
+//! empty; the actors keep their one `Arc` of the store throughout.
+//!
+//! Lock order: the drain lock, then the database lock, then the overlay's; the overlay's lock
+//! is never held while another is taken.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Activity, Tuning};
+use super::drainer::{self, Drainable};
+use super::overlay::{self, Bounds, Overlay};
 use super::{Entry, Store, StoreError, WriteBatch, WriteOp, journal};
 
 /// sled's default page cache is 1 GiB; an engine embedded in a game must stay small.
 const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
-/// Background flush period: a crash loses at most this much of the newest writes.
+/// Background flush period: a crash loses at most this much of the newest writes sled took.
 const FLUSH_EVERY_MS: u64 = 200;
 /// How long a checkpoint waits for sled to release the database just closed (its background
 /// threads may hold the lock file a moment after the handle is dropped).
@@ -29,21 +52,49 @@ const REOPEN_WAIT: Duration = Duration::from_secs(10);
 /// Pause between attempts to reopen.
 const REOPEN_RETRY: Duration = Duration::from_millis(20);
 
+/// Writes the process's stores were given in batches, counted as a store without the overlay
+/// writes them (each operation, plus the journal entry of a batch of several).
+static BATCHED_WRITES: AtomicU64 = AtomicU64::new(0);
+/// Raw writes (inserts and removes) the process's stores made to sled.
+static SLED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many writes the stores of this process took and made (for benchmarks: the overlay's
+/// saving is `batched - sled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Writes a store without the overlay would have made to sled for the batches applied.
+    pub batched: u64,
+    /// Raw writes made to sled (drains, their journal entries, replays at open).
+    pub sled: u64,
+}
+
+/// The write counts of every store of this process so far.
+pub fn write_counts() -> WriteCounts {
+    WriteCounts {
+        batched: BATCHED_WRITES.load(Ordering::Relaxed),
+        sled: SLED_WRITES.load(Ordering::Relaxed),
+    }
+}
+
 /// A [`Store`] over one sled database.
 #[derive(Debug)]
 pub struct SledStore {
     shared: Arc<Shared>,
 }
 
-/// The store's state, shared with the thread that waits to checkpoint it.
+/// The store's state, shared with the thread that waits to checkpoint it and the drainer.
 #[derive(Debug)]
 struct Shared {
     /// The open database; `None` only while a checkpoint swaps it, or after a checkpoint could
     /// not reopen it (every operation then fails with [`StoreError::Backend`]).
     db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
-    /// Held by every write; whether the journal's slot holds the last batch (`journal::plan`).
+    /// Held by every drain (one at a time); whether the journal's slot holds the last batch
+    /// (`journal::plan`).
     writes: Mutex<bool>,
+    /// The writes sled does not have yet.
+    overlay: Mutex<Overlay>,
+    bounds: Bounds,
     activity: Activity,
     /// Checkpoints done during the session.
     checkpoints: AtomicU64,
@@ -55,6 +106,10 @@ fn backend(e: sled::Error) -> StoreError {
 
 fn unavailable() -> StoreError {
     StoreError::Backend("store unavailable: its checkpoint could not reopen it".into())
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("store lock poisoned".into())
 }
 
 /// The one sled configuration of an engine store.
@@ -98,17 +153,41 @@ fn apply_op(db: &sled::Db, activity: &Activity, op: WriteOp) -> Result<(), Store
         WriteOp::Delete(k) => (k.len(), db.remove(k).map(drop)),
     };
     activity.wrote(size);
+    SLED_WRITES.fetch_add(1, Ordering::Relaxed);
     r.map_err(backend)
+}
+
+/// Writes `ops` to sled atomically (journal entry first when several), given and updating
+/// whether the journal's slot holds the last batch (`live`).
+fn write_atomically(
+    db: &sled::Db,
+    activity: &Activity,
+    live: &mut bool,
+    ops: Vec<WriteOp>,
+) -> Result<(), StoreError> {
+    let (raw, after) = journal::plan(ops, *live);
+    // Until every raw write is in, the slot may hold a batch: a failed single write leaves it
+    // counted live (the next single write removes it again, harmlessly).
+    *live |= after;
+    for op in raw {
+        apply_op(db, activity, op)?;
+    }
+    *live = after;
+    Ok(())
 }
 
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_tuned(dir, Tuning::DEFAULT)
+        Self::open_with(dir, Tuning::DEFAULT, Bounds::DEFAULT)
     }
 
-    /// [`SledStore::open`] with the checkpoint policy's numbers given.
-    fn open_tuned(dir: &Path, tuning: Tuning) -> Result<Self, StoreError> {
+    /// [`SledStore::open`] with the checkpoint policy's and the overlay's numbers given.
+    pub(super) fn open_with(
+        dir: &Path,
+        tuning: Tuning,
+        bounds: Bounds,
+    ) -> Result<Self, StoreError> {
         let t = Instant::now();
         let db = config(dir).open().map_err(backend)?;
         let activity = Activity::new(tuning);
@@ -118,6 +197,8 @@ impl SledStore {
                 db: RwLock::new(Some(db)),
                 dir: dir.to_path_buf(),
                 writes: Mutex::new(false),
+                overlay: Mutex::new(Overlay::default()),
+                bounds,
                 activity,
                 checkpoints: AtomicU64::new(0),
             }),
@@ -132,26 +213,8 @@ impl SledStore {
         &self,
         f: impl FnOnce(&sled::Db, &Activity) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let s = &self.shared;
-        let out = {
-            let guard =
-                s.db.read()
-                    .map_err(|_| StoreError::Backend("store lock poisoned".into()))?;
-            let db = guard.as_ref().ok_or_else(unavailable)?;
-            let r = f(db, &s.activity);
-            s.activity.touch();
-            r
-        };
-        if s.activity.schedule() {
-            let weak = Arc::downgrade(s);
-            let spawned = std::thread::Builder::new()
-                .name("chime-store-checkpoint".into())
-                .spawn(move || wait_and_checkpoint(&weak));
-            if let Err(e) = spawned {
-                tracing::warn!("store checkpoint thread: {e}");
-                s.activity.unscheduled();
-            }
-        }
+        let out = self.shared.read_db(f);
+        schedule_checkpoint(&self.shared);
         out
     }
 
@@ -159,6 +222,20 @@ impl SledStore {
     #[cfg(test)]
     fn checkpoints(&self) -> u64 {
         self.shared.checkpoints.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the checkpoint's waiting thread when one fell due.
+fn schedule_checkpoint(s: &Arc<Shared>) {
+    if s.activity.schedule() {
+        let weak = Arc::downgrade(s);
+        let spawned = std::thread::Builder::new()
+            .name("chime-store-checkpoint".into())
+            .spawn(move || wait_and_checkpoint(&weak));
+        if let Err(e) = spawned {
+            tracing::warn!("store checkpoint thread: {e}");
+            s.activity.unscheduled();
+        }
     }
 }
 
@@ -179,9 +256,51 @@ fn wait_and_checkpoint(weak: &Weak<Shared>) {
 }
 
 impl Shared {
+    fn overlay(&self) -> Result<MutexGuard<'_, Overlay>, StoreError> {
+        self.overlay.lock().map_err(|_| poisoned())
+    }
+
+    /// Runs `f` on the open database, shared with other operations, excluding a checkpoint.
+    fn read_db<T>(
+        &self,
+        f: impl FnOnce(&sled::Db, &Activity) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let guard = self.db.read().map_err(|_| poisoned())?;
+        let db = guard.as_ref().ok_or_else(unavailable)?;
+        let r = f(db, &self.activity);
+        self.activity.touch();
+        r
+    }
+
+    /// Writes the overlay's pending writes to sled as one atomic batch; reads keep seeing them
+    /// in the overlay until sled has them all. On failure they stay in the overlay.
+    fn drain(&self) -> Result<(), StoreError> {
+        let mut live = self.writes.lock().map_err(|_| poisoned())?;
+        let frozen = self.overlay()?.freeze();
+        let Some(frozen) = frozen else {
+            return Ok(());
+        };
+        let r = self.read_db(|db, activity| {
+            let ops = overlay::drain_ops(&frozen, |k| db.contains_key(k).map_err(backend))?;
+            write_atomically(db, activity, &mut live, ops)
+        });
+        let mut o = self.overlay()?;
+        match r {
+            Ok(()) => o.drained(),
+            Err(_) => o.undrained(),
+        }
+        r
+    }
+
     /// Closes and reopens the database (sled writes its snapshot at the open), excluding every
-    /// operation meanwhile.
+    /// operation meanwhile; drains the overlay first, so that the snapshot has all of it.
     fn checkpoint(&self) {
+        if let Err(e) = self.drain() {
+            tracing::warn!(
+                "store drain before checkpoint of {}: {e}",
+                self.dir.display()
+            );
+        }
         let t = Instant::now();
         let Ok(mut guard) = self.db.write() else {
             return;
@@ -214,9 +333,22 @@ impl Shared {
     }
 }
 
+impl Drainable for Shared {
+    fn drain_due(self: Arc<Self>) {
+        if let Err(e) = self.drain() {
+            tracing::warn!("store drain of {}: {e}", self.dir.display());
+        }
+        schedule_checkpoint(&self);
+    }
+}
+
 impl Drop for Shared {
-    /// The checkpoint at close, when due: flush, close, open once more (the snapshot) and close.
+    /// Drains the overlay; then the checkpoint at close, when due: flush, close, open once more
+    /// (the snapshot) and close.
     fn drop(&mut self) {
+        if let Err(e) = self.drain() {
+            tracing::error!("store drain at close of {}: {e}", self.dir.display());
+        }
         let Some(db) = self.db.get_mut().ok().and_then(Option::take) else {
             return;
         };
@@ -248,7 +380,16 @@ impl Drop for Shared {
 
 impl Store for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with_db(|db, _| Ok(db.get(key).map_err(backend)?.map(|v| v.to_vec())))
+        // Not in the overlay: sled has the newest value (a drain clears its map only after
+        // sled has all of it), and anything later is newer still.
+        let known = self.shared.overlay()?.get(key);
+        match known {
+            Some(v) => {
+                self.shared.activity.touch();
+                Ok(v)
+            }
+            None => self.with_db(|db, _| Ok(db.get(key).map_err(backend)?.map(|v| v.to_vec()))),
+        }
     }
 
     fn scan(
@@ -262,53 +403,52 @@ impl Store for SledStore {
             return Ok(Vec::new());
         }
         self.with_db(|db, _| {
+            // The overlay's lock is held while sled is read: a drain cannot end (and stop the
+            // overlay from showing what it wrote) in between.
+            let o = self.shared.overlay()?;
+            let own = |item: sled::Result<(sled::IVec, sled::IVec)>| {
+                item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)
+            };
             let iter = db.range(start..end);
-            let mut out = Vec::new();
-            let mut push =
-                |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, StoreError> {
-                    let (k, v) = item.map_err(backend)?;
-                    out.push((k.to_vec(), v.to_vec()));
-                    Ok(out.len() < limit)
-                };
             if reverse {
-                for item in iter.rev() {
-                    if !push(item)? {
-                        break;
-                    }
-                }
+                o.scan(start, end, true, limit, iter.rev().map(own))
             } else {
-                for item in iter {
-                    if !push(item)? {
-                        break;
-                    }
-                }
+                o.scan(start, end, false, limit, iter.map(own))
             }
-            Ok(out)
         })
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        if batch.ops.is_empty() {
+        let n = batch.ops.len() as u64;
+        if n == 0 {
             return Ok(());
         }
-        let writes = &self.shared.writes;
-        self.with_db(|db, activity| {
-            let mut live = writes
-                .lock()
-                .map_err(|_| StoreError::Backend("store write lock poisoned".into()))?;
-            let (raw, after) = journal::plan(batch.ops, *live);
-            // Until every raw write is in, the slot may hold a batch: a failed single write
-            // leaves it counted live (the next single write removes it again, harmlessly).
-            *live |= after;
-            for op in raw {
-                apply_op(db, activity, op)?;
+        BATCHED_WRITES.fetch_add(n + u64::from(n > 1), Ordering::Relaxed);
+        let s = &self.shared;
+        let (mut full, enqueue) = {
+            let mut o = s.overlay()?;
+            o.apply(batch.ops);
+            let full = o.full(&s.bounds);
+            let enqueue = !full && !o.queued;
+            o.queued |= enqueue;
+            (full, enqueue)
+        };
+        s.activity.touch();
+        if enqueue {
+            let weak: Weak<dyn Drainable> = Arc::downgrade(s) as Weak<dyn Drainable>;
+            if !drainer::enqueue(weak, Instant::now() + s.bounds.age) {
+                full = true;
             }
-            *live = after;
-            Ok(())
-        })
+        }
+        if full {
+            s.drain()?;
+            schedule_checkpoint(s);
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.shared.drain()?;
         self.with_db(|db, _| db.flush().map(drop).map_err(backend))
     }
 }
@@ -323,14 +463,18 @@ mod tests {
     }
 
     /// Opens again a database just dropped: sled's flusher thread may hold its lock a moment.
-    fn reopen_tuned(dir: &Path, tuning: Tuning) -> SledStore {
+    fn reopen_with(dir: &Path, tuning: Tuning, bounds: Bounds) -> SledStore {
         for _ in 0..100 {
-            if let Ok(s) = SledStore::open_tuned(dir, tuning) {
+            if let Ok(s) = SledStore::open_with(dir, tuning, bounds) {
                 return s;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        SledStore::open_tuned(dir, tuning).unwrap()
+        SledStore::open_with(dir, tuning, bounds).unwrap()
+    }
+
+    fn reopen_tuned(dir: &Path, tuning: Tuning) -> SledStore {
+        reopen_with(dir, tuning, Bounds::DEFAULT)
     }
 
     fn reopen(dir: &Path) -> SledStore {
@@ -531,12 +675,13 @@ mod tests {
             start.extend_from_slice(&0u16.to_be_bytes());
             assert_eq!(rows[0].0, start);
         }
-        // Only the slot, holding the last batch.
+        // At most the slot, holding the last drain.
+        s.flush().unwrap();
         let journal: Vec<_> = raw(&s)
             .scan_prefix(journal::PREFIX)
             .map(|e| e.unwrap().0.to_vec())
             .collect();
-        assert_eq!(journal, [journal::slot()]);
+        assert!(journal.len() <= 1 && journal.iter().all(|k| *k == journal::slot()));
     }
 
     #[test]
@@ -544,12 +689,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let slot = |s: &SledStore| raw(s).get(journal::slot()).unwrap().map(|v| v.to_vec());
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s =
+                SledStore::open_with(dir.path(), Tuning::DEFAULT, Bounds::WRITE_THROUGH).unwrap();
+            put(&s, b"a", b"0".to_vec());
             let mut b = WriteBatch::new();
             b.put(b"a".to_vec(), b"1".to_vec());
             b.put(b"b".to_vec(), b"2".to_vec());
             b.delete(b"a".to_vec());
-            let entry = journal::encode(b.ops());
+            // Coalesced, in key order.
+            let entry = journal::encode(&[
+                WriteOp::Delete(b"a".to_vec()),
+                WriteOp::Put(b"b".to_vec(), b"2".to_vec()),
+            ]);
             s.apply(b).unwrap();
             assert_eq!(s.get(b"a").unwrap(), None);
             assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
@@ -572,5 +723,198 @@ mod tests {
         assert_eq!(s.get(b"c").unwrap(), Some(b"3".to_vec()));
         assert_eq!(s.get(b"d").unwrap(), Some(b"4".to_vec()));
         assert_eq!(slot(&s), None);
+    }
+
+    /// Every key and value of `s` outside the journal.
+    fn contents(s: &SledStore) -> Vec<Entry> {
+        s.scan(b"", b"\xff", false, usize::MAX).unwrap()
+    }
+
+    #[test]
+    fn a_drain_cut_after_any_raw_write_recovers_whole_drains() {
+        let p = |k: &str, v: &str| WriteOp::Put(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let d = |k: &str| WriteOp::Delete(k.as_bytes().to_vec());
+        let seed = vec![p("old", "0"), p("keep", "0"), p("msg", "0")];
+        // The batches of one drain window: a transient outbox entry, rewrites, deletes of a
+        // key sled has and of one it never had.
+        let window = vec![
+            vec![p("out", "1"), p("msg", "1"), p("conv", "1")],
+            vec![d("out"), p("msg", "2"), d("never")],
+            vec![d("old"), p("conv", "2")],
+        ];
+        let mut before = std::collections::BTreeMap::new();
+        for op in &seed {
+            if let WriteOp::Put(k, v) = op {
+                before.insert(k.clone(), v.clone());
+            }
+        }
+        let mut ov = Overlay::default();
+        for ops in &window {
+            ov.apply(ops.clone());
+        }
+        let frozen = ov.freeze().unwrap();
+        let ops = overlay::drain_ops(&frozen, |k| Ok(before.contains_key(k))).unwrap();
+        assert_eq!(
+            ops,
+            [p("conv", "2"), p("msg", "2"), d("old")],
+            "one write per key, none for the transient one"
+        );
+        let mut after = before.clone();
+        for op in &ops {
+            match op {
+                WriteOp::Put(k, v) => after.insert(k.clone(), v.clone()),
+                WriteOp::Delete(k) => after.remove(k),
+            };
+        }
+        let as_vec = |m: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<Entry> {
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let (raw_ops, _) = journal::plan(ops.clone(), false);
+        assert_eq!(raw_ops.len(), 4, "the journal entry, then three writes");
+        for n in 0..=raw_ops.len() {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let s = SledStore::open(dir.path()).unwrap();
+                let mut b = WriteBatch::new();
+                for op in &seed {
+                    if let WriteOp::Put(k, v) = op {
+                        b.put(k.clone(), v.clone());
+                    }
+                }
+                s.apply(b).unwrap();
+                s.flush().unwrap();
+                // A single write clears the seed's slot, so the drain is planned from `false`.
+                put(&s, b"keep", b"0".to_vec());
+                s.flush().unwrap();
+                assert!(!*s.shared.writes.lock().unwrap());
+                // What a crash after the drain's n-th raw write leaves behind.
+                let db = raw(&s);
+                let activity = Activity::new(Tuning::DEFAULT);
+                for op in raw_ops[..n].iter().cloned() {
+                    apply_op(&db, &activity, op).unwrap();
+                }
+                db.flush().unwrap();
+            }
+            let s = reopen(dir.path());
+            let want = if n == 0 { &before } else { &after };
+            assert_eq!(contents(&s), as_vec(want), "crash after raw write {n}");
+        }
+    }
+
+    #[test]
+    fn transient_writes_never_reach_sled_and_reads_see_them_until_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = reopen(dir.path());
+        put(&s, b"old", b"0".to_vec());
+        s.flush().unwrap();
+        let at_start = s.shared.activity.written();
+        let mut b = WriteBatch::new();
+        b.put(b"out".to_vec(), b"pending".to_vec());
+        b.put(b"msg".to_vec(), b"v1".to_vec());
+        s.apply(b).unwrap();
+        let mut b = WriteBatch::new();
+        b.delete(b"out".to_vec());
+        b.put(b"msg".to_vec(), b"v2".to_vec());
+        b.delete(b"never".to_vec());
+        b.delete(b"old".to_vec());
+        s.apply(b).unwrap();
+        // Read before any drain: the overlay hides "old" and holds "msg".
+        assert_eq!(s.get(b"msg").unwrap(), Some(b"v2".to_vec()));
+        assert_eq!(s.get(b"old").unwrap(), None);
+        assert_eq!(raw(&s).get(b"old").unwrap().as_deref(), Some(&b"0"[..]));
+        assert_eq!(contents(&s), [(b"msg".to_vec(), b"v2".to_vec())]);
+        s.flush().unwrap();
+        // One drain: the journal entry, "msg" once, the delete of "old"; nothing of "out".
+        let db = raw(&s);
+        assert_eq!(db.get(b"out").unwrap(), None);
+        assert_eq!(db.get(b"old").unwrap(), None);
+        assert_eq!(db.get(b"msg").unwrap().as_deref(), Some(&b"v2"[..]));
+        let entry = journal::encode(&[
+            WriteOp::Put(b"msg".to_vec(), b"v2".to_vec()),
+            WriteOp::Delete(b"old".to_vec()),
+        ]);
+        assert_eq!(
+            s.shared.activity.written() - at_start,
+            (journal::slot().len() + entry.len() + 3 + 2 + 3) as u64
+        );
+    }
+
+    #[test]
+    fn the_drainer_drains_by_age_and_the_writer_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            age: Duration::from_millis(20),
+            entries: 3,
+            bytes: 1 << 20,
+        };
+        let s = reopen_with(dir.path(), NEVER_IDLE, bounds);
+        put(&s, b"a", b"1".to_vec());
+        for _ in 0..500 {
+            if raw(&s).contains_key(b"a").unwrap() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(raw(&s).contains_key(b"a").unwrap(), "drained by age");
+        let mut b = WriteBatch::new();
+        for k in [b"w", b"x", b"y", b"z"] {
+            b.put(k.to_vec(), b"2".to_vec());
+        }
+        s.apply(b).unwrap();
+        // Four keys are past the bound: in sled when `apply` returns.
+        assert!(raw(&s).contains_key(b"z").unwrap(), "drained by size");
+    }
+
+    #[test]
+    fn reads_stay_exact_while_drains_run_concurrently() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            age: Duration::from_millis(1),
+            entries: 16,
+            bytes: 1 << 20,
+        };
+        let s = reopen_with(dir.path(), EAGER, bounds);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut model = std::collections::BTreeMap::<Vec<u8>, Vec<u8>>::new();
+        let key = |rng: &mut rand::rngs::StdRng| vec![b'k', rng.gen_range(0..40u8)];
+        for step in 0..3000u32 {
+            let mut b = WriteBatch::new();
+            for _ in 0..rng.gen_range(1..5) {
+                let k = key(&mut rng);
+                if rng.gen_bool(0.3) {
+                    model.remove(&k);
+                    b.delete(k);
+                } else {
+                    let v = step.to_be_bytes().repeat(rng.gen_range(1..64));
+                    model.insert(k.clone(), v.clone());
+                    b.put(k, v);
+                }
+            }
+            s.apply(b).unwrap();
+            if step % 500 == 499 {
+                s.flush().unwrap();
+            }
+            let k = key(&mut rng);
+            assert_eq!(s.get(&k).unwrap(), model.get(&k).cloned(), "step {step}");
+            let (a, z) = (key(&mut rng), key(&mut rng));
+            if a < z {
+                let reverse = rng.gen_bool(0.5);
+                let limit = rng.gen_range(1..10);
+                let r = model.range(a.clone()..z.clone());
+                let r: Box<dyn Iterator<Item = _>> = if reverse {
+                    Box::new(r.rev())
+                } else {
+                    Box::new(r)
+                };
+                let want: Vec<Entry> = r.take(limit).map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(s.scan(&a, &z, reverse, limit).unwrap(), want, "step {step}");
+            }
+        }
+        s.flush().unwrap();
+        drop(s);
+        let s = reopen(dir.path());
+        let want: Vec<Entry> = model.into_iter().collect();
+        assert_eq!(contents(&s), want);
     }
 }
