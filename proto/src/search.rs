@@ -7,8 +7,13 @@
 //! that text. A keyword's grams must all be in a message's set for it to be a candidate (every
 //! candidate is then checked against the keyword itself, so the index may over-answer but never
 //! miss).
+//!
+//! Both indexes write their postings in [`block`]s, merged by one [`tiers`] policy.
 
 use std::collections::BTreeSet;
+
+pub mod block;
+pub mod tiers;
 
 /// Characters per gram.
 pub const GRAM: usize = 3;
