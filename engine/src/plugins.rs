@@ -1,6 +1,7 @@
 //! The engine's plugins (issue 5, ARCHITECTURE.md §4): the configured `plugins: [{path, config}]`
 //! are loaded at `init_sdk` by a [`PluginHost`] of this engine, and reached from here by the parts
-//! that use them (the content filter before the outbox, the transport, the uploader) and by
+//! that use them (the content filter before the outbox, the transport, the uploader, the
+//! translator and speech-to-text behind `translate_text` / `convert_voice_to_text`) and by
 //! `get_loaded_plugins`.
 //!
 //! A plugin that cannot load (missing file, not a plugin, wrong ABI, its own init failing) does
@@ -17,8 +18,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chime_plugin_api::host::{
-    ContentFilterPlugin, HostConfig, PluginError, PluginHost, PluginInfo, TransportPlugin,
-    UploaderPlugin,
+    ContentFilterPlugin, HostConfig, PluginError, PluginHost, PluginInfo, SpeechToTextPlugin,
+    TranslatorPlugin, TransportPlugin, UploaderPlugin,
 };
 use chime_proto::codes;
 use serde_json::{Value, json};
@@ -139,6 +140,16 @@ impl Plugins {
     #[allow(dead_code, reason = "for the media uploader, wired separately")]
     pub fn uploader(&self) -> Option<UploaderPlugin> {
         self.host().as_ref().and_then(PluginHost::uploader)
+    }
+
+    /// The translator plugin, if one loaded (`translate_text`).
+    pub fn translator(&self) -> Option<TranslatorPlugin> {
+        self.host().as_ref().and_then(PluginHost::translator)
+    }
+
+    /// The speech-to-text plugin, if one loaded (`convert_voice_to_text`).
+    pub fn speech_to_text(&self) -> Option<SpeechToTextPlugin> {
+        self.host().as_ref().and_then(PluginHost::speech_to_text)
     }
 
     /// `get_loaded_plugins`: `{plugin_list: [{name, kind, version, path, is_disabled,

@@ -14,6 +14,7 @@ mod push;
 mod relationship;
 mod signaling;
 mod system;
+mod translation;
 
 use chime_proto::codes;
 use serde_json::{Value, json};
@@ -36,6 +37,7 @@ enum Area {
     Signaling,
     Push,
     System,
+    Translation,
 }
 
 /// Every area with its method names and the ones that work before login.
@@ -58,6 +60,11 @@ const AREAS: &[(Area, &[&str], &[&str])] = &[
     (Area::Signaling, signaling::METHODS, signaling::PRE_LOGIN),
     (Area::Push, push::METHODS, push::PRE_LOGIN),
     (Area::System, system::METHODS, system::PRE_LOGIN),
+    (
+        Area::Translation,
+        translation::METHODS,
+        translation::PRE_LOGIN,
+    ),
 ];
 
 /// The area answering `method` and whether it needs a logged-in account.
@@ -97,6 +104,7 @@ pub async fn dispatch(peers: &Peers, events: &EventBus, method: &str, p: Value) 
         Area::Signaling => signaling::call(peers, events, method, p).await,
         Area::Push => push::call(peers, events, method, p).await,
         Area::System => system::call(peers, events, method, p).await,
+        Area::Translation => translation::call(peers, events, method, p).await,
     }?;
     // Message objects in results carry the caller's current friend remark for their sender.
     if matches!(area, Area::Message | Area::Conversation) {
