@@ -842,6 +842,29 @@ impl TestClient {
             .unwrap_or(0)
     }
 
+    /// Waits until every event the engine emitted before this call has been recorded.
+    ///
+    /// Events reach the recorder on the engine's delivery thread, a moment after they are
+    /// emitted; a completion of [`Engine::call_with`] is delivered in order with them, so once a
+    /// completion queued after this call has run, everything queued before it is recorded. Use it
+    /// before reading [`TestClient::events`] as "what was emitted up to now" (e.g. the baseline of
+    /// a negative check). Panics if the engine is shut down or the barrier takes longer than
+    /// [`EVENTUALLY_TIMEOUT`].
+    pub async fn events_delivered(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Any cheap call will do: only its completion's place in the delivery order matters.
+        self.engine
+            .call_with("get_login_user", json!({}), move |_| {
+                let _ = tx.send(());
+            })
+            .unwrap_or_else(|e| panic!("events_delivered: {} ({})", e.code, e.desc));
+        match tokio::time::timeout(EVENTUALLY_TIMEOUT, rx).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("events_delivered: the completion was dropped"),
+            Err(_) => panic!("events_delivered: not delivered within {EVENTUALLY_TIMEOUT:?}"),
+        }
+    }
+
     /// A short list of the recorded events' names in order, for failure messages.
     pub fn event_summary(&self) -> String {
         self.recorder
