@@ -8,6 +8,7 @@
 //! | `M` | app, conv, seq | encoded `pb::Message` |
 //! | `H` | app, conv | conversation head: max seq (u64) |
 //! | `I` | app, sender, msg_id | idempotency: seq u64, server_time i64, conv |
+//! | `0x01` | app, sender, first msg_id | the `I` entries packed in blocks, hidden behind `I` (`store::idem_blocks`) |
 //! | `L` | app, user, version | change log entry: conv |
 //! | `V` | app, user, conv | the conv's current change-log version (u64) |
 //! | `C` | app, user | the user's last change version (u64) |
@@ -55,6 +56,9 @@ pub mod tag {
     pub const HEAD: u8 = b'H';
     /// Idempotency index.
     pub const IDEM: u8 = b'I';
+    /// Idempotency entries packed in blocks (`store::idem_blocks`; never read or written
+    /// through the store by anyone else).
+    pub const IDEM_BLOCK: u8 = 0x01;
     /// Per-user change log.
     pub const LOG: u8 = b'L';
     /// Per-user conversation → change version.

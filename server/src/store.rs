@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 
+pub mod idem_blocks;
+
+pub use idem_blocks::IdemBlocks;
+
 /// One write: `Some(value)` puts, `None` deletes.
 pub type Op<'a> = (&'a [u8], Option<&'a [u8]>);
 
@@ -53,12 +57,24 @@ pub trait Store: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// The server's store: sled, with the idempotency entries packed in blocks
+/// ([`idem_blocks`]).
+pub type SledStore = IdemBlocks<SledTree>;
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`
+    /// ([`SledTree::open`]).
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Ok(IdemBlocks::new(SledTree::open(dir, cache_bytes)?))
+    }
+}
+
 /// The sled backend: one tree with an explicit small page cache.
-pub struct SledStore {
+pub struct SledTree {
     db: sled::Db,
 }
 
-impl SledStore {
+impl SledTree {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`.
     ///
     /// sled holds an exclusive lock on its files until its background threads have exited, which
@@ -83,7 +99,7 @@ impl SledStore {
     }
 }
 
-/// How long [`SledStore::open`] waits for another holder of the database's file lock.
+/// How long [`SledTree::open`] waits for another holder of the database's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// The pause between two attempts to take the lock.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
@@ -95,7 +111,7 @@ fn is_lock_held(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
-impl Store for SledStore {
+impl Store for SledTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
@@ -261,11 +277,23 @@ mod tests {
         (dir, Box::new(store))
     }
 
+    fn sled_tree() -> (tempfile::TempDir, Box<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledTree::open(dir.path(), 1 << 20).unwrap();
+        (dir, Box::new(store))
+    }
+
+    fn mem_blocks() -> ((), Box<dyn Store>) {
+        ((), Box::new(IdemBlocks::new(MemStore::default())))
+    }
+
     fn mem_store() -> ((), Box<dyn Store>) {
         ((), Box::new(MemStore::default()))
     }
 
     store_conformance!(sled_backend, sled_store);
+    store_conformance!(sled_tree_backend, sled_tree);
+    store_conformance!(mem_blocks_backend, mem_blocks);
     store_conformance!(mem_backend, mem_store);
 
     #[test]
