@@ -7,3 +7,4 @@ mod abi;
 mod header;
 mod programs;
 mod support;
+mod translation;

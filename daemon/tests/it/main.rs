@@ -2,6 +2,7 @@
 //! real `chime-server` and a harness engine on the other side; `listen` drives `--listen`.
 
 mod listen;
+mod translation;
 
 use std::process::Stdio;
 use std::time::Duration;
