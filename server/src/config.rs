@@ -93,6 +93,11 @@ pub struct Tunables {
     pub community_max_topics: u32,
     /// Most permission groups in one community (default 20).
     pub community_max_permission_groups: u32,
+    /// Groups inactive (no stored message or change) for this many seconds are recycled by the
+    /// system (`crate::groups::recycle`); 0 = never (default).
+    pub group_recycle_idle_secs: u64,
+    /// How often the server looks for groups to recycle, in seconds (default 3,600).
+    pub group_recycle_scan_secs: u64,
 }
 
 impl Default for Tunables {
@@ -119,6 +124,8 @@ impl Default for Tunables {
             files: crate::files::FilesConfig::default(),
             community_max_topics: 1000,
             community_max_permission_groups: 20,
+            group_recycle_idle_secs: 0,
+            group_recycle_scan_secs: 3600,
         }
     }
 }

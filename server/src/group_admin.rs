@@ -51,6 +51,15 @@ pub enum GroupOp {
     Attributes(pb::GroupAttributesReq),
     /// Set / increase / decrease counters.
     Counters(pb::GroupCountersReq),
+    /// The system recycles a group (the app administrator only; no client request maps here):
+    /// now (REST `recycle_group`), or, with `idle_before` (ms), only if it is still idle by then
+    /// ([`crate::groups::recycle`]).
+    Recycle {
+        /// The group.
+        group_id: String,
+        /// The automatic rule's cutoff; `None` = unconditionally.
+        idle_before: Option<i64>,
+    },
 }
 
 impl GroupOp {
@@ -301,6 +310,10 @@ impl Core {
             GroupOp::ApplicationRead => self.set_group_application_read(txn, app, user),
             GroupOp::Attributes(r) => self.group_attributes(txn, app, user, r, fx),
             GroupOp::Counters(r) => self.group_counters(txn, app, user, r, fx),
+            GroupOp::Recycle {
+                group_id,
+                idle_before,
+            } => self.recycle_group(txn, app, user, &group_id, idle_before, fx),
         }
     }
 

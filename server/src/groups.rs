@@ -21,6 +21,8 @@
 //! sync) and pushes a `GroupChangePush` to that user's online devices. Group messages themselves
 //! use read diffusion: nothing is written per member per message.
 
+pub mod recycle;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -640,30 +642,76 @@ impl Core {
                 "only the owner may dismiss the group",
             ));
         }
-        let head = Self::head(txn, app, &req.group_id)?;
+        let kind = pb::GroupChangeKind::GroupChangeDismissed;
+        self.end_group(txn, app, user, &g, kind, skip, fx)?;
+        Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
+    }
+
+    /// Recycles `group_id` as the system (`op` is the app administrator): every member is told
+    /// (`GROUP_CHANGE_RECYCLED`) and the group is gone like a dismissed one. With `idle_before`
+    /// (the automatic recycling of [`crate::groups::recycle`]) the group is kept (10004) when it
+    /// was active at or after that time (ms) after all, e.g. a message since the scan.
+    pub(crate) fn recycle_group(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        op: &str,
+        group_id: &str,
+        idle_before: Option<i64>,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<RespKind> {
+        if op != self.tunables.admin_identifier {
+            return Err(ApiError::new(
+                codes::ERR_SVR_GROUP_PERMISSION_DENIED,
+                "only the system recycles groups",
+            ));
+        }
+        let g = self.existing(txn, app, group_id)?;
+        if let Some(cutoff) = idle_before {
+            let last = recycle::last_activity_ms(&*txn, app, &g.info)?;
+            if !recycle::is_idle(&g.info, last, cutoff) {
+                return Err(ApiError::new(
+                    codes::ERR_SVR_GROUP_INVALID_PARAMS,
+                    "the group was active since the scan",
+                ));
+            }
+        }
+        let kind = pb::GroupChangeKind::GroupChangeRecycled;
+        self.end_group(txn, app, op, &g, kind, 0, fx)?;
+        Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
+    }
+
+    /// Ends group `g` (dismissed or recycled by `op`): deletes its members and data, tells every
+    /// member with a `GroupChangePush` of `kind` (their devices drop the group; offline devices
+    /// see it gone from the joined list of their next sync) and calls the destroyed webhook.
+    #[allow(clippy::too_many_arguments)]
+    fn end_group(
+        &mut self,
+        txn: &mut Txn<'_>,
+        app: u64,
+        op: &str,
+        g: &GroupState,
+        kind: pb::GroupChangeKind,
+        skip: u64,
+        fx: &mut Vec<Effect>,
+    ) -> ApiResult<()> {
+        let group_id = g.info.group_id.as_str();
+        let head = Self::head(txn, app, group_id)?;
         for member in g.members.keys() {
-            Self::del_member(txn, app, &req.group_id, member)?;
+            Self::del_member(txn, app, group_id, member)?;
             let view = info_for(&g.info, "", 0, head);
-            let skip = if member == user { skip } else { 0 };
-            Self::change_push(
-                fx,
-                app,
-                member,
-                pb::GroupChangeKind::GroupChangeDismissed,
-                view,
-                user,
-                skip,
-            );
+            let skip = if member == op { skip } else { 0 };
+            Self::change_push(fx, app, member, kind, view, op, skip);
         }
         fx.push(crate::webhooks::group_destroyed_effect(
             app,
             &g.info,
             g.members.keys(),
         ));
-        txn.del(Key::new(tag::GROUP, app).s(req.group_id.as_bytes()).done());
-        self.drop_group_data(txn, app, &req.group_id)?;
-        self.groups.remove(&(app, req.group_id.clone()));
-        Ok(RespKind::DismissGroup(pb::DismissGroupResp {}))
+        txn.del(Key::new(tag::GROUP, app).s(group_id.as_bytes()).done());
+        self.drop_group_data(txn, app, group_id)?;
+        self.groups.remove(&(app, group_id.to_owned()));
+        Ok(())
     }
 }
 

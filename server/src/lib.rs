@@ -235,6 +235,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         push::start(&shared, jobs)?;
     }
     signaling::spawn_timer(Arc::clone(&shared));
+    groups::recycle::spawn(Arc::clone(&shared));
     search_index::spawn_flusher(Arc::clone(&shared));
     let accept_shared = Arc::clone(&shared);
     let accept = tokio::spawn(async move {

@@ -278,6 +278,13 @@ impl Handler<GroupChanged> for GroupActor {
                     json!({"group_id": g.group_id, "op_user": p.op_user}),
                 );
             }
+            pb::GroupChangeKind::GroupChangeRecycled => {
+                self.remove(&g.group_id);
+                ev.emit(
+                    "on_group_recycled",
+                    json!({"group_id": g.group_id, "op_user": p.op_user}),
+                );
+            }
             pb::GroupChangeKind::GroupChangeUnspecified => {}
         }
     }

@@ -3,7 +3,7 @@
 //! Group changes reach members in two forms: a `group_tips` message in the group's history (join,
 //! invite, quit, kick, role, profile and mute changes, and a community's topic and permission-group
 //! changes — stored, so members who were offline see them in history) and a `GroupNotifyPush` for what is not a message (attributes, counters, join
-//! applications). The GroupActor hands both here and emits what comes back, so the mapping to the
+//! applications, the backend's custom system notifications). The GroupActor hands both here and emits what comes back, so the mapping to the
 //! seed's `V2TIMGroupListener` callbacks lives in one place and is tested without an engine.
 
 use chime_proto::pb;
@@ -165,6 +165,13 @@ pub fn from_notify(p: &pb::GroupNotifyPush) -> Vec<GroupEvent> {
                         "is_agree_join": a.handle_status == 1, "op_reason": a.handle_msg }),
             )]
         }
+        pb::GroupNotifyKind::GroupNotifyRestCustomData => {
+            let mut params = json!({ "group_id": gid, "custom_data": p.custom_data });
+            if !p.topic_id.is_empty() {
+                params["topic_id"] = json!(p.topic_id);
+            }
+            vec![("on_receive_rest_custom_data", params)]
+        }
         pb::GroupNotifyKind::GroupNotifyUnspecified => Vec::new(),
     }
 }
@@ -276,6 +283,31 @@ mod tests {
                     json!({"group_id": "g", "key": "b", "new_value": 2})
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn rest_custom_data_names_the_topic_only_when_there_is_one() {
+        let mut p = pb::GroupNotifyPush {
+            kind: pb::GroupNotifyKind::GroupNotifyRestCustomData as i32,
+            group_id: "g".into(),
+            custom_data: "hello".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_notify(&p),
+            vec![(
+                "on_receive_rest_custom_data",
+                json!({"group_id": "g", "custom_data": "hello"})
+            )]
+        );
+        p.topic_id = "g@TOPIC#_t".into();
+        assert_eq!(
+            from_notify(&p),
+            vec![(
+                "on_receive_rest_custom_data",
+                json!({"group_id": "g", "custom_data": "hello", "topic_id": "g@TOPIC#_t"})
+            )]
         );
     }
 

@@ -8,6 +8,7 @@ mod conversations;
 mod devices;
 mod files;
 mod group_manage;
+mod group_rest;
 mod groups;
 mod harness;
 mod idempotent_sends;

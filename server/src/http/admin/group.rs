@@ -43,8 +43,17 @@ struct CreateReq {
     members: Vec<MemberItem>,
 }
 
+/// The wire's add option as the seed's `ApplyJoinOption` (the inverse of [`add_opt`]).
+pub(super) fn apply_join_option(add_opt: &str) -> &'static str {
+    match add_opt {
+        "any" => "FreeAccess",
+        "forbid" => "DisableApply",
+        _ => "NeedPermission",
+    }
+}
+
 /// The seed's `ApplyJoinOption` as the wire's add option.
-fn add_opt(option: &str) -> Result<&'static str, ApiError> {
+pub(super) fn add_opt(option: &str) -> Result<&'static str, ApiError> {
     Ok(match option {
         "" => "",
         "FreeAccess" => "any",

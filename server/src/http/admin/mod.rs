@@ -13,6 +13,8 @@
 mod account;
 pub mod body;
 mod group;
+mod group_edit;
+mod group_system;
 pub mod import;
 mod message;
 mod profile;
@@ -272,6 +274,15 @@ async fn dispatch(ctx: &Ctx, action: &str, body: Value) -> RestResult {
         "group_open_http_svc/create_group" => group::create(ctx, body).await,
         "group_open_http_svc/add_group_member" => group::add_members(ctx, body).await,
         "group_open_http_svc/delete_group_member" => group::delete_members(ctx, body).await,
+        "group_open_http_svc/get_group_info" => group_edit::info(ctx, body).await,
+        "group_open_http_svc/modify_group_base_info" => group_edit::modify(ctx, body).await,
+        "group_open_http_svc/change_group_owner" => group_edit::change_owner(ctx, body).await,
+        "group_open_http_svc/forbid_send_msg" => group_edit::forbid_send(ctx, body).await,
+        "group_open_http_svc/destroy_group" => group_system::destroy(ctx, body).await,
+        "group_open_http_svc/recycle_group" => group_system::recycle(ctx, body).await,
+        "group_open_http_svc/send_group_system_notification" => {
+            group_system::system_notification(ctx, body).await
+        }
         "profile/portrait_set" => profile::set(ctx, body).await,
         "offline_push/get_dead_letters" => push::list(ctx, body).await,
         "offline_push/retry_dead_letters" => push::retry(ctx, body).await,
