@@ -61,7 +61,7 @@ fn voice_file(dir: &Path, name: &str, transcripts: &[(&str, &str)]) -> String {
         bytes.extend_from_slice(format!("transcript:{language}={text}\n").as_bytes());
     }
     let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, bytes).expect("writing the voice file");
     path.display().to_string()
 }
 
