@@ -33,6 +33,7 @@ mod rest;
 mod search;
 mod signaling;
 mod sync_cursor;
+mod translation;
 mod usersig_cache;
 mod wal_recovery;
 mod webhooks;
