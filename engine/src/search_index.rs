@@ -629,46 +629,69 @@ fn merge_blocks(
     Ok(encode_local_block(&table, postings))
 }
 
-/// The locations of the messages that may contain `keyword` (lowercased) — a superset of those
-/// that do — or `None` when the keyword is too short for the index: per block, those holding
-/// every trigram of the keyword; from the chunks of the layout before blocks, those the first
-/// trigrams narrow to; and every message not indexed yet.
+/// The locations of the messages that may contain `keyword` (lowercased), as
+/// [`candidates_of`] answers for one keyword.
+#[cfg(test)]
 pub fn candidates(
     store: &dyn Store,
     keyword: &str,
 ) -> Result<Option<BTreeSet<Vec<u8>>>, StoreError> {
-    let gs = grams(keyword);
-    if gs.is_empty() {
-        return Ok(None);
+    Ok(candidates_of(store, &[keyword])?.pop().flatten())
+}
+
+/// Per keyword (lowercased), the locations of the messages that may contain it — a superset of
+/// those that do — or `None` when the keyword is too short for the index: per block, those
+/// holding every trigram of the keyword; from the chunks of the layout before blocks, those the
+/// first trigrams narrow to; and every message not indexed yet. The blocks are read once for
+/// all the keywords.
+pub fn candidates_of(
+    store: &dyn Store,
+    keywords: &[&str],
+) -> Result<Vec<Option<BTreeSet<Vec<u8>>>>, StoreError> {
+    let gram_sets: Vec<BTreeSet<String>> = keywords.iter().map(|k| grams(k)).collect();
+    let mut found: Vec<Option<BTreeSet<Vec<u8>>>> = gram_sets
+        .iter()
+        .map(|gs| (!gs.is_empty()).then(BTreeSet::new))
+        .collect();
+    if found.iter().all(Option::is_none) {
+        return Ok(found);
     }
-    let mut found = BTreeSet::new();
     let (lo, hi) = blocks_from(0);
     let mut ids = BTreeSet::new();
     for (key, value) in store.scan(&lo, &hi, false, usize::MAX)? {
         let bad = |e| corrupt(&key, e);
         let (locs, rest) = split_local_block(&value).map_err(bad)?;
-        ids.clear();
-        block::block_lookup(rest, &gs, &mut ids).map_err(bad)?;
-        for &i in &ids {
-            if let Some(loc) = usize::try_from(i).ok().and_then(|i| locs.get(i)) {
-                found.insert(loc.to_vec());
+        for (gs, out) in gram_sets.iter().zip(found.iter_mut()) {
+            let Some(out) = out else { continue };
+            ids.clear();
+            block::block_lookup(rest, gs, &mut ids).map_err(bad)?;
+            for &i in &ids {
+                if let Some(loc) = usize::try_from(i).ok().and_then(|i| locs.get(i)) {
+                    out.insert(loc.to_vec());
+                }
             }
         }
     }
-    found.extend(chunk_candidates(store, &gs)?);
     // Messages not indexed yet may match too: the queued ones, and those being sent (never
     // queued: the outbox lists them, see [`Memory::stage_add`]).
+    let mut unindexed = BTreeSet::new();
     let (lo, hi) = queue_bounds();
     for (qk, v) in store.scan(&lo, &hi, false, usize::MAX)? {
         for (loc, _) in listed(&qk, &v) {
-            found.insert(loc.to_vec());
+            unindexed.insert(loc.to_vec());
         }
     }
     let (lo, hi) = keys::table_bounds(keys::table::OUTBOX);
     for (_, loc) in store.scan(&lo, &hi, false, usize::MAX)? {
-        found.insert(loc);
+        unindexed.insert(loc);
     }
-    Ok(Some(found))
+    for (gs, out) in gram_sets.iter().zip(found.iter_mut()) {
+        if let Some(out) = out {
+            out.extend(chunk_candidates(store, gs)?);
+            out.extend(unindexed.iter().cloned());
+        }
+    }
+    Ok(found)
 }
 
 /// The candidates of the chunks of the layout before blocks (`s trigram \0 chunk` →

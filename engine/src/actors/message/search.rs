@@ -172,9 +172,19 @@ impl MessageActor {
         store: &dyn crate::store::Store,
         c: &Criteria,
     ) -> Result<Option<std::collections::BTreeSet<Vec<u8>>>> {
+        // An "or" with a keyword too short for the index reads every message anyway.
+        if !c.match_all
+            && c.keywords
+                .iter()
+                .any(|k| chime_proto::search::grams(k).is_empty())
+        {
+            return Ok(None);
+        }
         let mut acc: Option<std::collections::BTreeSet<Vec<u8>>> = None;
-        for k in &c.keywords {
-            let Some(set) = search_index::candidates(store, k).map_err(db_err)? else {
+        let keywords: Vec<&str> = c.keywords.iter().map(String::as_str).collect();
+        let sets = search_index::candidates_of(store, &keywords).map_err(db_err)?;
+        for set in sets {
+            let Some(set) = set else {
                 if c.match_all {
                     continue;
                 }
