@@ -16,6 +16,7 @@ mod isolation;
 mod large_groups;
 mod lifecycle;
 mod limits;
+mod local_search_blocks;
 mod logging;
 mod login;
 mod media;
