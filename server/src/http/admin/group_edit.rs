@@ -127,10 +127,18 @@ struct ModifyReq {
     mute_all: Option<String>,
     #[serde(rename = "AppDefinedData", default)]
     app_defined: Vec<KeyValue>,
+    /// Refused: the server's `group_member_limits` decide.
+    #[serde(rename = "MaxMemberNum")]
+    max_member_num: Option<u32>,
 }
 
 /// The client-path request of a `modify_group_base_info` body (pure).
 fn set_info_req(req: ModifyReq) -> Result<pb::SetGroupInfoReq, ApiError> {
+    if req.max_member_num.is_some() {
+        return Err(invalid(
+            "MaxMemberNum cannot be changed: the server's group_member_limits apply",
+        ));
+    }
     let is_all_muted = match req.mute_all.as_deref() {
         None => None,
         Some("On") => Some(true),
@@ -245,6 +253,8 @@ mod tests {
         let bad = modify_req(json!({"GroupId": "g", "MuteAllMember": "Yes"}));
         assert_eq!(bad.err().map(|e| e.code), Some(10004));
         let bad = modify_req(json!({"GroupId": "g", "ApplyJoinOption": "Whatever"}));
+        assert_eq!(bad.err().map(|e| e.code), Some(10004));
+        let bad = modify_req(json!({"GroupId": "g", "MaxMemberNum": 10}));
         assert_eq!(bad.err().map(|e| e.code), Some(10004));
     }
 
