@@ -8,20 +8,7 @@ use super::{Daemon, error_code};
 
 /// `init_sdk` with `plugins`, then login as `user`.
 async fn init_and_login(d: &mut Daemon, server: &TestServer, plugins: Value, user: &str) {
-    let dir = d._data.path().to_path_buf();
-    let r = d
-        .ok(
-            "init_sdk",
-            json!({
-                "sdk_app_id": chime_tests::APP_ID,
-                "server_url": server.ws_url(),
-                "data_dir": dir,
-                "log_level": "warn",
-                "plugins": plugins,
-            }),
-        )
-        .await;
-    assert_eq!(r, json!({}));
+    d.init_with(server, json!({ "plugins": plugins })).await;
     d.ok(
         "login",
         json!({ "user_id": user, "user_sig": server.user_sig(user) }),

@@ -50,3 +50,18 @@ pub(crate) fn check_status(
         }),
     }
 }
+
+/// The end of a call that answers a result JSON: the status checked (freeing the error buffer,
+/// and the result buffer on failure) and the plugin-owned result taken as UTF-8 text.
+pub(crate) fn take_result(
+    library: &PluginLibrary,
+    status: i32,
+    error: ChimeBuf,
+    result: ChimeBuf,
+) -> Result<String, PluginError> {
+    if let Err(error) = check_status(library, status, error) {
+        take_buf(library, result);
+        return Err(error);
+    }
+    take_text(library, result)
+}

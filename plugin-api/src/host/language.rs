@@ -69,11 +69,7 @@ impl TranslatorPlugin {
                         &mut error,
                     )
                 };
-                if let Err(error) = call::check_status(library, status, error) {
-                    call::take_buf(library, result);
-                    return Err(error);
-                }
-                let json = call::take_text(library, result)?;
+                let json = call::take_result(library, status, error, result)?;
                 translate_result_from_json(&json, request.texts.len())
                     .map_err(|reason| invalid_result(library, reason))
             })
@@ -135,11 +131,7 @@ impl SpeechToTextPlugin {
                         &mut error,
                     )
                 };
-                if let Err(error) = call::check_status(library, status, error) {
-                    call::take_buf(library, result);
-                    return Err(error);
-                }
-                let json = call::take_text(library, result)?;
+                let json = call::take_result(library, status, error, result)?;
                 convert_result_from_json(&json).map_err(|reason| invalid_result(library, reason))
             })
             .await

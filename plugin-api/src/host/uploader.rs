@@ -172,11 +172,7 @@ impl UploaderPlugin {
                     )
                 };
                 drop(progress);
-                if let Err(error) = call::check_status(&shared.library, status, error) {
-                    call::take_buf(&shared.library, result);
-                    return Err(error);
-                }
-                call::take_text(&shared.library, result)
+                call::take_result(&shared.library, status, error, result)
             })
             .await
     }
