@@ -217,6 +217,7 @@ async fn run_w1(server: &TestServer, args: &Args) -> Result<(), String> {
 
     let mut one_way = Vec::with_capacity(args.w1_messages);
     let mut ack = Vec::with_capacity(args.w1_messages);
+    let writes_before = chime_engine::store::write_counts();
     for i in 0..args.warmup + args.w1_messages {
         let start = Instant::now();
         alice
@@ -241,7 +242,20 @@ async fn run_w1(server: &TestServer, args: &Args) -> Result<(), String> {
     println!("{}", summary("sender ack (call → ack)", ack));
     alice.shutdown().await;
     bob.shutdown().await;
+    print_store_writes(writes_before, args.warmup + args.w1_messages);
     Ok(())
+}
+
+/// The engines' store writes since `before`, per message: what the batches asked for (a store
+/// without the write-behind overlay writes that much to sled) and what reached sled.
+fn print_store_writes(before: chime_engine::store::WriteCounts, messages: usize) {
+    let now = chime_engine::store::write_counts();
+    let per = |n: u64| n as f64 / messages.max(1) as f64;
+    println!(
+        "engine store writes through logout: {:.1} batched, {:.1} to sled per message",
+        per(now.batched - before.batched),
+        per(now.sled - before.sled)
+    );
 }
 
 /// What one W2 pair observed.
@@ -287,6 +301,7 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
 
     let cpu_before = process_cpu_micros(server.pid());
     let engines_cpu_before = process_cpu_micros(std::process::id());
+    let writes_before = chime_engine::store::write_counts();
     let start = Instant::now();
     let mut send_tasks = tokio::task::JoinSet::new();
     for (p, sender) in senders.iter().enumerate() {
@@ -431,6 +446,7 @@ async fn run_w2(server: &TestServer, args: &Args) -> Result<(), String> {
             (a - b) / 1000,
             (a - b) as f64 / distinct as f64
         );
+        print_store_writes(writes_before, distinct);
     }
     if !send_errors.is_empty() {
         return Err(format!("W2 send errors: {}", send_errors.join("; ")));
