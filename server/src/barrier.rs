@@ -213,7 +213,7 @@ mod tests {
 
     /// Sends `op` as alice through the commit pipeline and waits for the answer.
     fn call(
-        tx: &crate::commit::Sender,
+        tx: &tokio::sync::mpsc::Sender<crate::commit::Msg>,
         op: crate::commit::Op,
     ) -> crate::error::ApiResult<pb::response::Kind> {
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -223,7 +223,7 @@ mod tests {
             op,
             reply: crate::commit::Reply::Once(reply),
         };
-        assert!(tx.blocking_send(crate::commit::Msg::Cmd(cmd)));
+        tx.blocking_send(crate::commit::Msg::Cmd(cmd)).unwrap();
         answer.blocking_recv().unwrap()
     }
 
@@ -283,7 +283,7 @@ mod tests {
             Ok(k) => panic!("a write after the failure was accepted: {k:?}"),
         }
         assert!(store.get(&key(2)).unwrap().is_none());
-        assert!(tx.blocking_send(crate::commit::Msg::Shutdown));
+        tx.blocking_send(crate::commit::Msg::Shutdown).unwrap();
         thread.join().unwrap();
 
         // The restart: the log replays the acknowledged message into the store.

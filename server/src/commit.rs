@@ -29,6 +29,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -46,10 +47,6 @@ use crate::registry::{ConnTx, Registry, message_push_frame, push_frame};
 use crate::store::Store;
 use crate::txn::{Staged, Txn};
 use crate::wal::Wal;
-
-mod handoff;
-
-pub use handoff::Sender;
 
 /// Most commands in one group commit.
 pub const MAX_BATCH: usize = 4096;
@@ -277,8 +274,6 @@ struct Stats {
     apply_us: u64,
     flush_us: u64,
     emit_us: u64,
-    /// Batches staged by the submitting thread ([`handoff`]).
-    inline: u64,
 }
 
 /// The staging thread's state.
@@ -318,8 +313,7 @@ struct Pending {
 
 /// Starts the commit threads (staging and applying); they stop on [`Msg::Shutdown`] or when
 /// every sender is gone. The handle joins both; every reader of `store` waits at the returned
-/// read barrier ([`crate::barrier::Gated`]). A command sent while the pipeline is idle is staged
-/// by the sending thread itself ([`handoff`]).
+/// read barrier ([`crate::barrier::Gated`]).
 pub fn spawn(
     store: Arc<dyn Store>,
     wal: Wal,
@@ -328,14 +322,13 @@ pub fn spawn(
     webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     push: Option<crate::push::Hook>,
     queue: usize,
-) -> std::io::Result<(Sender, std::thread::JoinHandle<()>, Arc<Barrier>)> {
+) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>, Arc<Barrier>)> {
     let barrier = Arc::new(Barrier::new());
     let (tx, rx) = mpsc::channel(queue);
     let applied = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
     // One batch may wait while another is applied: staging overlaps the apply and the fsync.
     let (to_applier, from_stager) = std::sync::mpsc::sync_channel::<Pending>(1);
-    let hand = Arc::new(handoff::Hand::new());
     let mut wal = wal;
     wal.start_checkpoints(Arc::clone(&store))?;
     let applier = Applier {
@@ -349,11 +342,10 @@ pub fn spawn(
         barrier: Arc::clone(&barrier),
         stats: Stats::default(),
     };
-    let applier_hand = Arc::clone(&hand);
     let applier = std::thread::Builder::new()
         .name("chime-apply".into())
-        .spawn(move || applier.run(&applier_hand, &from_stager))?;
-    let core = Core {
+        .spawn(move || applier.run(from_stager))?;
+    let mut core = Core {
         store,
         registry,
         tunables,
@@ -368,18 +360,15 @@ pub fn spawn(
         cache: Default::default(),
         idem: Default::default(),
     };
-    let pipe = Arc::new(handoff::Pipe::new(core, rx, to_applier, hand));
-    let stager_pipe = Arc::clone(&pipe);
     let handle = std::thread::Builder::new()
         .name("chime-commit".into())
         .spawn(move || {
-            handoff::run_stager(&stager_pipe);
-            drop(stager_pipe);
+            core.run(rx, to_applier);
             if applier.join().is_err() {
                 tracing::error!("the apply thread panicked");
             }
         })?;
-    Ok((Sender::new(tx, pipe), handle, barrier))
+    Ok((tx, handle, barrier))
 }
 
 /// Milliseconds since the epoch.
@@ -394,8 +383,33 @@ fn u64_bytes(v: u64) -> Vec<u8> {
 }
 
 impl Core {
-    /// Logs the staging totals (at stop).
-    fn log_totals(&self) {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>, to_applier: SyncSender<Pending>) {
+        let mut stop = false;
+        while !stop {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut cmds = Vec::new();
+            match first {
+                Msg::Cmd(c) => cmds.push(c),
+                Msg::Shutdown => stop = true,
+            }
+            while !stop && cmds.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Cmd(c)) => cmds.push(c),
+                    Ok(Msg::Shutdown) => stop = true,
+                    Err(_) => break,
+                }
+            }
+            if cmds.is_empty() {
+                continue;
+            }
+            let pending = self.stage_batch(cmds);
+            if to_applier.send(pending).is_err() {
+                tracing::error!("the apply thread stopped");
+                break;
+            }
+        }
         tracing::info!(stats = ?self.stats, "staging totals");
         let (hits, misses) = self.cache.counts();
         tracing::info!(
@@ -1005,10 +1019,9 @@ struct Applier {
 }
 
 impl Applier {
-    fn run(mut self, hand: &handoff::Hand, rx: &std::sync::mpsc::Receiver<Pending>) {
-        while let Some(pending) = hand.next(rx) {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Pending>) {
+        for pending in rx {
             self.apply(pending);
-            hand.done();
         }
         if !self.failed.load(Ordering::Acquire) {
             self.checkpoint();

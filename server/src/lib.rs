@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{MultiDevicePolicy, ServerConfig, Tunables};
@@ -72,7 +72,7 @@ pub struct Shared {
     /// SDKAppID → key.
     pub apps: HashMap<u64, String>,
     /// The commit task's queue.
-    pub commit: commit::Sender,
+    pub commit: mpsc::Sender<Msg>,
     /// Becomes true when the server stops: every connection closes.
     pub stopping: watch::Receiver<bool>,
     /// The app backend's callbacks (`[webhook]` in the config file), if configured.
@@ -90,7 +90,7 @@ pub struct RunningServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
-    commit: commit::Sender,
+    commit: mpsc::Sender<Msg>,
     commit_thread: std::thread::JoinHandle<()>,
     shared: Arc<Shared>,
     quic: Option<quic::QuicEndpoint>,
