@@ -804,7 +804,12 @@ mod tests {
     #[test]
     fn transient_writes_never_reach_sled_and_reads_see_them_until_drained() {
         let dir = tempfile::tempdir().unwrap();
-        let s = reopen(dir.path());
+        // Only the explicit flushes drain (no age-driven drain after a stall of the test thread).
+        let bounds = Bounds {
+            age: Duration::from_secs(3600),
+            ..Bounds::DEFAULT
+        };
+        let s = reopen_with(dir.path(), Tuning::DEFAULT, bounds);
         put(&s, b"old", b"0".to_vec());
         s.flush().unwrap();
         let at_start = s.shared.activity.written();
