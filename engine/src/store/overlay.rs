@@ -44,11 +44,18 @@ pub(super) struct Bounds {
 
 impl Bounds {
     /// The engine's numbers: a SIGKILL loses at most `age` plus sled's own flush period of the
-    /// newest writes; an overlay holds at most about 1 MiB besides the one being drained.
+    /// newest writes; an overlay holds at most about 64 KiB besides the one being drained.
+    ///
+    /// The byte bound is kept under sled 0.34's blob threshold (a log item over a quarter of
+    /// its 512 KiB segment, ~128 KiB, is written as a file of its own in `blobs/`, created and
+    /// later unlinked): a drain is one journal value, and with a 1 MiB bound the drains of a
+    /// busy engine became blob files — ~50 file creations and unlinks per engine in a 20 × 1,000
+    /// W2 run, which made the store's CPU through logout ~60 % *higher* than without the
+    /// overlay (docs/performance.md, "Engine store write-behind (issue 2, session 7)").
     pub const DEFAULT: Bounds = Bounds {
         age: Duration::from_millis(50),
         entries: 4096,
-        bytes: 1024 * 1024,
+        bytes: 64 * 1024,
     };
 
     /// Every write goes to sled at once (the store without an overlay, for tests).
