@@ -944,6 +944,47 @@ where
     panic!("condition never held within {EVENTUALLY_TIMEOUT:?}: {what}");
 }
 
+/// Every page of a one-conversation message search (`search_local_messages` or
+/// `search_cloud_messages` with `params`), `count` results a page: the msg_ids in the order the
+/// pages listed them and the `total_count`, checking that every page announces the same total,
+/// that every result item is of `conv` and that the cursor walk ends (within 100 pages).
+pub async fn search_conversation_pages(
+    c: &TestClient,
+    method: &str,
+    params: &Value,
+    conv: &str,
+    count: u64,
+) -> (Vec<String>, u64) {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    let mut total = None;
+    for _ in 0..100 {
+        let mut p = params.clone();
+        p["conversation_id"] = json!(conv);
+        p["count"] = json!(count);
+        p["cursor"] = json!(cursor);
+        let r = c.ok(method, p).await;
+        let t = r["total_count"].as_u64().unwrap_or(u64::MAX);
+        assert!(total.is_none_or(|x| x == t), "total_count is stable");
+        total = Some(t);
+        for item in r["message_search_result_items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            assert_eq!(item["conversation_id"], json!(conv));
+            for m in item["message_list"].as_array().cloned().unwrap_or_default() {
+                ids.push(m["msg_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        cursor = r["cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            return (ids, total.unwrap_or(0));
+        }
+    }
+    panic!("cursor never finished");
+}
+
 /// The client's `get_total_unread_message_count` (u64::MAX if the answer has none).
 pub async fn total_unread(c: &TestClient) -> u64 {
     c.ok("get_total_unread_message_count", json!({})).await["total_unread_count"]

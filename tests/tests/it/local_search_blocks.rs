@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 const ROUNDS: usize = 9;
 /// Messages bob sends per round.
 const PER_ROUND: usize = 3;
+/// Results a page of every search.
+const PER_PAGE: u64 = 3;
 
 /// The text of bob's `i`-th message of round `r`.
 fn text(r: usize, i: usize) -> String {
@@ -22,34 +24,19 @@ fn text(r: usize, i: usize) -> String {
 /// The msg_ids of every match of `params` in `c2c_bob`, over every page (3 a page), and the
 /// total the first page announced.
 async fn search(alice: &TestClient, params: Value) -> (BTreeSet<String>, u64) {
+    let (listed, total) = chime_tests::search_conversation_pages(
+        alice,
+        "search_local_messages",
+        &params,
+        "c2c_bob",
+        PER_PAGE,
+    )
+    .await;
     let mut ids = BTreeSet::new();
-    let mut cursor = String::new();
-    let mut total = None;
-    for _ in 0..100 {
-        let mut p = params.clone();
-        p["conversation_id"] = json!("c2c_bob");
-        p["count"] = json!(3);
-        p["cursor"] = json!(cursor);
-        let r = alice.ok("search_local_messages", p).await;
-        let t = r["total_count"].as_u64().unwrap_or(u64::MAX);
-        assert!(total.is_none_or(|x| x == t), "total_count is stable");
-        total = Some(t);
-        for item in r["message_search_result_items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            for m in item["message_list"].as_array().cloned().unwrap_or_default() {
-                let id = m["msg_id"].as_str().unwrap_or_default().to_owned();
-                assert!(ids.insert(id), "a message appears once: {params}");
-            }
-        }
-        cursor = r["cursor"].as_str().unwrap_or_default().to_owned();
-        if cursor.is_empty() {
-            return (ids, total.unwrap_or(0));
-        }
+    for id in listed {
+        assert!(ids.insert(id), "a message appears once: {params}");
     }
-    panic!("cursor never finished");
+    (ids, total)
 }
 
 /// Whether alice's device holds `n` messages of `c2c_bob`.

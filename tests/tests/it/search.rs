@@ -83,34 +83,7 @@ fn params(q: &Query) -> Value {
 
 /// Every page of a one-conversation search: (msg_ids, total_count), checking the cursor walk.
 async fn search_conv(c: &TestClient, method: &str, q: &Query, conv: &str) -> (Vec<String>, u64) {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    let mut total = None;
-    for _ in 0..100 {
-        let mut p = params(q);
-        p["conversation_id"] = json!(conv);
-        p["count"] = json!(4);
-        p["cursor"] = json!(cursor);
-        let r = c.ok(method, p).await;
-        let t = r["total_count"].as_u64().unwrap_or(u64::MAX);
-        assert!(total.is_none_or(|x| x == t), "total_count is stable");
-        total = Some(t);
-        for item in r["message_search_result_items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            assert_eq!(item["conversation_id"], json!(conv));
-            for m in item["message_list"].as_array().cloned().unwrap_or_default() {
-                ids.push(m["msg_id"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        cursor = r["cursor"].as_str().unwrap_or_default().to_owned();
-        if cursor.is_empty() {
-            return (ids, total.unwrap_or(0));
-        }
-    }
-    panic!("cursor never finished");
+    chime_tests::search_conversation_pages(c, method, &params(q), conv, 4).await
 }
 
 /// The global search: conversation → message_count, walking every page.
