@@ -10,8 +10,9 @@
 //! | `o` | local order (u64 BE) | outbox entry: location key of a message still `sending` | MessageActor |
 //! | `c` | conv_id (NUL + name: user-level settings) | the conversation record of `actors::conversation` | ConversationActor |
 //! | `g` | group_id | [`StoredGroup`](crate::model::StoredGroup) | GroupActor |
-//! | `M` | name | meta values (sync cursor, local order counter) | MessageActor |
-//! | `s` | trigram `\0` chunk number (u64 BE) | locations: a local search posting chunk (`search_index`) | MessageActor |
+//! | `M` | name | meta values (sync cursor, local order counter, `search_blocks`: the local search index's state) | MessageActor |
+//! | `s` | `\xff` block number | a local search block: the flushed messages' locations, then their grams' postings (`search_index`) | MessageActor |
+//! | `s` | trigram `\0` chunk number (u64 BE) | locations: a posting chunk of the layout before blocks, read only (`search_index`) | MessageActor |
 //! | `q` | location key | empty: a message not yet in the search postings (`search_index`) | MessageActor |
 //!
 //! (`w` held one key per (trigram, message) before the search index wrote chunks; it is no longer
