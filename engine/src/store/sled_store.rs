@@ -121,6 +121,12 @@ fn config(dir: &Path) -> sled::Config {
         .mode(sled::Mode::HighThroughput)
 }
 
+/// Whether sled refused to open because another handle still holds the database's exclusive
+/// file lock (sled 0.34: an I/O error whose message starts with "could not acquire lock").
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// Opens the database in `dir`, retrying for up to `wait` while it is still locked.
 fn open_retrying(dir: &Path, wait: Duration) -> Result<sled::Db, StoreError> {
     let t = Instant::now();
@@ -189,7 +195,14 @@ impl SledStore {
         bounds: Bounds,
     ) -> Result<Self, StoreError> {
         let t = Instant::now();
-        let db = config(dir).open().map_err(backend)?;
+        let db = match config(dir).open() {
+            Ok(db) => db,
+            // The previous store of this account (a logout and a login again, an un_init and an
+            // init) releases sled's file lock only when its background threads have exited,
+            // shortly after the last handle is dropped.
+            Err(e) if is_lock_held(&e) => open_retrying(dir, REOPEN_WAIT)?,
+            Err(e) => return Err(backend(e)),
+        };
         let activity = Activity::new(tuning);
         replay_journal(&db, &activity)?;
         let store = Self {
@@ -463,13 +476,8 @@ mod tests {
     }
 
     /// Opens again a database just dropped: sled's flusher thread may hold its lock a moment.
+    /// Opens the store again (the open itself waits while the previous handle's lock is held).
     fn reopen_with(dir: &Path, tuning: Tuning, bounds: Bounds) -> SledStore {
-        for _ in 0..100 {
-            if let Ok(s) = SledStore::open_with(dir, tuning, bounds) {
-                return s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
         SledStore::open_with(dir, tuning, bounds).unwrap()
     }
 
