@@ -62,6 +62,10 @@ pub const ERR_FILE_TOO_LARGE: i32 = 7005;
 pub const ERR_EMPTY_FILE: i32 = 7006;
 /// Feature not available (no plugin of that kind, not enabled).
 pub const ERR_NOT_AVAILABLE: i32 = 7013;
+/// Translation failed (`translate_text`: the translator plugin failed or panicked).
+pub const ERR_TRANSLATE_TEXT_FAIL: i32 = 2117;
+/// Speech-to-text failed (`convert_voice_to_text`: the recogniser plugin failed or panicked).
+pub const ERR_VOICE_TO_TEXT_FAIL: i32 = 2118;
 /// Message body over 12 KB (client side).
 pub const ERR_MSG_TOO_LARGE: i32 = 8001;
 /// Modify conflict.

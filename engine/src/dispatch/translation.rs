@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use chime_plugin_api::host::PluginError;
 use chime_plugin_api::language::TranslateRequest;
-use chime_proto::codes;
+use chime_proto::codes::{self, ERR_TRANSLATE_TEXT_FAIL, ERR_VOICE_TO_TEXT_FAIL};
 use chime_proto::pb::elem::Content;
 use serde_json::{Value, json};
 
@@ -24,11 +24,6 @@ use crate::events::EventBus;
 use crate::media::download::{self, ElemOf};
 use crate::model::StoredElem;
 use crate::{ApiError, Result, codec, media};
-
-/// Translation failed (the seed's `ERR_TRANSLATE_TEXT_FAIL`).
-pub const ERR_TRANSLATE_TEXT_FAIL: i32 = 2117;
-/// Speech-to-text failed (the seed's `ERR_VOICE_TO_TEXT_FAIL`).
-pub const ERR_VOICE_TO_TEXT_FAIL: i32 = 2118;
 
 /// The methods this area answers.
 pub(super) const METHODS: &[&str] = &["translate_text", "convert_voice_to_text"];
