@@ -172,7 +172,9 @@ impl Ws {
     }
 }
 
-fn init_params(server: &TestServer, dir: &Path, extra: Value) -> Value {
+/// `init_sdk`'s parameters against `server` with data in `dir`, `extra` merged in (e.g.
+/// `plugins`, `callback_mode`).
+pub(crate) fn init_params(server: &TestServer, dir: &Path, extra: Value) -> Value {
     let mut p = json!({
         "sdk_app_id": chime_tests::APP_ID,
         "server_url": server.ws_url(),

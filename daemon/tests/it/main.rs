@@ -137,18 +137,7 @@ impl Daemon {
 
     /// `init_sdk` against `server` with `extra` merged into the config (e.g. `plugins`).
     async fn init_with(&mut self, server: &TestServer, extra: Value) {
-        let dir = self._data.path().to_path_buf();
-        let mut config = json!({
-            "sdk_app_id": chime_tests::APP_ID,
-            "server_url": server.ws_url(),
-            "data_dir": dir,
-            "log_level": "warn",
-            "reconnect_min_ms": 50,
-            "reconnect_max_ms": 400,
-        });
-        if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
-            config.extend(extra);
-        }
+        let config = listen::init_params(server, self._data.path(), extra);
         let r = self.ok("init_sdk", config).await;
         assert_eq!(r, json!({}));
     }
